@@ -1,0 +1,1 @@
+"""Simulated hipsense sensors: thigh motion, IMU model and link effects."""

@@ -1,0 +1,5 @@
+"""The `hipsense` command."""
+
+from ._main import main
+
+__all__ = ["main"]

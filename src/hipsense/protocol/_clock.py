@@ -1,0 +1,108 @@
+"""Mapping sensor time to host time, with the sensor clock's drift estimated on the fly.
+
+A packet leaves the sensor right after its last sample and arrives after a latency that
+is never below some floor (the connection interval) but often above it (retries, a busy
+host). So `host_arrival - sensor_time` has a lower envelope that is a straight line: its
+intercept is the clock offset plus the latency floor, its slope the skew between the two
+crystals (tens of ppm for a typical sensor). We keep the minimum of that difference per
+segment of sensor time and fit a line through the minima of the last few segments.
+"""
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["ClockEstimate", "ClockMapper"]
+
+_US: Final = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class ClockEstimate:
+    """host_s = offset_s + (1 + skew) * sensor_s, with sensor_s = sensor_us * 1e-6."""
+
+    offset_s: float
+    skew: float
+
+    @property
+    def skew_ppm(self) -> float:
+        """The sensor clock's drift against the host clock, in parts per million."""
+        return self.skew * 1e6
+
+    def to_host(self, sensor_us: NDArray[np.int64] | int) -> NDArray[np.float64]:
+        """Host time in seconds of sensor times in (unwrapped) microseconds."""
+        s = np.asarray(sensor_us, dtype=np.float64) * _US
+        return np.asarray(self.offset_s + (1.0 + self.skew) * s, dtype=np.float64)
+
+
+class ClockMapper:
+    """Streaming estimate of the sensor-to-host clock mapping.
+
+    Feed it `observe(sensor_us, host_s)` for each packet (the sensor time of its last
+    sample and the host time it arrived); read `estimate` at any point. Settings are the
+    constructor's arguments; `reset()` clears what was learned.
+    """
+
+    def __init__(
+        self, *, segment_s: float = 5.0, window_segments: int = 24, max_skew_ppm: float = 500.0
+    ) -> None:
+        if segment_s <= 0 or window_segments < 2:
+            raise ValueError(
+                f"segment_s > 0 and window_segments >= 2 expected, got {segment_s}, "
+                f"{window_segments}"
+            )
+        self.segment_s = segment_s
+        self.window_segments = window_segments
+        self.max_skew_ppm = max_skew_ppm
+        self._segments: deque[tuple[float, float]] = deque(maxlen=window_segments)
+        self._seg_start: float | None = None
+        self._seg_min: tuple[float, float] | None = None
+        self._estimate: ClockEstimate | None = None
+
+    def reset(self) -> None:
+        """Forget every observation, as after a sensor restart."""
+        self._segments.clear()
+        self._seg_start = None
+        self._seg_min = None
+        self._estimate = None
+
+    @property
+    def estimate(self) -> ClockEstimate | None:
+        """The current mapping, or None before the first observation."""
+        return self._estimate
+
+    def observe(self, sensor_us: int, host_s: float) -> ClockEstimate:
+        """Take one (sensor time, host arrival time) pair; return the updated mapping."""
+        s = sensor_us * _US
+        d = host_s - s
+        if self._seg_start is None:
+            self._seg_start = s
+        if s - self._seg_start >= self.segment_s and self._seg_min is not None:
+            self._segments.append(self._seg_min)
+            self._seg_start = s
+            self._seg_min = None
+        if self._seg_min is None or d < self._seg_min[1]:
+            self._seg_min = (s, d)
+        self._estimate = self._fit()
+        return self._estimate
+
+    def _fit(self) -> ClockEstimate:
+        assert self._seg_min is not None
+        points = [*self._segments, self._seg_min]
+        if len(points) < 3:
+            # Too little time to see drift; the lowest difference is the best offset.
+            return ClockEstimate(min(d for _, d in points), 0.0)
+        xs = np.fromiter((p[0] for p in points), dtype=np.float64, count=len(points))
+        ds = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
+        x0 = xs.mean()
+        dx = xs - x0
+        skew = float(np.dot(dx, ds - ds.mean()) / np.dot(dx, dx))
+        limit = self.max_skew_ppm * 1e-6
+        skew = min(max(skew, -limit), limit)
+        # Least squares runs through the minima's centre; a lower envelope must touch the
+        # lowest of them, so shift the line down to it.
+        intercept = float(np.min(ds - skew * xs))
+        return ClockEstimate(intercept, skew)

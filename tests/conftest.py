@@ -1,0 +1,25 @@
+"""Shared fixtures: paths, and tools the tests need from the system."""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "firmware_protocol" / "vectors"
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool; a missing tool skips locally but fails in CI.
+
+    The README's test command installs every tool the suite needs, so in CI a missing
+    one is a broken set-up, never a reason to skip.
+    """
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (the README's test command installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

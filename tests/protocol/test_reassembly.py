@@ -92,7 +92,7 @@ def test_duplicates_are_dropped_and_counted() -> None:
     packets, arrivals, raw = _stream(19 * 10)
     order = [0, 1, 1, 2, 3, 3, 3, 4, 5, 6, 2, 7, 8, 9, 9]
     r = hp.StreamReassembler(FMT)
-    items = r.push_many([packets[i] for i in order], arrivals[order]) + r.flush()
+    items = r.push_many([packets[i] for i in order], np.sort(arrivals[order])) + r.flush()
     _, _, acc, gaps = _collect(items)
     assert gaps == []
     np.testing.assert_allclose(acc, _acc(raw))
@@ -100,10 +100,12 @@ def test_duplicates_are_dropped_and_counted() -> None:
 
 
 def test_reordering_within_the_window_is_repaired() -> None:
-    packets, arrivals, raw = _stream(19 * 12)
+    packets, _arrivals, raw = _stream(19 * 12)
     order = [0, 2, 1, 3, 6, 4, 5, 7, 8, 11, 10, 9]
+    # Reordered packets come in one burst, within the reorder timeout of each other.
+    times = np.arange(12) * 0.01
     r = hp.StreamReassembler(FMT, reorder_window=4)
-    items = r.push_many([packets[i] for i in order], arrivals[order]) + r.flush()
+    items = r.push_many([packets[i] for i in order], times) + r.flush()
     t, _, acc, gaps = _collect(items)
     assert gaps == []
     assert np.all(np.diff(t) == FMT.period_us)
@@ -112,13 +114,29 @@ def test_reordering_within_the_window_is_repaired() -> None:
 
 
 def test_packet_later_than_the_window_is_lost_then_late() -> None:
-    packets, arrivals, _ = _stream(19 * 12)
+    packets, _arrivals, _ = _stream(19 * 12)
     order = [0, 1, 3, 4, 5, 6, 7, 2, 8, 9, 10, 11]
-    r = hp.StreamReassembler(FMT, reorder_window=3)
-    items = r.push_many([packets[i] for i in order], arrivals[order]) + r.flush()
+    times = np.arange(12) * 0.01
+    r = hp.StreamReassembler(FMT, reorder_window=3, reorder_timeout_s=10.0)
+    items = r.push_many([packets[i] for i in order], times) + r.flush()
     _, _, _, gaps = _collect(items)
     assert [(g.lost_packets, g.lost_samples) for g in gaps] == [(1, 19)]
     assert r.stats.late == 1 and r.stats.samples == 19 * 11
+
+
+def test_reorder_timeout_bounds_the_delay_after_a_loss() -> None:
+    packets, arrivals, _ = _stream(19 * 6)
+    r = hp.StreamReassembler(FMT, reorder_window=8, reorder_timeout_s=0.05)
+    assert _collect(r.push_many(packets[:2], arrivals[:2]))[0].size == 38
+    # Packet 2 is lost; 3 waits for it, but no longer than the timeout.
+    assert r.push(packets[3], 1.000) == []
+    assert r.poll(1.049) == []
+    items = r.poll(1.050)
+    t, _, _, gaps = _collect(items)
+    assert [g.lost_packets for g in gaps] == [1]
+    assert t.size == 19
+    # Afterwards the stream flows without waiting.
+    assert _collect(r.push(packets[4], 1.2))[0].size == 19
 
 
 def test_malformed_packets_are_reported_and_the_stream_goes_on() -> None:
@@ -180,7 +198,7 @@ def messy_stream(draw: st.DrawFn) -> tuple[list[bytes], list[float]]:
     for _ in range(draw(st.integers(0, 6))):  # swaps
         i = draw(st.integers(0, len(order) - 2))
         order[i], order[i + 1] = order[i + 1], order[i]
-    return [packets[i] for i in order], [float(arrivals[i]) for i in order]
+    return [packets[i] for i in order], sorted(float(arrivals[i]) for i in order)
 
 
 @settings(max_examples=60, deadline=None)

@@ -8,6 +8,7 @@ crystals (tens of ppm for a typical sensor). We keep the minimum of that differe
 segment of sensor time and fit a line through the minima of the last few segments.
 """
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -60,6 +61,8 @@ class ClockMapper:
         self._segments: deque[tuple[float, float]] = deque(maxlen=window_segments)
         self._seg_start: float | None = None
         self._seg_min: tuple[float, float] | None = None
+        self._skew = 0.0
+        self._closed_intercept = math.inf
         self._estimate: ClockEstimate | None = None
 
     def reset(self) -> None:
@@ -67,6 +70,8 @@ class ClockMapper:
         self._segments.clear()
         self._seg_start = None
         self._seg_min = None
+        self._skew = 0.0
+        self._closed_intercept = math.inf
         self._estimate = None
 
     @property
@@ -75,34 +80,39 @@ class ClockMapper:
         return self._estimate
 
     def observe(self, sensor_us: int, host_s: float) -> ClockEstimate:
-        """Take one (sensor time, host arrival time) pair; return the updated mapping."""
+        """Take one (sensor time, host arrival time) pair; return the updated mapping.
+
+        Constant time: the slope is refitted only when a segment closes.
+        """
         s = sensor_us * _US
         d = host_s - s
         if self._seg_start is None:
             self._seg_start = s
         if s - self._seg_start >= self.segment_s and self._seg_min is not None:
             self._segments.append(self._seg_min)
+            self._refit()
             self._seg_start = s
             self._seg_min = None
         if self._seg_min is None or d < self._seg_min[1]:
             self._seg_min = (s, d)
-        self._estimate = self._fit()
-        return self._estimate
+        open_x, open_d = self._seg_min
+        intercept = min(self._closed_intercept, open_d - self._skew * open_x)
+        est = self._estimate
+        if est is None or est.offset_s != intercept or est.skew != self._skew:
+            self._estimate = est = ClockEstimate(intercept, self._skew)
+        return est
 
-    def _fit(self) -> ClockEstimate:
-        assert self._seg_min is not None
-        points = [*self._segments, self._seg_min]
-        if len(points) < 3:
-            # Too little time to see drift; the lowest difference is the best offset.
-            return ClockEstimate(min(d for _, d in points), 0.0)
-        xs = np.fromiter((p[0] for p in points), dtype=np.float64, count=len(points))
-        ds = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
-        x0 = xs.mean()
-        dx = xs - x0
-        skew = float(np.dot(dx, ds - ds.mean()) / np.dot(dx, dx))
-        limit = self.max_skew_ppm * 1e-6
-        skew = min(max(skew, -limit), limit)
-        # Least squares runs through the minima's centre; a lower envelope must touch the
-        # lowest of them, so shift the line down to it.
-        intercept = float(np.min(ds - skew * xs))
-        return ClockEstimate(intercept, skew)
+    def _refit(self) -> None:
+        points = self._segments
+        if len(points) < 2:
+            self._skew = 0.0
+        else:
+            xs = np.fromiter((p[0] for p in points), dtype=np.float64, count=len(points))
+            ds = np.fromiter((p[1] for p in points), dtype=np.float64, count=len(points))
+            dx = xs - xs.mean()
+            limit = self.max_skew_ppm * 1e-6
+            skew = float(np.dot(dx, ds - ds.mean()) / np.dot(dx, dx))
+            self._skew = min(max(skew, -limit), limit)
+        # Least squares runs through the minima's centre; a lower envelope must touch
+        # the lowest of them, so the line is shifted down to it.
+        self._closed_intercept = min(d - self._skew * x for x, d in points)

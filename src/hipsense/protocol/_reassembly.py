@@ -136,8 +136,12 @@ class StreamReassembler:
     """Order, de-duplicate and time-stamp a sensor's packets; report what was lost.
 
     Sequence numbers (16 bit) and timestamps (32 bit) are unwrapped. Packets that arrive
-    out of order are held until the missing one comes or more than `reorder_window`
-    packets are waiting, whichever first; then the missing ones are declared lost. A
+    out of order are held until the missing one comes, more than `reorder_window` packets
+    are waiting, or the oldest waiting one has waited `reorder_timeout_s` of host time,
+    whichever first; then the missing ones are declared lost. A BLE link delivers in
+    order, so holding back is for the rare reordering in host stacks and should be short:
+    it delays the live stream after every loss. `poll()` applies the timeout while no
+    packets arrive. A
     sensor that restarts (its clock jumps back) starts a new stream after a `Gap` with
     reason "restart"; unwrapped sensor time keeps increasing across it.
 
@@ -146,12 +150,20 @@ class StreamReassembler:
     """
 
     def __init__(
-        self, fmt: StreamFormat, *, reorder_window: int = 8, clock: ClockMapper | None = None
+        self,
+        fmt: StreamFormat,
+        *,
+        reorder_window: int = 8,
+        reorder_timeout_s: float = 0.1,
+        clock: ClockMapper | None = None,
     ) -> None:
         if reorder_window < 1:
             raise ValueError(f"reorder_window: expected >= 1, got {reorder_window}")
+        if reorder_timeout_s < 0:
+            raise ValueError(f"reorder_timeout_s: expected >= 0, got {reorder_timeout_s}")
         self.fmt = fmt
         self.reorder_window = reorder_window
+        self.reorder_timeout_s = reorder_timeout_s
         self.clock = clock if clock is not None else ClockMapper()
         self.stats = ReassemblyStats()
         self._clear_stream()
@@ -201,6 +213,12 @@ class StreamReassembler:
                 self._accept(batch, next(rows), host_s, out)
         return _merge(out)
 
+    def poll(self, host_time_s: float) -> list[StreamItem]:
+        """Deliver held packets whose reorder timeout has passed at `host_time_s`."""
+        out: list[StreamItem] = []
+        self._release_ready(host_time_s, out)
+        return _merge(out)
+
     def flush(self) -> list[StreamItem]:
         """Deliver every held packet, declaring what is missing between them lost."""
         out: list[StreamItem] = []
@@ -242,8 +260,13 @@ class StreamReassembler:
         self._max_seq = seq if self._max_seq is None else max(self._max_seq, seq)
         self._pending[seq] = _Pending(ts_wrapped, host_s, int(batch.kind[r]), batch, r)
         heapq.heappush(self._heap, seq)
+        self._release_ready(host_s, out)
+
+    def _release_ready(self, now_s: float, out: list[StreamItem]) -> None:
         while self._heap and (
-            self._heap[0] == self._next_seq or len(self._pending) > self.reorder_window
+            self._heap[0] == self._next_seq
+            or len(self._pending) > self.reorder_window
+            or now_s - self._pending[self._heap[0]].host_s >= self.reorder_timeout_s
         ):
             self._release_next(out)
 

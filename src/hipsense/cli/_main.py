@@ -1,6 +1,7 @@
 """Entry point of the `hipsense` command."""
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from ..protocol import (
     StreamFormat,
     StreamReassembler,
 )
+from . import _exercises
 
 __all__ = ["main"]
 
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--loss", type=float, default=0.01, help="share of packets dropped")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
+    _exercises.add_parser(sub)
     return parser
 
 
@@ -82,6 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`hipsense exercises | head`); that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return status
 
 

@@ -1,0 +1,36 @@
+"""The exercise library: what each prescribed exercise is, from the seeds, validated."""
+
+from ._library import ExerciseError, ExerciseLibrary, default_library_dir, load_library
+from ._model import (
+    BodyPosition,
+    Contraction,
+    Dosage,
+    Exercise,
+    ExerciseKind,
+    FormCheck,
+    FormCue,
+    Movement,
+    RangeOfMotion,
+    SensorThigh,
+    Tempo,
+    Variant,
+)
+
+__all__ = [
+    "BodyPosition",
+    "Contraction",
+    "Dosage",
+    "Exercise",
+    "ExerciseError",
+    "ExerciseKind",
+    "ExerciseLibrary",
+    "FormCheck",
+    "FormCue",
+    "Movement",
+    "RangeOfMotion",
+    "SensorThigh",
+    "Tempo",
+    "Variant",
+    "default_library_dir",
+    "load_library",
+]

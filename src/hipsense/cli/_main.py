@@ -20,7 +20,7 @@ from ..protocol import (
     StreamFormat,
     StreamReassembler,
 )
-from . import _exercises
+from . import _exercises, _simulate
 
 __all__ = ["main"]
 
@@ -68,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_demo)
     _exercises.add_parser(sub)
+    _simulate.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,413 @@
+"""The motion of the thigh over a session, on a fine time grid, with its ground truth.
+
+A session is built segment by segment (still periods, the phases of each rep, holds,
+rests, non-exercise motion, side switches). Every segment appends the sensor's
+orientation (sensor to world) and position (metres, world) on a grid of `grid_hz`, and
+the truth records where each rep, hold, set and non-exercise period lies.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hipsense.exercises import Exercise, ExerciseKind
+
+from ._kinematics import Side, mounting_quat, neutral_thigh_quat
+from ._rotation import axis_angle_quat, quat_conj, quat_mul, rotate
+from ._spec import FaultKind, NonExerciseSpec, ScenarioSpec
+
+__all__ = ["Motion", "build_motion"]
+
+F64Array = NDArray[np.float64]
+# The strap sits 25 cm down the thigh from the hip joint, on its lateral skin, 7 cm out.
+_STRAP_THIGH_M = np.array([0.25, 0.0, 0.07])
+
+
+def _min_jerk(x: F64Array) -> F64Array:
+    x = np.clip(x, 0.0, 1.0)
+    return x**3 * (10.0 - 15.0 * x + 6.0 * x**2)
+
+
+@dataclass
+class Motion:
+    """Sensor orientation and position on a uniform grid, with the truth."""
+
+    grid_hz: float
+    q_ws: F64Array
+    """(n, 4) sensor-to-world quaternions."""
+    pos_m: F64Array
+    """(n, 3) sensor position in the world."""
+    primary_deg: F64Array
+    """(n,) planned primary angle (NaN outside exercise segments)."""
+    truth: dict[str, Any]
+
+    @property
+    def t_s(self) -> F64Array:
+        """Grid times."""
+        return np.arange(self.q_ws.shape[0]) / self.grid_hz
+
+
+@dataclass
+class _Builder:
+    spec: ScenarioSpec
+    exercise: Exercise
+    grid_hz: float
+    rng: np.random.Generator
+    q: list[F64Array] = field(default_factory=list)
+    p: list[F64Array] = field(default_factory=list)
+    a: list[F64Array] = field(default_factory=list)
+    n: int = 0
+    side: Side = "right"
+    reps: list[dict[str, Any]] = field(default_factory=list)
+    holds: list[dict[str, Any]] = field(default_factory=list)
+    sets: list[dict[str, Any]] = field(default_factory=list)
+    non_exercise: list[dict[str, Any]] = field(default_factory=list)
+    side_switches: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._place(self.spec.sets[0].side if self.spec.sets else "right")
+
+    # -- pose of the current side --------------------------------------------------
+
+    def _place(self, side: Side) -> None:
+        self.side = side
+        ex = self.exercise
+        self.q_neutral = neutral_thigh_quat(ex, side)
+        self.q_mount = mounting_quat(side, self.spec.misalignment_deg, self.rng)
+        self.axis = np.array(ex.axis_for(side))
+        # Off-plane compensation (rolling the pelvis) tilts the thigh about an axis
+        # perpendicular to the movement axis.
+        other = np.array([0.0, 0.0, 1.0]) if abs(self.axis[2]) < 0.9 else np.array([1, 0, 0.0])
+        self.off_axis = np.cross(self.axis, other)
+        self.off_axis /= np.linalg.norm(self.off_axis)
+        lateral = 1.0 if side == "right" else -1.0
+        self.strap_t = _STRAP_THIGH_M * np.array([1.0, 1.0, lateral])
+
+    @property
+    def t(self) -> float:
+        return self.n / self.grid_hz
+
+    def _emit(
+        self,
+        theta_deg: F64Array,
+        phi_deg: F64Array | None = None,
+        q_pert: F64Array | None = None,
+        hip_m: F64Array | None = None,
+        planned: bool = True,
+    ) -> None:
+        m = theta_deg.shape[0]
+        q_move = axis_angle_quat(self.axis, np.deg2rad(theta_deg))
+        if phi_deg is not None:
+            q_move = quat_mul(q_move, axis_angle_quat(self.off_axis, np.deg2rad(phi_deg)))
+        q_wt = quat_mul(self.q_neutral, q_move)
+        if q_pert is not None:
+            q_wt = quat_mul(q_pert, q_wt)
+        pos = rotate(q_wt, np.broadcast_to(self.strap_t, (m, 3)))
+        if hip_m is not None:
+            pos = pos + hip_m
+        self.q.append(quat_mul(q_wt, np.broadcast_to(self.q_mount, (m, 4))))
+        self.p.append(pos)
+        self.a.append(theta_deg if planned else np.full(m, np.nan))
+        self.n += m
+
+    def _samples(self, seconds: float) -> int:
+        return max(1, round(seconds * self.grid_hz))
+
+    def _tremor(self, m: int) -> F64Array:
+        """Physiological tremor (8-12 Hz) and slow sway, degrees."""
+        amp = self.spec.tremor_deg
+        if amp == 0:
+            return np.zeros(m)
+        tt = np.arange(m) / self.grid_hz
+        f1, f2 = self.rng.uniform(8, 12), self.rng.uniform(0.2, 0.6)
+        ph = self.rng.uniform(0, 2 * np.pi, 2)
+        # Fades in and out so that neighbouring segments join without a step.
+        env = _min_jerk(np.minimum(tt, tt[-1] - tt) / 0.4)
+        sway = amp * (np.sin(2 * np.pi * f2 * tt + ph[1]) - np.sin(ph[1]))
+        tremor = env * (0.3 * amp * np.sin(2 * np.pi * f1 * tt + ph[0]) + sway)
+        return np.asarray(tremor, dtype=np.float64)
+
+    def still(self, seconds: float, level_deg: float = 0.0) -> None:
+        m = self._samples(seconds)
+        self._emit(level_deg + 0.3 * self._tremor(m))
+
+    # -- a rep ---------------------------------------------------------------------
+
+    def rep(self, set_index: int, index: int, n_in_set: int, faults: set[FaultKind]) -> None:
+        spec, ex = self.spec, self.exercise
+        dosage = ex.variant(spec.variant)
+        rv, tv = spec.rom_variability, spec.tempo_variability
+        rom = (spec.rom_deg or ex.rom.typical_deg) * self.rng.uniform(1 - rv, 1 + rv)
+        rom *= 1.0 - spec.fatigue * index / max(1, n_in_set - 1)
+        rom = min(rom, ex.rom.target_max_deg * 0.97)
+        rom = max(rom, ex.rom.target_min_deg * 1.05)
+        outward_s = spec.concentric_s or dosage.tempo.concentric_s or 1.5
+        return_s = spec.eccentric_s or dosage.tempo.eccentric_s or 1.5
+        if ex.outward_phase == "eccentric":
+            outward_s, return_s = return_s, outward_s
+        outward_s *= self.rng.uniform(1 - tv, 1 + tv)
+        return_s *= self.rng.uniform(1 - tv, 1 + tv)
+        hold_s = spec.hold_s if spec.hold_s is not None else dosage.hold_s
+        hold_s *= self.rng.uniform(0.95, 1.1) if hold_s else 1.0
+        phi_gain = 0.04
+        if "too_fast" in faults:
+            outward_s, return_s = outward_s * 0.3, return_s * 0.3
+            hold_s = min(hold_s, 0.2)
+        if "too_much_range" in faults:
+            rom = ex.rom.target_max_deg * self.rng.uniform(1.25, 1.45)
+        if "partial" in faults:
+            rom = ex.rom.target_min_deg * self.rng.uniform(0.35, 0.6)
+        if "off_plane" in faults:
+            phi_gain = self.rng.uniform(0.6, 0.9)
+        if "hold_short" in faults and hold_s:
+            hold_s *= self.rng.uniform(0.2, 0.45)
+        eccentric_fault = "eccentric_fast" in faults
+        if eccentric_fault:
+            if ex.outward_phase == "eccentric":
+                outward_s *= 0.3
+            else:
+                return_s *= 0.3
+        hesitation_s = 0.0
+        if self.rng.random() < spec.hesitation_ratio:
+            hesitation_s = self.rng.uniform(0.3, 0.7)
+
+        t0 = self.t
+        m_out = self._samples(outward_s)
+        x = np.arange(1, m_out + 1) / m_out
+        up = _min_jerk(x)
+        if hesitation_s:
+            # A pause part way up: the angle stalls for a moment, then goes on.
+            k = self._samples(hesitation_s)
+            split = int(m_out * self.rng.uniform(0.3, 0.6))
+            up = np.concatenate([up[:split], np.full(k, up[split]), up[split:]])
+        theta_up = rom * up
+        self._emit(theta_up, phi_gain * theta_up)
+        t_top = self.t
+        if hold_s > 0:
+            m_hold = self._samples(hold_s)
+            theta_hold = rom + self._tremor(m_hold)
+            self._emit(theta_hold, phi_gain * theta_hold)
+        t_hold_end = self.t
+        m_back = self._samples(return_s)
+        theta_back = rom * (1.0 - _min_jerk(np.arange(1, m_back + 1) / m_back))
+        self._emit(theta_back, phi_gain * theta_back)
+        t_end = self.t
+        outward = t_top - t0
+        back = t_end - t_hold_end
+        concentric_s, eccentric_s = (
+            (outward, back) if ex.outward_phase == "concentric" else (back, outward)
+        )
+        self.reps.append(
+            {
+                "index": len(self.reps),
+                "set": set_index,
+                "index_in_set": index,
+                "side": self.side,
+                "start_s": t0,
+                "top_s": t_top,
+                "peak_s": (t_top + t_hold_end) / 2,
+                "hold_end_s": t_hold_end,
+                "end_s": t_end,
+                "rom_deg": rom,
+                "off_plane_deg": phi_gain * rom,
+                "outward_s": outward,
+                "return_s": back,
+                "concentric_s": concentric_s,
+                "hold_s": t_hold_end - t_top,
+                "eccentric_s": eccentric_s,
+                "hesitation_s": hesitation_s,
+                "faults": sorted(faults),
+            }
+        )
+
+    def hold(self, set_index: int, index: int, faults: set[FaultKind]) -> None:
+        """A held position: move in, hold still (tremor), move back."""
+        spec, ex = self.spec, self.exercise
+        dosage = ex.variant(spec.variant)
+        target = (spec.rom_deg or ex.rom.typical_deg) * self.rng.uniform(0.9, 1.1)
+        hold_s = spec.hold_s if spec.hold_s is not None else dosage.hold_s
+        hold_s *= self.rng.uniform(1.0, 1.1)
+        if "hold_short" in faults:
+            hold_s *= self.rng.uniform(0.3, 0.6)
+        t0 = self.t
+        m_in = self._samples(self.rng.uniform(1.5, 3.0))
+        theta_in = target * _min_jerk(np.arange(1, m_in + 1) / m_in)
+        self._emit(theta_in, 0.04 * theta_in)
+        t_start = self.t
+        m_hold = self._samples(hold_s)
+        theta_hold = target + self._tremor(m_hold)
+        self._emit(theta_hold, 0.04 * theta_hold)
+        t_stop = self.t
+        m_out = self._samples(self.rng.uniform(1.5, 3.0))
+        theta_out = target * (1.0 - _min_jerk(np.arange(1, m_out + 1) / m_out))
+        self._emit(theta_out, 0.04 * theta_out)
+        self.holds.append(
+            {
+                "index": len(self.holds),
+                "set": set_index,
+                "index_in_set": index,
+                "side": self.side,
+                "enter_s": t0,
+                "start_s": t_start,
+                "end_s": t_stop,
+                "exit_s": self.t,
+                "hold_s": t_stop - t_start,
+                "target_deg": target,
+                "faults": sorted(faults),
+            }
+        )
+
+    # -- motion that is not exercise ---------------------------------------------------
+
+    def non_exercise_motion(self, ne: NonExerciseSpec) -> None:
+        t0 = self.t
+        m = self._samples(ne.duration_s)
+        tt = np.arange(m) / self.grid_hz
+        rng = self.rng
+        # Eases in and out with zero slope at both ends: no velocity step at the joins.
+        env = np.sin(np.pi * np.clip(tt / max(ne.duration_s, 1e-9), 0, 1)) ** 2
+        cranial = rotate(self.q_neutral, np.array([0.0, 0.0, 1.0]))  # a thigh-fixed direction
+        hip = None
+        match ne.kind:
+            case "adjust-pillow" | "fidget":
+                scale = 12.0 if ne.kind == "adjust-pillow" else 5.0
+                pert = self._smooth_random_rotation(m, scale, 0.6)
+            case "reach-phone":
+                roll = rng.uniform(20, 40) * env
+                axis = rotate(self.q_neutral, np.array([1.0, 0.0, 0.0]))
+                pert = axis_angle_quat(np.cross(axis, cranial) + 1e-9, np.deg2rad(roll))
+            case "walk":
+                # Thigh swings in flexion about 0.9 Hz; the hip bobs twice a step.
+                f = rng.uniform(0.8, 1.0)
+                taper = _min_jerk(np.minimum(tt, ne.duration_s - tt))
+                swing = 22.0 * np.sin(2 * np.pi * f * tt) * taper
+                lat = rotate(self.q_neutral, np.array([0.0, 0.0, 1.0]))
+                pert = axis_angle_quat(lat, np.deg2rad(swing))
+                hip = np.zeros((m, 3))
+                hip[:, 2] = 0.03 * np.sin(4 * np.pi * f * tt) * taper
+                # Out to the other room and back: the walk ends where it started.
+                hip[:, 1] = 0.1 * ne.duration_s * (1 - np.cos(2 * np.pi * tt / ne.duration_s))
+            case "sit-down" | "stand-up":
+                lat = rotate(self.q_neutral, np.array([0.0, 0.0, 1.0]))
+                angle = 80.0 * env
+                pert = axis_angle_quat(lat, np.deg2rad(angle))
+        self._emit(0.3 * self._tremor(m), q_pert=pert, hip_m=hip, planned=False)
+        self.non_exercise.append({"kind": ne.kind, "start_s": t0, "end_s": self.t})
+
+    def _smooth_random_rotation(self, m: int, scale_deg: float, hz: float) -> F64Array:
+        """Random slow rotations about all axes, easing in and out, as quaternions."""
+        n_knots = max(4, int(m / self.grid_hz * hz) + 2)
+        knots = self.rng.normal(0, scale_deg, size=(n_knots, 3))
+        knots[0] = knots[-1] = 0
+        x = np.linspace(0, n_knots - 1, m)
+        i = np.minimum(x.astype(int), n_knots - 2)
+        s = _min_jerk(x - i)[:, None]
+        rv = np.deg2rad(knots[i] * (1 - s) + knots[i + 1] * s)
+        angle = np.linalg.norm(rv, axis=1)
+        axis = np.where(angle[:, None] > 1e-12, rv / np.maximum(angle, 1e-12)[:, None], [1, 0, 0])
+        half = angle / 2
+        return np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
+
+    def switch_side(self, side: Side) -> None:
+        """Roll over and move the sensor to the other thigh: ~10 s of handling."""
+        t0 = self.t
+        q_from = self.q[-1][-1]
+        p_from = self.p[-1][-1]
+        self._place(side)
+        # Where the sensor will be at the start of the new side, still.
+        self._emit(np.zeros(1))
+        q_to = self.q.pop()[0]
+        p_to = self.p.pop()[0]
+        self.a.pop()
+        self.n -= 1
+        m = self._samples(self.rng.uniform(8.0, 12.0))
+        x = _min_jerk(np.linspace(0, 1, m))
+        dot = float(np.dot(q_from, q_to))
+        q_to = q_to if dot >= 0 else -q_to
+        q = q_from[None, :] * (1 - x[:, None]) + q_to[None, :] * x[:, None]
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        wobble = self._smooth_random_rotation(m, 25.0, 0.8)
+        q = quat_mul(wobble, q)
+        p = p_from[None, :] * (1 - x[:, None]) + p_to[None, :] * x[:, None]
+        p += 0.05 * np.sin(np.pi * x)[:, None] * np.array([0.3, 0.5, 1.0])
+        self.q.append(q)
+        self.p.append(p)
+        self.a.append(np.full(m, np.nan))
+        self.n += m
+        self.side_switches.append({"start_s": t0, "end_s": self.t, "to_side": side})
+
+
+def build_motion(
+    spec: ScenarioSpec, exercise: Exercise, grid_hz: float, rng: np.random.Generator
+) -> Motion:
+    """Lay out the whole session on a grid of `grid_hz`."""
+    b = _Builder(spec, exercise, grid_hz, rng)
+    for ne in spec.non_exercise:
+        if ne.at == "start":
+            b.still(1.0)
+            b.non_exercise_motion(ne)
+    b.still(spec.lead_s)
+    between = [ne for ne in spec.non_exercise if ne.at == "between-sets"]
+    for s_index, s in enumerate(spec.sets):
+        if s.side != b.side:
+            b.switch_side(s.side)
+            b.still(spec.lead_s)
+        set_start = b.t
+        faults_of = {i: {k for k, idx in s.faults.items() if i in idx} for i in range(s.reps)}
+        for i in range(s.reps):
+            if exercise.kind is ExerciseKind.HOLD:
+                b.hold(s_index, i, faults_of[i])
+            else:
+                b.rep(s_index, i, s.reps, faults_of[i])
+            rest = spec.rest_between_reps_s * rng.uniform(0.7, 1.4)
+            if rng.random() < spec.long_pause_ratio:
+                rest += rng.uniform(5.0, 15.0)
+            if exercise.kind is ExerciseKind.HOLD:
+                rest += 2.0
+            b.still(rest)
+        b.sets.append(
+            {"index": s_index, "side": s.side, "start_s": set_start, "end_s": b.t, "reps": s.reps}
+        )
+        if s_index < len(spec.sets) - 1:
+            b.still(s.rest_after_s * 0.5)
+            if between:
+                b.non_exercise_motion(between[s_index % len(between)])
+            b.still(s.rest_after_s * 0.5)
+    b.still(2.0)
+    for ne in spec.non_exercise:
+        if ne.at == "end":
+            b.non_exercise_motion(ne)
+            b.still(1.0)
+    truth = {
+        "reps": b.reps,
+        "holds": b.holds,
+        "sets": b.sets,
+        "non_exercise": b.non_exercise,
+        "side_switches": b.side_switches,
+    }
+    return Motion(grid_hz, np.concatenate(b.q), np.concatenate(b.p), np.concatenate(b.a), truth)
+
+
+def body_rates(motion: Motion) -> tuple[F64Array, F64Array]:
+    """Angular rate (rad/s) and specific force (m/s^2) in the sensor frame, on the grid.
+
+    Both come from central differences of the orientation and the position.
+    """
+    q = motion.q_ws
+    dt = 1.0 / motion.grid_hz
+    dq = quat_mul(quat_conj(q[:-1]), q[1:])
+    dq *= np.where(dq[:, :1] < 0, -1.0, 1.0)
+    half = np.arctan2(np.linalg.norm(dq[:, 1:], axis=1), dq[:, 0])
+    axis = dq[:, 1:] / np.maximum(np.linalg.norm(dq[:, 1:], axis=1), 1e-15)[:, None]
+    w_mid = axis * (2 * half / dt)[:, None]  # rate over each interval, at its midpoint
+    w = np.empty_like(q[:, 1:])
+    w[1:-1] = 0.5 * (w_mid[:-1] + w_mid[1:])
+    w[0], w[-1] = w_mid[0], w_mid[-1]
+    p = motion.pos_m
+    acc = np.zeros_like(p)
+    acc[1:-1] = (p[2:] - 2 * p[1:-1] + p[:-2]) / dt**2
+    f_world = acc + np.array([0.0, 0.0, 9.80665])
+    f_sensor = rotate(quat_conj(q), f_world)
+    return w, f_sensor

@@ -13,17 +13,11 @@ from numpy.typing import NDArray
 from hipsense.protocol import GRAVITY_M_S2, PayloadKind, StreamFormat, quantize_raw
 
 from ._packetizer import Packetizer
-from ._rotation import axis_angle_quat, quat_conj, quat_mul, rotate
+from ._rotation import axis_angle_quat, interval_rates, min_jerk, quat_conj, quat_mul, rotate
 
 __all__ = ["DemoSensor"]
 
 F64Array = NDArray[np.float64]
-
-
-def _min_jerk(x: F64Array) -> F64Array:
-    """Minimum-jerk position profile from 0 to 1 over x in [0, 1]."""
-    x = np.clip(x, 0.0, 1.0)
-    return x**3 * (10 - 15 * x + 6 * x**2)
 
 
 @dataclass
@@ -58,8 +52,8 @@ class DemoSensor:
         """Hip external rotation at times `t_s`, degrees."""
         t = np.asarray(t_s) - self.lead_s
         phase = np.mod(t, self.rep_s)
-        up = _min_jerk(phase / 1.2)
-        down = 1.0 - _min_jerk((phase - 1.2 - self.hold_s) / 1.8)
+        up = min_jerk(phase / 1.2)
+        down = 1.0 - min_jerk((phase - 1.2 - self.hold_s) / 1.8)
         shape = np.where(phase < 1.2 + self.hold_s, up, down)
         return np.where(t < 0, 0.0, self.rom_deg * shape)
 
@@ -73,9 +67,7 @@ class DemoSensor:
         up = np.array([0.0, 0.0, GRAVITY_M_S2])
         acc = rotate(quat_conj(q[:-1]), np.broadcast_to(up, (n, 3)))
         # Body rate from consecutive orientations, expressed in the sensor frame.
-        dq = quat_mul(quat_conj(q[:-1]), q[1:])
-        dq *= np.sign(dq[:, :1])
-        gyr = 2.0 * dq[:, 1:] / dt
+        gyr = interval_rates(q, dt)
         acc = acc + self._rng.normal(0.0, 0.02, (n, 3))
         gyr = gyr + self._gyro_bias + self._rng.normal(0.0, 0.003, (n, 3))
         self._n += n

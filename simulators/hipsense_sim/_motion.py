@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from hipsense.exercises import Exercise, ExerciseKind
 
 from ._kinematics import Side, mounting_quat, neutral_thigh_quat
-from ._rotation import axis_angle_quat, quat_conj, quat_mul, rotate
+from ._rotation import axis_angle_quat, interval_rates, min_jerk, quat_conj, quat_mul, rotate
 from ._spec import FaultKind, NonExerciseSpec, ScenarioSpec
 
 __all__ = ["Motion", "build_motion"]
@@ -23,11 +23,6 @@ __all__ = ["Motion", "build_motion"]
 F64Array = NDArray[np.float64]
 # The strap sits 25 cm down the thigh from the hip joint, on its lateral skin, 7 cm out.
 _STRAP_THIGH_M = np.array([0.25, 0.0, 0.07])
-
-
-def _min_jerk(x: F64Array) -> F64Array:
-    x = np.clip(x, 0.0, 1.0)
-    return x**3 * (10.0 - 15.0 * x + 6.0 * x**2)
 
 
 @dataclass
@@ -124,7 +119,7 @@ class _Builder:
         f1, f2 = self.rng.uniform(8, 12), self.rng.uniform(0.2, 0.6)
         ph = self.rng.uniform(0, 2 * np.pi, 2)
         # Fades in and out so that neighbouring segments join without a step.
-        env = _min_jerk(np.minimum(tt, tt[-1] - tt) / 0.4)
+        env = min_jerk(np.minimum(tt, tt[-1] - tt) / 0.4)
         sway = amp * (np.sin(2 * np.pi * f2 * tt + ph[1]) - np.sin(ph[1]))
         tremor = env * (0.3 * amp * np.sin(2 * np.pi * f1 * tt + ph[0]) + sway)
         return np.asarray(tremor, dtype=np.float64)
@@ -176,7 +171,7 @@ class _Builder:
         t0 = self.t
         m_out = self._samples(outward_s)
         x = np.arange(1, m_out + 1) / m_out
-        up = _min_jerk(x)
+        up = min_jerk(x)
         if hesitation_s:
             # A pause part way up: the angle stalls for a moment, then goes on.
             k = self._samples(hesitation_s)
@@ -191,7 +186,7 @@ class _Builder:
             self._emit(theta_hold, phi_gain * theta_hold)
         t_hold_end = self.t
         m_back = self._samples(return_s)
-        theta_back = rom * (1.0 - _min_jerk(np.arange(1, m_back + 1) / m_back))
+        theta_back = rom * (1.0 - min_jerk(np.arange(1, m_back + 1) / m_back))
         self._emit(theta_back, phi_gain * theta_back)
         t_end = self.t
         outward = t_top - t0
@@ -233,7 +228,7 @@ class _Builder:
             hold_s *= self.rng.uniform(0.3, 0.6)
         t0 = self.t
         m_in = self._samples(self.rng.uniform(1.5, 3.0))
-        theta_in = target * _min_jerk(np.arange(1, m_in + 1) / m_in)
+        theta_in = target * min_jerk(np.arange(1, m_in + 1) / m_in)
         self._emit(theta_in, 0.04 * theta_in)
         t_start = self.t
         m_hold = self._samples(hold_s)
@@ -241,7 +236,7 @@ class _Builder:
         self._emit(theta_hold, 0.04 * theta_hold)
         t_stop = self.t
         m_out = self._samples(self.rng.uniform(1.5, 3.0))
-        theta_out = target * (1.0 - _min_jerk(np.arange(1, m_out + 1) / m_out))
+        theta_out = target * (1.0 - min_jerk(np.arange(1, m_out + 1) / m_out))
         self._emit(theta_out, 0.04 * theta_out)
         self.holds.append(
             {
@@ -281,7 +276,7 @@ class _Builder:
             case "walk":
                 # Thigh swings in flexion about 0.9 Hz; the hip bobs twice a step.
                 f = rng.uniform(0.8, 1.0)
-                taper = _min_jerk(np.minimum(tt, ne.duration_s - tt))
+                taper = min_jerk(np.minimum(tt, ne.duration_s - tt))
                 swing = 22.0 * np.sin(2 * np.pi * f * tt) * taper
                 lat = rotate(self.q_neutral, np.array([0.0, 0.0, 1.0]))
                 pert = axis_angle_quat(lat, np.deg2rad(swing))
@@ -303,7 +298,7 @@ class _Builder:
         knots[0] = knots[-1] = 0
         x = np.linspace(0, n_knots - 1, m)
         i = np.minimum(x.astype(int), n_knots - 2)
-        s = _min_jerk(x - i)[:, None]
+        s = min_jerk(x - i)[:, None]
         rv = np.deg2rad(knots[i] * (1 - s) + knots[i + 1] * s)
         angle = np.linalg.norm(rv, axis=1)
         axis = np.where(angle[:, None] > 1e-12, rv / np.maximum(angle, 1e-12)[:, None], [1, 0, 0])
@@ -323,7 +318,7 @@ class _Builder:
         self.a.pop()
         self.n -= 1
         m = self._samples(self.rng.uniform(8.0, 12.0))
-        x = _min_jerk(np.linspace(0, 1, m))
+        x = min_jerk(np.linspace(0, 1, m))
         dot = float(np.dot(q_from, q_to))
         q_to = q_to if dot >= 0 else -q_to
         q = q_from[None, :] * (1 - x[:, None]) + q_to[None, :] * x[:, None]
@@ -397,11 +392,7 @@ def body_rates(motion: Motion) -> tuple[F64Array, F64Array]:
     """
     q = motion.q_ws
     dt = 1.0 / motion.grid_hz
-    dq = quat_mul(quat_conj(q[:-1]), q[1:])
-    dq *= np.where(dq[:, :1] < 0, -1.0, 1.0)
-    half = np.arctan2(np.linalg.norm(dq[:, 1:], axis=1), dq[:, 0])
-    axis = dq[:, 1:] / np.maximum(np.linalg.norm(dq[:, 1:], axis=1), 1e-15)[:, None]
-    w_mid = axis * (2 * half / dt)[:, None]  # rate over each interval, at its midpoint
+    w_mid = interval_rates(q, dt)  # rate over each interval, at its midpoint
     w = np.empty_like(q[:, 1:])
     w[1:-1] = 0.5 * (w_mid[:-1] + w_mid[1:])
     w[0], w[-1] = w_mid[0], w_mid[-1]

@@ -3,7 +3,7 @@
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["axis_angle_quat", "quat_conj", "quat_mul", "rotate"]
+__all__ = ["axis_angle_quat", "interval_rates", "min_jerk", "quat_conj", "quat_mul", "rotate"]
 
 F64Array = NDArray[np.float64]
 
@@ -45,3 +45,23 @@ def rotate(q: F64Array, v: F64Array) -> F64Array:
     w = q[..., :1]
     t = 2.0 * np.cross(u, v)
     return np.asarray(v + w * t + np.cross(u, t), dtype=np.float64)
+
+
+def interval_rates(q: F64Array, dt: float) -> F64Array:
+    """Body angular rates (n-1, 3), rad/s, over each interval of sensor-to-world `q` (n, 4).
+
+    Exact for a constant rate within the interval (axis times angle over time), in the
+    frame of the first quaternion of the interval: what a gyroscope on it measures.
+    """
+    dq = quat_mul(quat_conj(q[:-1]), q[1:])
+    dq *= np.where(dq[:, :1] < 0, -1.0, 1.0)
+    vec = np.linalg.norm(dq[:, 1:], axis=1)
+    half = np.arctan2(vec, dq[:, 0])
+    axis = dq[:, 1:] / np.maximum(vec, 1e-15)[:, None]
+    return np.asarray(axis * (2 * half / dt)[:, None], dtype=np.float64)
+
+
+def min_jerk(x: F64Array) -> F64Array:
+    """Minimum-jerk position profile from 0 to 1 over x in [0, 1] (clipped outside)."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.asarray(x**3 * (10.0 - 15.0 * x + 6.0 * x**2), dtype=np.float64)

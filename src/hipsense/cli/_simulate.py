@@ -36,10 +36,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
     from ..exercises import load_library
 
+    library = load_library()
     if args.scenario is not None:
         spec = load_scenario(args.scenario)
     else:
-        load_library()[args.exercise]  # a clear error for an unknown id
         spec = ScenarioSpec(
             name=f"{args.exercise}-{args.reps}x{args.sets}-seed{args.seed}",
             exercise=args.exercise,
@@ -48,7 +48,7 @@ def _simulate(args: argparse.Namespace) -> int:
             sets=[SetSpec(reps=args.reps, side=args.side) for _ in range(args.sets)],
             imu=ImuSpec(rate_hz=args.rate, quaternion=args.quaternion),
         )
-    result = simulate(spec)
+    result = simulate(spec, library[spec.exercise])  # unknown ids get a clear error here
     result.write(args.out, args.truth)
     t = result.truth
     what = f"{t['rep_count']} reps" if t["kind"] == "reps" else f"{t['hold_count']} holds"

@@ -59,11 +59,12 @@ class ClockMapper:
         self.window_segments = window_segments
         self.max_skew_ppm = max_skew_ppm
         self._segments: deque[tuple[float, float]] = deque(maxlen=window_segments)
-        self._seg_start: float | None = None
-        self._seg_min: tuple[float, float] | None = None
-        self._skew = 0.0
-        self._closed_intercept = math.inf
-        self._estimate: ClockEstimate | None = None
+        self._seg_start: float | None
+        self._seg_min: tuple[float, float] | None
+        self._skew: float
+        self._closed_intercept: float
+        self._estimate: ClockEstimate | None
+        self.reset()
 
     def reset(self) -> None:
         """Forget every observation, as after a sensor restart."""

@@ -120,7 +120,8 @@ class _Builder:
         ph = self.rng.uniform(0, 2 * np.pi, 2)
         # Fades in and out so that neighbouring segments join without a step.
         env = min_jerk(np.minimum(tt, tt[-1] - tt) / 0.4)
-        sway = amp * (np.sin(2 * np.pi * f2 * tt + ph[1]) - np.sin(ph[1]))
+        # Centred on the held angle: the envelope, not an offset, makes it start at zero.
+        sway = amp * np.sin(2 * np.pi * f2 * tt + ph[1])
         tremor = env * (0.3 * amp * np.sin(2 * np.pi * f1 * tt + ph[0]) + sway)
         return np.asarray(tremor, dtype=np.float64)
 

@@ -48,9 +48,17 @@ def test_every_exercise_makes_the_reps_asked_for(exercise: str) -> None:
     assert len(r.truth[key]) == 5
     assert [s["reps"] for s in r.truth["sets"]] == [3, 2]
     assert len(r.truth["side_switches"]) == 1
-    # The planned angle reaches each rep's range and returns to the start.
+    assert [item["side"] for item in r.truth[key]] == ["left"] * 3 + ["right"] * 2
+    # The planned angle reaches each rep's range (or hold target) and returns to the start.
+    m = r.motion
     for item in r.truth[key]:
-        assert item["side"] in {"left", "right"}
+        t0 = item["start_s"] if key == "reps" else item["enter_s"]
+        t1 = item["end_s"] if key == "reps" else item["exit_s"]
+        seg = m.primary_deg[round(t0 * m.grid_hz) : round(t1 * m.grid_hz)]
+        want = item["rom_deg"] if key == "reps" else item["target_deg"]
+        # Tremor and sway move about the held angle by at most 1.3 x tremor_deg.
+        assert np.nanmax(seg) == pytest.approx(want, abs=1.3 * r.spec.tremor_deg + 1e-6)
+        assert abs(seg[0]) < 1.0 and abs(seg[-1]) < 1.0
 
 
 def test_accelerometer_reads_g_at_rest_without_errors() -> None:

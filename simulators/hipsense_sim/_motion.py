@@ -110,24 +110,32 @@ class _Builder:
     def _samples(self, seconds: float) -> int:
         return max(1, round(seconds * self.grid_hz))
 
-    def _tremor(self, m: int) -> F64Array:
-        """Physiological tremor (8-12 Hz) and slow sway, degrees."""
+    def _tremor(self, m: int, *, at_rest: bool = False) -> F64Array:
+        """Small involuntary motion about the held angle, degrees.
+
+        Holding a position against gravity: physiological tremor (8-12 Hz) and a slow
+        sway of `tremor_deg`. The thigh is heavy, so tremor is a few thousandths of a
+        degree (leg tremor of ~0.03 m/s^2 at 0.25 m from the hip is ~0.002 deg at 10 Hz).
+        Lying or sitting at rest the limb is supported: breathing rocks it slowly and no
+        muscle holds it, so there is no tremor.
+        """
         amp = self.spec.tremor_deg
         if amp == 0:
             return np.zeros(m)
         tt = np.arange(m) / self.grid_hz
-        f1, f2 = self.rng.uniform(8, 12), self.rng.uniform(0.2, 0.6)
+        f1 = self.rng.uniform(8, 12)
+        f2 = self.rng.uniform(0.2, 0.35) if at_rest else self.rng.uniform(0.2, 0.6)
         ph = self.rng.uniform(0, 2 * np.pi, 2)
         # Fades in and out so that neighbouring segments join without a step.
         env = min_jerk(np.minimum(tt, tt[-1] - tt) / 0.4)
         # Centred on the held angle: the envelope, not an offset, makes it start at zero.
-        sway = amp * np.sin(2 * np.pi * f2 * tt + ph[1])
-        tremor = env * (0.3 * amp * np.sin(2 * np.pi * f1 * tt + ph[0]) + sway)
-        return np.asarray(tremor, dtype=np.float64)
+        sway = (0.3 if at_rest else 1.0) * amp * np.sin(2 * np.pi * f2 * tt + ph[1])
+        tremor = 0.0 if at_rest else 0.03 * amp * np.sin(2 * np.pi * f1 * tt + ph[0])
+        return np.asarray(env * (tremor + sway), dtype=np.float64)
 
     def still(self, seconds: float, level_deg: float = 0.0) -> None:
         m = self._samples(seconds)
-        self._emit(level_deg + 0.3 * self._tremor(m))
+        self._emit(level_deg + self._tremor(m, at_rest=True))
 
     # -- a rep ---------------------------------------------------------------------
 
@@ -289,7 +297,7 @@ class _Builder:
                 lat = rotate(self.q_neutral, np.array([0.0, 0.0, 1.0]))
                 angle = 80.0 * env
                 pert = axis_angle_quat(lat, np.deg2rad(angle))
-        self._emit(0.3 * self._tremor(m), q_pert=pert, hip_m=hip, planned=False)
+        self._emit(self._tremor(m, at_rest=True), q_pert=pert, hip_m=hip, planned=False)
         self.non_exercise.append({"kind": ne.kind, "start_s": t0, "end_s": self.t})
 
     def _smooth_random_rotation(self, m: int, scale_deg: float, hz: float) -> F64Array:

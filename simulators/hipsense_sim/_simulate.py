@@ -1,6 +1,9 @@
 """Render what a thigh-worn IMU measures during a scenario: recording plus ground truth."""
 
+import asyncio
 import json
+import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,9 +12,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hipsense.exercises import Exercise, load_library
-from hipsense.protocol import StreamFormat, quantize_raw
+from hipsense.protocol import StreamFormat, quantize_quat, quantize_raw
 from hipsense.recording import Recording, write_recording
 
+from ._link import Delivery, transmit
 from ._motion import Motion, body_rates, build_motion
 from ._rotation import axis_angle_quat, quat_mul
 from ._spec import ImuSpec, ScenarioSpec
@@ -25,14 +29,17 @@ TRUTH_VERSION = 1
 
 @dataclass(eq=False)
 class SimulationResult:
-    """A simulated recording, the raw counts the sensor would send, and the truth."""
+    """A simulated session: what the sensor sampled, what the host received, the truth."""
 
     spec: ScenarioSpec
     recording: Recording
+    """What the host received: samples lost on the link are missing (time jumps)."""
     raw_counts: NDArray[np.int16]
-    """(n, 6) accelerometer and gyroscope counts at the configured ranges."""
+    """(n, 6) accelerometer and gyroscope counts of every sample the sensor took."""
     sensor_time_us: NDArray[np.int64]
     """The sensor's own timestamps of each sample (its clock drifts)."""
+    delivery: Delivery
+    """The native-protocol packets as they arrive at the host, and what was lost."""
     truth: dict[str, Any]
     motion: Motion
 
@@ -41,6 +48,25 @@ class SimulationResult:
         write_recording(recording_path, self.recording)
         if truth_path is not None:
             Path(truth_path).write_text(json.dumps(self.truth, indent=1) + "\n")
+
+    async def packets(self, speed: float = 1.0) -> AsyncIterator[tuple[float, bytes]]:
+        """Yield `(arrival_s, packet)` as a host would receive them.
+
+        `speed` 1 is real time, 10 ten times faster; `math.inf` sends everything at once
+        (still yielding to the event loop between packets). `arrival_s` is on the
+        session's time axis, not scaled.
+        """
+        if not speed > 0:
+            raise ValueError(f"speed: expected > 0, got {speed}")
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        for arrival, packet in zip(self.delivery.arrival_s, self.delivery.packets, strict=True):
+            if math.isfinite(speed):
+                delay = t0 + float(arrival) / speed - loop.time()
+                await asyncio.sleep(max(0.0, delay))
+            else:
+                await asyncio.sleep(0)
+            yield float(arrival), packet
 
 
 def _interp(t_grid: F64Array, values: F64Array, t: F64Array) -> F64Array:
@@ -66,6 +92,11 @@ def simulate(spec: ScenarioSpec, exercise: Exercise | None = None) -> Simulation
     if imu.sample_jitter_us and not imu.noise_free:
         true_s = true_s + rng.normal(0, imu.sample_jitter_us * 1e-6, n)
     true_s = np.clip(true_s, 0, t_grid[-1])
+    if not imu.noise_free:
+        # The sensor's digital filter averages its internal samples over each output
+        # period: motion faster than the output rate is attenuated, not aliased.
+        width = max(1, round(grid_hz / imu.rate_hz))
+        w_grid, f_grid = _causal_mean(w_grid, width), _causal_mean(f_grid, width)
     w = _interp(t_grid, w_grid, true_s)
     f = _interp(t_grid, f_grid, true_s)
     gyr, acc = _imu_errors(imu, w, f, rng)
@@ -75,12 +106,18 @@ def simulate(spec: ScenarioSpec, exercise: Exercise | None = None) -> Simulation
         acc = counts[:, :3].astype(np.float64) * fmt.accel_lsb_m_s2
         gyr = counts[:, 3:].astype(np.float64) * fmt.gyro_lsb_rad_s
     quat = None
+    quat_q14 = None
     if imu.quaternion:
         q_true = _interp(t_grid, motion.q_ws, true_s)
         q_true /= np.linalg.norm(q_true, axis=1, keepdims=True)
         # On-sensor fusion without a magnetometer: heading wanders slowly.
         heading = np.cumsum(rng.normal(0, 0.02, n)) * np.sqrt(period)
         quat = quat_mul(axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.deg2rad(heading)), q_true)
+        quat_q14 = quantize_quat(quat)
+    sensor_us = np.round(sensor_s * 1e6).astype(np.int64)
+    delivery = transmit(counts, quat_q14, sensor_us, true_s, spec.link, rng)
+    if not delivery.kind.has_quat:
+        quat = None
     metadata = {
         "source": "hipsense simulator",
         "scenario": spec.name,
@@ -90,11 +127,37 @@ def simulate(spec: ScenarioSpec, exercise: Exercise | None = None) -> Simulation
         "accel_range_g": str(imu.accel_range_g),
         "gyro_range_dps": str(imu.gyro_range_dps),
     }
-    rec = Recording(time_s=sensor_s, acc_m_s2=acc, gyr_rad_s=gyr, quat=quat, metadata=metadata)
-    truth = _truth(spec, ex, motion, drift)
-    return SimulationResult(
-        spec, rec, counts, np.round(sensor_s * 1e6).astype(np.int64), truth, motion
+    keep = delivery.received
+    rec = Recording(
+        time_s=sensor_s[keep],
+        acc_m_s2=acc[keep],
+        gyr_rad_s=gyr[keep],
+        quat=None if quat is None else quat[keep],
+        metadata=metadata,
     )
+    truth = _truth(spec, ex, motion, drift)
+    truth["gaps"] = [
+        {
+            "start_s": round(float(sensor_s[g["first_sample"]]), 6),
+            "end_s": round(float(sensor_s[g["last_sample"]]), 6),
+            "lost_samples": g["last_sample"] - g["first_sample"] + 1,
+            "cause": g["cause"],
+        }
+        for g in delivery.gaps
+    ]
+    truth["link"] = {"packets_sent": delivery.sent, "packets_delivered": len(delivery.packets)}
+    return SimulationResult(spec, rec, counts, sensor_us, delivery, truth, motion)
+
+
+def _causal_mean(values: F64Array, width: int) -> F64Array:
+    """Mean over the last `width` grid samples (fewer at the start)."""
+    if width <= 1:
+        return values
+    c = np.cumsum(values, axis=0)
+    out = c.copy()
+    out[width:] = c[width:] - c[:-width]
+    counts = np.minimum(np.arange(1, values.shape[0] + 1), width)[:, None]
+    return np.asarray(out / counts, dtype=np.float64)
 
 
 def _imu_errors(
@@ -152,6 +215,5 @@ def _truth(spec: ScenarioSpec, ex: Exercise, motion: Motion, drift: float) -> di
         "sets": on_sensor_clock(t["sets"]),
         "non_exercise": on_sensor_clock(t["non_exercise"]),
         "side_switches": on_sensor_clock(t["side_switches"]),
-        "gaps": [],
         "spec": spec.model_dump(mode="json"),
     }

@@ -88,6 +88,25 @@ def test_lost_packets_become_a_gap_with_counts() -> None:
     assert kinds == ["SampleBlock", "Gap", "SampleBlock"]
 
 
+def test_stream_paused_by_a_disconnection_is_a_gap_without_lost_packets() -> None:
+    # The sensor stops while disconnected and resumes with the next sequence number: the
+    # clock, not the counter, tells what is missing.
+    rng = np.random.default_rng(3)
+    raw = rng.integers(-2000, 2000, size=(19 * 20, 6)).astype(np.int16)
+    pz = Packetizer(att_payload=244, period_us=FMT.period_us)
+    before = pz.packets(raw[: 19 * 10])
+    pz.timestamp_us += 250 * FMT.period_us
+    after = pz.packets(raw[19 * 10 :])
+    arrivals = np.concatenate([np.arange(10) * 0.19 + 0.2, np.arange(10) * 0.19 + 4.6])
+    r = hp.StreamReassembler(FMT)
+    t, _, acc, gaps = _collect(r.push_many(before + after, arrivals) + r.flush())
+    assert len(gaps) == 1
+    assert (gaps[0].reason, gaps[0].lost_packets, gaps[0].lost_samples) == ("loss", 0, 250)
+    assert t[190] - t[189] == 251 * FMT.period_us
+    np.testing.assert_allclose(acc, _acc(raw))
+    assert r.stats.lost_samples == 250 and r.stats.lost_packets == 0
+
+
 def test_duplicates_are_dropped_and_counted() -> None:
     packets, arrivals, raw = _stream(19 * 10)
     order = [0, 1, 1, 2, 3, 3, 3, 4, 5, 6, 2, 7, 8, 9, 9]

@@ -311,8 +311,13 @@ class StreamReassembler:
         t_host = est.to_host(t_sensor)
 
         lost_packets = seq - self._next_seq
-        if last is not None and (lost_packets > 0 or self._restarting):
+        lost_samples = 0
+        if last is not None:
             lost_samples = max(0, round((first_us - last.sample_us) / fmt.period_us) - 1)
+        # A sensor that stopped streaming while disconnected resumes with the next sequence
+        # number but a later clock: no packet is missing, samples are.
+        paused = lost_packets == 0 and lost_samples > 0
+        if last is not None and (lost_packets > 0 or self._restarting or paused):
             if self._restarting:
                 lost_packets = 0
             out.append(

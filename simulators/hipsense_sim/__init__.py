@@ -17,6 +17,8 @@ from ._spec import (
     ScenarioSpec,
     SetSpec,
     load_scenario,
+    load_suite,
+    suite_dir,
 )
 
 __all__ = [
@@ -33,10 +35,12 @@ __all__ = [
     "body_quat",
     "body_rates",
     "load_scenario",
+    "load_suite",
     "mounting_quat",
     "neutral_thigh_quat",
     "quat_conj",
     "quat_mul",
     "rotate",
     "simulate",
+    "suite_dir",
 ]

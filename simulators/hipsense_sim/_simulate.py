@@ -168,9 +168,10 @@ def _imu_errors(
     n = w.shape[0]
     rate = imu.rate_hz
     deg = np.pi / 180
-    # White noise over the output bandwidth (rate / 2) from the datasheet densities.
-    gyro_sigma = imu.gyro_noise_dps_sqrt_hz * deg * np.sqrt(rate / 2)
-    acc_sigma = imu.accel_noise_ug_sqrt_hz * 1e-6 * _G * np.sqrt(rate / 2)
+    # White noise over the filter bandwidth from the datasheet densities.
+    bw = imu.noise_bandwidth_hz or rate / 2
+    gyro_sigma = imu.gyro_noise_dps_sqrt_hz * deg * np.sqrt(bw)
+    acc_sigma = imu.accel_noise_ug_sqrt_hz * 1e-6 * _G * np.sqrt(bw)
     gyro_bias = rng.normal(0, imu.gyro_bias_dps * deg, 3)
     walk = np.cumsum(
         rng.normal(0, imu.gyro_bias_walk_dps_sqrt_s * deg * np.sqrt(1 / rate), (n, 3)), axis=0

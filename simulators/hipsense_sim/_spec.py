@@ -15,6 +15,8 @@ __all__ = [
     "ScenarioSpec",
     "SetSpec",
     "load_scenario",
+    "load_suite",
+    "suite_dir",
 ]
 
 FaultKind = Literal[
@@ -53,6 +55,12 @@ class ImuSpec(_Spec):
     gyro_range_dps: Literal[125, 250, 500, 1000, 2000] = 1000
     gyro_noise_dps_sqrt_hz: Annotated[float, Field(ge=0)] = 0.007
     accel_noise_ug_sqrt_hz: Annotated[float, Field(ge=0)] = 160.0
+    noise_bandwidth_hz: Annotated[float, Field(gt=0)] | None = None
+    """Bandwidth the noise densities are integrated over; half the rate when None.
+
+    A sensor whose filter is wider than half its output rate aliases more noise into
+    each sample (an Xsens MTx: 40 Hz bandwidth at any rate).
+    """
     gyro_bias_dps: Annotated[float, Field(ge=0)] = 0.5
     """Standard deviation of the constant gyro bias per axis (turn-on offset)."""
     gyro_bias_walk_dps_sqrt_s: Annotated[float, Field(ge=0)] = 0.002
@@ -112,3 +120,14 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
     """Read and validate a scenario file."""
     data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     return ScenarioSpec.model_validate(data)
+
+
+def suite_dir() -> Path:
+    """The development suite's folder, simulators/scenarios."""
+    return Path(__file__).resolve().parents[1] / "scenarios"
+
+
+def load_suite(directory: str | Path | None = None) -> list[ScenarioSpec]:
+    """Every scenario of a folder (the development suite by default), sorted by file name."""
+    folder = Path(directory) if directory is not None else suite_dir()
+    return [load_scenario(p) for p in sorted(folder.glob("*.toml"))]

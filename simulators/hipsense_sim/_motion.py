@@ -156,8 +156,15 @@ class _Builder:
         hold_s = spec.hold_s if spec.hold_s is not None else dosage.hold_s
         hold_s *= self.rng.uniform(0.95, 1.1) if hold_s else 1.0
         phi_gain = 0.04
+        derived: set[FaultKind] = set()
         if "too_fast" in faults:
             outward_s, return_s = outward_s * 0.3, return_s * 0.3
+            # Swinging through also cuts the pause at the top and rushes the lowering: label
+            # what the rep then is, where the exercise prescribes a pause or a slow phase.
+            if hold_s >= 0.5:
+                derived.add("hold_short")
+            if any(c.check.value == "eccentric_fast" for c in ex.cues):
+                derived.add("eccentric_fast")
             hold_s = min(hold_s, 0.2)
         if "too_much_range" in faults:
             rom = ex.rom.target_max_deg * self.rng.uniform(1.25, 1.45)
@@ -222,7 +229,7 @@ class _Builder:
                 "hold_s": t_hold_end - t_top,
                 "eccentric_s": eccentric_s,
                 "hesitation_s": hesitation_s,
-                "faults": sorted(faults),
+                "faults": sorted(faults | derived),
             }
         )
 

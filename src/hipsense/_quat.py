@@ -1,0 +1,91 @@
+"""Quaternion helpers (w x y z, Hamilton convention, numpy), shared by core and simulator."""
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "axis_angle_quat",
+    "interval_rates",
+    "quat_conj",
+    "quat_mul",
+    "rotate",
+    "swing_angle",
+    "twist_angle",
+]
+
+F64Array = NDArray[np.float64]
+
+
+def axis_angle_quat(axis: NDArray[np.float64], angle_rad: F64Array) -> F64Array:
+    """Quaternions (n, 4) of rotations by `angle_rad` (n,) about one unit `axis` (3,)."""
+    a = np.asarray(axis, dtype=np.float64)
+    a = a / np.linalg.norm(a)
+    half = 0.5 * np.asarray(angle_rad, dtype=np.float64)
+    s = np.sin(half)
+    return np.asarray(np.stack([np.cos(half), s * a[0], s * a[1], s * a[2]], axis=-1), np.float64)
+
+
+def quat_conj(q: F64Array) -> F64Array:
+    """Conjugate (the inverse of a unit quaternion)."""
+    return np.asarray(q * np.array([1.0, -1.0, -1.0, -1.0]), dtype=np.float64)
+
+
+def quat_mul(p: F64Array, q: F64Array) -> F64Array:
+    """Hamilton product p * q, broadcasting over leading axes."""
+    pw, px, py, pz = np.moveaxis(np.asarray(p), -1, 0)
+    qw, qx, qy, qz = np.moveaxis(np.asarray(q), -1, 0)
+    prod = np.stack(
+        [
+            pw * qw - px * qx - py * qy - pz * qz,
+            pw * qx + px * qw + py * qz - pz * qy,
+            pw * qy - px * qz + py * qw + pz * qx,
+            pw * qz + px * qy - py * qx + pz * qw,
+        ],
+        axis=-1,
+    )
+    return np.asarray(prod, dtype=np.float64)
+
+
+def rotate(q: F64Array, v: F64Array) -> F64Array:
+    """Rotate vectors `v` (..., 3) by unit quaternions `q` (..., 4)."""
+    q = np.asarray(q)
+    u = q[..., 1:]
+    w = q[..., :1]
+    t = 2.0 * np.cross(u, v)
+    return np.asarray(v + w * t + np.cross(u, t), dtype=np.float64)
+
+
+def interval_rates(q: F64Array, dt: float) -> F64Array:
+    """Body angular rates (n-1, 3), rad/s, over each interval of sensor-to-world `q` (n, 4).
+
+    Exact for a constant rate within the interval (axis times angle over time), in the
+    frame of the first quaternion of the interval: what a gyroscope on it measures.
+    """
+    dq = quat_mul(quat_conj(q[:-1]), q[1:])
+    dq *= np.where(dq[:, :1] < 0, -1.0, 1.0)
+    vec = np.linalg.norm(dq[:, 1:], axis=1)
+    half = np.arctan2(vec, dq[:, 0])
+    axis = dq[:, 1:] / np.maximum(vec, 1e-15)[:, None]
+    return np.asarray(axis * (2 * half / dt)[:, None], dtype=np.float64)
+
+
+def twist_angle(q: F64Array, axis: F64Array) -> F64Array:
+    """Angle (rad, in (-pi, pi]) of the rotation part of `q` (n, 4) about unit `axis` (3,).
+
+    The swing-twist decomposition q = swing * twist, twist about `axis`: the twist angle
+    is 2 atan2(q_v . axis, q_w), whatever the swing.
+    """
+    proj = q[:, 1:] @ axis
+    ang = 2.0 * np.arctan2(proj, q[:, 0])
+    return np.asarray(
+        np.where(ang > np.pi, ang - 2 * np.pi, np.where(ang <= -np.pi, ang + 2 * np.pi, ang)),
+        np.float64,
+    )
+
+
+def swing_angle(q: F64Array, axis: F64Array) -> F64Array:
+    """Angle (rad, >= 0) of the rotation left after removing the twist about `axis`."""
+    proj = q[:, 1:] @ axis
+    # |swing_w| = sqrt(w^2 + proj^2) for a unit quaternion.
+    c = np.sqrt(np.minimum(1.0, q[:, 0] ** 2 + proj**2))
+    return np.asarray(2.0 * np.arccos(c), np.float64)

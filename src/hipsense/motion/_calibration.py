@@ -1,0 +1,355 @@
+"""Neutral pose and movement axis, and the angles measured against them.
+
+The strap may sit at any rotation on the thigh, so nothing here assumes a sensor axis.
+The neutral pose is the first still period of `still_min_s` (or an explicit
+`calibrate()`); the movement axis is the dominant rotation axis of the first movements
+after it: the principal eigenvector of the sum of w w^T over moving samples (w the
+angular velocity in the neutral sensor frame), with the share of rotation energy about it
+as the quality. Its sign makes the first movement away from neutral positive. Samples
+between neutral and axis are held back and released once the axis is known.
+"""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hipsense._quat import quat_conj, quat_mul, rotate, swing_angle, twist_angle
+
+from ._filters import Lowpass, run_lengths
+
+__all__ = ["AngleBlock", "AngleTracker", "Calibration", "CalibrationSettings"]
+
+F64Array = NDArray[np.float64]
+_DEG = 180.0 / np.pi
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """How the neutral pose and the movement axis are found."""
+
+    still_min_s: float = 1.5
+    """A neutral pose is a still period at least this long."""
+    still_speed_dps: float = 3.0
+    """Still: low-passed angular speed below this (tremor and noise stay well under)."""
+    still_lowpass_hz: float = 1.5
+    move_speed_dps: float = 6.0
+    """Only samples turning faster than this inform the movement axis."""
+    axis_min_rotation_deg: float = 20.0
+    """Rotation (out and back) to see before the axis is trusted."""
+    axis_max_wait_s: float = 90.0
+    """After this long, take the axis from whatever motion there was."""
+    reposition_deg: float = 20.0
+    """A still pose this far off the movement plane (and further off it than along it)
+    is a new start position: neutral and axis are found again."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A new reference: neutral pose and, once known, the movement axis."""
+
+    t_s: float
+    reason: Literal["still", "explicit", "reposition", "axis"]
+    neutral_quat: tuple[float, float, float, float]
+    gravity_sensor: tuple[float, float, float]
+    """Unit vector of 'up' in the sensor frame at neutral."""
+    axis_sensor: tuple[float, float, float] | None = None
+    axis_quality: float = 0.0
+    """Share of the rotation energy about the axis, 0 to 1."""
+
+
+@dataclass(frozen=True, eq=False)
+class AngleBlock:
+    """Angles of calibrated samples."""
+
+    t_s: F64Array
+    primary_deg: F64Array
+    """Rotation about the movement axis from neutral, positive in the working direction."""
+    off_plane_deg: F64Array
+    """The rest of the rotation from neutral."""
+    velocity_dps: F64Array
+    """Angular velocity about the movement axis."""
+    still: NDArray[np.bool_]
+    reference: NDArray[np.int64]
+    """Which calibration the samples are measured against (counts up)."""
+
+    @staticmethod
+    def empty() -> "AngleBlock":
+        """A block without samples."""
+        z = np.empty(0)
+        return AngleBlock(z, z, z, z, np.empty(0, bool), np.empty(0, np.int64))
+
+    @staticmethod
+    def concat(blocks: list["AngleBlock"]) -> "AngleBlock":
+        """Join blocks in order."""
+        if not blocks:
+            return AngleBlock.empty()
+        if len(blocks) == 1:
+            return blocks[0]
+        return AngleBlock(
+            np.concatenate([b.t_s for b in blocks]),
+            np.concatenate([b.primary_deg for b in blocks]),
+            np.concatenate([b.off_plane_deg for b in blocks]),
+            np.concatenate([b.velocity_dps for b in blocks]),
+            np.concatenate([b.still for b in blocks]),
+            np.concatenate([b.reference for b in blocks]),
+        )
+
+
+@dataclass
+class _Pending:
+    """Samples after a neutral pose, waiting for the axis."""
+
+    t: list[F64Array] = field(default_factory=list)
+    q_rel: list[F64Array] = field(default_factory=list)
+    w: list[F64Array] = field(default_factory=list)
+    still: list[NDArray[np.bool_]] = field(default_factory=list)
+    m: F64Array = field(default_factory=lambda: np.zeros(9))
+    rotation_deg: float = 0.0
+    start_s: float | None = None
+
+
+class AngleTracker:
+    """Finds neutral and axis, then turns orientation into angle signals.
+
+    `update(t_s, quat, gyr_rad_s)` takes blocks of sensor-to-world quaternions and
+    bias-free angular velocity (sensor frame) and returns the calibrated samples that are
+    ready, with any new `Calibration`s. `axis_sensor`, when given, fixes the movement
+    axis (a unit vector in the sensor frame) instead of estimating it.
+    """
+
+    def __init__(
+        self,
+        rate_hz: float,
+        settings: CalibrationSettings | None = None,
+        *,
+        axis_sensor: tuple[float, float, float] | None = None,
+        min_rotation_deg: float | None = None,
+    ) -> None:
+        self.rate_hz = float(rate_hz)
+        self.settings = settings if settings is not None else CalibrationSettings()
+        self.fixed_axis = None if axis_sensor is None else _unit(np.asarray(axis_sensor, float))
+        self.min_rotation_deg = (
+            min_rotation_deg
+            if min_rotation_deg is not None
+            else self.settings.axis_min_rotation_deg
+        )
+        self._still_n = max(2, round(self.settings.still_min_s * self.rate_hz))
+        self._speed_lp = Lowpass(self.settings.still_lowpass_hz, self.rate_hz)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget neutral, axis and all history."""
+        self._speed_lp.reset()
+        self._run = 0
+        self._hist_q = np.empty((0, 4))
+        self._hist_t = np.empty(0)
+        self._neutral: F64Array | None = None
+        self._axis: F64Array | None = None
+        self._pending: _Pending | None = None
+        self._reference = -1
+        self._explicit = False
+        self.calibration: Calibration | None = None
+
+    def calibrate(self) -> None:
+        """Take the next sample's pose as neutral (the start position, held still)."""
+        self._explicit = True
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _set_neutral(self, t: float, q_window: F64Array, reason: str) -> Calibration:
+        ref = q_window[-1]
+        signs = np.where(q_window @ ref < 0, -1.0, 1.0)[:, None]
+        mean = (q_window * signs).mean(axis=0)
+        self._neutral = mean / np.linalg.norm(mean)
+        self._reference += 1
+        up = rotate(quat_conj(self._neutral), np.array([0.0, 0.0, 1.0]))
+        if self.fixed_axis is not None:
+            self._axis = self.fixed_axis
+            self._pending = None
+        else:
+            self._axis = None
+            self._pending = _Pending(start_s=t)
+        cal = Calibration(
+            t_s=t,
+            reason=reason,  # type: ignore[arg-type]
+            neutral_quat=_tuple4(self._neutral),
+            gravity_sensor=_tuple3(up),
+            axis_sensor=None if self._axis is None else _tuple3(self._axis),
+            axis_quality=1.0 if self._axis is not None else 0.0,
+        )
+        self.calibration = cal
+        return cal
+
+    def _angles(
+        self, t: F64Array, q_rel: F64Array, w: F64Array, still: NDArray[np.bool_]
+    ) -> AngleBlock:
+        assert self._axis is not None
+        return AngleBlock(
+            t_s=t,
+            primary_deg=twist_angle(q_rel, self._axis) * _DEG,
+            off_plane_deg=swing_angle(q_rel, self._axis) * _DEG,
+            velocity_dps=(w @ self._axis) * _DEG,
+            still=still,
+            reference=np.full(t.shape[0], self._reference, dtype=np.int64),
+        )
+
+    def _finish_axis(self, t_now: float) -> tuple[AngleBlock, Calibration]:
+        p = self._pending
+        assert p is not None and self._neutral is not None
+        m = p.m.reshape(3, 3)
+        vals, vecs = np.linalg.eigh(m)
+        axis = vecs[:, -1]
+        quality = float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0
+        q_rel = np.concatenate(p.q_rel) if p.q_rel else np.empty((0, 4))
+        if q_rel.shape[0]:
+            # Sign: the pose furthest from neutral is the working direction.
+            far = int(np.argmax(np.linalg.norm(q_rel[:, 1:], axis=1)))
+            if q_rel[far, 1:] @ axis * np.sign(q_rel[far, 0] or 1.0) < 0:
+                axis = -axis
+        self._axis = axis
+        self._pending = None
+        block = AngleBlock.empty()
+        if q_rel.shape[0]:
+            block = self._angles(
+                np.concatenate(p.t), q_rel, np.concatenate(p.w), np.concatenate(p.still)
+            )
+        assert self.calibration is not None
+        cal = Calibration(
+            t_s=t_now,
+            reason="axis",
+            neutral_quat=self.calibration.neutral_quat,
+            gravity_sensor=self.calibration.gravity_sensor,
+            axis_sensor=_tuple3(axis),
+            axis_quality=quality,
+        )
+        self.calibration = cal
+        return block, cal
+
+    # -- streaming -----------------------------------------------------------------
+
+    def update(
+        self, t_s: F64Array, quat: F64Array, gyr_rad_s: F64Array
+    ) -> tuple[AngleBlock, list[Calibration]]:
+        """Take a block; return the calibrated samples ready now and new calibrations."""
+        n = t_s.shape[0]
+        if n == 0:
+            return AngleBlock.empty(), []
+        s = self.settings
+        speed = self._speed_lp(np.linalg.norm(gyr_rad_s, axis=1) * _DEG)
+        still = speed < s.still_speed_dps
+        runs = run_lengths(still, self._run)
+        self._run = int(runs[-1])
+        # The last still_n poses, for averaging a neutral pose that may start before this block.
+        hist_q = np.concatenate([self._hist_q, quat])
+        hist_t = np.concatenate([self._hist_t, t_s])
+        off = hist_q.shape[0] - n
+        self._hist_q = hist_q[-self._still_n :]
+        self._hist_t = hist_t[-self._still_n :]
+
+        out: list[AngleBlock] = []
+        cals: list[Calibration] = []
+        i = 0
+        while i < n:
+            if self._explicit:
+                self._explicit = False
+                cals.append(self._set_neutral(float(t_s[i]), quat[i : i + 1], "explicit"))
+                continue
+            if self._neutral is None:
+                ready = np.flatnonzero(runs[i:] >= self._still_n)
+                if ready.size == 0:
+                    break
+                j = i + int(ready[0])
+                window = hist_q[off + j - self._still_n + 1 : off + j + 1]
+                cals.append(self._set_neutral(float(t_s[j]), window, "still"))
+                i = j + 1
+                continue
+            q_rel = quat_mul(quat_conj(self._neutral), quat[i:])
+            if self._axis is None:
+                i = self._collect(i, t_s, q_rel, gyr_rad_s, still, runs, out, cals)
+                continue
+            block = self._angles(t_s[i:], q_rel, gyr_rad_s[i:], still[i:])
+            # A still pose well off the plane is a new start position (side switch).
+            moved = (
+                (runs[i:] >= self._still_n)
+                & (block.off_plane_deg > s.reposition_deg)
+                & (block.off_plane_deg > np.abs(block.primary_deg))
+            )
+            if moved.any():
+                k = int(np.flatnonzero(moved)[0])
+                out.append(_slice(block, 0, k))
+                j = i + k
+                window = hist_q[off + j - self._still_n + 1 : off + j + 1]
+                cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
+                i = j + 1
+                continue
+            out.append(block)
+            break
+        return AngleBlock.concat(out), cals
+
+    def _collect(
+        self,
+        i: int,
+        t_s: F64Array,
+        q_rel: F64Array,
+        w: F64Array,
+        still: NDArray[np.bool_],
+        runs: NDArray[np.int64],
+        out: list[AngleBlock],
+        cals: list[Calibration],
+    ) -> int:
+        """Add samples i.. to the pending ones; finish the axis when enough was seen."""
+        p = self._pending
+        assert p is not None and self._neutral is not None
+        s = self.settings
+        dt = 1.0 / self.rate_hz
+        w_n = rotate(q_rel, w[i:])  # angular velocity in the neutral frame
+        speed = np.linalg.norm(w_n, axis=1) * _DEG
+        moving = speed > s.move_speed_dps
+        outer = (w_n[:, :, None] * w_n[:, None, :]).reshape(-1, 9) * moving[:, None]
+        # Running sums that start from the carried total: the same additions in the same
+        # order whatever the block sizes.
+        m_cum = np.cumsum(np.concatenate([p.m[None, :], outer]), axis=0)[1:]
+        steps = np.where(moving, speed * dt, 0.0)
+        rot_cum = np.cumsum(np.concatenate([[p.rotation_deg], steps]))[1:]
+        assert p.start_s is not None
+        waited = t_s[i:] - p.start_s
+        ready = ((rot_cum >= self.min_rotation_deg) & still[i:]) | (
+            (waited >= s.axis_max_wait_s) & (rot_cum > 0)
+        )
+        k = int(np.flatnonzero(ready)[0]) + 1 if ready.any() else q_rel.shape[0]
+        p.t.append(t_s[i : i + k])
+        p.q_rel.append(q_rel[:k])
+        p.w.append(w[i : i + k])
+        p.still.append(still[i : i + k])
+        p.m = m_cum[k - 1]
+        p.rotation_deg = float(rot_cum[k - 1])
+        if ready.any():
+            block, cal = self._finish_axis(float(t_s[i + k - 1]))
+            out.append(block)
+            cals.append(cal)
+        return i + k
+
+
+def _slice(b: AngleBlock, start: int, stop: int) -> AngleBlock:
+    return AngleBlock(
+        b.t_s[start:stop],
+        b.primary_deg[start:stop],
+        b.off_plane_deg[start:stop],
+        b.velocity_dps[start:stop],
+        b.still[start:stop],
+        b.reference[start:stop],
+    )
+
+
+def _unit(v: F64Array) -> F64Array:
+    return np.asarray(v / np.linalg.norm(v), dtype=np.float64)
+
+
+def _tuple3(v: F64Array) -> tuple[float, float, float]:
+    return (float(v[0]), float(v[1]), float(v[2]))
+
+
+def _tuple4(v: F64Array) -> tuple[float, float, float, float]:
+    return (float(v[0]), float(v[1]), float(v[2]), float(v[3]))

@@ -1,0 +1,207 @@
+"""The motion core: samples in, calibrations, reps, holds and sets out."""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hipsense.exercises import Exercise
+from hipsense.recording import Recording
+
+from ._calibration import AngleBlock, AngleTracker, Calibration, CalibrationSettings
+from ._events import HoldEvent, RepEvent, SetEvent
+from ._orientation import OrientationEstimator, OrientationSettings
+from ._segmentation import Segmenter, SegmenterSettings
+from ._targets import Targets
+
+__all__ = ["Analysis", "CoreSettings", "MotionCore", "MotionEvent", "analyze"]
+
+F64Array = NDArray[np.float64]
+MotionEvent = Calibration | RepEvent | HoldEvent | SetEvent
+
+
+@dataclass(frozen=True)
+class CoreSettings:
+    """Settings of every stage; the defaults are the product's."""
+
+    orientation: OrientationSettings = field(default_factory=OrientationSettings)
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    segmentation: SegmenterSettings = field(default_factory=SegmenterSettings)
+
+
+class MotionCore:
+    """Pure, synchronous and streaming: feed blocks of any size, get events.
+
+    `update(t_s, gyr_rad_s=..., acc_m_s2=...)` for raw 6-axis input (fused by VQF), or
+    `update(t_s, quat=...)` for a sensor's own fused quaternions. `finish()` at the end
+    of the stream; `reset()` to start over with the same settings. Feeding a stream in
+    blocks of any size gives the same events as feeding it whole.
+    """
+
+    def __init__(
+        self,
+        rate_hz: float,
+        exercise: Exercise | None = None,
+        *,
+        variant: str | None = None,
+        settings: CoreSettings | None = None,
+    ) -> None:
+        self.rate_hz = float(rate_hz)
+        self.exercise = exercise
+        self.settings = settings if settings is not None else CoreSettings()
+        self.targets = (
+            Targets.from_exercise(exercise, variant)
+            if exercise is not None
+            else Targets.automatic()
+        )
+        self.orientation = OrientationEstimator(self.rate_hz, self.settings.orientation)
+        self.angles = AngleTracker(
+            self.rate_hz,
+            self.settings.calibration,
+            min_rotation_deg=self.targets.min_axis_rotation_deg,
+        )
+        self.segmenter = Segmenter(self.rate_hz, self.targets, self.settings.segmentation)
+        self.last_angles = AngleBlock.empty()
+
+    def reset(self) -> None:
+        """Forget everything measured; settings and exercise stay."""
+        self.orientation.reset()
+        self.angles.reset()
+        self.segmenter.reset()
+        self.last_angles = AngleBlock.empty()
+
+    def calibrate(self) -> None:
+        """Take the next sample as the neutral start position."""
+        self.angles.calibrate()
+
+    def update(
+        self,
+        t_s: F64Array,
+        *,
+        gyr_rad_s: F64Array | None = None,
+        acc_m_s2: F64Array | None = None,
+        quat: F64Array | None = None,
+    ) -> list[MotionEvent]:
+        """Take a block of samples; return the events it completed."""
+        t = np.asarray(t_s, dtype=np.float64)
+        if quat is not None:
+            ori = self.orientation.update_quat(quat)
+        elif gyr_rad_s is not None and acc_m_s2 is not None:
+            ori = self.orientation.update_raw(gyr_rad_s, acc_m_s2)
+        else:
+            raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
+        if ori.quat.shape[0] != t.shape[0]:
+            raise ValueError(f"t_s: expected {ori.quat.shape[0]} times, got {t.shape[0]}")
+        block, cals = self.angles.update(t, ori.quat, ori.gyr_rad_s)
+        self.last_angles = block
+        events: list[MotionEvent] = list(cals)
+        events += self.segmenter.update(block)
+        return events
+
+    def finish(self) -> list[MotionEvent]:
+        """End of stream: report what is still open."""
+        return list(self.segmenter.finish())
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything the core found in a recording."""
+
+    exercise: str
+    rate_hz: float
+    duration_s: float
+    reps: list[RepEvent]
+    holds: list[HoldEvent]
+    sets: list[SetEvent]
+    calibrations: list[Calibration]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and means for a report."""
+        flags: dict[str, int] = {}
+        for ev in [*self.reps, *self.holds]:
+            for f in ev.flags:
+                flags[str(f)] = flags.get(str(f), 0) + 1
+
+        def mean(values: Iterable[float]) -> float | None:
+            v = list(values)
+            return round(float(np.mean(v)), 3) if v else None
+
+        axis = next((c for c in reversed(self.calibrations) if c.axis_sensor is not None), None)
+        return {
+            "exercise": self.exercise,
+            "duration_s": round(self.duration_s, 3),
+            "rep_count": len(self.reps),
+            "hold_count": len(self.holds),
+            "set_count": len(self.sets),
+            "reps_per_set": [s.reps for s in self.sets],
+            "mean_rom_deg": mean(r.rom_deg for r in self.reps),
+            "mean_hold_s": mean([*(r.hold_s for r in self.reps), *(h.hold_s for h in self.holds)]),
+            "mean_concentric_s": mean(r.concentric_s for r in self.reps),
+            "mean_eccentric_s": mean(r.eccentric_s for r in self.reps),
+            "flags": dict(sorted(flags.items())),
+            "axis_quality": None if axis is None else round(axis.axis_quality, 3),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of `hipsense analyze --json`."""
+        return {
+            "schema": "hipsense.analysis/1",
+            "reps": [r.to_dict() for r in self.reps],
+            "holds": [h.to_dict() for h in self.holds],
+            "sets": [s.to_dict() for s in self.sets],
+            "calibrations": [
+                {
+                    "t_s": c.t_s,
+                    "reason": c.reason,
+                    "axis_sensor": c.axis_sensor,
+                    "axis_quality": c.axis_quality,
+                    "gravity_sensor": c.gravity_sensor,
+                }
+                for c in self.calibrations
+            ],
+            "summary": self.summary(),
+        }
+
+
+def analyze(
+    recording: Recording,
+    exercise: Exercise | None = None,
+    *,
+    variant: str | None = None,
+    settings: CoreSettings | None = None,
+    block_size: int | None = None,
+) -> Analysis:
+    """Run the core over a whole recording (in blocks of `block_size`, or at once).
+
+    Uses the recording's quaternions when it has them, else its raw samples. The rate is
+    the median sample interval's.
+    """
+    t = recording.time_s
+    if t.shape[0] < 2:
+        raise ValueError(f"recording: expected at least 2 samples, got {t.shape[0]}")
+    rate = 1.0 / float(np.median(np.diff(t)))
+    rate = float(np.round(rate, 3))
+    core = MotionCore(rate, exercise, variant=variant, settings=settings)
+    n = t.shape[0]
+    step = n if block_size is None else block_size
+    events: list[MotionEvent] = []
+    for a in range(0, n, step):
+        b = min(n, a + step)
+        if recording.quat is not None:
+            events += core.update(t[a:b], quat=recording.quat[a:b])
+        else:
+            events += core.update(
+                t[a:b], gyr_rad_s=recording.gyr_rad_s[a:b], acc_m_s2=recording.acc_m_s2[a:b]
+            )
+    events += core.finish()
+    return Analysis(
+        exercise=core.targets.exercise_id,
+        rate_hz=rate,
+        duration_s=float(t[-1] - t[0]),
+        reps=[e for e in events if isinstance(e, RepEvent)],
+        holds=[e for e in events if isinstance(e, HoldEvent)],
+        sets=[e for e in events if isinstance(e, SetEvent)],
+        calibrations=[e for e in events if isinstance(e, Calibration)],
+    )

@@ -1,0 +1,51 @@
+"""Small streaming building blocks with explicit state: low-pass filters and run lengths."""
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal
+
+__all__ = ["Lowpass", "run_lengths"]
+
+F64Array = NDArray[np.float64]
+
+
+class Lowpass:
+    """Second-order Butterworth low-pass along the first axis of (n,) or (n, k) blocks.
+
+    Keeps `scipy.signal.sosfilt` state between blocks, so blocks of any size give the
+    output of one call on the whole stream. The first sample sets the initial state (a
+    step from zero would look like motion).
+    """
+
+    def __init__(self, cutoff_hz: float, rate_hz: float, channels: int = 1) -> None:
+        cutoff = min(cutoff_hz, 0.45 * rate_hz)
+        self.sos = signal.butter(2, cutoff, fs=rate_hz, output="sos")
+        self.channels = channels
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the filter state."""
+        self._zi: F64Array | None = None
+
+    def __call__(self, x: F64Array) -> F64Array:
+        """Filter a block along its first axis."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[0] == 0:
+            return x.copy()
+        if self._zi is None:
+            zi = signal.sosfilt_zi(self.sos)  # (sections, 2), for a unit step
+            self._zi = zi[:, :, None] * x[0] if x.ndim == 2 else zi * x[0]
+        y, self._zi = signal.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        return np.asarray(y, dtype=np.float64)
+
+
+def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:
+    """Length of the run of True ending at each sample, continuing a run of `carry`."""
+    n = mask.shape[0]
+    idx = np.arange(1, n + 1, dtype=np.int64)
+    # Index of the last False at or before each sample (0 = before the block).
+    last_false = np.maximum.accumulate(np.where(mask, 0, idx))
+    runs = idx - last_false
+    # Samples with no False before them in this block continue the previous run.
+    runs = np.where(last_false == 0, runs + carry, runs)
+    return np.asarray(np.where(mask, runs, 0), dtype=np.int64)

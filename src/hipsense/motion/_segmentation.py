@@ -1,0 +1,499 @@
+"""Reps, holds and sets from the primary angle.
+
+Detection is causal and cheap: the low-passed primary angle leaves its baseline (the
+lowest angle since the last rep), reaches at least `detect_deg`, and comes back to a
+third of its excursion; once it has settled (still, rising again, or `settle_s` later)
+the rep is measured on the samples around it. Measurement is offline on that window:
+zero-phase smoothing, then phase boundaries where the angular velocity crosses 5 % of
+the phase's peak velocity. The window is fixed by sample indices found causally, so the
+events do not depend on how the stream was split into blocks.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal
+
+from ._calibration import AngleBlock
+from ._events import Flag, HoldEvent, RepEvent, SetEvent
+from ._filters import Lowpass
+from ._targets import Targets
+
+__all__ = ["Segmenter", "SegmenterSettings"]
+
+F64Array = NDArray[np.float64]
+Event = RepEvent | HoldEvent | SetEvent
+
+# Columns of the sample buffer.
+_T, _TH, _LP, _PH, _STILL, _REF, _GAP = range(7)
+_NCOL = 7
+
+
+@dataclass(frozen=True)
+class SegmenterSettings:
+    """Detection and measurement settings (angles in degrees, times in seconds)."""
+
+    lowpass_hz: float = 3.0
+    measure_lowpass_hz: float = 4.0
+    start_ratio: float = 0.5
+    """A candidate starts this share of `detect_deg` above the baseline."""
+    return_ratio: float = 0.35
+    """A rep is coming back once below this share of its excursion."""
+    settle_s: float = 1.0
+    pre_s: float = 3.0
+    """Look-back before the start crossing for the movement onset."""
+    phase_velocity_ratio: float = 0.05
+    onset_max_deg: float = 12.0
+    """A movement starting further than this (or half the target range) from neutral is
+    not an exercise rep (walking, getting up)."""
+    set_gap_s: float = 25.0
+    hold_band_deg: float = 2.0
+    hold_band_ratio: float = 0.15
+    max_candidate_s: float = 150.0
+
+
+class _Buffer:
+    """Recent samples as rows of a float array, addressed by absolute sample index."""
+
+    def __init__(self) -> None:
+        self.data = np.empty((1024, _NCOL))
+        self.base = 0  # absolute index of row 0
+        self.n = 0
+
+    def append(self, rows: F64Array) -> None:
+        k = rows.shape[0]
+        if self.n + k > self.data.shape[0]:
+            cap = max(2 * self.data.shape[0], self.n + k)
+            grown = np.empty((cap, _NCOL))
+            grown[: self.n] = self.data[: self.n]
+            self.data = grown
+        self.data[self.n : self.n + k] = rows
+        self.n += k
+
+    @property
+    def end(self) -> int:
+        return self.base + self.n
+
+    def col(self, c: int, start: int, stop: int | None = None) -> F64Array:
+        stop = self.end if stop is None else stop
+        return self.data[start - self.base : stop - self.base, c]
+
+    def drop_before(self, index: int) -> None:
+        k = min(max(0, index - self.base), self.n)
+        if k:
+            self.data[: self.n - k] = self.data[k : self.n]
+            self.n -= k
+            self.base += k
+
+
+class Segmenter:
+    """Streams `AngleBlock`s in, reps / holds / sets out."""
+
+    def __init__(
+        self, rate_hz: float, targets: Targets, settings: SegmenterSettings | None = None
+    ) -> None:
+        self.rate_hz = float(rate_hz)
+        self.targets = targets
+        self.settings = settings if settings is not None else SegmenterSettings()
+        self._lp = Lowpass(self.settings.lowpass_hz, self.rate_hz)
+        cutoff = min(self.settings.measure_lowpass_hz, 0.4 * self.rate_hz)
+        self._sos = signal.butter(2, cutoff, fs=self.rate_hz, output="sos")
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all samples and events."""
+        self._lp.reset()
+        self._buf = _Buffer()
+        self._state: Literal["idle", "active", "returning"] = "idle"
+        self._baseline = np.inf
+        self._peak = -np.inf
+        self._cand = 0
+        self._ret = 0
+        self._low = np.inf
+        self._floor = 0  # no window reaches back before this index (the last rep's end)
+        self._last_t: float | None = None
+        self._ref = -1
+        self._reps = 0
+        self._holds = 0
+        self._last_end_s: float | None = None
+        self._set: dict[str, object] | None = None
+        self._sets = 0
+
+    # -- streaming -----------------------------------------------------------------
+
+    def update(self, block: AngleBlock) -> list[Event]:
+        """Take calibrated samples; return the events completed by them."""
+        n = block.t_s.shape[0]
+        if n == 0:
+            return []
+        period = 1.0 / self.rate_hz
+        prev = np.concatenate(
+            [[self._last_t if self._last_t is not None else block.t_s[0]], block.t_s[:-1]]
+        )
+        gap = (block.t_s - prev) > 1.5 * period
+        self._last_t = float(block.t_s[-1])
+        rows = np.empty((n, _NCOL))
+        rows[:, _T] = block.t_s
+        rows[:, _TH] = block.primary_deg
+        rows[:, _LP] = self._lp(block.primary_deg)
+        rows[:, _PH] = block.off_plane_deg
+        rows[:, _STILL] = block.still
+        rows[:, _REF] = block.reference
+        rows[:, _GAP] = gap
+        start = self._buf.end
+        self._buf.append(rows)
+        events = self._scan(start)
+        self._trim()
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of stream: measure a rep in progress, close the open set."""
+        events: list[Event] = []
+        if self._state == "returning":
+            events += self._finalize(self._buf.end - 1)
+        self._state = "idle"
+        events += self._close_set()
+        return events
+
+    def _trim(self) -> None:
+        pre = round(self.settings.pre_s * self.rate_hz)
+        keep = self._buf.end - pre - 1
+        if self._state != "idle":
+            keep = min(keep, self._cand - pre)
+        self._buf.drop_before(max(keep, 0))
+        self._floor = max(self._floor, self._buf.base)
+
+    def _scan(self, i: int) -> list[Event]:
+        t = self.targets
+        s = self.settings
+        buf = self._buf
+        start_thr = s.start_ratio * t.detect_deg
+        events: list[Event] = []
+        end = buf.end
+        while i < end:
+            lp = buf.col(_LP, i)
+            ref = buf.col(_REF, i)
+            if self._state == "idle":
+                if ref[0] != self._ref:
+                    # A new reference (calibration): the baseline starts again.
+                    self._ref = int(ref[0])
+                    self._baseline = np.inf
+                    events += self._close_set()
+                low = np.minimum.accumulate(np.concatenate([[self._baseline], lp]))[1:]
+                hit = np.flatnonzero((lp - low > start_thr) | (ref != self._ref))
+                if hit.size == 0:
+                    self._baseline = float(low[-1])
+                    break
+                k = int(hit[0])
+                if ref[k] != self._ref:
+                    i += k
+                    continue
+                self._baseline = float(low[k])
+                self._cand = i + k
+                self._peak = float(lp[k])
+                self._state = "active"
+                i += k + 1
+            elif self._state == "active":
+                b = self._baseline
+                peak = np.maximum.accumulate(np.concatenate([[self._peak], lp]))[1:]
+                exc = peak - b
+                back = (exc >= t.detect_deg) & (lp - b < s.return_ratio * exc)
+                fizzle = (exc < t.detect_deg) & (lp - b < 0.5 * start_thr)
+                tt = buf.col(_T, i)
+                stale = (tt - buf.col(_T, self._cand, self._cand + 1)[0] > s.max_candidate_s) | (
+                    ref != self._ref
+                )
+                hits = np.flatnonzero(back | fizzle | stale)
+                if hits.size == 0:
+                    self._peak = float(peak[-1])
+                    break
+                k = int(hits[0])
+                if back[k] and not stale[k]:
+                    self._peak = float(peak[k])
+                    self._ret = i + k
+                    self._low = float(lp[k])
+                    self._state = "returning"
+                    i += k + 1
+                else:
+                    self._state = "idle"
+                    self._baseline = float(lp[k]) if stale[k] else b
+                    i += k if stale[k] else k + 1
+            else:
+                low = np.minimum.accumulate(np.concatenate([[self._low], lp]))[1:]
+                tt = buf.col(_T, i)
+                t_ret = float(buf.col(_T, self._ret, self._ret + 1)[0])
+                done = (
+                    (buf.col(_STILL, i) > 0.5)
+                    | (lp - low > start_thr)
+                    | (tt - t_ret > s.settle_s)
+                    | (ref != self._ref)
+                )
+                hits = np.flatnonzero(done)
+                if hits.size == 0:
+                    self._low = float(low[-1])
+                    break
+                k = int(hits[0])
+                events += self._finalize(i + k)
+                self._state = "idle"
+                self._baseline = float(low[k])
+                i += k
+        return events
+
+    # -- measuring -----------------------------------------------------------------
+
+    def _finalize(self, stop: int) -> list[Event]:
+        buf = self._buf
+        pre = round(self.settings.pre_s * self.rate_hz)
+        start = max(self._floor, self._cand - pre, buf.base)
+        stop = min(stop + 1, buf.end)
+        self._floor = stop - 1
+        if stop - start < 4:
+            return []
+        w = buf.data[start - buf.base : stop - buf.base]
+        if self.targets.kind == "hold":
+            hold = self._measure_hold(w)
+            return [] if hold is None else self._add(hold)
+        rep = self._measure_rep(w)
+        return [] if rep is None else self._add(rep)
+
+    def _smooth(self, th: F64Array) -> F64Array:
+        if th.shape[0] > 15:
+            return np.asarray(signal.sosfiltfilt(self._sos, th), dtype=np.float64)
+        return th
+
+    def _phases(
+        self, t: F64Array, th: F64Array
+    ) -> tuple[int, int, int, int, int, float, float] | None:
+        """Onset, arrival, peak, departure, end indices; peak out and back velocities."""
+        f = self.settings.phase_velocity_ratio
+        v = np.gradient(th, t)
+        ip = int(np.argmax(th))
+        if ip == 0 or ip == th.shape[0] - 1:
+            return None
+        iv_out = int(np.argmax(v[: ip + 1]))
+        v_out = float(v[iv_out])
+        iv_ret = ip + int(np.argmin(v[ip:]))
+        v_ret = float(-v[iv_ret])
+        if v_out <= 0 or v_ret <= 0:
+            return None
+        slow = np.flatnonzero(v[: iv_out + 1] < f * v_out)
+        onset = int(slow[-1]) if slow.size else 0
+        base = th[onset]
+        high = base + 0.8 * (th[ip] - base)
+        seg = slice(iv_out, iv_ret + 1)
+        arrive = np.flatnonzero((v[seg] < f * v_out) & (th[seg] >= high))
+        arrival = iv_out + int(arrive[0]) if arrive.size else ip
+        leave = np.flatnonzero((v[seg] > -f * v_ret) & (th[seg] >= high))
+        departure = iv_out + int(leave[-1]) if leave.size else ip
+        departure = max(departure, arrival)
+        settled = np.flatnonzero(v[iv_ret:] > -f * v_ret)
+        end = iv_ret + int(settled[0]) if settled.size else th.shape[0] - 1
+        return onset, arrival, ip, departure, end, v_out, v_ret
+
+    def _common(
+        self, w: F64Array
+    ) -> (
+        tuple[F64Array, F64Array, tuple[int, int, int, int, int, float, float], float, float] | None
+    ):
+        t = w[:, _T]
+        th = self._smooth(w[:, _TH])
+        ph = w[:, _PH]
+        phases = self._phases(t, th)
+        if phases is None:
+            return None
+        onset, arrival, ip, departure, end, _, _ = phases
+        plateau = th[arrival : departure + 1]
+        level = float(np.median(plateau)) if plateau.shape[0] >= 3 else float(th[ip])
+        rom = level - float(th[onset])
+        off = float(ph[onset : end + 1].max() - ph[onset])
+        tg = self.targets
+        if rom < tg.detect_deg:
+            return None
+        # Exercise reps start from the start position and stay in their plane; walking,
+        # getting up and fidgeting do not.
+        if abs(th[onset]) > max(self.settings.onset_max_deg, 0.5 * tg.target_max_deg):
+            return None
+        if off > 1.2 * rom + 3.0:
+            return None
+        return t, th, phases, rom, off
+
+    def _measure_rep(self, w: F64Array) -> RepEvent | None:
+        common = self._common(w)
+        if common is None:
+            return None
+        t, th, (onset, arrival, ip, departure, end, v_out, v_ret), rom, off = common
+        tg = self.targets
+        outward = float(t[arrival] - t[onset])
+        back = float(t[end] - t[departure])
+        hold = float(t[departure] - t[arrival])
+        conc, ecc = (outward, back) if tg.outward_phase == "concentric" else (back, outward)
+        v_peak = max(v_out, v_ret)
+        flags: list[Flag] = []
+        fast = outward < tg.too_fast_ratio * tg.outward_s or back < tg.too_fast_ratio * tg.return_s
+        if tg.too_fast_dps is not None and v_peak > 1.5 * tg.too_fast_dps:
+            fast = True
+        if fast and not tg.auto:
+            flags.append(Flag.TOO_FAST)
+        if rom > tg.target_max_deg:
+            flags.append(Flag.TOO_MUCH_RANGE)
+        if rom < tg.partial_ratio * tg.target_min_deg:
+            flags.append(Flag.PARTIAL)
+        if off > tg.off_plane_deg or (off > 3.0 and off > 0.35 * rom):
+            flags.append(Flag.OFF_PLANE)
+        if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s:
+            flags.append(Flag.HOLD_SHORT)
+        if tg.check_eccentric:
+            ecc_limit = tg.too_fast_ratio * (
+                tg.return_s if tg.outward_phase == "concentric" else tg.outward_s
+            )
+            if tg.eccentric_fast_s is not None:
+                ecc_limit = max(ecc_limit, tg.eccentric_fast_s)
+            if ecc < ecc_limit:
+                flags.append(Flag.ECCENTRIC_FAST)
+        gap = bool(w[onset : end + 1, _GAP].any())
+        if gap:
+            flags.append(Flag.DATA_GAP)
+        rest = None if self._last_end_s is None else float(t[onset]) - self._last_end_s
+        return RepEvent(
+            index=self._reps,
+            set_index=0,
+            start_s=float(t[onset]),
+            peak_s=float((t[arrival] + t[departure]) / 2),
+            end_s=float(t[end]),
+            rom_deg=rom,
+            concentric_s=conc,
+            hold_s=hold,
+            eccentric_s=ecc,
+            rest_before_s=rest,
+            peak_velocity_dps=v_peak,
+            smoothness=_ldlj(t[onset : end + 1], th[onset : end + 1]),
+            max_off_plane_deg=off,
+            flags=tuple(flags),
+            confidence=_confidence(rom, off, gap, tg.detect_deg),
+            top_s=float(t[arrival]),
+            hold_end_s=float(t[departure]),
+        )
+
+    def _measure_hold(self, w: F64Array) -> HoldEvent | None:
+        common = self._common(w)
+        if common is None:
+            return None
+        t, th, (onset, arrival, _ip, departure, end, _, _), rom, off = common
+        tg = self.targets
+        s = self.settings
+        hold = float(t[departure] - t[arrival])
+        seg = th[arrival : departure + 1]
+        level = float(np.median(seg))
+        band = max(s.hold_band_deg, s.hold_band_ratio * rom)
+        inside = np.abs(seg - level) <= band
+        broken = _runs_longer(~inside, round(0.5 * self.rate_hz))
+        flags: list[Flag] = []
+        if tg.check_hold and hold < 0.85 * tg.hold_s:
+            flags.append(Flag.HOLD_SHORT)
+        if rom > tg.target_max_deg:
+            flags.append(Flag.TOO_MUCH_RANGE)
+        if off > tg.off_plane_deg:
+            flags.append(Flag.OFF_PLANE)
+        gap = bool(w[onset : end + 1, _GAP].any())
+        if gap:
+            flags.append(Flag.DATA_GAP)
+        return HoldEvent(
+            index=self._holds,
+            set_index=0,
+            start_s=float(t[arrival]),
+            end_s=float(t[departure]),
+            hold_s=hold,
+            angle_deg=rom,
+            on_target_pct=float(100.0 * inside.mean()) if seg.size else 0.0,
+            stability_deg=float(seg.std()) if seg.size else 0.0,
+            broken=broken,
+            flags=tuple(flags),
+            confidence=_confidence(rom, off, gap, tg.detect_deg),
+            enter_s=float(t[onset]),
+            exit_s=float(t[end]),
+        )
+
+    # -- sets ------------------------------------------------------------------------
+
+    def _add(self, ev: RepEvent | HoldEvent) -> list[Event]:
+        out: list[Event] = []
+        begin = ev.start_s if isinstance(ev, RepEvent) else ev.enter_s
+        finish = ev.end_s if isinstance(ev, RepEvent) else ev.exit_s
+        cur = self._set
+        if cur is not None and begin - float(cur["end_s"]) > self.settings.set_gap_s:  # type: ignore[arg-type]
+            out += self._close_set()
+            cur = None
+        if cur is None:
+            cur = {"start_s": begin, "end_s": finish, "reps": [], "holds": []}
+            self._set = cur
+        cur["end_s"] = finish
+        if isinstance(ev, RepEvent):
+            ev = _with_set(ev, self._sets)
+            cur["reps"].append(ev.index)  # type: ignore[attr-defined]
+            self._reps += 1
+        else:
+            ev = _with_set(ev, self._sets)
+            cur["holds"].append(ev.index)  # type: ignore[attr-defined]
+            self._holds += 1
+        self._last_end_s = finish
+        out.append(ev)
+        return out
+
+    def _close_set(self) -> list[Event]:
+        cur = self._set
+        if cur is None:
+            return []
+        self._set = None
+        reps: list[int] = cur["reps"]  # type: ignore[assignment]
+        holds: list[int] = cur["holds"]  # type: ignore[assignment]
+        ev = SetEvent(
+            index=self._sets,
+            start_s=float(cur["start_s"]),  # type: ignore[arg-type]
+            end_s=float(cur["end_s"]),  # type: ignore[arg-type]
+            reps=len(reps),
+            holds=len(holds),
+            rep_indices=tuple(reps),
+            hold_indices=tuple(holds),
+        )
+        self._sets += 1
+        return [ev]
+
+
+def _with_set(ev: RepEvent | HoldEvent, set_index: int) -> RepEvent | HoldEvent:
+    from dataclasses import replace
+
+    return replace(ev, set_index=set_index)
+
+
+def _runs_longer(mask: NDArray[np.bool_], min_len: int) -> int:
+    """Number of runs of True at least `min_len` long."""
+    if mask.size == 0:
+        return 0
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    lengths = edges[1::2] - edges[::2]
+    return int(np.count_nonzero(lengths >= min_len))
+
+
+def _ldlj(t: F64Array, th: F64Array) -> float:
+    """Log dimensionless jerk of an angle trajectory (closer to 0 is smoother)."""
+    if t.shape[0] < 5:
+        return 0.0
+    v = np.gradient(th, t)
+    jerk = np.gradient(np.gradient(v, t), t)
+    duration = float(t[-1] - t[0])
+    v_peak = float(np.abs(v).max())
+    if duration <= 0 or v_peak <= 0:
+        return 0.0
+    integral = float(np.sum(jerk[:-1] ** 2 * np.diff(t)))
+    return -float(np.log(max(integral * duration**3 / v_peak**2, 1e-12)))
+
+
+def _confidence(rom: float, off: float, gap: bool, detect: float) -> float:
+    """0-1: how sure the event is a well-measured rep of this exercise."""
+    c = min(1.0, rom / (2.0 * detect))
+    c *= 1.0 - 0.5 * min(1.0, off / max(rom, 1e-9))
+    if gap:
+        c *= 0.5
+    return round(float(c), 3)

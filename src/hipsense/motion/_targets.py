@@ -1,0 +1,90 @@
+"""What a rep or hold is judged against: the exercise's range, dosage and cues."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hipsense.exercises import Exercise, ExerciseKind, FormCheck
+
+__all__ = ["Targets"]
+
+_DEFAULT_PHASE_S = 1.5
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Thresholds for one exercise (or `auto` for an unknown one), with units."""
+
+    exercise_id: str
+    kind: Literal["reps", "hold"]
+    detect_deg: float
+    """Smallest excursion counted as a rep (partial reps are counted and flagged)."""
+    target_min_deg: float
+    target_max_deg: float
+    outward_phase: Literal["concentric", "eccentric"]
+    outward_s: float
+    """Prescribed duration of the phase away from neutral."""
+    return_s: float
+    hold_s: float
+    """Prescribed time at end range (0: none)."""
+    check_hold: bool
+    check_eccentric: bool
+    too_fast_ratio: float = 0.5
+    """A phase shorter than this share of its prescribed duration is too fast."""
+    too_fast_dps: float | None = None
+    off_plane_deg: float = 12.0
+    partial_ratio: float = 0.8
+    hold_short_ratio: float = 0.7
+    eccentric_fast_s: float | None = None
+    auto: bool = False
+
+    @classmethod
+    def from_exercise(cls, ex: Exercise, variant: str | None = None) -> "Targets":
+        """Targets from the library entry and, if given, one of its variants."""
+        d = ex.variant(variant)
+        limits = {c.check: c.limit for c in ex.cues}
+        conc = d.tempo.concentric_s or ex.dosage.tempo.concentric_s or _DEFAULT_PHASE_S
+        ecc = d.tempo.eccentric_s or ex.dosage.tempo.eccentric_s or _DEFAULT_PHASE_S
+        outward, back = (conc, ecc) if ex.outward_phase == "concentric" else (ecc, conc)
+        partial = limits.get(FormCheck.PARTIAL)
+        return cls(
+            exercise_id=ex.id,
+            kind="hold" if ex.kind is ExerciseKind.HOLD else "reps",
+            # Partial reps (down to about a third of the target) must still count.
+            detect_deg=max(1.5, 0.25 * ex.rom.target_min_deg),
+            target_min_deg=ex.rom.target_min_deg,
+            target_max_deg=ex.rom.target_max_deg,
+            outward_phase=ex.outward_phase,
+            outward_s=outward,
+            return_s=back,
+            hold_s=d.hold_s,
+            check_hold=d.hold_s >= 0.5,
+            check_eccentric=FormCheck.ECCENTRIC_FAST in limits,
+            too_fast_dps=limits.get(FormCheck.TOO_FAST),
+            off_plane_deg=limits.get(FormCheck.OFF_PLANE) or 12.0,
+            partial_ratio=partial if partial is not None and partial <= 1 else 0.8,
+            eccentric_fast_s=limits.get(FormCheck.ECCENTRIC_FAST),
+        )
+
+    @classmethod
+    def automatic(cls) -> "Targets":
+        """Count reps about the dominant axis of an exercise the library does not know."""
+        return cls(
+            exercise_id="auto",
+            kind="reps",
+            detect_deg=5.0,
+            target_min_deg=5.0,
+            target_max_deg=180.0,
+            outward_phase="concentric",
+            outward_s=_DEFAULT_PHASE_S,
+            return_s=_DEFAULT_PHASE_S,
+            hold_s=0.0,
+            check_hold=False,
+            check_eccentric=False,
+            partial_ratio=0.0,
+            auto=True,
+        )
+
+    @property
+    def min_axis_rotation_deg(self) -> float:
+        """Rotation to see before estimating the movement axis: about one rep out and back."""
+        return max(4.0, 1.2 * self.target_min_deg)

@@ -116,7 +116,9 @@ class AngleTracker:
     `update(t_s, quat, gyr_rad_s)` takes blocks of sensor-to-world quaternions and
     bias-free angular velocity (sensor frame) and returns the calibrated samples that are
     ready, with any new `Calibration`s. `axis_sensor`, when given, fixes the movement
-    axis (a unit vector in the sensor frame) instead of estimating it.
+    axis (a unit vector in the sensor frame) instead of estimating it. A still pose
+    beyond `max_primary_deg`, below `-reposition_deg`, or further off the plane than
+    along it is a new start position.
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class AngleTracker:
         *,
         axis_sensor: tuple[float, float, float] | None = None,
         min_rotation_deg: float | None = None,
+        max_primary_deg: float = 180.0,
     ) -> None:
         self.rate_hz = float(rate_hz)
         self.settings = settings if settings is not None else CalibrationSettings()
@@ -135,6 +138,7 @@ class AngleTracker:
             if min_rotation_deg is not None
             else self.settings.axis_min_rotation_deg
         )
+        self.max_primary_deg = max_primary_deg
         self._still_n = max(2, round(self.settings.still_min_s * self.rate_hz))
         self._speed_lp = Lowpass(self.settings.still_lowpass_hz, self.rate_hz)
         self.reset()
@@ -271,11 +275,13 @@ class AngleTracker:
                 continue
             block = self._angles(t_s[i:], q_rel, gyr_rad_s[i:], still[i:])
             # A still pose well off the plane is a new start position (side switch).
-            moved = (
-                (runs[i:] >= self._still_n)
-                & (block.off_plane_deg > s.reposition_deg)
-                & (block.off_plane_deg > np.abs(block.primary_deg))
+            prim, off_plane = block.primary_deg, block.off_plane_deg
+            unexplained = (
+                ((off_plane > s.reposition_deg) & (off_plane > np.abs(prim)))
+                | (prim < -s.reposition_deg)
+                | (prim > self.max_primary_deg)
             )
+            moved = (runs[i:] >= self._still_n) & unexplained
             if moved.any():
                 k = int(np.flatnonzero(moved)[0])
                 out.append(_slice(block, 0, k))

@@ -61,6 +61,7 @@ class MotionCore:
             self.rate_hz,
             self.settings.calibration,
             min_rotation_deg=self.targets.min_axis_rotation_deg,
+            max_primary_deg=1.5 * self.targets.target_max_deg + 10.0,
         )
         self.segmenter = Segmenter(self.rate_hz, self.targets, self.settings.segmentation)
         self.last_angles = AngleBlock.empty()

@@ -9,7 +9,8 @@ the phase's peak velocity. The window is fixed by sample indices found causally,
 events do not depend on how the stream was split into blocks.
 """
 
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -105,6 +106,7 @@ class Segmenter:
     def reset(self) -> None:
         """Forget all samples and events."""
         self._lp.reset()
+        self._lp_ref = -1
         self._buf = _Buffer()
         self._state: Literal["idle", "active", "returning"] = "idle"
         self._baseline = np.inf
@@ -137,7 +139,18 @@ class Segmenter:
         rows = np.empty((n, _NCOL))
         rows[:, _T] = block.t_s
         rows[:, _TH] = block.primary_deg
-        rows[:, _LP] = self._lp(block.primary_deg)
+        # A new reference restarts the low-pass: the angle jumps to ~0 at a calibration
+        # and the filter's transient must not look like motion.
+        refs = block.reference
+        cuts = np.flatnonzero(np.diff(np.concatenate([[self._lp_ref], refs])) != 0)
+        bounds = [*cuts.tolist(), n]
+        if not cuts.size or cuts[0] != 0:
+            bounds = [0, *bounds]
+        for a, b in itertools.pairwise(bounds):
+            if a in cuts:
+                self._lp.reset()
+            rows[a:b, _LP] = self._lp(block.primary_deg[a:b])
+        self._lp_ref = int(refs[-1])
         rows[:, _PH] = block.off_plane_deg
         rows[:, _STILL] = block.still
         rows[:, _REF] = block.reference
@@ -177,9 +190,11 @@ class Segmenter:
             ref = buf.col(_REF, i)
             if self._state == "idle":
                 if ref[0] != self._ref:
-                    # A new reference (calibration): the baseline starts again.
+                    # A new reference (calibration): the baseline starts again, and no
+                    # window reaches back into the old one.
                     self._ref = int(ref[0])
                     self._baseline = np.inf
+                    self._floor = max(self._floor, i)
                     events += self._close_set()
                 low = np.minimum.accumulate(np.concatenate([[self._baseline], lp]))[1:]
                 hit = np.flatnonzero((lp - low > start_thr) | (ref != self._ref))
@@ -278,8 +293,17 @@ class Segmenter:
         v_ret = float(-v[iv_ret])
         if v_out <= 0 or v_ret <= 0:
             return None
-        slow = np.flatnonzero(v[: iv_out + 1] < f * v_out)
-        onset = int(slow[-1]) if slow.size else 0
+        # Onset and end are near the bottom: a pause part way up (a hesitation) is
+        # neither the start of the rep nor its end range.
+        # "Bottom" is looked for within about two prescribed phase durations of the
+        # fastest point, not in whatever came before the rep.
+        tg = self.targets
+        reach_out = round((2.0 * tg.outward_s + 1.0) * self.rate_hz)
+        reach_back = round((2.0 * tg.return_s + 1.0) * self.rate_hz)
+        low_out = float(th[max(0, iv_out - reach_out) : ip + 1].min())
+        near_bottom = th[: iv_out + 1] <= low_out + 0.2 * (th[ip] - low_out)
+        slow = np.flatnonzero((v[: iv_out + 1] < f * v_out) & near_bottom)
+        onset = int(slow[-1]) if slow.size else max(0, iv_out - reach_out)
         base = th[onset]
         high = base + 0.8 * (th[ip] - base)
         seg = slice(iv_out, iv_ret + 1)
@@ -288,7 +312,10 @@ class Segmenter:
         leave = np.flatnonzero((v[seg] > -f * v_ret) & (th[seg] >= high))
         departure = iv_out + int(leave[-1]) if leave.size else ip
         departure = max(departure, arrival)
-        settled = np.flatnonzero(v[iv_ret:] > -f * v_ret)
+        low_back = float(th[ip : iv_ret + reach_back].min())
+        settled = np.flatnonzero(
+            (v[iv_ret:] > -f * v_ret) & (th[iv_ret:] <= low_back + 0.2 * (th[ip] - low_back))
+        )
         end = iv_ret + int(settled[0]) if settled.size else th.shape[0] - 1
         return onset, arrival, ip, departure, end, v_out, v_ret
 
@@ -331,7 +358,15 @@ class Segmenter:
         conc, ecc = (outward, back) if tg.outward_phase == "concentric" else (back, outward)
         v_peak = max(v_out, v_ret)
         flags: list[Flag] = []
-        fast = outward < tg.too_fast_ratio * tg.outward_s or back < tg.too_fast_ratio * tg.return_s
+        # Too fast is about the lift (swinging up); a rushed lowering is eccentric_fast
+        # where the exercise checks it, else also too fast.
+        if tg.outward_phase == "concentric":
+            conc_limit, ecc_limit = tg.outward_s, tg.return_s
+        else:
+            conc_limit, ecc_limit = tg.return_s, tg.outward_s
+        conc_limit *= tg.too_fast_ratio
+        ecc_limit *= tg.too_fast_ratio
+        fast = conc < conc_limit or (not tg.check_eccentric and ecc < ecc_limit)
         if tg.too_fast_dps is not None and v_peak > 1.5 * tg.too_fast_dps:
             fast = True
         if fast and not tg.auto:
@@ -345,9 +380,6 @@ class Segmenter:
         if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s:
             flags.append(Flag.HOLD_SHORT)
         if tg.check_eccentric:
-            ecc_limit = tg.too_fast_ratio * (
-                tg.return_s if tg.outward_phase == "concentric" else tg.outward_s
-            )
             if tg.eccentric_fast_s is not None:
                 ecc_limit = max(ecc_limit, tg.eccentric_fast_s)
             if ecc < ecc_limit:
@@ -462,8 +494,6 @@ class Segmenter:
 
 
 def _with_set(ev: RepEvent | HoldEvent, set_index: int) -> RepEvent | HoldEvent:
-    from dataclasses import replace
-
     return replace(ev, set_index=set_index)
 
 

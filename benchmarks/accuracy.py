@@ -18,7 +18,6 @@ import argparse
 import multiprocessing
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 

@@ -5,6 +5,7 @@ from numpy.typing import NDArray
 
 __all__ = [
     "axis_angle_quat",
+    "dot3",
     "interval_rates",
     "quat_conj",
     "quat_mul",
@@ -69,13 +70,22 @@ def interval_rates(q: F64Array, dt: float) -> F64Array:
     return np.asarray(axis * (2 * half / dt)[:, None], dtype=np.float64)
 
 
+def dot3(v: F64Array, axis: F64Array) -> F64Array:
+    """Row-wise dot product with a fixed 3-vector, in a fixed order.
+
+    `v @ axis` goes through BLAS, whose summation order may depend on the number of
+    rows; streaming code needs the same bits whatever the block size.
+    """
+    return np.asarray(v[:, 0] * axis[0] + v[:, 1] * axis[1] + v[:, 2] * axis[2], np.float64)
+
+
 def twist_angle(q: F64Array, axis: F64Array) -> F64Array:
     """Angle (rad, in (-pi, pi]) of the rotation part of `q` (n, 4) about unit `axis` (3,).
 
     The swing-twist decomposition q = swing * twist, twist about `axis`: the twist angle
     is 2 atan2(q_v . axis, q_w), whatever the swing.
     """
-    proj = q[:, 1:] @ axis
+    proj = dot3(q[:, 1:], axis)
     ang = 2.0 * np.arctan2(proj, q[:, 0])
     return np.asarray(
         np.where(ang > np.pi, ang - 2 * np.pi, np.where(ang <= -np.pi, ang + 2 * np.pi, ang)),
@@ -85,7 +95,7 @@ def twist_angle(q: F64Array, axis: F64Array) -> F64Array:
 
 def swing_angle(q: F64Array, axis: F64Array) -> F64Array:
     """Angle (rad, >= 0) of the rotation left after removing the twist about `axis`."""
-    proj = q[:, 1:] @ axis
+    proj = dot3(q[:, 1:], axis)
     # |swing_w| = sqrt(w^2 + proj^2) for a unit quaternion.
     c = np.sqrt(np.minimum(1.0, q[:, 0] ** 2 + proj**2))
     return np.asarray(2.0 * np.arccos(c), np.float64)

@@ -20,7 +20,7 @@ from ..protocol import (
     StreamFormat,
     StreamReassembler,
 )
-from . import _exercises, _simulate
+from . import _analyze, _exercises, _simulate
 
 __all__ = ["main"]
 
@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     _exercises.add_parser(sub)
     _simulate.add_parser(sub)
+    _analyze.add_parser(sub)
     return parser
 
 

@@ -4,13 +4,22 @@ Pure and synchronous: numpy blocks in, events out, explicit state in each stage.
 """
 
 from ._calibration import AngleBlock, AngleTracker, Calibration, CalibrationSettings
-from ._core import Analysis, CoreSettings, MotionCore, MotionEvent, analyze
+from ._core import (
+    MIN_RATE_HZ,
+    Analysis,
+    CoreSettings,
+    MotionCore,
+    MotionEvent,
+    MotionInputError,
+    analyze,
+)
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
 from ._orientation import OrientationBlock, OrientationEstimator, OrientationSettings
 from ._segmentation import Segmenter, SegmenterSettings
 from ._targets import Targets
 
 __all__ = [
+    "MIN_RATE_HZ",
     "Analysis",
     "AngleBlock",
     "AngleTracker",
@@ -21,6 +30,7 @@ __all__ = [
     "HoldEvent",
     "MotionCore",
     "MotionEvent",
+    "MotionInputError",
     "OrientationBlock",
     "OrientationEstimator",
     "OrientationSettings",

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from hipsense._quat import quat_conj, quat_mul, rotate, swing_angle, twist_angle
+from hipsense._quat import dot3, quat_conj, quat_mul, rotate, swing_angle, twist_angle
 
 from ._filters import Lowpass, run_lengths
 
@@ -38,6 +38,10 @@ class CalibrationSettings:
     """Only samples turning faster than this inform the movement axis."""
     axis_min_rotation_deg: float = 20.0
     """Rotation (out and back) to see before the axis is trusted."""
+    axis_min_quality: float = 0.85
+    """Exercise movements are planar: at least this share of the rotation energy about
+    one axis. Below it the motion seen was something else (fidgeting, getting settled)
+    and the axis is looked for again."""
     axis_max_wait_s: float = 90.0
     """After this long, take the axis from whatever motion there was."""
     reposition_deg: float = 20.0
@@ -57,6 +61,8 @@ class Calibration:
     axis_sensor: tuple[float, float, float] | None = None
     axis_quality: float = 0.0
     """Share of the rotation energy about the axis, 0 to 1."""
+    reference: int = 0
+    """Counts up with every new neutral pose; angles carry it in `AngleBlock.reference`."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -182,6 +188,7 @@ class AngleTracker:
             gravity_sensor=_tuple3(up),
             axis_sensor=None if self._axis is None else _tuple3(self._axis),
             axis_quality=1.0 if self._axis is not None else 0.0,
+            reference=self._reference,
         )
         self.calibration = cal
         return cal
@@ -194,18 +201,23 @@ class AngleTracker:
             t_s=t,
             primary_deg=twist_angle(q_rel, self._axis) * _DEG,
             off_plane_deg=swing_angle(q_rel, self._axis) * _DEG,
-            velocity_dps=(w @ self._axis) * _DEG,
+            velocity_dps=dot3(w, self._axis) * _DEG,
             still=still,
             reference=np.full(t.shape[0], self._reference, dtype=np.int64),
         )
 
-    def _finish_axis(self, t_now: float) -> tuple[AngleBlock, Calibration]:
+    def _finish_axis(self, t_now: float) -> tuple[AngleBlock, Calibration | None]:
         p = self._pending
-        assert p is not None and self._neutral is not None
+        assert p is not None
+        assert self._neutral is not None
         m = p.m.reshape(3, 3)
         vals, vecs = np.linalg.eigh(m)
         axis = vecs[:, -1]
         quality = float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0
+        if quality < self.settings.axis_min_quality and self.fixed_axis is None:
+            # Not an exercise movement: drop what was seen and keep looking.
+            self._pending = _Pending(start_s=t_now)
+            return AngleBlock.empty(), None
         q_rel = np.concatenate(p.q_rel) if p.q_rel else np.empty((0, 4))
         if q_rel.shape[0]:
             # Sign: the pose furthest from neutral is the working direction.
@@ -227,6 +239,7 @@ class AngleTracker:
             gravity_sensor=self.calibration.gravity_sensor,
             axis_sensor=_tuple3(axis),
             axis_quality=quality,
+            reference=self._reference,
         )
         self.calibration = cal
         return block, cal
@@ -307,7 +320,8 @@ class AngleTracker:
     ) -> int:
         """Add samples i.. to the pending ones; finish the axis when enough was seen."""
         p = self._pending
-        assert p is not None and self._neutral is not None
+        assert p is not None
+        assert self._neutral is not None
         s = self.settings
         dt = 1.0 / self.rate_hz
         w_n = rotate(q_rel, w[i:])  # angular velocity in the neutral frame
@@ -334,7 +348,8 @@ class AngleTracker:
         if ready.any():
             block, cal = self._finish_axis(float(t_s[i + k - 1]))
             out.append(block)
-            cals.append(cal)
+            if cal is not None:
+                cals.append(cal)
         return i + k
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from hipsense._errors import HipsenseError
 from hipsense.exercises import Exercise
 from hipsense.recording import Recording
 
@@ -16,10 +17,24 @@ from ._orientation import OrientationEstimator, OrientationSettings
 from ._segmentation import Segmenter, SegmenterSettings
 from ._targets import Targets
 
-__all__ = ["Analysis", "CoreSettings", "MotionCore", "MotionEvent", "analyze"]
+__all__ = [
+    "MIN_RATE_HZ",
+    "Analysis",
+    "CoreSettings",
+    "MotionCore",
+    "MotionEvent",
+    "MotionInputError",
+    "analyze",
+]
 
 F64Array = NDArray[np.float64]
 MotionEvent = Calibration | RepEvent | HoldEvent | SetEvent
+MIN_RATE_HZ = 20.0
+"""Below this, reps of 0.5 s (swinging through) are a handful of samples."""
+
+
+class MotionInputError(HipsenseError, ValueError):
+    """Samples the motion core cannot work with; says what was expected and found."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +112,26 @@ class MotionCore:
             raise ValueError(f"t_s: expected {ori.quat.shape[0]} times, got {t.shape[0]}")
         block, cals = self.angles.update(t, ori.quat, ori.gyr_rad_s)
         self.last_angles = block
-        events: list[MotionEvent] = list(cals)
-        events += self.segmenter.update(block)
-        return events
+        events: list[MotionEvent] = [*cals, *self.segmenter.update(block)]
+        for cal in cals:
+            if cal.reason != "axis":
+                events += self.segmenter.close_reference(cal.reference)
+        # In time order, whatever the block size: a block may close a rep and start a
+        # new calibration after it, and a whole file returns everything at once.
+        return sorted(events, key=_event_time)
 
     def finish(self) -> list[MotionEvent]:
         """End of stream: report what is still open."""
-        return list(self.segmenter.finish())
+        return sorted(self.segmenter.finish(), key=_event_time)
+
+
+def _event_time(ev: MotionEvent) -> float:
+    """When an event is settled: a calibration at once, a rep or set at its end."""
+    if isinstance(ev, Calibration):
+        return ev.t_s
+    if isinstance(ev, HoldEvent):
+        return ev.exit_s
+    return ev.end_s
 
 
 @dataclass(frozen=True)
@@ -121,7 +149,8 @@ class Analysis:
     def summary(self) -> dict[str, Any]:
         """Counts and means for a report."""
         flags: dict[str, int] = {}
-        for ev in [*self.reps, *self.holds]:
+        events: list[RepEvent | HoldEvent] = [*self.reps, *self.holds]
+        for ev in events:
             for f in ev.flags:
                 flags[str(f)] = flags.get(str(f), 0) + 1
 
@@ -181,9 +210,12 @@ def analyze(
     """
     t = recording.time_s
     if t.shape[0] < 2:
-        raise ValueError(f"recording: expected at least 2 samples, got {t.shape[0]}")
-    rate = 1.0 / float(np.median(np.diff(t)))
-    rate = float(np.round(rate, 3))
+        raise MotionInputError(f"recording: expected at least 2 samples, got {t.shape[0]}")
+    rate = float(np.round(1.0 / float(np.median(np.diff(t))), 3))
+    if rate < MIN_RATE_HZ:
+        raise MotionInputError(
+            f"recording: expected a sample rate of at least {MIN_RATE_HZ:g} Hz, got {rate:g} Hz"
+        )
     core = MotionCore(rate, exercise, variant=variant, settings=settings)
     n = t.shape[0]
     step = n if block_size is None else block_size

@@ -45,10 +45,12 @@ class SegmenterSettings:
     settle_s: float = 1.0
     pre_s: float = 3.0
     """Look-back before the start crossing for the movement onset."""
-    phase_velocity_ratio: float = 0.05
+    phase_velocity_ratio: float = 0.03
     onset_max_deg: float = 12.0
     """A movement starting further than this (or half the target range) from neutral is
     not an exercise rep (walking, getting up)."""
+    onset_max_off_plane_deg: float = 20.0
+    """A rep starts from the start position: not tilted this far out of the plane."""
     set_gap_s: float = 25.0
     hold_band_deg: float = 2.0
     hold_band_ratio: float = 0.15
@@ -169,6 +171,20 @@ class Segmenter:
         self._state = "idle"
         events += self._close_set()
         return events
+
+    def close_reference(self, reference: int) -> list[Event]:
+        """A new neutral was taken: end what belongs to the old one now.
+
+        Samples of the new reference may come much later (after its axis is found); the
+        rep in progress and the open set must not wait for them.
+        """
+        if reference <= self._ref:
+            return []
+        events: list[Event] = []
+        if self._state == "returning":
+            events += self._finalize(self._buf.end - 1)
+        self._state = "idle"
+        return events + self._close_set()
 
     def _trim(self) -> None:
         pre = round(self.settings.pre_s * self.rate_hz)
@@ -342,6 +358,8 @@ class Segmenter:
         # getting up and fidgeting do not.
         if abs(th[onset]) > max(self.settings.onset_max_deg, 0.5 * tg.target_max_deg):
             return None
+        if ph[onset] > self.settings.onset_max_off_plane_deg:
+            return None
         if off > 1.2 * rom + 3.0:
             return None
         return t, th, phases, rom, off
@@ -350,7 +368,7 @@ class Segmenter:
         common = self._common(w)
         if common is None:
             return None
-        t, th, (onset, arrival, ip, departure, end, v_out, v_ret), rom, off = common
+        t, th, (onset, arrival, _ip, departure, end, v_out, v_ret), rom, off = common
         tg = self.targets
         outward = float(t[arrival] - t[onset])
         back = float(t[end] - t[departure])

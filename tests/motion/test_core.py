@@ -14,6 +14,9 @@ from hipsense.recording import Recording, write_recording
 from hipsense_sim import load_scenario, simulate, suite_dir
 
 LIB = load_library()
+# Open in the motion-core issue: boundaries at 3 % of a phase's peak velocity cut ~9 % off
+# each minimum-jerk phase, more than 0.3 s on the 3-4 s eccentric phases.
+_LONG_PHASES = "open: slow eccentric phases measured up to 0.7 s short"
 
 
 def _events(name: str, sizes: list[int] | None) -> list[object]:
@@ -58,18 +61,19 @@ def test_blocks_of_any_size_give_the_same_events(name: str) -> None:
         "fire-hydrant-faults",
         "prone-hip-external-rotation-clean",
         "seated-hip-internal-rotation-faults",
-        "step-down-eccentric-faults",
-        "side-lying-abduction-eccentric-faults",
+        pytest.param(
+            "step-down-eccentric-faults",
+            marks=pytest.mark.xfail(strict=True, reason=_LONG_PHASES),
+        ),
+        pytest.param(
+            "side-lying-abduction-eccentric-faults",
+            marks=pytest.mark.xfail(strict=True, reason=_LONG_PHASES),
+        ),
         "seated-90-90-stretch-faults",
     ],
 )
 def test_events_match_simulator_truth(name: str) -> None:
-    """Exact counts per set; ROM within 1.5 deg; flags = faults.
-
-    Phase boundaries are where the angular velocity crosses 3 % of the phase's peak: on
-    a minimum-jerk phase that cuts about 9 % of its duration, so times are checked
-    within 0.3 s plus 10 % of the phase.
-    """
+    """Exact counts per set; ROM within 1.5 deg, times within 0.3 s; flags = faults."""
     spec = load_scenario(suite_dir() / f"{name}.toml")
     sim = simulate(spec)
     res = analyze(sim.recording, LIB[spec.exercise])
@@ -82,12 +86,10 @@ def test_events_match_simulator_truth(name: str) -> None:
         return
     assert [s.reps for s in res.sets] == [s["reps"] for s in truth["sets"]]
     for got, want in zip(res.reps, truth["reps"], strict=True):
-        tol_c = 0.3 + 0.1 * want["concentric_s"]
-        tol_e = 0.3 + 0.1 * want["eccentric_s"]
-        assert got.start_s == pytest.approx(want["start_s"], abs=tol_c)
-        assert got.end_s == pytest.approx(want["end_s"], abs=tol_c + tol_e)
-        assert got.concentric_s == pytest.approx(want["concentric_s"], abs=2 * tol_c)
-        assert got.eccentric_s == pytest.approx(want["eccentric_s"], abs=2 * tol_e)
+        assert got.start_s == pytest.approx(want["start_s"], abs=0.3)
+        assert got.end_s == pytest.approx(want["end_s"], abs=0.3)
+        assert got.concentric_s == pytest.approx(want["concentric_s"], abs=0.35)
+        assert got.eccentric_s == pytest.approx(want["eccentric_s"], abs=0.35)
         assert sorted(str(f) for f in got.flags) == want["faults"]
         if "partial" not in want["faults"]:
             assert got.rom_deg == pytest.approx(want["rom_deg"], abs=1.5)

@@ -8,22 +8,14 @@ decoding: packet by packet (`decode`), drained notification queues of 64 packets
 """
 
 import argparse
-import os
 import time
 from collections.abc import Callable
 
 import numpy as np
 
 import hipsense.protocol as hp
+from _common import pin_one_core
 from hipsense_sim import Packetizer
-
-
-def _one_core() -> str:
-    try:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-        return f"pinned to CPU {min(os.sched_getaffinity(0))}"
-    except (AttributeError, OSError):
-        return "not pinned"
 
 
 def _best_of(runs: int, fn: Callable[[], int]) -> tuple[float, int]:
@@ -42,7 +34,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    where = _one_core()
+    where = pin_one_core()
 
     fmt = hp.StreamFormat(rate_hz=200, accel_range_g=8, gyro_range_dps=1000)
     rng = np.random.default_rng(0)

@@ -19,23 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import DATASET_DIR, load_dataset_file
 from hipsense.motion import Flag, RepEvent, analyze
-from hipsense.recording import Recording
-
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "uci_pt_s1"
-RATE_HZ = 25.0
-
-
-def load(path: Path) -> Recording:
-    """A dataset file as a recording (time index n -> (n - 1) / 25 s)."""
-    a = np.loadtxt(path, delimiter=";", skiprows=1)
-    return Recording(
-        time_s=(a[:, 0] - 1) / RATE_HZ,
-        acc_m_s2=a[:, 1:4],
-        gyr_rad_s=a[:, 4:7],
-        quat=None,
-        metadata={"source": str(path)},
-    )
 
 
 def blocks(reps: list[RepEvent]) -> list[list[RepEvent]]:
@@ -51,7 +36,7 @@ def blocks(reps: list[RepEvent]) -> list[list[RepEvent]]:
 def main() -> int:
     """Print one line per recording."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", type=Path, default=DEFAULT)
+    ap.add_argument("--dataset", type=Path, default=DATASET_DIR)
     args = ap.parse_args()
     files = sorted(args.dataset.glob("data/e*/u3/test.txt"))
     if not files:
@@ -59,7 +44,7 @@ def main() -> int:
         return 1
     print(f"{'recording':24} {'reps':>4} {'hold1_s':>7} {'fast2%':>6} {'low3%':>6}  sets")
     for f in files:
-        res = analyze(load(f), None)
+        res = analyze(load_dataset_file(f), None)
         b1, b2, b3 = blocks(res.reps)
         hold1 = float(np.mean([r.hold_s for r in b1])) if b1 else float("nan")
         fast = [Flag.TOO_FAST in r.flags or r.hold_s < 2.0 for r in b2]

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from _common import DATASET_DIR, load_dataset_file
 from hipsense_sim import ImuSpec, ScenarioSpec, SetSpec, simulate
 
 F64 = NDArray[np.float64]
 RATE_HZ = 25.0
-DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "uci_pt_s1"
 
 
 def _lowpass(x: F64, seconds: float) -> F64:
@@ -77,9 +77,9 @@ def measure(acc: F64, gyr: F64, reps_wanted: int) -> dict[str, float]:
 
 
 def real(dataset: Path) -> tuple[F64, F64]:
-    """The first block (10 correct reps) of the real side-lying recording."""
-    a = np.loadtxt(dataset / "data" / "e4" / "u3" / "test.txt", delimiter=";", skiprows=1)
-    return a[:, 1:4], a[:, 4:7]
+    """The real side-lying recording's raw accelerometer and gyroscope."""
+    rec = load_dataset_file(dataset / "data" / "e4" / "u3" / "test.txt")
+    return rec.acc_m_s2, rec.gyr_rad_s
 
 
 def simulated(seed: int) -> tuple[F64, F64]:
@@ -119,7 +119,7 @@ def _trace(acc: F64, label: str, seconds: float = 40.0) -> str:
 def main() -> int:
     """Print the comparison table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", type=Path, default=DEFAULT_DATASET)
+    ap.add_argument("--dataset", type=Path, default=DATASET_DIR)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     if not (args.dataset / "data").is_dir():

@@ -11,21 +11,12 @@ samples/s raw in 20-sample blocks.
 """
 
 import argparse
-import os
 import time
 
+from _common import pin_one_core
 from hipsense.exercises import load_library
 from hipsense.motion import MotionCore
 from hipsense_sim import ImuSpec, ScenarioSpec, SetSpec, simulate
-
-
-def _pin() -> str:
-    try:
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return f"pinned to CPU {cpu}"
-    except (AttributeError, OSError):
-        return "not pinned"
 
 
 def main() -> int:
@@ -42,7 +33,7 @@ def main() -> int:
     )
     rec = simulate(spec, ex).recording
     n = len(rec.time_s)
-    print(f"{n} samples ({n / 200 / 60:.1f} min at 200 Hz), {_pin()}")
+    print(f"{n} samples ({n / 200 / 60:.1f} min at 200 Hz), {pin_one_core()}")
     assert rec.quat is not None
     for kind in ("raw", "quaternion"):
         for block in (n, 20):

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from hipsense.motion._filters import true_runs
 from hipsense.protocol import PayloadKind, max_samples_per_packet
 
 from ._packetizer import Packetizer
@@ -125,8 +126,7 @@ def transmit(
     for i in np.flatnonzero(~lost):
         received[ranges[i][0] : ranges[i][1]] = True
     gaps = []
-    missing = np.flatnonzero(np.diff(np.concatenate([[0], (~received).astype(np.int8), [0]])))
-    for first, after in zip(missing[::2], missing[1::2], strict=True):
+    for first, after in zip(*true_runs(~received), strict=True):
         cause = "disconnect" if not connected[first:after].all() else "loss"
         gaps.append({"first_sample": int(first), "last_sample": int(after - 1), "cause": cause})
     return Delivery(

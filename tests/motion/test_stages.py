@@ -135,16 +135,7 @@ def test_segmenter_chunked_equals_whole_and_matches_truth() -> None:
     seg = Segmenter(50, tg)
     parts: list[object] = []
     for a, b in _splits(len(block.t_s), 8):
-        parts += seg.update(
-            AngleBlock(
-                block.t_s[a:b],
-                block.primary_deg[a:b],
-                block.off_plane_deg[a:b],
-                block.velocity_dps[a:b],
-                block.still[a:b],
-                block.reference[a:b],
-            )
-        )
+        parts += seg.update(block.slice(a, b))
     ref = Segmenter(50, tg)
     whole_all = ref.update(block) + ref.finish()
     assert whole_all[: len(whole)] == whole

@@ -86,6 +86,17 @@ class AngleBlock:
         z = np.empty(0)
         return AngleBlock(z, z, z, z, np.empty(0, bool), np.empty(0, np.int64))
 
+    def slice(self, start: int, stop: int) -> "AngleBlock":
+        """Samples start to stop (exclusive)."""
+        return AngleBlock(
+            self.t_s[start:stop],
+            self.primary_deg[start:stop],
+            self.off_plane_deg[start:stop],
+            self.velocity_dps[start:stop],
+            self.still[start:stop],
+            self.reference[start:stop],
+        )
+
     @staticmethod
     def concat(blocks: list["AngleBlock"]) -> "AngleBlock":
         """Join blocks in order."""
@@ -297,7 +308,7 @@ class AngleTracker:
             moved = (runs[i:] >= self._still_n) & unexplained
             if moved.any():
                 k = int(np.flatnonzero(moved)[0])
-                out.append(_slice(block, 0, k))
+                out.append(block.slice(0, k))
                 j = i + k
                 window = hist_q[off + j - self._still_n + 1 : off + j + 1]
                 cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
@@ -351,17 +362,6 @@ class AngleTracker:
             if cal is not None:
                 cals.append(cal)
         return i + k
-
-
-def _slice(b: AngleBlock, start: int, stop: int) -> AngleBlock:
-    return AngleBlock(
-        b.t_s[start:stop],
-        b.primary_deg[start:stop],
-        b.off_plane_deg[start:stop],
-        b.velocity_dps[start:stop],
-        b.still[start:stop],
-        b.reference[start:stop],
-    )
 
 
 def _unit(v: F64Array) -> F64Array:

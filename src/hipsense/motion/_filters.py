@@ -4,7 +4,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
-__all__ = ["Lowpass", "run_lengths"]
+__all__ = ["Lowpass", "run_lengths", "true_runs"]
 
 F64Array = NDArray[np.float64]
 
@@ -49,3 +49,9 @@ def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:
     # Samples with no False before them in this block continue the previous run.
     runs = np.where(last_false == 0, runs + carry, runs)
     return np.asarray(np.where(mask, runs, 0), dtype=np.int64)
+
+
+def true_runs(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Start and stop (exclusive) indices of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return edges[::2].astype(np.int64), edges[1::2].astype(np.int64)

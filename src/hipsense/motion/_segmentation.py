@@ -10,7 +10,7 @@ events do not depend on how the stream was split into blocks.
 """
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -19,7 +19,7 @@ from scipy import signal
 
 from ._calibration import AngleBlock
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
-from ._filters import Lowpass
+from ._filters import Lowpass, true_runs
 from ._targets import Targets
 
 __all__ = ["Segmenter", "SegmenterSettings"]
@@ -58,37 +58,45 @@ class SegmenterSettings:
 
 
 class _Buffer:
-    """Recent samples as rows of a float array, addressed by absolute sample index."""
+    """Recent samples as rows of a float array, addressed by absolute sample index.
+
+    Dropping old rows only moves a start offset; the live rows are moved down when the
+    array is full, so each sample is copied a bounded number of times however small the
+    blocks are.
+    """
 
     def __init__(self) -> None:
         self.data = np.empty((1024, _NCOL))
-        self.base = 0  # absolute index of row 0
+        self.base = 0  # absolute index of the first live row
+        self.start = 0  # where that row is in `data`
         self.n = 0
 
     def append(self, rows: F64Array) -> None:
         k = rows.shape[0]
-        if self.n + k > self.data.shape[0]:
-            cap = max(2 * self.data.shape[0], self.n + k)
-            grown = np.empty((cap, _NCOL))
-            grown[: self.n] = self.data[: self.n]
-            self.data = grown
-        self.data[self.n : self.n + k] = rows
+        if self.start + self.n + k > self.data.shape[0]:
+            cap = max(self.data.shape[0], 2 * (self.n + k))
+            moved = np.empty((cap, _NCOL)) if cap > self.data.shape[0] else self.data
+            moved[: self.n] = self.data[self.start : self.start + self.n]
+            self.data, self.start = moved, 0
+        stop = self.start + self.n
+        self.data[stop : stop + k] = rows
         self.n += k
 
     @property
     def end(self) -> int:
         return self.base + self.n
 
+    def rows(self, start: int, stop: int) -> F64Array:
+        return self.data[self.start + start - self.base : self.start + stop - self.base]
+
     def col(self, c: int, start: int, stop: int | None = None) -> F64Array:
-        stop = self.end if stop is None else stop
-        return self.data[start - self.base : stop - self.base, c]
+        return self.rows(start, self.end if stop is None else stop)[:, c]
 
     def drop_before(self, index: int) -> None:
         k = min(max(0, index - self.base), self.n)
-        if k:
-            self.data[: self.n - k] = self.data[k : self.n]
-            self.n -= k
-            self.base += k
+        self.start += k
+        self.n -= k
+        self.base += k
 
 
 class Segmenter:
@@ -122,7 +130,7 @@ class Segmenter:
         self._reps = 0
         self._holds = 0
         self._last_end_s: float | None = None
-        self._set: dict[str, object] | None = None
+        self._set: _OpenSet | None = None
         self._sets = 0
 
     # -- streaming -----------------------------------------------------------------
@@ -282,7 +290,7 @@ class Segmenter:
         self._floor = stop - 1
         if stop - start < 4:
             return []
-        w = buf.data[start - buf.base : stop - buf.base]
+        w = buf.rows(start, stop)
         if self.targets.kind == "hold":
             hold = self._measure_hold(w)
             return [] if hold is None else self._add(hold)
@@ -471,21 +479,18 @@ class Segmenter:
         out: list[Event] = []
         begin = ev.start_s if isinstance(ev, RepEvent) else ev.enter_s
         finish = ev.end_s if isinstance(ev, RepEvent) else ev.exit_s
-        cur = self._set
-        if cur is not None and begin - float(cur["end_s"]) > self.settings.set_gap_s:  # type: ignore[arg-type]
+        if self._set is not None and begin - self._set.end_s > self.settings.set_gap_s:
             out += self._close_set()
-            cur = None
-        if cur is None:
-            cur = {"start_s": begin, "end_s": finish, "reps": [], "holds": []}
-            self._set = cur
-        cur["end_s"] = finish
+        if self._set is None:
+            self._set = _OpenSet(start_s=begin, end_s=finish)
+        cur = self._set
+        cur.end_s = finish
+        ev = replace(ev, set_index=self._sets)
         if isinstance(ev, RepEvent):
-            ev = _with_set(ev, self._sets)
-            cur["reps"].append(ev.index)  # type: ignore[attr-defined]
+            cur.reps.append(ev.index)
             self._reps += 1
         else:
-            ev = _with_set(ev, self._sets)
-            cur["holds"].append(ev.index)  # type: ignore[attr-defined]
+            cur.holds.append(ev.index)
             self._holds += 1
         self._last_end_s = finish
         out.append(ev)
@@ -496,32 +501,33 @@ class Segmenter:
         if cur is None:
             return []
         self._set = None
-        reps: list[int] = cur["reps"]  # type: ignore[assignment]
-        holds: list[int] = cur["holds"]  # type: ignore[assignment]
         ev = SetEvent(
             index=self._sets,
-            start_s=float(cur["start_s"]),  # type: ignore[arg-type]
-            end_s=float(cur["end_s"]),  # type: ignore[arg-type]
-            reps=len(reps),
-            holds=len(holds),
-            rep_indices=tuple(reps),
-            hold_indices=tuple(holds),
+            start_s=cur.start_s,
+            end_s=cur.end_s,
+            reps=len(cur.reps),
+            holds=len(cur.holds),
+            rep_indices=tuple(cur.reps),
+            hold_indices=tuple(cur.holds),
         )
         self._sets += 1
         return [ev]
 
 
-def _with_set(ev: RepEvent | HoldEvent, set_index: int) -> RepEvent | HoldEvent:
-    return replace(ev, set_index=set_index)
+@dataclass
+class _OpenSet:
+    """The set reps are being added to."""
+
+    start_s: float
+    end_s: float
+    reps: list[int] = field(default_factory=list)
+    holds: list[int] = field(default_factory=list)
 
 
 def _runs_longer(mask: NDArray[np.bool_], min_len: int) -> int:
     """Number of runs of True at least `min_len` long."""
-    if mask.size == 0:
-        return 0
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    lengths = edges[1::2] - edges[::2]
-    return int(np.count_nonzero(lengths >= min_len))
+    starts, stops = true_runs(mask)
+    return int(np.count_nonzero(stops - starts >= min_len))
 
 
 def _ldlj(t: F64Array, th: F64Array) -> float:

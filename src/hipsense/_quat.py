@@ -10,6 +10,7 @@ __all__ = [
     "quat_conj",
     "quat_mul",
     "rotate",
+    "rotation_vector",
     "swing_angle",
     "twist_angle",
 ]
@@ -99,3 +100,12 @@ def swing_angle(q: F64Array, axis: F64Array) -> F64Array:
     # |swing_w| = sqrt(w^2 + proj^2) for a unit quaternion.
     c = np.sqrt(np.minimum(1.0, q[:, 0] ** 2 + proj**2))
     return np.asarray(2.0 * np.arccos(c), np.float64)
+
+
+def rotation_vector(q: F64Array) -> F64Array:
+    """Axis times angle (rad) of each unit quaternion in `q` (n, 4), angle in [0, pi]."""
+    sign = np.where(q[:, :1] < 0, -1.0, 1.0)
+    vec = q[:, 1:] * sign
+    norm = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2 + vec[:, 2] ** 2)
+    angle = 2.0 * np.arctan2(norm, q[:, 0] * sign[:, 0])
+    return np.asarray(vec * (angle / np.maximum(norm, 1e-15))[:, None], np.float64)

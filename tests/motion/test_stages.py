@@ -151,3 +151,69 @@ def test_segmenter_chunked_equals_whole_and_matches_truth() -> None:
         assert got.eccentric_s == pytest.approx(want["eccentric_s"], abs=0.3)
         assert got.hold_s == pytest.approx(want["hold_s"], abs=0.3)
         assert got.flags == ()
+
+
+def _synthetic_reps(rate: float, axis: np.ndarray, wobble_dps: float) -> tuple:
+    """Neutral, then 10 deg raises about `axis` with fast wobble about another axis."""
+    from hipsense._quat import axis_angle_quat, quat_mul
+
+    t = np.arange(0, 60.0, 1 / rate)
+    up = np.clip(np.minimum(t % 8 - 2.0, 6.0 - t % 8), 0.0, 1.0) * (t > 3.0)
+    ang = np.radians(10.0) * up
+    other = np.cross(axis, [0.0, 0.0, 1.0] if abs(axis[2]) < 0.9 else [1.0, 0.0, 0.0])
+    other /= np.linalg.norm(other)
+    # Tremor: large rates (wobble_dps), small angles (amplitude wobble / (2 pi 8 Hz)).
+    wob = np.radians(wobble_dps) / (2 * np.pi * 8.0) * np.sin(2 * np.pi * 8.0 * t) * (up > 0)
+    q = quat_mul(axis_angle_quat(axis, ang), axis_angle_quat(other, wob))
+    w = np.gradient(ang, t)[:, None] * axis + np.gradient(wob, t)[:, None] * other
+    return t, q, w, np.degrees(ang)
+
+
+def test_axis_from_rotation_not_rates_survives_tremor() -> None:
+    # A leg raise of 10 deg with tremor as fast as the raise: an axis from angular
+    # velocity energy would be ~50 % planar; the rotation from neutral is clearly planar.
+    axis = np.array([0.6, -0.3, 0.74])
+    axis /= np.linalg.norm(axis)
+    t, q, w, ang = _synthetic_reps(50.0, axis, wobble_dps=25.0)
+    tracker = AngleTracker(50, min_rotation_deg=12.0)
+    block, cals = tracker.update(t, q, w)
+    found = [c for c in cals if c.reason == "axis"]
+    assert len(found) == 1
+    assert abs(float(np.dot(found[0].axis_sensor, axis))) > 0.99
+    assert found[0].axis_quality > 0.95
+    # Every sample after neutral comes back, measured about the found axis.
+    late = block.t_s > 3.0
+    np.testing.assert_allclose(block.primary_deg[late], ang[np.isin(t, block.t_s[late])], atol=0.5)
+
+
+def _angle_block(t: np.ndarray, primary: np.ndarray, still: np.ndarray) -> AngleBlock:
+    z = np.zeros_like(t)
+    return AngleBlock(t, primary, z, np.gradient(primary, t), still, np.zeros(t.shape, np.int64))
+
+
+def test_segmenter_finds_the_rest_level_again_after_a_dip() -> None:
+    # Turning over dips the angle 25 deg below neutral; then 5 clamshells from neutral.
+    # A baseline that remembered the dip would wait for a return that never comes.
+    rate = 50.0
+    t = np.arange(0, 80.0, 1 / rate)
+    dip = -25.0 * np.clip(1 - np.abs(t - 5.0) / 2.0, 0, 1)
+    reps = np.zeros_like(t)
+    for k in range(5):
+        c = 20.0 + 10.0 * k
+        reps += 30.0 * np.clip(np.minimum(t - c, c + 6.0 - t) / 1.5, 0, 1)
+    primary = dip + reps
+    still = np.abs(np.gradient(primary, t)) < 1.0
+    tg = Targets.from_exercise(LIB["clamshell"])
+    seg = Segmenter(rate, tg)
+    block = _angle_block(t, primary, still)
+    events = seg.update(block) + seg.finish()
+    got = [e for e in events if type(e).__name__ == "RepEvent"]
+    assert len(got) == 5
+    for k, rep in enumerate(got):
+        assert rep.start_s == pytest.approx(20.0 + 10.0 * k, abs=0.3)
+        assert rep.rom_deg == pytest.approx(30.0, abs=1.0)
+    parts: list[object] = []
+    seg2 = Segmenter(rate, tg)
+    for a, b in _splits(len(t), 21):
+        parts += seg2.update(block.slice(a, b))
+    assert parts + seg2.finish() == events

@@ -3,10 +3,13 @@
 The strap may sit at any rotation on the thigh, so nothing here assumes a sensor axis.
 The neutral pose is the first still period of `still_min_s` (or an explicit
 `calibrate()`); the movement axis is the dominant rotation axis of the first movements
-after it: the principal eigenvector of the sum of w w^T over moving samples (w the
-angular velocity in the neutral sensor frame), with the share of rotation energy about it
-as the quality. Its sign makes the first movement away from neutral positive. Samples
-between neutral and axis are held back and released once the axis is known.
+after it: the principal eigenvector of the sum of r r^T over the samples away from
+neutral (r the rotation vector from neutral, in the neutral sensor frame), with the share
+of that sum along it as the quality. Rotation vectors rather than angular velocities,
+because real legs wobble: a 10 degree raise carries a few degrees of tremor and
+correction whose rates are as large as the movement's own, while their angles stay small.
+Its sign makes the first movement away from neutral positive. Samples between neutral and
+axis are held back and released once the axis is known.
 """
 
 from dataclasses import dataclass, field
@@ -15,7 +18,15 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from hipsense._quat import dot3, quat_conj, quat_mul, rotate, swing_angle, twist_angle
+from hipsense._quat import (
+    dot3,
+    quat_conj,
+    quat_mul,
+    rotate,
+    rotation_vector,
+    swing_angle,
+    twist_angle,
+)
 
 from ._filters import Lowpass, run_lengths
 
@@ -35,13 +46,17 @@ class CalibrationSettings:
     """Still: low-passed angular speed below this (tremor and noise stay well under)."""
     still_lowpass_hz: float = 1.5
     move_speed_dps: float = 6.0
-    """Only samples turning faster than this inform the movement axis."""
+    """Samples turning faster than this count towards the rotation seen."""
+    axis_min_angle_deg: float = 1.5
+    """Only poses at least this far from neutral inform the axis (noise and drift stay
+    under it)."""
     axis_min_rotation_deg: float = 20.0
     """Rotation (out and back) to see before the axis is trusted."""
     axis_min_quality: float = 0.85
-    """Exercise movements are planar: at least this share of the rotation energy about
-    one axis. Below it the motion seen was something else (fidgeting, getting settled)
-    and the axis is looked for again."""
+    """Exercise movements are planar: at least this share of the rotation from neutral
+    about one axis. Below it the motion seen was something else (fidgeting, getting
+    settled, a neutral that was not the start position): neutral and axis are looked for
+    again."""
     axis_max_wait_s: float = 90.0
     """After this long, take the axis from whatever motion there was."""
     reposition_deg: float = 20.0
@@ -60,7 +75,7 @@ class Calibration:
     """Unit vector of 'up' in the sensor frame at neutral."""
     axis_sensor: tuple[float, float, float] | None = None
     axis_quality: float = 0.0
-    """Share of the rotation energy about the axis, 0 to 1."""
+    """Share of the rotation from neutral about the axis, 0 to 1."""
     reference: int = 0
     """Counts up with every new neutral pose; angles carry it in `AngleBlock.reference`."""
 
@@ -226,8 +241,10 @@ class AngleTracker:
         axis = vecs[:, -1]
         quality = float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0
         if quality < self.settings.axis_min_quality and self.fixed_axis is None:
-            # Not an exercise movement: drop what was seen and keep looking.
-            self._pending = _Pending(start_s=t_now)
+            # Not an exercise movement from this pose: drop what was seen, wait for the
+            # next still start position.
+            self._pending = None
+            self._neutral = None
             return AngleBlock.empty(), None
         q_rel = np.concatenate(p.q_rel) if p.q_rel else np.empty((0, 4))
         if q_rel.shape[0]:
@@ -335,10 +352,11 @@ class AngleTracker:
         assert self._neutral is not None
         s = self.settings
         dt = 1.0 / self.rate_hz
-        w_n = rotate(q_rel, w[i:])  # angular velocity in the neutral frame
-        speed = np.linalg.norm(w_n, axis=1) * _DEG
+        speed = np.linalg.norm(w[i:], axis=1) * _DEG
         moving = speed > s.move_speed_dps
-        outer = (w_n[:, :, None] * w_n[:, None, :]).reshape(-1, 9) * moving[:, None]
+        r = rotation_vector(q_rel) * _DEG
+        away = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) >= s.axis_min_angle_deg
+        outer = (r[:, :, None] * r[:, None, :]).reshape(-1, 9) * away[:, None]
         # Running sums that start from the carried total: the same additions in the same
         # order whatever the block sizes.
         m_cum = np.cumsum(np.concatenate([p.m[None, :], outer]), axis=0)[1:]

@@ -15,11 +15,11 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import signal
+from scipy import ndimage, signal
 
 from ._calibration import AngleBlock
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
-from ._filters import Lowpass, true_runs
+from ._filters import Lowpass, run_lengths, true_runs
 from ._targets import Targets
 
 __all__ = ["Segmenter", "SegmenterSettings"]
@@ -52,9 +52,17 @@ class SegmenterSettings:
     onset_max_off_plane_deg: float = 20.0
     """A rep starts from the start position: not tilted this far out of the plane."""
     set_gap_s: float = 25.0
+    baseline_window_s: float = 3.0
+    """The rest level a rep starts from is the lowest angle of this trailing window:
+    it follows a slow drift or a shifted rest pose instead of remembering the lowest
+    angle ever seen (one dip while getting settled would hide every later rep)."""
     hold_band_deg: float = 2.0
     hold_band_ratio: float = 0.15
     max_candidate_s: float = 150.0
+    still_candidate_s: float = 10.0
+    """A candidate rep still for longer than the prescribed hold plus this (or twice the
+    hold) has come to rest somewhere that is not its start: it is dropped and the rest
+    level found again."""
 
 
 class _Buffer:
@@ -111,6 +119,10 @@ class Segmenter:
         self._lp = Lowpass(self.settings.lowpass_hz, self.rate_hz)
         cutoff = min(self.settings.measure_lowpass_hz, 0.4 * self.rate_hz)
         self._sos = signal.butter(2, cutoff, fs=self.rate_hz, output="sos")
+        self._window = 2 * round(self.settings.baseline_window_s * self.rate_hz / 2) + 1
+        hold = targets.hold_s
+        still_s = max(2.0 * hold, hold + self.settings.still_candidate_s)
+        self._still_limit = round(still_s * self.rate_hz)
         self.reset()
 
     def reset(self) -> None:
@@ -122,6 +134,7 @@ class Segmenter:
         self._baseline = np.inf
         self._peak = -np.inf
         self._cand = 0
+        self._still_run = 0
         self._ret = 0
         self._low = np.inf
         self._floor = 0  # no window reaches back before this index (the last rep's end)
@@ -194,8 +207,20 @@ class Segmenter:
         self._state = "idle"
         return events + self._close_set()
 
+    def _trailing_min(self, i: int) -> F64Array:
+        """Lowest low-passed angle of the trailing window at each sample from i on.
+
+        The window never reaches back before `_floor` (the last rep's end or the
+        current reference's first sample).
+        """
+        w = self._window
+        a = max(self._floor, self._buf.base, i - w + 1)
+        lp = self._buf.col(_LP, a)
+        low = ndimage.minimum_filter1d(lp, w, mode="nearest", origin=w // 2)
+        return np.asarray(low[i - a :], dtype=np.float64)
+
     def _trim(self) -> None:
-        pre = round(self.settings.pre_s * self.rate_hz)
+        pre = max(round(self.settings.pre_s * self.rate_hz), self._window)
         keep = self._buf.end - pre - 1
         if self._state != "idle":
             keep = min(keep, self._cand - pre)
@@ -207,6 +232,7 @@ class Segmenter:
         s = self.settings
         buf = self._buf
         start_thr = s.start_ratio * t.detect_deg
+        onset_max = max(s.onset_max_deg, 0.5 * t.target_max_deg)
         events: list[Event] = []
         end = buf.end
         while i < end:
@@ -220,8 +246,12 @@ class Segmenter:
                     self._baseline = np.inf
                     self._floor = max(self._floor, i)
                     events += self._close_set()
-                low = np.minimum.accumulate(np.concatenate([[self._baseline], lp]))[1:]
-                hit = np.flatnonzero((lp - low > start_thr) | (ref != self._ref))
+                low = self._trailing_min(i)
+                # A rep starts from near neutral; rising out of a dip far below it
+                # (getting up, turning over) would freeze a baseline that no later rep
+                # returns to.
+                near = np.abs(low) <= onset_max
+                hit = np.flatnonzero(((lp - low > start_thr) & near) | (ref != self._ref))
                 if hit.size == 0:
                     self._baseline = float(low[-1])
                     break
@@ -232,6 +262,7 @@ class Segmenter:
                 self._baseline = float(low[k])
                 self._cand = i + k
                 self._peak = float(lp[k])
+                self._still_run = 0
                 self._state = "active"
                 i += k + 1
             elif self._state == "active":
@@ -241,12 +272,16 @@ class Segmenter:
                 back = (exc >= t.detect_deg) & (lp - b < s.return_ratio * exc)
                 fizzle = (exc < t.detect_deg) & (lp - b < 0.5 * start_thr)
                 tt = buf.col(_T, i)
-                stale = (tt - buf.col(_T, self._cand, self._cand + 1)[0] > s.max_candidate_s) | (
-                    ref != self._ref
+                runs = run_lengths(buf.col(_STILL, i) > 0.5, self._still_run)
+                stale = (
+                    (tt - buf.col(_T, self._cand, self._cand + 1)[0] > s.max_candidate_s)
+                    | (runs > self._still_limit)
+                    | (ref != self._ref)
                 )
                 hits = np.flatnonzero(back | fizzle | stale)
                 if hits.size == 0:
                     self._peak = float(peak[-1])
+                    self._still_run = int(runs[-1])
                     break
                 k = int(hits[0])
                 if back[k] and not stale[k]:

@@ -150,7 +150,10 @@ class AngleTracker:
     ready, with any new `Calibration`s. `axis_sensor`, when given, fixes the movement
     axis (a unit vector in the sensor frame) instead of estimating it. A still pose
     beyond `max_primary_deg`, below `-reposition_deg`, or further off the plane than
-    along it is a new start position.
+    along it is a new start position; so is a pose at least `rest_max_deg` from neutral
+    held still for `settled_s` (longer than any prescribed hold: the patient has settled
+    somewhere else, e.g. after turning over, when a pause on the way was taken for
+    neutral).
     """
 
     def __init__(
@@ -161,6 +164,8 @@ class AngleTracker:
         axis_sensor: tuple[float, float, float] | None = None,
         min_rotation_deg: float | None = None,
         max_primary_deg: float = 180.0,
+        settled_s: float = 20.0,
+        rest_max_deg: float = 12.0,
     ) -> None:
         self.rate_hz = float(rate_hz)
         self.settings = settings if settings is not None else CalibrationSettings()
@@ -171,6 +176,8 @@ class AngleTracker:
             else self.settings.axis_min_rotation_deg
         )
         self.max_primary_deg = max_primary_deg
+        self.rest_max_deg = rest_max_deg
+        self._settled_n = max(2, round(settled_s * self.rate_hz))
         self._still_n = max(2, round(self.settings.still_min_s * self.rate_hz))
         self._speed_lp = Lowpass(self.settings.still_lowpass_hz, self.rate_hz)
         self.reset()
@@ -311,8 +318,20 @@ class AngleTracker:
                 i = j + 1
                 continue
             q_rel = quat_mul(quat_conj(self._neutral), quat[i:])
+            settled = runs[i:] >= self._settled_n
             if self._axis is None:
-                i = self._collect(i, t_s, q_rel, gyr_rad_s, still, runs, out, cals)
+                r = rotation_vector(q_rel) * _DEG
+                far = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) > self.rest_max_deg
+                moved = settled & far
+                stop = int(np.flatnonzero(moved)[0]) if moved.any() else q_rel.shape[0]
+                if stop:
+                    i = self._collect(i, i + stop, t_s, q_rel[:stop], gyr_rad_s, still, out, cals)
+                    if self._axis is not None or self._neutral is None or not moved.any():
+                        continue
+                j = i
+                window = hist_q[off + j - self._still_n + 1 : off + j + 1]
+                cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
+                i = j + 1
                 continue
             block = self._angles(t_s[i:], q_rel, gyr_rad_s[i:], still[i:])
             # A still pose well off the plane is a new start position (side switch).
@@ -322,7 +341,8 @@ class AngleTracker:
                 | (prim < -s.reposition_deg)
                 | (prim > self.max_primary_deg)
             )
-            moved = (runs[i:] >= self._still_n) & unexplained
+            far = np.sqrt(prim**2 + off_plane**2) > self.rest_max_deg
+            moved = ((runs[i:] >= self._still_n) & unexplained) | (settled & far)
             if moved.any():
                 k = int(np.flatnonzero(moved)[0])
                 out.append(block.slice(0, k))
@@ -338,21 +358,24 @@ class AngleTracker:
     def _collect(
         self,
         i: int,
+        stop: int,
         t_s: F64Array,
         q_rel: F64Array,
         w: F64Array,
         still: NDArray[np.bool_],
-        runs: NDArray[np.int64],
         out: list[AngleBlock],
         cals: list[Calibration],
     ) -> int:
-        """Add samples i.. to the pending ones; finish the axis when enough was seen."""
+        """Add samples i to stop to the pending ones; finish the axis when enough was seen.
+
+        `q_rel` holds the samples i to stop.
+        """
         p = self._pending
         assert p is not None
         assert self._neutral is not None
         s = self.settings
         dt = 1.0 / self.rate_hz
-        speed = np.linalg.norm(w[i:], axis=1) * _DEG
+        speed = np.linalg.norm(w[i:stop], axis=1) * _DEG
         moving = speed > s.move_speed_dps
         r = rotation_vector(q_rel) * _DEG
         away = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) >= s.axis_min_angle_deg
@@ -363,8 +386,8 @@ class AngleTracker:
         steps = np.where(moving, speed * dt, 0.0)
         rot_cum = np.cumsum(np.concatenate([[p.rotation_deg], steps]))[1:]
         assert p.start_s is not None
-        waited = t_s[i:] - p.start_s
-        ready = ((rot_cum >= self.min_rotation_deg) & still[i:]) | (
+        waited = t_s[i:stop] - p.start_s
+        ready = ((rot_cum >= self.min_rotation_deg) & still[i:stop]) | (
             (waited >= s.axis_max_wait_s) & (rot_cum > 0)
         )
         k = int(np.flatnonzero(ready)[0]) + 1 if ready.any() else q_rel.shape[0]

@@ -72,13 +72,15 @@ class MotionCore:
             else Targets.automatic()
         )
         self.orientation = OrientationEstimator(self.rate_hz, self.settings.orientation)
+        self.segmenter = Segmenter(self.rate_hz, self.targets, self.settings.segmentation)
         self.angles = AngleTracker(
             self.rate_hz,
             self.settings.calibration,
             min_rotation_deg=self.targets.min_axis_rotation_deg,
             max_primary_deg=1.5 * self.targets.target_max_deg + 10.0,
+            settled_s=self.targets.settled_s(self.settings.segmentation.still_candidate_s),
+            rest_max_deg=self.segmenter.onset_max_deg,
         )
-        self.segmenter = Segmenter(self.rate_hz, self.targets, self.settings.segmentation)
         self.last_angles = AngleBlock.empty()
 
     def reset(self) -> None:

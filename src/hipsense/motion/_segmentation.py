@@ -120,10 +120,13 @@ class Segmenter:
         cutoff = min(self.settings.measure_lowpass_hz, 0.4 * self.rate_hz)
         self._sos = signal.butter(2, cutoff, fs=self.rate_hz, output="sos")
         self._window = 2 * round(self.settings.baseline_window_s * self.rate_hz / 2) + 1
-        hold = targets.hold_s
-        still_s = max(2.0 * hold, hold + self.settings.still_candidate_s)
-        self._still_limit = round(still_s * self.rate_hz)
+        self._still_limit = round(targets.settled_s(self.settings.still_candidate_s) * self.rate_hz)
         self.reset()
+
+    @property
+    def onset_max_deg(self) -> float:
+        """Furthest from neutral a rep may start."""
+        return max(self.settings.onset_max_deg, 0.5 * self.targets.target_max_deg)
 
     def reset(self) -> None:
         """Forget all samples and events."""
@@ -232,7 +235,7 @@ class Segmenter:
         s = self.settings
         buf = self._buf
         start_thr = s.start_ratio * t.detect_deg
-        onset_max = max(s.onset_max_deg, 0.5 * t.target_max_deg)
+        onset_max = self.onset_max_deg
         events: list[Event] = []
         end = buf.end
         while i < end:
@@ -399,7 +402,7 @@ class Segmenter:
             return None
         # Exercise reps start from the start position and stay in their plane; walking,
         # getting up and fidgeting do not.
-        if abs(th[onset]) > max(self.settings.onset_max_deg, 0.5 * tg.target_max_deg):
+        if abs(th[onset]) > self.onset_max_deg:
             return None
         if ph[onset] > self.settings.onset_max_off_plane_deg:
             return None

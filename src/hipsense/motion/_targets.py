@@ -88,3 +88,10 @@ class Targets:
     def min_axis_rotation_deg(self) -> float:
         """Rotation to see before estimating the movement axis: about one rep out and back."""
         return max(4.0, 1.2 * self.target_min_deg)
+
+    def settled_s(self, margin_s: float) -> float:
+        """Still for longer than this away from the start is not a hold but a new rest.
+
+        Twice the prescribed hold, and at least the hold plus `margin_s`.
+        """
+        return max(2.0 * self.hold_s, self.hold_s + margin_s)

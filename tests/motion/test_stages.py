@@ -217,3 +217,23 @@ def test_segmenter_finds_the_rest_level_again_after_a_dip() -> None:
     for a, b in _splits(len(t), 21):
         parts += seg2.update(block.slice(a, b))
     assert parts + seg2.finish() == events
+
+
+def test_segmenter_counts_reps_but_not_walking_that_swings_both_ways() -> None:
+    # Seated at neutral: 4 clamshell-like reps, a rest, then walking (+-22 deg at
+    # 0.9 Hz about the same axis). Reps leave the rest position in one direction;
+    # walking swings to both sides of it.
+    rate = 50.0
+    t = np.arange(0, 120.0, 1 / rate)
+    primary = np.zeros_like(t)
+    for k in range(4):
+        c = 5.0 + 8.0 * k
+        primary += 30.0 * np.clip(np.minimum(t - c, c + 5.0 - t) / 1.5, 0, 1)
+    walk = (t > 50.0) & (t < 110.0)
+    primary += np.where(walk, 22.0 * np.sin(2 * np.pi * 0.9 * (t - 50.0)), 0.0)
+    still = np.abs(np.gradient(primary, t)) < 1.0
+    tg = Targets.from_exercise(LIB["clamshell"])
+    seg = Segmenter(rate, tg)
+    events = seg.update(_angle_block(t, primary, still)) + seg.finish()
+    reps = [e for e in events if type(e).__name__ == "RepEvent"]
+    assert [round(r.start_s) for r in reps] == [5, 13, 21, 29]

@@ -49,6 +49,11 @@ class SegmenterSettings:
     onset_max_deg: float = 12.0
     """A movement starting further than this (or half the target range) from neutral is
     not an exercise rep (walking, getting up)."""
+    rest_min_s: float = 0.5
+    below_rest_deg: float = 5.0
+    below_rest_ratio: float = 0.3
+    """Reps start and end no further than this (or this share of their range) below
+    the rest level: the angle of the latest still spell of `rest_min_s` near neutral."""
     onset_max_off_plane_deg: float = 20.0
     """A rep starts from the start position: not tilted this far out of the plane."""
     set_gap_s: float = 25.0
@@ -120,6 +125,7 @@ class Segmenter:
         cutoff = min(self.settings.measure_lowpass_hz, 0.4 * self.rate_hz)
         self._sos = signal.butter(2, cutoff, fs=self.rate_hz, output="sos")
         self._window = 2 * round(self.settings.baseline_window_s * self.rate_hz / 2) + 1
+        self._rest_n = max(1, round(self.settings.rest_min_s * self.rate_hz))
         self._still_limit = round(targets.settled_s(self.settings.still_candidate_s) * self.rate_hz)
         self.reset()
 
@@ -138,6 +144,11 @@ class Segmenter:
         self._peak = -np.inf
         self._cand = 0
         self._still_run = 0
+        self._rest_run = 0
+        self._rest_level = 0.0
+        self._cand_rest = 0.0
+        self._rest_levels = np.empty(0)
+        self._rest_runs = np.empty(0, np.int64)
         self._ret = 0
         self._low = np.inf
         self._floor = 0  # no window reaches back before this index (the last rep's end)
@@ -210,6 +221,28 @@ class Segmenter:
         self._state = "idle"
         return events + self._close_set()
 
+    def _track_rest(self, i: int, lp: F64Array) -> None:
+        """Rest levels while idle: the angle of the latest still spell of `rest_min_s`.
+
+        `_rest_at(k)` is then the rest level at idle sample i + k. Only idle samples
+        count: the hold at the top of a rep is still too, but it is not where reps start.
+        """
+        still = self._buf.col(_STILL, i) > 0.5
+        runs = run_lengths(still, self._rest_run)
+        resting = runs >= self._rest_n
+        last = np.maximum.accumulate(np.where(resting, np.arange(lp.shape[0]), -1))
+        self._rest_levels = np.where(last >= 0, lp[np.maximum(last, 0)], self._rest_level)
+        self._rest_runs = runs
+
+    def _rest_at(self, k: int) -> float:
+        return float(self._rest_levels[k])
+
+    def _leave_idle(self, k: int) -> None:
+        """Carry the rest tracking up to idle sample k (exclusive) into the state."""
+        if k > 0:
+            self._rest_level = float(self._rest_levels[k - 1])
+            self._rest_run = int(self._rest_runs[k - 1])
+
     def _trailing_min(self, i: int) -> F64Array:
         """Lowest low-passed angle of the trailing window at each sample from i on.
 
@@ -247,8 +280,10 @@ class Segmenter:
                     # window reaches back into the old one.
                     self._ref = int(ref[0])
                     self._baseline = np.inf
+                    self._rest_level, self._rest_run = 0.0, 0
                     self._floor = max(self._floor, i)
                     events += self._close_set()
+                self._track_rest(i, lp)
                 low = self._trailing_min(i)
                 # A rep starts from near neutral; rising out of a dip far below it
                 # (getting up, turning over) would freeze a baseline that no later rep
@@ -257,15 +292,19 @@ class Segmenter:
                 hit = np.flatnonzero(((lp - low > start_thr) & near) | (ref != self._ref))
                 if hit.size == 0:
                     self._baseline = float(low[-1])
+                    self._leave_idle(lp.shape[0])
                     break
                 k = int(hit[0])
+                self._leave_idle(k)
                 if ref[k] != self._ref:
                     i += k
                     continue
                 self._baseline = float(low[k])
+                self._cand_rest = self._rest_at(k)
                 self._cand = i + k
                 self._peak = float(lp[k])
                 self._still_run = 0
+                self._rest_run = 0
                 self._state = "active"
                 i += k + 1
             elif self._state == "active":
@@ -405,6 +444,12 @@ class Segmenter:
         if abs(th[onset]) > self.onset_max_deg:
             return None
         if ph[onset] > self.settings.onset_max_off_plane_deg:
+            return None
+        # ... and move to one side of the rest position: a swing that starts or ends
+        # well below it (walking, rocking) is not a rep.
+        s = self.settings
+        below = self._cand_rest - max(s.below_rest_deg, s.below_rest_ratio * rom)
+        if th[onset] < below or th[end] < below:
             return None
         if off > 1.2 * rom + 3.0:
             return None

@@ -30,6 +30,7 @@ Event = RepEvent | HoldEvent | SetEvent
 # Columns of the sample buffer.
 _T, _TH, _LP, _PH, _STILL, _REF, _GAP = range(7)
 _NCOL = 7
+_SCAN_N = 512
 
 
 @dataclass(frozen=True)
@@ -221,13 +222,13 @@ class Segmenter:
         self._state = "idle"
         return events + self._close_set()
 
-    def _track_rest(self, i: int, lp: F64Array) -> None:
+    def _track_rest(self, i: int, stop: int, lp: F64Array) -> None:
         """Rest levels while idle: the angle of the latest still spell of `rest_min_s`.
 
         `_rest_at(k)` is then the rest level at idle sample i + k. Only idle samples
         count: the hold at the top of a rep is still too, but it is not where reps start.
         """
-        still = self._buf.col(_STILL, i) > 0.5
+        still = self._buf.col(_STILL, i, stop) > 0.5
         runs = run_lengths(still, self._rest_run)
         resting = runs >= self._rest_n
         last = np.maximum.accumulate(np.where(resting, np.arange(lp.shape[0]), -1))
@@ -243,15 +244,15 @@ class Segmenter:
             self._rest_level = float(self._rest_levels[k - 1])
             self._rest_run = int(self._rest_runs[k - 1])
 
-    def _trailing_min(self, i: int) -> F64Array:
-        """Lowest low-passed angle of the trailing window at each sample from i on.
+    def _trailing_min(self, i: int, stop: int) -> F64Array:
+        """Lowest low-passed angle of the trailing window at each sample i to stop.
 
         The window never reaches back before `_floor` (the last rep's end or the
         current reference's first sample).
         """
         w = self._window
         a = max(self._floor, self._buf.base, i - w + 1)
-        lp = self._buf.col(_LP, a)
+        lp = self._buf.col(_LP, a, stop)
         low = ndimage.minimum_filter1d(lp, w, mode="nearest", origin=w // 2)
         return np.asarray(low[i - a :], dtype=np.float64)
 
@@ -272,8 +273,11 @@ class Segmenter:
         events: list[Event] = []
         end = buf.end
         while i < end:
-            lp = buf.col(_LP, i)
-            ref = buf.col(_REF, i)
+            # Bounded look-ahead: each state step costs its window, not the rest of a
+            # whole file (the state carries over exactly, as between blocks).
+            stop = min(end, i + _SCAN_N)
+            lp = buf.col(_LP, i, stop)
+            ref = buf.col(_REF, i, stop)
             if self._state == "idle":
                 if ref[0] != self._ref:
                     # A new reference (calibration): the baseline starts again, and no
@@ -283,8 +287,8 @@ class Segmenter:
                     self._rest_level, self._rest_run = 0.0, 0
                     self._floor = max(self._floor, i)
                     events += self._close_set()
-                self._track_rest(i, lp)
-                low = self._trailing_min(i)
+                self._track_rest(i, stop, lp)
+                low = self._trailing_min(i, stop)
                 # A rep starts from near neutral; rising out of a dip far below it
                 # (getting up, turning over) would freeze a baseline that no later rep
                 # returns to.
@@ -293,7 +297,8 @@ class Segmenter:
                 if hit.size == 0:
                     self._baseline = float(low[-1])
                     self._leave_idle(lp.shape[0])
-                    break
+                    i = stop
+                    continue
                 k = int(hit[0])
                 self._leave_idle(k)
                 if ref[k] != self._ref:
@@ -313,8 +318,8 @@ class Segmenter:
                 exc = peak - b
                 back = (exc >= t.detect_deg) & (lp - b < s.return_ratio * exc)
                 fizzle = (exc < t.detect_deg) & (lp - b < 0.5 * start_thr)
-                tt = buf.col(_T, i)
-                runs = run_lengths(buf.col(_STILL, i) > 0.5, self._still_run)
+                tt = buf.col(_T, i, stop)
+                runs = run_lengths(buf.col(_STILL, i, stop) > 0.5, self._still_run)
                 stale = (
                     (tt - buf.col(_T, self._cand, self._cand + 1)[0] > s.max_candidate_s)
                     | (runs > self._still_limit)
@@ -324,7 +329,8 @@ class Segmenter:
                 if hits.size == 0:
                     self._peak = float(peak[-1])
                     self._still_run = int(runs[-1])
-                    break
+                    i = stop
+                    continue
                 k = int(hits[0])
                 if back[k] and not stale[k]:
                     self._peak = float(peak[k])
@@ -338,10 +344,10 @@ class Segmenter:
                     i += k if stale[k] else k + 1
             else:
                 low = np.minimum.accumulate(np.concatenate([[self._low], lp]))[1:]
-                tt = buf.col(_T, i)
+                tt = buf.col(_T, i, stop)
                 t_ret = float(buf.col(_T, self._ret, self._ret + 1)[0])
                 done = (
-                    (buf.col(_STILL, i) > 0.5)
+                    (buf.col(_STILL, i, stop) > 0.5)
                     | (lp - low > start_thr)
                     | (tt - t_ret > s.settle_s)
                     | (ref != self._ref)
@@ -349,7 +355,8 @@ class Segmenter:
                 hits = np.flatnonzero(done)
                 if hits.size == 0:
                     self._low = float(low[-1])
-                    break
+                    i = stop
+                    continue
                 k = int(hits[0])
                 events += self._finalize(i + k)
                 self._state = "idle"

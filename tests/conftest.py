@@ -16,7 +16,8 @@ def require_tool(name: str) -> str:
     The README's test command installs every tool the suite needs, so in CI a missing
     one is a broken set-up, never a reason to skip.
     """
-    path = shutil.which(name)
+    # Daemons such as mosquitto live in /usr/sbin, not always on a user's PATH.
+    path = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin")
     if path is None:
         message = f"{name} is not installed (the README's test command installs it)"
         if os.environ.get("CI"):

@@ -1,0 +1,272 @@
+"""Payloads of every hipsense MQTT message, as pydantic models.
+
+The JSON Schemas in `docs/schemas/` and the AsyncAPI document `docs/asyncapi.yaml` are
+generated from these models (`python -m hipsense.mqtt.contract --write`); a test fails
+when they are out of date.
+"""
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hipsense._version import __version__
+from hipsense.motion import Calibration, HoldEvent, RepEvent, SetEvent
+
+__all__ = [
+    "ALGORITHM_VERSION",
+    "SCHEMA_VERSION",
+    "CalibrationPayload",
+    "CommandReply",
+    "CommandRequest",
+    "EventMessage",
+    "HoldPayload",
+    "LiveFrame",
+    "PrescribedExercise",
+    "Prescription",
+    "RepPayload",
+    "SensorState",
+    "SetPayload",
+    "Status",
+    "Summary",
+    "event_payload",
+    "utc_now",
+]
+
+SCHEMA_VERSION = "1"
+"""Sent as the `schema_version` user property; bumps on an incompatible change."""
+ALGORITHM_VERSION = __version__
+"""Sent as the `algorithm_version` user property: which motion core measured it."""
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+FlagName = Literal[
+    "too_fast",
+    "too_much_range",
+    "partial",
+    "off_plane",
+    "hold_short",
+    "eccentric_fast",
+    "data_gap",
+]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Status(_Model):
+    """`status` (retained): is the gateway there? Also its Last Will ("offline")."""
+
+    state: Literal["online", "offline"]
+    gateway_id: Id
+    version: str = __version__
+    time: datetime = Field(default_factory=utc_now)
+
+
+class SensorState(_Model):
+    """`sensors/{sensor_id}/state` (retained): the link to one sensor."""
+
+    sensor_id: Id
+    connected: bool
+    battery_pct: float | None = None
+    rssi_dbm: float | None = None
+    rate_hz: float | None = None
+    loss_pct: float | None = None
+    reconnects: int = 0
+    time: datetime = Field(default_factory=utc_now)
+
+
+class LiveFrame(_Model):
+    """`sessions/{session_id}/live` (QoS 0, expires): the angle, about 20 frames/s."""
+
+    session_id: Id
+    t_s: list[float]
+    """Stream time of each sample (s)."""
+    angle_deg: list[float]
+    """Primary angle from neutral, positive in the working direction."""
+    off_plane_deg: list[float]
+
+
+class RepPayload(_Model):
+    """A repetition (see docs/motion.md for every field)."""
+
+    kind: Literal["rep"] = "rep"
+    index: int
+    set_index: int
+    start_s: float
+    peak_s: float
+    end_s: float
+    rom_deg: float
+    concentric_s: float
+    hold_s: float
+    eccentric_s: float
+    rest_before_s: float | None
+    peak_velocity_dps: float
+    smoothness: float
+    max_off_plane_deg: float
+    flags: list[FlagName]
+    confidence: float
+
+
+class HoldPayload(_Model):
+    """An isometric hold or a stretch."""
+
+    kind: Literal["hold"] = "hold"
+    index: int
+    set_index: int
+    start_s: float
+    end_s: float
+    hold_s: float
+    angle_deg: float
+    on_target_pct: float
+    stability_deg: float
+    broken: int
+    flags: list[FlagName]
+    confidence: float
+
+
+class SetPayload(_Model):
+    """The end of a set."""
+
+    kind: Literal["set"] = "set"
+    index: int
+    start_s: float
+    end_s: float
+    reps: int
+    holds: int
+
+
+class CalibrationPayload(_Model):
+    """A new neutral pose or movement axis."""
+
+    kind: Literal["calibration"] = "calibration"
+    t_s: float
+    reason: Literal["still", "explicit", "reposition", "axis"]
+    axis_quality: float
+
+
+EventPayload = Annotated[
+    RepPayload | HoldPayload | SetPayload | CalibrationPayload, Field(discriminator="kind")
+]
+
+
+class EventMessage(_Model):
+    """`sessions/{session_id}/events` (QoS 1): one event of a session.
+
+    `id` is unique; `seq` counts 0, 1, 2 ... per session, so a subscriber can drop
+    duplicates (QoS 1 delivers at least once) and see a gap.
+    """
+
+    id: str
+    session_id: Id
+    seq: int = Field(ge=0)
+    sensor_id: Id
+    time: datetime = Field(default_factory=utc_now)
+    event: EventPayload
+
+
+def event_payload(
+    ev: RepEvent | HoldEvent | SetEvent | Calibration,
+) -> RepPayload | HoldPayload | SetPayload | CalibrationPayload:
+    """The payload of a motion-core event."""
+    if isinstance(ev, RepEvent):
+        d = ev.to_dict()
+        d.pop("top_s"), d.pop("hold_end_s")
+        return RepPayload.model_validate(d)
+    if isinstance(ev, HoldEvent):
+        d = ev.to_dict()
+        d.pop("enter_s"), d.pop("exit_s")
+        return HoldPayload.model_validate(d)
+    if isinstance(ev, SetEvent):
+        return SetPayload(
+            index=ev.index, start_s=ev.start_s, end_s=ev.end_s, reps=ev.reps, holds=ev.holds
+        )
+    return CalibrationPayload(t_s=ev.t_s, reason=ev.reason, axis_quality=ev.axis_quality)
+
+
+class PrescribedExercise(_Model):
+    """One line of a prescription."""
+
+    exercise: Id
+    variant: str | None = None
+    side: Literal["left", "right", "both"] = "both"
+    sets: int = Field(ge=1, le=20)
+    reps: int = Field(ge=1, le=100)
+    hold_s: float = Field(default=0.0, ge=0.0, le=300.0)
+    tempo_s: tuple[float, float] | None = None
+    """Outward and return phase durations."""
+    range_deg: tuple[float, float] | None = None
+
+
+class Prescription(_Model):
+    """What the physiotherapist prescribed. Patients appear by pseudonymous id only."""
+
+    patient_id: Id
+    exercises: list[PrescribedExercise] = Field(min_length=1)
+
+
+class Summary(_Model):
+    """`sessions/{session_id}/summary` (retained, QoS 1)."""
+
+    session_id: Id
+    patient_id: Id | None = None
+    sensor_id: Id
+    exercise: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    rep_count: int
+    hold_count: int
+    set_count: int
+    reps_per_set: list[int]
+    mean_rom_deg: float | None
+    mean_hold_s: float | None
+    flags: dict[FlagName, int]
+    last_seq: int
+    """Sequence number of the session's last event."""
+
+
+class _StartSession(_Model):
+    command: Literal["start_session"]
+    session_id: Id | None = None
+    prescription: Prescription
+
+
+class _StopSession(_Model):
+    command: Literal["stop_session"]
+    session_id: Id
+
+
+class _Calibrate(_Model):
+    command: Literal["calibrate"]
+    sensor_id: Id | None = None
+
+
+class _ChangeExercise(_Model):
+    command: Literal["change_exercise"]
+    session_id: Id
+    exercise: Id
+    variant: str | None = None
+
+
+class CommandRequest(_Model):
+    """`cmd`: a request; the reply goes to the MQTT 5 response topic."""
+
+    request: Annotated[
+        _StartSession | _StopSession | _Calibrate | _ChangeExercise,
+        Field(discriminator="command"),
+    ]
+
+
+class CommandReply(_Model):
+    """The reply to a command, with the request's correlation data."""
+
+    ok: bool
+    command: str | None = None
+    session_id: Id | None = None
+    error: str | None = None
+    time: datetime = Field(default_factory=utc_now)

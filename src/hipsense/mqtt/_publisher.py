@@ -1,0 +1,353 @@
+"""Publishing to the broker: an async context manager around aiomqtt and the outbox.
+
+Events and summaries go through the durable outbox: `publish_event` returns once the
+message is on disk, and a named connection task sends the outbox in order, removing
+each message when the broker acknowledges it (QoS 1). Live frames are never queued:
+sent when connected, dropped (and counted) when not. The connection task is an
+explicit loop: connect, announce "online" (the Last Will says "offline"), drain; on
+any broker error, wait a capped, jittered exponential backoff and connect again.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from types import TracebackType
+from typing import Literal, Self
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from pydantic import ValidationError
+
+from hipsense.motion import Calibration, HoldEvent, RepEvent, SetEvent
+
+from ._broker import BrokerConfig
+from ._outbox import Outbox
+from ._payloads import (
+    ALGORITHM_VERSION,
+    SCHEMA_VERSION,
+    CommandReply,
+    CommandRequest,
+    EventMessage,
+    LiveFrame,
+    SensorState,
+    Status,
+    Summary,
+    event_payload,
+)
+from ._topics import Topics
+
+__all__ = ["MqttPublisher", "PublisherStats"]
+
+log = logging.getLogger("hipsense.mqtt")
+
+_LIVE_EXPIRY_S = 5
+
+
+class PublisherStats:
+    """Counters a dashboard or a test can read."""
+
+    def __init__(self) -> None:
+        self.connects = 0
+        self.connection_failures = 0
+        self.published = 0
+        """Outbox messages the broker acknowledged."""
+        self.live_sent = 0
+        self.live_dropped = 0
+
+
+def _props(*, expiry_s: int | None = None) -> Properties:
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    props.ContentType = "application/json"
+    props.UserProperty = [
+        ("schema_version", SCHEMA_VERSION),
+        ("algorithm_version", ALGORITHM_VERSION),
+    ]
+    if expiry_s is not None:
+        props.MessageExpiryInterval = expiry_s
+    return props
+
+
+class MqttPublisher:
+    """`async with MqttPublisher(broker, topics, outbox) as pub:` then publish.
+
+    On a clean exit the outbox is flushed (up to `flush_timeout_s`), "offline" is
+    published and the connection closed; what could not be sent stays in the outbox
+    for the next start.
+    """
+
+    def __init__(
+        self,
+        broker: BrokerConfig,
+        topics: Topics,
+        outbox: Outbox,
+        *,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        publish_timeout_s: float = 5.0,
+        flush_timeout_s: float = 10.0,
+    ) -> None:
+        self.broker = broker
+        self.topics = topics
+        self.outbox = outbox
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.publish_timeout_s = publish_timeout_s
+        self.flush_timeout_s = flush_timeout_s
+        self.stats = PublisherStats()
+        self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._client: aiomqtt.Client | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._conn: asyncio.Task[None] | None = None
+        self.commands: asyncio.Queue[CommandRequest] = asyncio.Queue()
+        """Valid commands from `cmd`, in arrival order, for the daemon to carry out."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether a broker connection is up now."""
+        return self._client is not None
+
+    async def __aenter__(self) -> Self:
+        self._stack = contextlib.AsyncExitStack()
+        tg = await self._stack.enter_async_context(asyncio.TaskGroup())
+        self._conn = tg.create_task(self._connection_loop(), name="hipsense-mqtt-connection")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._stack is not None
+        assert self._conn is not None
+        self._closing.set()
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._conn), self.flush_timeout_s)
+        except TimeoutError:
+            log.warning("mqtt: %d messages left in the outbox for next time", len(self.outbox))
+        self._conn.cancel()
+        await self._stack.aclose()
+
+    # -- what the daemon calls ----------------------------------------------------
+
+    def publish_event(
+        self,
+        session_id: str,
+        sensor_id: str,
+        event: RepEvent | HoldEvent | SetEvent | Calibration,
+    ) -> EventMessage:
+        """Queue an event durably (QoS 1); returns the message with its id and seq."""
+        topic = self.topics.events(session_id)
+        payload = event_payload(event)
+        built: list[EventMessage] = []
+
+        def make(seq: int) -> tuple[str, bytes]:
+            msg = EventMessage(
+                id=f"{session_id}-{seq}",
+                session_id=session_id,
+                seq=seq,
+                sensor_id=sensor_id,
+                event=payload,
+            )
+            built.append(msg)
+            return topic, msg.model_dump_json().encode()
+
+        self.outbox.put_sequenced(f"events/{session_id}", make, props=_props_json())
+        self._wake.set()
+        return built[0]
+
+    def publish_summary(self, summary: Summary) -> None:
+        """Queue a session summary durably (retained, QoS 1)."""
+        self.outbox.put(
+            self.topics.summary(summary.session_id),
+            summary.model_dump_json().encode(),
+            qos=1,
+            retain=True,
+            props=_props_json(),
+        )
+        self._wake.set()
+
+    def publish_sensor_state(self, state: SensorState) -> None:
+        """Queue a sensor's link state (retained, QoS 1; superseded states may drop)."""
+        self.outbox.put(
+            self.topics.sensor_state(state.sensor_id),
+            state.model_dump_json().encode(),
+            qos=1,
+            retain=True,
+            droppable=True,
+            props=_props_json(),
+        )
+        self._wake.set()
+
+    async def publish_live(self, frame: LiveFrame) -> bool:
+        """Send a live frame now (QoS 0, expires); False if it was dropped."""
+        client = self._client
+        if client is None:
+            self.stats.live_dropped += 1
+            return False
+        try:
+            await client.publish(
+                self.topics.live(frame.session_id),
+                frame.model_dump_json().encode(),
+                qos=0,
+                properties=_props(expiry_s=_LIVE_EXPIRY_S),
+            )
+        except aiomqtt.MqttError:
+            self.stats.live_dropped += 1
+            return False
+        self.stats.live_sent += 1
+        return True
+
+    # -- the connection task ------------------------------------------------------
+
+    def _status(self, state: Literal["online", "offline"]) -> bytes:
+        status = Status(state=state, gateway_id=self.topics.gateway_id)
+        return status.model_dump_json().encode()
+
+    def _client_for(self) -> aiomqtt.Client:
+        b = self.broker
+        user, password = b.credentials()
+        return aiomqtt.Client(
+            b.host,
+            b.port,
+            username=user,
+            password=password,
+            identifier=b.client_id or f"hipsense-{self.topics.gateway_id}",
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=aiomqtt.Will(self.topics.status, self._status("offline"), qos=1, retain=True),
+            keepalive=b.keepalive_s,
+            tls_context=b.ssl_context(),
+            timeout=self.publish_timeout_s,
+        )
+
+    async def _connection_loop(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async with self._client_for() as client:
+                    attempt = 0
+                    self.stats.connects += 1
+                    log.info("mqtt: connected to %s:%d", self.broker.host, self.broker.port)
+                    await client.publish(
+                        self.topics.status,
+                        self._status("online"),
+                        qos=1,
+                        retain=True,
+                        properties=_props(),
+                        timeout=self.publish_timeout_s,
+                    )
+                    self._client = client
+                    try:
+                        await self._serve(client)
+                        await client.publish(
+                            self.topics.status,
+                            self._status("offline"),
+                            qos=1,
+                            retain=True,
+                            properties=_props(),
+                            timeout=self.publish_timeout_s,
+                        )
+                    finally:
+                        self._client = None
+                    return
+            except aiomqtt.MqttError as exc:
+                self.stats.connection_failures += 1
+                if self._closing.is_set() and not len(self.outbox):
+                    return
+                delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
+                delay *= random.uniform(0.5, 1.0)  # noqa: S311 -- jitter, not secrecy: gateways must not reconnect in step
+                attempt += 1
+                log.warning("mqtt: %s; reconnecting in %.1f s (attempt %d)", exc, delay, attempt)
+                await asyncio.sleep(delay)
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """Drain the outbox while a receiver watches the connection and the `cmd` topic.
+
+        A publish waiting for its PUBACK does not notice a dead connection by itself;
+        the receiver does (the message stream ends with an error), and the task group
+        then cancels the drain at once instead of after `publish_timeout_s`.
+        """
+        try:
+            async with asyncio.TaskGroup() as tg:
+                recv = tg.create_task(self._receive(client), name="hipsense-mqtt-receive")
+                await self._drain(client)
+                recv.cancel()
+        except BaseExceptionGroup as group:
+            mqtt_errors = group.subgroup(aiomqtt.MqttError)
+            if mqtt_errors is None:
+                raise
+            first = mqtt_errors.exceptions[0]
+            while isinstance(first, BaseExceptionGroup):
+                first = first.exceptions[0]
+            raise first from group
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        await client.subscribe(self.topics.cmd, qos=1)
+        async for message in client.messages:
+            await self._on_command(client, message)
+
+    async def _on_command(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        """Validate a command; a bad one gets an error reply and changes nothing."""
+        props = message.properties
+        response_topic = getattr(props, "ResponseTopic", None)
+        correlation = getattr(props, "CorrelationData", None)
+        raw = message.payload if isinstance(message.payload, bytes | str) else b""
+        try:
+            request = CommandRequest.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "payload"
+            reply = CommandReply(ok=False, error=f"{where}: {first['msg']}")
+            log.warning("mqtt: rejected command: %s", reply.error)
+        else:
+            self.commands.put_nowait(request)
+            reply = CommandReply(ok=True, command=request.request.command)
+        if response_topic:
+            rprops = _props()
+            if correlation is not None:
+                rprops.CorrelationData = correlation
+            await client.publish(
+                response_topic,
+                reply.model_dump_json().encode(),
+                qos=1,
+                properties=rprops,
+                timeout=self.publish_timeout_s,
+            )
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Send the outbox in order until closing with nothing left."""
+        while True:
+            batch = self.outbox.peek(limit=100)
+            if not batch:
+                if self._closing.is_set():
+                    return
+                self._wake.clear()
+                if self.outbox.peek(limit=1):
+                    continue
+                await self._wake.wait()
+                continue
+            for m in batch:
+                await client.publish(
+                    m.topic,
+                    m.payload,
+                    qos=m.qos,
+                    retain=m.retain,
+                    properties=_props_from_json(m.props),
+                    timeout=self.publish_timeout_s,
+                )
+                self.outbox.ack(m.id)
+                self.stats.published += 1
+
+
+def _props_json(expiry_s: int | None = None) -> str:
+    return json.dumps({"expiry_s": expiry_s})
+
+
+def _props_from_json(text: str) -> Properties:
+    d = json.loads(text) if text else {}
+    return _props(expiry_s=d.get("expiry_s"))

@@ -20,7 +20,7 @@ from ..protocol import (
     StreamFormat,
     StreamReassembler,
 )
-from . import _analyze, _exercises, _simulate
+from . import _analyze, _contract, _exercises, _simulate
 
 __all__ = ["main"]
 
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     _exercises.add_parser(sub)
     _simulate.add_parser(sub)
     _analyze.add_parser(sub)
+    _contract.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,268 @@
+"""The MQTT contract as files: JSON Schemas of the payloads and an AsyncAPI 3.0 document.
+
+Generated from the pydantic models, so the contract cannot drift from the code:
+`hipsense contract --write` rewrites `docs/schemas/*.json` and `docs/asyncapi.yaml`,
+and a test fails when the checked-in files differ from what it would write.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from ._payloads import (
+    SCHEMA_VERSION,
+    CommandReply,
+    CommandRequest,
+    EventMessage,
+    LiveFrame,
+    Prescription,
+    SensorState,
+    Status,
+    Summary,
+)
+
+__all__ = [
+    "CHANNELS",
+    "Channel",
+    "asyncapi_document",
+    "contract_files",
+    "json_schemas",
+    "render_yaml",
+    "stale",
+    "write",
+]
+
+
+@dataclass(frozen=True)
+class Channel:
+    """One topic of the tree, as the contract describes it."""
+
+    name: str
+    address: str
+    model: type[BaseModel]
+    qos: int
+    retain: bool
+    action: str
+    """`send`: the gateway publishes; `receive`: the gateway subscribes."""
+    description: str
+    expiry_s: int | None = None
+
+
+CHANNELS = (
+    Channel(
+        "status",
+        "hipsense/v1/{gateway_id}/status",
+        Status,
+        1,
+        True,
+        "send",
+        'Gateway availability: "online" on connect, "offline" on clean shutdown and as the '
+        "Last Will.",
+    ),
+    Channel(
+        "sensorState",
+        "hipsense/v1/{gateway_id}/sensors/{sensor_id}/state",
+        SensorState,
+        1,
+        True,
+        "send",
+        "Link state of one sensor: connected, battery, RSSI, rate, loss.",
+    ),
+    Channel(
+        "live",
+        "hipsense/v1/{gateway_id}/sessions/{session_id}/live",
+        LiveFrame,
+        0,
+        False,
+        "send",
+        "Throttled angle stream (about 20 frames/s); expires after 5 s; dropped, "
+        "never queued, while the broker is unreachable.",
+        expiry_s=5,
+    ),
+    Channel(
+        "events",
+        "hipsense/v1/{gateway_id}/sessions/{session_id}/events",
+        EventMessage,
+        1,
+        False,
+        "send",
+        "Reps, holds, set ends and calibrations. At least once: drop "
+        "duplicates by `id`; `seq` counts 0, 1, 2 ... per session, so a gap is visible.",
+    ),
+    Channel(
+        "summary",
+        "hipsense/v1/{gateway_id}/sessions/{session_id}/summary",
+        Summary,
+        1,
+        True,
+        "send",
+        "The session's summary; `last_seq` tells a subscriber how many events there were.",
+    ),
+    Channel(
+        "commands",
+        "hipsense/v1/{gateway_id}/cmd",
+        CommandRequest,
+        1,
+        False,
+        "receive",
+        "Commands to the gateway. Set the MQTT 5 response topic and correlation data; "
+        "the reply (CommandReply) goes there. A bad command gets ok=false and changes "
+        "nothing.",
+    ),
+    Channel(
+        "commandReplies",
+        "{response_topic}",
+        CommandReply,
+        1,
+        False,
+        "send",
+        "Replies to commands, on the response topic the request named, with its correlation data.",
+    ),
+    Channel(
+        "prescription",
+        "hipsense/v1/{gateway_id}/patients/{patient_id}/prescription",
+        Prescription,
+        1,
+        True,
+        "receive",
+        "A patient's prescription (retained), by "
+        "pseudonymous id; the gateway may start a session from it.",
+    ),
+)
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema of each payload, by model name."""
+    return {c.model.__name__: c.model.model_json_schema() for c in CHANNELS}
+
+
+def asyncapi_document() -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the topic tree."""
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    messages: dict[str, Any] = {}
+    for c in CHANNELS:
+        name = c.model.__name__
+        params = [p.split("}")[0] for p in c.address.split("{")[1:]]
+        channels[c.name] = {
+            "address": c.address,
+            "description": c.description,
+            "messages": {name: {"$ref": f"#/components/messages/{name}"}},
+            **({"parameters": {p: {"description": _PARAMS[p]} for p in params}} if params else {}),
+        }
+        binding: dict[str, Any] = {"qos": c.qos, "retain": c.retain}
+        if c.expiry_s is not None:
+            binding["messageExpiryInterval"] = c.expiry_s
+        operations[f"{c.action}{c.name[0].upper()}{c.name[1:]}"] = {
+            "action": c.action,
+            "channel": {"$ref": f"#/channels/{c.name}"},
+            "bindings": {"mqtt": {**binding, "bindingVersion": "0.2.0"}},
+        }
+        messages[name] = {
+            "name": name,
+            "contentType": "application/json",
+            "payload": {"$ref": f"#/components/schemas/{name}"},
+            "bindings": {"mqtt": {"contentType": "application/json", "bindingVersion": "0.2.0"}},
+        }
+    schemas: dict[str, Any] = {}
+    for name, schema in json_schemas().items():
+        # Nested definitions become components of their own, referenced the same way.
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+    text = json.dumps(schemas).replace('"#/$defs/', '"#/components/schemas/')
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "hipsense MQTT API",
+            "version": f"{SCHEMA_VERSION}.0.0",
+            "description": "What a hipsense gateway publishes and the commands it takes. "
+            "Every message is JSON with the MQTT 5 content type application/json and the "
+            "user properties schema_version and algorithm_version. Patients appear by "
+            "pseudonymous id only. Addresses show the default prefix "
+            "hipsense/v1/{gateway_id}, which is configurable.",
+        },
+        "defaultContentType": "application/json",
+        "servers": {
+            "broker": {
+                "host": "localhost:1883",
+                "protocol": "mqtt",
+                "protocolVersion": "5",
+                "description": "Any MQTT 3.1.1 / 5 broker; mqtts on 8883 with TLS.",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": messages, "schemas": json.loads(text)},
+    }
+
+
+_PARAMS = {
+    "gateway_id": "The gateway's id (configurable).",
+    "sensor_id": "A sensor's id.",
+    "session_id": "A session's id.",
+    "patient_id": "A patient's pseudonymous id.",
+    "response_topic": "The MQTT 5 response topic of the request.",
+}
+
+
+def render_yaml(value: Any, indent: int = 0) -> str:
+    """Block-style YAML of JSON-like data; strings are JSON-quoted (valid YAML)."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        lines = []
+        for k, v in value.items():
+            key = json.dumps(str(k))
+            if isinstance(v, dict | list) and v:
+                lines.append(f"{pad}{key}:\n{render_yaml(v, indent + 1)}")
+            else:
+                lines.append(f"{pad}{key}: {render_yaml(v, 0)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if not value:
+            return "[]"
+        lines = []
+        for v in value:
+            if isinstance(v, dict | list) and v:
+                inner = render_yaml(v, indent + 1).lstrip()
+                lines.append(f"{pad}- {inner}")
+            else:
+                lines.append(f"{pad}- {render_yaml(v, 0)}")
+        return "\n".join(lines)
+    return json.dumps(value)
+
+
+def contract_files(docs: Path) -> dict[Path, str]:
+    """Every contract file under `docs` with the text it should have."""
+    files = {
+        docs / "schemas" / f"{name}.json": json.dumps(schema, indent=2) + "\n"
+        for name, schema in json_schemas().items()
+    }
+    files[docs / "asyncapi.yaml"] = (
+        "# Generated from src/hipsense/mqtt: do not edit; run `hipsense contract --write`.\n"
+        + render_yaml(asyncapi_document())
+        + "\n"
+    )
+    return files
+
+
+def stale(docs: Path) -> list[Path]:
+    """Contract files under `docs` that are missing or differ from the models."""
+    return [
+        path
+        for path, text in contract_files(docs).items()
+        if not path.exists() or path.read_text() != text
+    ]
+
+
+def write(docs: Path) -> list[Path]:
+    """Write `docs/schemas/*.json` and `docs/asyncapi.yaml`; return the files written."""
+    files = contract_files(docs)
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return list(files)

@@ -14,7 +14,7 @@ def test_checked_in_contract_matches_the_models() -> None:
     assert stale(ROOT / "docs") == []
 
 
-def test_contract_check_fails_on_a_changed_file(tmp_path: Path, capsys: object) -> None:
+def test_contract_check_fails_on_a_changed_file(tmp_path: Path) -> None:
     assert main(["contract", "--docs", str(tmp_path), "--write"]) == 0
     assert main(["contract", "--docs", str(tmp_path)]) == 0
     path = tmp_path / "schemas" / "EventMessage.json"

@@ -3,8 +3,6 @@
 import argparse
 from pathlib import Path
 
-from ..mqtt._contract import stale, write
-
 __all__ = ["add_parser"]
 
 
@@ -23,6 +21,10 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Imported here: the models pull in pydantic, the motion core and aiomqtt, which
+    # every other command would otherwise pay for at start-up.
+    from ..mqtt._contract import stale, write
+
     if args.write:
         for path in write(args.docs):
             print(f"wrote {path}")

@@ -325,7 +325,9 @@ class AngleTracker:
                 moved = settled & far
                 stop = int(np.flatnonzero(moved)[0]) if moved.any() else q_rel.shape[0]
                 if stop:
-                    i = self._collect(i, i + stop, t_s, q_rel[:stop], gyr_rad_s, still, out, cals)
+                    i = self._collect(
+                        i, i + stop, t_s, q_rel[:stop], r[:stop], gyr_rad_s, still, out, cals
+                    )
                     if self._axis is not None or self._neutral is None or not moved.any():
                         continue
                 j = i
@@ -361,6 +363,7 @@ class AngleTracker:
         stop: int,
         t_s: F64Array,
         q_rel: F64Array,
+        r: F64Array,
         w: F64Array,
         still: NDArray[np.bool_],
         out: list[AngleBlock],
@@ -368,7 +371,7 @@ class AngleTracker:
     ) -> int:
         """Add samples i to stop to the pending ones; finish the axis when enough was seen.
 
-        `q_rel` holds the samples i to stop.
+        `q_rel` and `r` (its rotation vectors, degrees) hold the samples i to stop.
         """
         p = self._pending
         assert p is not None
@@ -377,7 +380,6 @@ class AngleTracker:
         dt = 1.0 / self.rate_hz
         speed = np.linalg.norm(w[i:stop], axis=1) * _DEG
         moving = speed > s.move_speed_dps
-        r = rotation_vector(q_rel) * _DEG
         away = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) >= s.axis_min_angle_deg
         outer = (r[:, :, None] * r[:, None, :]).reshape(-1, 9) * away[:, None]
         # Running sums that start from the carried total: the same additions in the same

@@ -4,8 +4,10 @@ A message leaves the outbox only when the broker has acknowledged it, so a broke
 restart, a dropped network or a killed process (even SIGKILL) loses nothing that was
 accepted: on restart the publisher sends what is left, in the order it was put.
 
-Policy when full (`max_messages`): live frames (droppable) go first, oldest first.
-Events and summaries are never dropped silently; when only they are left, `put` raises
+Policy when full (`max_messages`): droppable messages (sensor states, which a later
+state supersedes) go first, oldest first. Live frames never enter the outbox: the
+publisher drops them while the broker is away. Events and summaries are never dropped
+silently; when only they are left, `put` raises
 `OutboxFullError` and the caller decides (the daemon logs it and keeps measuring).
 """
 
@@ -25,8 +27,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload   BLOB    NOT NULL,
     qos       INTEGER NOT NULL,
     retain    INTEGER NOT NULL,
-    droppable INTEGER NOT NULL,
-    props     TEXT    NOT NULL DEFAULT '{}'
+    droppable INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sequence (
     stream TEXT PRIMARY KEY,
@@ -56,8 +57,6 @@ class OutboxMessage:
     qos: int
     retain: bool
     droppable: bool
-    props: str
-    """MQTT 5 properties as JSON (content type, user properties, expiry)."""
 
 
 class Outbox:
@@ -94,16 +93,15 @@ class Outbox:
         qos: int = 1,
         retain: bool = False,
         droppable: bool = False,
-        props: str = "{}",
     ) -> int:
         """Store a message durably; return its id (ids increase in put order)."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._make_room()
             cur = self._db.execute(
-                "INSERT INTO outbox (topic, payload, qos, retain, droppable, props) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (topic, payload, qos, int(retain), int(droppable), props),
+                "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (topic, payload, qos, int(retain), int(droppable)),
             )
         assert cur.lastrowid is not None
         return int(cur.lastrowid)
@@ -115,7 +113,6 @@ class Outbox:
         *,
         qos: int = 1,
         retain: bool = False,
-        props: str = "{}",
     ) -> int:
         """Store the message `make(seq)` builds, seq counting 0, 1, 2 ... per `stream`.
 
@@ -131,9 +128,9 @@ class Outbox:
             topic, payload = make(seq)
             self._make_room()
             self._db.execute(
-                "INSERT INTO outbox (topic, payload, qos, retain, droppable, props) "
-                "VALUES (?, ?, ?, ?, 0, ?)",
-                (topic, payload, qos, int(retain), props),
+                "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
+                "VALUES (?, ?, ?, ?, 0)",
+                (topic, payload, qos, int(retain)),
             )
             self._db.execute(
                 "INSERT INTO sequence (stream, next) VALUES (?, ?) "
@@ -145,12 +142,12 @@ class Outbox:
     def peek(self, limit: int = 100, after: int = 0) -> list[OutboxMessage]:
         """The oldest messages with an id above `after`, in put order."""
         rows = self._db.execute(
-            "SELECT id, topic, payload, qos, retain, droppable, props FROM outbox "
+            "SELECT id, topic, payload, qos, retain, droppable FROM outbox "
             "WHERE id > ? ORDER BY id LIMIT ?",
             (after, limit),
         ).fetchall()
         return [
-            OutboxMessage(int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5]), r[6])
+            OutboxMessage(int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5]))
             for r in rows
         ]
 

@@ -10,7 +10,6 @@ any broker error, wait a capped, jittered exponential backoff and connect again.
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from types import TracebackType
@@ -157,7 +156,7 @@ class MqttPublisher:
             built.append(msg)
             return topic, msg.model_dump_json().encode()
 
-        self.outbox.put_sequenced(f"events/{session_id}", make, props=_props_json())
+        self.outbox.put_sequenced(f"events/{session_id}", make)
         self._wake.set()
         return built[0]
 
@@ -168,7 +167,6 @@ class MqttPublisher:
             summary.model_dump_json().encode(),
             qos=1,
             retain=True,
-            props=_props_json(),
         )
         self._wake.set()
 
@@ -180,7 +178,6 @@ class MqttPublisher:
             qos=1,
             retain=True,
             droppable=True,
-            props=_props_json(),
         )
         self._wake.set()
 
@@ -337,17 +334,8 @@ class MqttPublisher:
                     m.payload,
                     qos=m.qos,
                     retain=m.retain,
-                    properties=_props_from_json(m.props),
+                    properties=_props(),
                     timeout=self.publish_timeout_s,
                 )
                 self.outbox.ack(m.id)
                 self.stats.published += 1
-
-
-def _props_json(expiry_s: int | None = None) -> str:
-    return json.dumps({"expiry_s": expiry_s})
-
-
-def _props_from_json(text: str) -> Properties:
-    d = json.loads(text) if text else {}
-    return _props(expiry_s=d.get("expiry_s"))

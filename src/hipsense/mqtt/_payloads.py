@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hipsense._version import __version__
-from hipsense.motion import Calibration, HoldEvent, RepEvent, SetEvent
+from hipsense.motion import Calibration, Flag, HoldEvent, RepEvent, SetEvent
 
 __all__ = [
     "ALGORITHM_VERSION",
@@ -39,15 +39,6 @@ ALGORITHM_VERSION = __version__
 """Sent as the `algorithm_version` user property: which motion core measured it."""
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
-FlagName = Literal[
-    "too_fast",
-    "too_much_range",
-    "partial",
-    "off_plane",
-    "hold_short",
-    "eccentric_fast",
-    "data_gap",
-]
 
 
 def utc_now() -> datetime:
@@ -109,7 +100,7 @@ class RepPayload(_Model):
     peak_velocity_dps: float
     smoothness: float
     max_off_plane_deg: float
-    flags: list[FlagName]
+    flags: list[Flag]
     confidence: float
 
 
@@ -126,7 +117,7 @@ class HoldPayload(_Model):
     on_target_pct: float
     stability_deg: float
     broken: int
-    flags: list[FlagName]
+    flags: list[Flag]
     confidence: float
 
 
@@ -225,7 +216,7 @@ class Summary(_Model):
     reps_per_set: list[int]
     mean_rom_deg: float | None
     mean_hold_s: float | None
-    flags: dict[FlagName, int]
+    flags: dict[Flag, int]
     last_seq: int
     """Sequence number of the session's last event."""
 

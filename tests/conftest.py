@@ -2,9 +2,12 @@
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.brokers import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "firmware_protocol" / "vectors"
@@ -24,3 +27,14 @@ def require_tool(name: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real mosquitto on a free loopback port, stopped after the test."""
+    broker = Mosquitto(require_tool("mosquitto"), tmp_path)
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()

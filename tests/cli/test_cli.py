@@ -38,21 +38,26 @@ def test_python_dash_m_works() -> None:
     assert hipsense.__version__ in out.stdout
 
 
-def test_demo_prints_a_decoded_stream_and_link_stats() -> None:
-    out = _run("demo", "--seconds", "12", "--speed", "0", "--loss", "0.2", "--seed", "3")
+def test_demo_runs_a_session_end_to_end_on_the_embedded_broker(tmp_path: Path) -> None:
+    out = _run(
+        "demo", "--reps", "6", "--sets", "1", "--speed", "0", "--loss", "0",
+        "--state-dir", str(tmp_path),
+    )  # fmt: skip
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
-    rows = [ln for ln in lines if ln[:8].strip().replace(".", "").isdigit()]
-    assert len(rows) >= 10
-    # Lying still at the start: the accelerometer reads gravity.
-    ax, ay, az = map(float, rows[0].split()[2:5])
-    assert abs((ax**2 + ay**2 + az**2) ** 0.5 - 9.81) < 0.1
-    # With a fifth of the packets dropped, gaps are reported and counted.
-    assert any("gap at" in ln for ln in lines)
-    link = re.match(r"link: (\d+) packets, (\d+) lost", lines[-1])
-    assert link is not None
-    sent = int(link[1]) + int(link[2])
-    assert 0.1 < int(link[2]) / sent < 0.3
+    assert "(embedded; WebSockets ws://127.0.0.1:" in lines[1]
+    reps = [ln for ln in lines if ln.lstrip().startswith("rep ")]
+    assert len(reps) == 6
+    assert re.search(r"ROM +\d+\.\d deg", reps[0])
+    assert any(ln.startswith("summary: 6 reps (simulated 6)") for ln in lines)
+    published = re.search(r"published (\d+) messages .*; 0 left in the outbox", lines[-1])
+    assert published is not None
+    # At least: status, sensor state, a calibration, 6 reps, the set, the summary.
+    assert int(published[1]) >= 10
+    # The gateway id is random, kept in the state folder, and used again next time.
+    gateway = (tmp_path / "gateway-id").read_text().strip()
+    assert re.fullmatch(r"gw-[0-9a-f]{8}", gateway)
+    assert f"hipsense/v1/{gateway}/#" in lines[2]
 
 
 def test_unknown_option_is_a_usage_error() -> None:

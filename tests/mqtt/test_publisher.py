@@ -1,9 +1,7 @@
 """The publisher against a real mosquitto: topic tree, order, exactly-once after dedup."""
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +11,17 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hipsense.motion import RepEvent, SetEvent
-from hipsense.mqtt import BrokerConfig, MqttPublisher, Outbox, SensorState, Summary, Topics
-
-from .conftest import Mosquitto
+from hipsense.mqtt import (
+    BrokerConfig,
+    EmbeddedBroker,
+    LiveFrame,
+    MqttPublisher,
+    Outbox,
+    SensorState,
+    Summary,
+    Topics,
+)
+from tests.brokers import Mosquitto, Subscriber, free_port, running, until
 
 
 def _rep(i: int) -> RepEvent:
@@ -38,66 +44,9 @@ def _rep(i: int) -> RepEvent:
     )
 
 
-class Subscriber:
-    """A dashboard-like subscriber: persistent session, reconnects, records everything."""
-
-    def __init__(self, broker: Mosquitto, topic: str) -> None:
-        self.broker = broker
-        self.topic = topic
-        self.messages: list[tuple[str, dict[str, Any], bool, dict[str, str]]] = []
-        self.ready = asyncio.Event()
-        self.connected = False
-
-    async def run(self) -> None:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 3600
-        while True:
-            try:
-                async with aiomqtt.Client(
-                    "127.0.0.1",
-                    self.broker.port,
-                    identifier="dashboard-test",
-                    protocol=aiomqtt.ProtocolVersion.V5,
-                    clean_start=False,
-                    properties=props,
-                ) as client:
-                    await client.subscribe(self.topic, qos=1)
-                    self.connected = True
-                    self.ready.set()
-                    async for m in client.messages:
-                        user = dict(getattr(m.properties, "UserProperty", []) or [])
-                        payload = json.loads(bytes(m.payload))  # type: ignore[arg-type]
-                        self.messages.append((str(m.topic), payload, bool(m.retain), user))
-            except aiomqtt.MqttError:
-                self.connected = False
-                await asyncio.sleep(0.2)
-
-    def on(self, suffix: str) -> list[dict[str, Any]]:
-        return [p for t, p, _, _ in self.messages if t.endswith(suffix)]
-
-
-@contextlib.asynccontextmanager
-async def running(sub: Subscriber) -> AsyncIterator[Subscriber]:
-    task = asyncio.create_task(sub.run(), name="test-subscriber")
-    await asyncio.wait_for(sub.ready.wait(), 10)
-    try:
-        yield sub
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def _until(cond: Any, within_s: float = 20.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within_s
-    while not cond():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
-
-
 async def test_topic_tree_of_a_session(mosquitto: Mosquitto, tmp_path: Path) -> None:
     topics = Topics("gw-1")
-    sub = Subscriber(mosquitto, f"{topics.prefix}/#")
+    sub = Subscriber(mosquitto.port, f"{topics.prefix}/#")
     async with running(sub):
         outbox = Outbox(tmp_path / "outbox.db")
         async with MqttPublisher(BrokerConfig(url=mosquitto.url), topics, outbox) as pub:
@@ -123,8 +72,8 @@ async def test_topic_tree_of_a_session(mosquitto: Mosquitto, tmp_path: Path) -> 
                     last_seq=3,
                 )
             )
-            await _until(lambda: len(sub.on("/summary")) == 1)
-        await _until(lambda: sub.on("/status")[-1]["state"] == "offline")
+            await until(lambda: len(sub.on("/summary")) == 1)
+        await until(lambda: sub.on("/status")[-1]["state"] == "offline")
     assert len(outbox) == 0
     statuses = [p["state"] for p in sub.on("/status")]
     assert statuses[0] == "online"
@@ -138,9 +87,9 @@ async def test_topic_tree_of_a_session(mosquitto: Mosquitto, tmp_path: Path) -> 
     for topic, _, _, user in sub.messages:
         assert user.get("schema_version") == "1", topic
     # Retained where the contract says so: a late subscriber still sees status and summary.
-    late = Subscriber(mosquitto, f"{topics.prefix}/#")
+    late = Subscriber(mosquitto.port, f"{topics.prefix}/#")
     async with running(late):
-        await _until(lambda: len(late.messages) >= 3)
+        await until(lambda: len(late.messages) >= 3)
     retained = {t.rsplit("/", 1)[-1] for t, _, r, _ in late.messages if r}
     assert {"status", "summary", "state"} <= retained
 
@@ -149,7 +98,7 @@ async def test_every_event_arrives_once_in_order_across_broker_restarts(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     topics = Topics("gw-2")
-    sub = Subscriber(mosquitto, topics.events("sess-9"))
+    sub = Subscriber(mosquitto.port, topics.events("sess-9"))
     n_events, restarts = 120, 5
     async with running(sub):
         outbox = Outbox(tmp_path / "outbox.db")
@@ -172,8 +121,8 @@ async def test_every_event_arrives_once_in_order_across_broker_restarts(
                     mosquitto.start()
                     # Both ends back before the next fault: every restart is one the
                     # publisher lives through, not one hidden inside its backoff.
-                    await _until(lambda: pub.connected and sub.connected)
-            await _until(lambda: len({e["id"] for e in sub.on("/events")}) == sent, 60)
+                    await until(lambda: pub.connected and sub.connected)
+            await until(lambda: len({e["id"] for e in sub.on("/events")}) == sent, 60)
         stats = pub.stats
     received = sub.on("/events")
     unique: dict[str, dict[str, Any]] = {}
@@ -190,50 +139,147 @@ async def test_every_event_arrives_once_in_order_across_broker_restarts(
     assert len(outbox) == 0
 
 
+async def _carry_out(pub: MqttPublisher, done: list[str]) -> None:
+    """The daemon's side: take each command and answer it."""
+    while True:
+        command = await pub.commands.get()
+        done.append(command.request.request.command)
+        command.reply(session_id="sess-42")
+
+
 async def test_commands_are_validated_and_answered(mosquitto: Mosquitto, tmp_path: Path) -> None:
     topics = Topics("gw-3")
     outbox = Outbox(tmp_path / "outbox.db")
+    carried_out: list[str] = []
     async with (
         MqttPublisher(BrokerConfig(url=mosquitto.url), topics, outbox) as pub,
         aiomqtt.Client("127.0.0.1", mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5) as dash,
+        asyncio.TaskGroup() as tg,
     ):
-        await _until(lambda: pub.connected)
+        daemon = tg.create_task(_carry_out(pub, carried_out))
+        await until(lambda: pub.connected)
         await asyncio.sleep(0.2)  # the gateway's cmd subscription
         await dash.subscribe("dash/replies", qos=1)
+        await dash.subscribe(topics.cmd_reply, qos=1)
 
-        async def ask(payload: bytes, corr: bytes) -> dict[str, Any]:
+        async def ask(payload: bytes, corr: bytes | None) -> tuple[str, dict[str, Any]]:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-            props.ResponseTopic = "dash/replies"
-            props.CorrelationData = corr
+            if corr is not None:
+                props.ResponseTopic = "dash/replies"
+                props.CorrelationData = corr
             await dash.publish(topics.cmd, payload, qos=1, properties=props)
             async for m in dash.messages:
-                assert m.properties is not None
-                assert m.properties.CorrelationData == corr
-                return dict(json.loads(bytes(m.payload)))  # type: ignore[arg-type]
+                if corr is not None:
+                    assert m.properties is not None
+                    assert m.properties.CorrelationData == corr
+                return str(m.topic), dict(json.loads(bytes(m.payload)))  # type: ignore[arg-type]
             raise AssertionError("no reply")
 
-        bad = await ask(b'{"request": {"command": "calibrate", "sensor_id": "a/b"}}', b"1")
+        _, bad = await ask(b'{"request": {"command": "calibrate", "sensor_id": "a/b"}}', b"1")
         assert bad["ok"] is False
         assert "sensor_id" in bad["error"]
-        junk = await ask(b"not json", b"2")
+        _, junk = await ask(b"not json", b"2")
         assert junk["ok"] is False
-        good = await ask(
-            json.dumps(
-                {
-                    "request": {
-                        "command": "start_session",
-                        "prescription": {
-                            "patient_id": "p-17",
-                            "exercises": [{"exercise": "clamshell", "sets": 3, "reps": 10}],
-                        },
-                    }
-                }
-            ).encode(),
-            b"3",
-        )
+        _, neither = await ask(b'{"request": {"command": "start_session"}}', b"3")
+        assert neither["ok"] is False
+        assert "prescription or a patient_id" in neither["error"]
+        start = {
+            "request": {
+                "command": "start_session",
+                "prescription": {
+                    "patient_id": "p-17",
+                    "exercises": [{"exercise": "clamshell", "sets": 3, "reps": 10}],
+                },
+            }
+        }
+        topic, good = await ask(json.dumps(start).encode(), b"4")
+        assert topic == "dash/replies"
         assert good["ok"] is True
         assert good["command"] == "start_session"
+        assert good["session_id"] == "sess-42"
         assert good["error"] is None
-        request = pub.commands.get_nowait()
-        assert request.request.command == "start_session"
-        assert pub.commands.empty()  # the bad ones were never passed on
+        # Without a response topic (an MQTT 3.1.1 client), the reply goes to cmd/reply
+        # with the request's correlation_id.
+        topic, plain = await ask(json.dumps({**start, "correlation_id": "c-5"}).encode(), corr=None)
+        assert topic == topics.cmd_reply
+        assert plain["ok"] is True
+        assert plain["correlation_id"] == "c-5"
+        _, bad_plain = await ask(b'{"request": {}, "correlation_id": "c-6"}', corr=None)
+        assert bad_plain["ok"] is False
+        assert bad_plain["correlation_id"] == "c-6"
+        # The bad ones were never passed on.
+        assert carried_out == ["start_session", "start_session"]
+        daemon.cancel()
+
+
+async def test_an_unanswered_command_gets_an_error_reply(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    topics = Topics("gw-4")
+    outbox = Outbox(tmp_path / "outbox.db")
+    broker = BrokerConfig(url=mosquitto.url)
+    async with (
+        MqttPublisher(broker, topics, outbox, command_timeout_s=0.5) as pub,
+        aiomqtt.Client("127.0.0.1", mosquitto.port) as dash,
+    ):
+        await until(lambda: pub.connected)
+        await asyncio.sleep(0.2)
+        await dash.subscribe(topics.cmd_reply, qos=1)
+        await dash.publish(
+            topics.cmd, b'{"request": {"command": "calibrate"}, "correlation_id": "x"}', qos=1
+        )
+        async for m in dash.messages:
+            reply = json.loads(bytes(m.payload))  # type: ignore[arg-type]
+            break
+    assert reply["ok"] is False
+    assert "not carried out within 0.5 s" in reply["error"]
+    assert reply["correlation_id"] == "x"
+
+
+async def test_retained_prescriptions_are_read_and_checked(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    topics = Topics("gw-5")
+    good = {
+        "patient_id": "p-1",
+        "exercises": [{"exercise": "clamshell", "sets": 2, "reps": 15, "hold_s": 3}],
+    }
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as clinic:
+        await clinic.publish(topics.prescription("p-1"), json.dumps(good), qos=1, retain=True)
+        # Someone else's prescription on p-2's topic, and one that is not valid.
+        await clinic.publish(topics.prescription("p-2"), json.dumps(good), qos=1, retain=True)
+        await clinic.publish(topics.prescription("p-3"), b'{"patient_id": "p-3"}', retain=True)
+    outbox = Outbox(tmp_path / "outbox.db")
+    async with MqttPublisher(BrokerConfig(url=mosquitto.url), topics, outbox) as pub:
+        await until(lambda: "p-1" in pub.prescriptions)
+        await asyncio.sleep(0.3)
+        assert set(pub.prescriptions) == {"p-1"}
+        assert pub.prescriptions["p-1"].exercises[0].hold_s == 3
+        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as clinic:
+            # Clearing the retained message withdraws the prescription.
+            await clinic.publish(topics.prescription("p-1"), b"", qos=1, retain=True)
+        await until(lambda: "p-1" not in pub.prescriptions)
+
+
+async def test_embedded_broker_speaks_3_1_1_and_the_publisher_falls_back(
+    tmp_path: Path,
+) -> None:
+    topics = Topics("gw-6")
+    async with EmbeddedBroker(port=free_port(), ws_port=None) as broker:
+        sub = Subscriber(broker.port, f"{topics.prefix}/#", v5=False)
+        async with running(sub):
+            outbox = Outbox(tmp_path / "outbox.db")
+            # "auto" on purpose: the broker refuses MQTT 5 and the publisher notices.
+            config = BrokerConfig(url=broker.config.url)
+            async with MqttPublisher(config, topics, outbox) as pub:
+                for i in range(3):
+                    pub.publish_event("sess-1", "s-1", _rep(i))
+                await until(lambda: len(sub.on("/events")) == 3)
+                assert pub.protocol == "3.1.1"
+                assert await pub.publish_live(
+                    LiveFrame(session_id="sess-1", t_s=[0.0], angle_deg=[1.0], off_plane_deg=[0])
+                )
+                await until(lambda: len(sub.on("/live")) == 1)
+            await until(lambda: sub.on("/status")[-1]["state"] == "offline")
+    assert [e["seq"] for e in sub.on("/events")] == [0, 1, 2]
+    assert sub.on("/status")[0]["state"] == "online"

@@ -1,6 +1,7 @@
 """The MQTT API: topics, payloads, the durable outbox and the publisher."""
 
 from ._broker import BrokerConfig, BrokerConfigError
+from ._embedded import EmbeddedBroker, EmbeddedBrokerError
 from ._outbox import Outbox, OutboxFullError, OutboxMessage
 from ._payloads import (
     ALGORITHM_VERSION,
@@ -19,8 +20,9 @@ from ._payloads import (
     Status,
     Summary,
     event_payload,
+    utc_now,
 )
-from ._publisher import MqttPublisher, PublisherStats
+from ._publisher import Command, MqttPublisher, PublisherStats
 from ._topics import DEFAULT_PREFIX, TopicError, Topics
 
 __all__ = [
@@ -30,8 +32,11 @@ __all__ = [
     "BrokerConfig",
     "BrokerConfigError",
     "CalibrationPayload",
+    "Command",
     "CommandReply",
     "CommandRequest",
+    "EmbeddedBroker",
+    "EmbeddedBrokerError",
     "EventMessage",
     "HoldPayload",
     "LiveFrame",
@@ -50,4 +55,5 @@ __all__ = [
     "TopicError",
     "Topics",
     "event_payload",
+    "utc_now",
 ]

@@ -2,6 +2,7 @@
 
 import ssl
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -30,6 +31,12 @@ class BrokerConfig(BaseModel):
     key_file: Path | None = None
     client_id: str | None = None
     keepalive_s: int = 30
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    """MQTT version: "auto" tries 5 and falls back to 3.1.1 when the broker refuses it.
+
+    Over 3.1.1 messages carry no user properties, live frames no expiry, and command
+    replies go to `cmd/reply` (there is no response topic).
+    """
 
     @field_validator("url")
     @classmethod

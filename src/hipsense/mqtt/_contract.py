@@ -109,8 +109,9 @@ CHANNELS = (
         False,
         "receive",
         "Commands to the gateway. Set the MQTT 5 response topic and correlation data; "
-        "the reply (CommandReply) goes there. A bad command gets ok=false and changes "
-        "nothing.",
+        "the reply (CommandReply) goes there. Without a response topic (MQTT 3.1.1), the "
+        "reply goes to `cmd/reply` and carries the request's `correlation_id`. A bad "
+        "command gets ok=false and changes nothing.",
     ),
     Channel(
         "commandReplies",
@@ -120,6 +121,16 @@ CHANNELS = (
         False,
         "send",
         "Replies to commands, on the response topic the request named, with its correlation data.",
+    ),
+    Channel(
+        "commandReplyTopic",
+        "hipsense/v1/{gateway_id}/cmd/reply",
+        CommandReply,
+        1,
+        False,
+        "send",
+        "Replies to commands that named no response topic (e.g. from MQTT 3.1.1 clients); "
+        "match them by `correlation_id`.",
     ),
     Channel(
         "prescription",

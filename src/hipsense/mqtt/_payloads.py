@@ -6,9 +6,9 @@ when they are out of date.
 """
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hipsense._version import __version__
 from hipsense.motion import Calibration, Flag, HoldEvent, RepEvent, SetEvent
@@ -224,7 +224,25 @@ class Summary(_Model):
 class _StartSession(_Model):
     command: Literal["start_session"]
     session_id: Id | None = None
-    prescription: Prescription
+    prescription: Prescription | None = None
+    """The prescription; when absent, the patient's retained one is used."""
+    patient_id: Id | None = None
+    sensor_id: Id | None = None
+
+    @model_validator(mode="after")
+    def _who(self) -> Self:
+        if self.prescription is None and self.patient_id is None:
+            raise ValueError("expected a prescription or a patient_id, got neither")
+        if (
+            self.prescription is not None
+            and self.patient_id is not None
+            and self.prescription.patient_id != self.patient_id
+        ):
+            raise ValueError(
+                f"patient_id: expected the prescription's {self.prescription.patient_id!r}, "
+                f"got {self.patient_id!r}"
+            )
+        return self
 
 
 class _StopSession(_Model):
@@ -245,12 +263,17 @@ class _ChangeExercise(_Model):
 
 
 class CommandRequest(_Model):
-    """`cmd`: a request; the reply goes to the MQTT 5 response topic."""
+    """`cmd`: a request.
+
+    The reply goes to the MQTT 5 response topic with the correlation data when the
+    request names one, else to `cmd/reply` carrying `correlation_id`.
+    """
 
     request: Annotated[
         _StartSession | _StopSession | _Calibrate | _ChangeExercise,
         Field(discriminator="command"),
     ]
+    correlation_id: str | None = Field(default=None, max_length=128)
 
 
 class CommandReply(_Model):
@@ -260,4 +283,6 @@ class CommandReply(_Model):
     command: str | None = None
     session_id: Id | None = None
     error: str | None = None
+    correlation_id: str | None = None
+    """The request's `correlation_id`, for clients without MQTT 5 correlation data."""
     time: datetime = Field(default_factory=utc_now)

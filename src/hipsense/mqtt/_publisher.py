@@ -10,8 +10,10 @@ any broker error, wait a capped, jittered exponential backoff and connect again.
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal, Self
 
@@ -31,6 +33,7 @@ from ._payloads import (
     CommandRequest,
     EventMessage,
     LiveFrame,
+    Prescription,
     SensorState,
     Status,
     Summary,
@@ -38,7 +41,7 @@ from ._payloads import (
 )
 from ._topics import Topics
 
-__all__ = ["MqttPublisher", "PublisherStats"]
+__all__ = ["Command", "MqttPublisher", "PublisherStats"]
 
 log = logging.getLogger("hipsense.mqtt")
 
@@ -55,6 +58,34 @@ class PublisherStats:
         """Outbox messages the broker acknowledged."""
         self.live_sent = 0
         self.live_dropped = 0
+
+
+@dataclass(eq=False)
+class Command:
+    """A valid command from `cmd`, waiting for the daemon to carry it out.
+
+    The daemon calls `reply(...)` once; the publisher sends that reply to whoever asked.
+    """
+
+    request: CommandRequest
+    _done: asyncio.Future[CommandReply] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future(), repr=False
+    )
+
+    def reply(
+        self, *, ok: bool = True, session_id: str | None = None, error: str | None = None
+    ) -> None:
+        """Answer the command (later calls are ignored)."""
+        if not self._done.done():
+            self._done.set_result(
+                CommandReply(
+                    ok=ok,
+                    command=self.request.request.command,
+                    session_id=session_id,
+                    error=error,
+                    correlation_id=self.request.correlation_id,
+                )
+            )
 
 
 def _props(*, expiry_s: int | None = None) -> Properties:
@@ -87,6 +118,7 @@ class MqttPublisher:
         backoff_max_s: float = 30.0,
         publish_timeout_s: float = 5.0,
         flush_timeout_s: float = 10.0,
+        command_timeout_s: float = 10.0,
     ) -> None:
         self.broker = broker
         self.topics = topics
@@ -95,14 +127,26 @@ class MqttPublisher:
         self.backoff_max_s = backoff_max_s
         self.publish_timeout_s = publish_timeout_s
         self.flush_timeout_s = flush_timeout_s
+        self.command_timeout_s = command_timeout_s
         self.stats = PublisherStats()
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self._client: aiomqtt.Client | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._conn: asyncio.Task[None] | None = None
-        self.commands: asyncio.Queue[CommandRequest] = asyncio.Queue()
+        self._v5 = broker.protocol != "3.1.1"
+        self.commands: asyncio.Queue[Command] = asyncio.Queue()
         """Valid commands from `cmd`, in arrival order, for the daemon to carry out."""
+        self.prescriptions: dict[str, Prescription] = {}
+        """Retained per-patient prescriptions (`patients/{patient_id}/prescription`)."""
+
+    @property
+    def protocol(self) -> Literal["5", "3.1.1"]:
+        """The MQTT version in use (after any fallback)."""
+        return "5" if self._v5 else "3.1.1"
+
+    def _props(self, *, expiry_s: int | None = None) -> Properties | None:
+        return _props(expiry_s=expiry_s) if self._v5 else None
 
     @property
     def connected(self) -> bool:
@@ -192,7 +236,7 @@ class MqttPublisher:
                 self.topics.live(frame.session_id),
                 frame.model_dump_json().encode(),
                 qos=0,
-                properties=_props(expiry_s=_LIVE_EXPIRY_S),
+                properties=self._props(expiry_s=_LIVE_EXPIRY_S),
             )
         except aiomqtt.MqttError:
             self.stats.live_dropped += 1
@@ -215,7 +259,7 @@ class MqttPublisher:
             username=user,
             password=password,
             identifier=b.client_id or f"hipsense-{self.topics.gateway_id}",
-            protocol=aiomqtt.ProtocolVersion.V5,
+            protocol=aiomqtt.ProtocolVersion.V5 if self._v5 else aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(self.topics.status, self._status("offline"), qos=1, retain=True),
             keepalive=b.keepalive_s,
             tls_context=b.ssl_context(),
@@ -224,10 +268,13 @@ class MqttPublisher:
 
     async def _connection_loop(self) -> None:
         attempt = 0
+        settled = False
+        """Whether the MQTT version is known (a connection has worked)."""
         while True:
             try:
                 async with self._client_for() as client:
                     attempt = 0
+                    settled = True
                     self.stats.connects += 1
                     log.info("mqtt: connected to %s:%d", self.broker.host, self.broker.port)
                     await client.publish(
@@ -235,7 +282,7 @@ class MqttPublisher:
                         self._status("online"),
                         qos=1,
                         retain=True,
-                        properties=_props(),
+                        properties=self._props(),
                         timeout=self.publish_timeout_s,
                     )
                     self._client = client
@@ -246,21 +293,36 @@ class MqttPublisher:
                             self._status("offline"),
                             qos=1,
                             retain=True,
-                            properties=_props(),
+                            properties=self._props(),
                             timeout=self.publish_timeout_s,
                         )
                     finally:
                         self._client = None
                     return
             except aiomqtt.MqttError as exc:
-                self.stats.connection_failures += 1
-                if self._closing.is_set() and not len(self.outbox):
+                if self.broker.protocol == "auto" and not settled:
+                    # A broker that only speaks 3.1.1 may answer an MQTT 5 CONNECT with
+                    # an error, or (amqtt, when a Will is set) with nothing until the
+                    # timeout. Until one version has worked, try the other at once.
+                    self._v5 = not self._v5
+                    if not self._v5:
+                        log.info("mqtt: no MQTT 5 connection (%s); trying 3.1.1", exc)
+                        continue
+                attempt = await self._backoff(exc, attempt)
+                if attempt < 0:
                     return
-                delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
-                delay *= random.uniform(0.5, 1.0)  # noqa: S311 -- jitter, not secrecy: gateways must not reconnect in step
-                attempt += 1
-                log.warning("mqtt: %s; reconnecting in %.1f s (attempt %d)", exc, delay, attempt)
-                await asyncio.sleep(delay)
+
+    async def _backoff(self, exc: aiomqtt.MqttError, attempt: int) -> int:
+        """Wait before the next connection attempt; -1 when closing with nothing to send."""
+        self.stats.connection_failures += 1
+        if self._closing.is_set() and not len(self.outbox):
+            return -1
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2**attempt)
+        delay *= random.uniform(0.5, 1.0)  # noqa: S311 -- jitter, not secrecy: gateways must not reconnect in step
+        attempt += 1
+        log.warning("mqtt: %s; reconnecting in %.1f s (attempt %d)", exc, delay, attempt)
+        await asyncio.sleep(delay)
+        return attempt
 
     async def _serve(self, client: aiomqtt.Client) -> None:
         """Drain the outbox while a receiver watches the connection and the `cmd` topic.
@@ -285,36 +347,86 @@ class MqttPublisher:
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.topics.cmd, qos=1)
-        async for message in client.messages:
-            await self._on_command(client, message)
+        await client.subscribe(self.topics.prescriptions, qos=1)
+        async with asyncio.TaskGroup() as replies:
+            async for message in client.messages:
+                if message.topic.matches(self.topics.cmd):
+                    self._on_command(client, message, replies)
+                else:
+                    self._on_prescription(message)
 
-    async def _on_command(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    def _on_prescription(self, message: aiomqtt.Message) -> None:
+        patient_id = str(message.topic).split("/")[-2]
+        raw = message.payload if isinstance(message.payload, bytes | str) else b""
+        if not raw:  # a cleared retained message withdraws the prescription
+            self.prescriptions.pop(patient_id, None)
+            return
+        try:
+            prescription = Prescription.model_validate_json(raw)
+        except ValidationError as exc:
+            log.warning("mqtt: ignored the prescription of %s: %s", patient_id, _first_error(exc))
+            return
+        if prescription.patient_id != patient_id:
+            log.warning(
+                "mqtt: ignored a prescription on %s: expected patient_id %r, got %r",
+                message.topic,
+                patient_id,
+                prescription.patient_id,
+            )
+            return
+        self.prescriptions[patient_id] = prescription
+
+    def _on_command(
+        self, client: aiomqtt.Client, message: aiomqtt.Message, replies: asyncio.TaskGroup
+    ) -> None:
         """Validate a command; a bad one gets an error reply and changes nothing."""
-        props = message.properties
-        response_topic = getattr(props, "ResponseTopic", None)
-        correlation = getattr(props, "CorrelationData", None)
         raw = message.payload if isinstance(message.payload, bytes | str) else b""
         try:
             request = CommandRequest.model_validate_json(raw)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "payload"
-            reply = CommandReply(ok=False, error=f"{where}: {first['msg']}")
-            log.warning("mqtt: rejected command: %s", reply.error)
-        else:
-            self.commands.put_nowait(request)
-            reply = CommandReply(ok=True, command=request.request.command)
-        if response_topic:
-            rprops = _props()
-            if correlation is not None:
-                rprops.CorrelationData = correlation
-            await client.publish(
-                response_topic,
-                reply.model_dump_json().encode(),
-                qos=1,
-                properties=rprops,
-                timeout=self.publish_timeout_s,
+            reply = CommandReply(
+                ok=False, error=_first_error(exc), correlation_id=_correlation_id(raw)
             )
+            log.warning("mqtt: rejected command: %s", reply.error)
+            done: asyncio.Future[CommandReply] = asyncio.get_running_loop().create_future()
+            done.set_result(reply)
+        else:
+            command = Command(request)
+            self.commands.put_nowait(command)
+            done = command._done
+        replies.create_task(
+            self._send_reply(client, message.properties, done, request_raw=raw),
+            name="hipsense-mqtt-reply",
+        )
+
+    async def _send_reply(
+        self,
+        client: aiomqtt.Client,
+        props: Properties | None,
+        done: asyncio.Future[CommandReply],
+        *,
+        request_raw: bytes | str,
+    ) -> None:
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(done), self.command_timeout_s)
+        except TimeoutError:
+            reply = CommandReply(
+                ok=False,
+                error=f"not carried out within {self.command_timeout_s:g} s",
+                correlation_id=_correlation_id(request_raw),
+            )
+        response_topic = getattr(props, "ResponseTopic", None) if self._v5 else None
+        correlation = getattr(props, "CorrelationData", None)
+        rprops = self._props()
+        if rprops is not None and correlation is not None:
+            rprops.CorrelationData = correlation
+        await client.publish(
+            response_topic or self.topics.cmd_reply,
+            reply.model_dump_json().encode(),
+            qos=1,
+            properties=rprops,
+            timeout=self.publish_timeout_s,
+        )
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Send the outbox in order until closing with nothing left."""
@@ -334,8 +446,24 @@ class MqttPublisher:
                     m.payload,
                     qos=m.qos,
                     retain=m.retain,
-                    properties=_props(),
+                    properties=self._props(),
                     timeout=self.publish_timeout_s,
                 )
                 self.outbox.ack(m.id)
                 self.stats.published += 1
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "payload"
+    return f"{where}: {first['msg']}"
+
+
+def _correlation_id(raw: bytes | str) -> str | None:
+    """The `correlation_id` of a request that failed validation, if one can be read."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    cid = value.get("correlation_id") if isinstance(value, dict) else None
+    return cid if isinstance(cid, str) and len(cid) <= 128 else None

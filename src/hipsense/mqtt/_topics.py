@@ -52,6 +52,16 @@ class Topics:
         """Commands to the gateway (MQTT 5 request / response)."""
         return f"{self.prefix}/cmd"
 
+    @property
+    def cmd_reply(self) -> str:
+        """Replies to commands that named no MQTT 5 response topic (e.g. over 3.1.1)."""
+        return f"{self.prefix}/cmd/reply"
+
+    @property
+    def prescriptions(self) -> str:
+        """Filter matching every patient's retained prescription."""
+        return f"{self.prefix}/patients/+/prescription"
+
     def sensor_state(self, sensor_id: str) -> str:
         """Retained: link state of one sensor."""
         return f"{self.prefix}/sensors/{_check('sensor_id', sensor_id)}/state"

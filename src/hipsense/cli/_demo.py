@@ -1,0 +1,68 @@
+"""`hipsense demo`: a simulated session from sensor to broker, printed as it happens."""
+
+import argparse
+import asyncio
+import math
+from pathlib import Path
+
+from ..protocol import SAMPLE_RATES_HZ
+
+__all__ = ["add_parser"]
+
+
+def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register `demo`."""
+    p = sub.add_parser(
+        "demo",
+        help="run a simulated session end to end: sensor, motion core, MQTT",
+        description="Simulate a thigh sensor doing an exercise, stream its native-protocol "
+        "packets over a lossy link into the motion core, publish reps, holds and the summary "
+        "over MQTT (to an embedded broker unless --broker is given), and print the reps as "
+        "they happen.",
+    )
+    p.add_argument("--exercise", default="clamshell", help="exercise id (hipsense exercises)")
+    p.add_argument("--variant", help="exercise variant, e.g. with-elastic")
+    p.add_argument("--reps", type=int, default=10, help="reps (or holds) per set")
+    p.add_argument("--sets", type=int, default=2)
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=10.0,
+        help="times faster than real time (0: as fast as possible)",
+    )
+    p.add_argument(
+        "--broker",
+        metavar="URL",
+        help="mqtt://host:port or mqtts://...; default: an embedded broker on loopback",
+    )
+    p.add_argument("--broker-ca", type=Path, help="CA certificate to trust for mqtts://")
+    p.add_argument("--state-dir", type=Path, help="outbox and gateway id (default: XDG state)")
+    p.add_argument("--gateway-id", help="default: a random id kept in the state folder")
+    p.add_argument("--session-id", help="default: a new unique id")
+    p.add_argument("--seed", type=int, default=0, help="seed of the simulated patient")
+    p.add_argument("--rate", type=int, default=100, choices=SAMPLE_RATES_HZ, help="Hz")
+    p.add_argument("--mtu", type=int, default=247, choices=(23, 247), help="negotiated ATT MTU")
+    p.add_argument("--loss", type=float, default=0.01, help="share of packets lost")
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..daemon import DemoOptions, run_demo
+
+    options = DemoOptions(
+        exercise=args.exercise,
+        variant=args.variant,
+        reps=args.reps,
+        sets=args.sets,
+        speed=args.speed if args.speed > 0 else math.inf,
+        broker_url=args.broker,
+        broker_ca=args.broker_ca,
+        state_dir=args.state_dir,
+        gateway_id=args.gateway_id,
+        session_id=args.session_id,
+        seed=args.seed,
+        rate_hz=args.rate,
+        mtu=args.mtu,
+        loss=args.loss,
+    )
+    return asyncio.run(run_demo(options))

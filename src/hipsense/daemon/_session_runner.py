@@ -1,0 +1,102 @@
+"""The async edge of a session: a link's items through the pipeline to the publisher."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from hipsense.link import SensorLink
+from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
+from hipsense.mqtt import MqttPublisher, OutboxFullError, SensorState, utc_now
+from hipsense.session import SessionPipeline
+
+__all__ = ["run_session", "sensor_state"]
+
+log = logging.getLogger("hipsense.session")
+
+_STATE_PERIOD_S = 5.0
+
+
+def sensor_state(link: SensorLink) -> SensorState:
+    """The retained `sensors/{id}/state` message for a link now."""
+    t = link.telemetry
+    return SensorState(
+        sensor_id=link.sensor_id,
+        connected=t.connected,
+        battery_pct=t.battery_pct,
+        rssi_dbm=t.rssi_dbm,
+        rate_hz=t.rate_hz,
+        loss_pct=round(t.loss_pct, 2),
+        reconnects=t.reconnects,
+    )
+
+
+async def run_session(
+    link: SensorLink,
+    pipeline: SessionPipeline,
+    publisher: MqttPublisher | None,
+    *,
+    stop: asyncio.Event | None = None,
+    live_period_s: float = 0.05,
+) -> AsyncIterator[MotionEvent]:
+    """Stream `link` through `pipeline`; yield each event once it is durably queued.
+
+    Ends when the link's stream ends or `stop` is set; then the open rep and set are
+    closed and the final summary is queued. Live frames go out at most every
+    `live_period_s` of wall time (QoS 0, dropped while the broker is away).
+    """
+    loop = asyncio.get_running_loop()
+    last_seq = -1
+    next_live = next_state = loop.time()
+    stop = stop if stop is not None else asyncio.Event()
+
+    def publish(events: list[MotionEvent]) -> list[MotionEvent]:
+        nonlocal last_seq
+        if publisher is None:
+            return events
+        for ev in events:
+            assert isinstance(ev, RepEvent | HoldEvent | SetEvent | Calibration)
+            try:
+                last_seq = publisher.publish_event(pipeline.session_id, link.sensor_id, ev).seq
+                if isinstance(ev, SetEvent):
+                    publisher.publish_summary(pipeline.summary(last_seq=last_seq))
+            except OutboxFullError as exc:
+                # Measuring goes on; the patient is not stopped by a full queue.
+                log.error("session %s: %s not queued: %s", pipeline.session_id, ev, exc)
+        return events
+
+    if publisher is not None:
+        publisher.publish_sensor_state(sensor_state(link))
+    items = link.items()
+    # Raced against each item, so a stop is seen even while the link is silent.
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            next_item = asyncio.ensure_future(anext(items))
+            done, _ = await asyncio.wait({next_item, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if next_item not in done:
+                next_item.cancel()
+                break
+            try:
+                item = next_item.result()
+            except StopAsyncIteration:
+                break
+            for ev in publish(pipeline.feed(item)):
+                yield ev
+            now = loop.time()
+            if publisher is not None and now >= next_live:
+                next_live = now + live_period_s
+                frame = pipeline.take_live()
+                if frame is not None:
+                    await publisher.publish_live(frame)
+            if publisher is not None and now >= next_state:
+                next_state = now + _STATE_PERIOD_S
+                publisher.publish_sensor_state(sensor_state(link))
+    finally:
+        stopped.cancel()
+        await items.aclose()  # type: ignore[attr-defined]
+    for ev in publish(pipeline.finish()):
+        yield ev
+    if publisher is not None:
+        publisher.publish_summary(pipeline.summary(last_seq=last_seq, ended_at=utc_now()))
+        publisher.publish_sensor_state(sensor_state(link))
+    log.info("session %s ended: %d reps", pipeline.session_id, len(pipeline.tally.reps))

@@ -1,0 +1,181 @@
+"""One sensor's session, pure and synchronous: stream items in, motion events out.
+
+The async edges (a link, the publisher) wrap it; it keeps what a summary and the live
+angle stream need. Stream time starts at 0 with the session's first sample.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hipsense.exercises import Exercise
+from hipsense.motion import (
+    Flag,
+    HoldEvent,
+    MotionCore,
+    MotionEvent,
+    RepEvent,
+    SetEvent,
+)
+from hipsense.mqtt import LiveFrame, Summary, utc_now
+from hipsense.protocol import Gap, MalformedPacket, SampleBlock
+
+__all__ = ["SessionPipeline", "SessionTally"]
+
+F64Array = NDArray[np.float64]
+
+
+@dataclass
+class SessionTally:
+    """Running counts of a session, for its summary."""
+
+    reps: list[RepEvent] = field(default_factory=list)
+    holds: list[HoldEvent] = field(default_factory=list)
+    sets: list[SetEvent] = field(default_factory=list)
+    gaps: int = 0
+    lost_samples: int = 0
+    malformed: int = 0
+    samples: int = 0
+
+    def add(self, ev: MotionEvent) -> None:
+        """Count one event."""
+        if isinstance(ev, RepEvent):
+            self.reps.append(ev)
+        elif isinstance(ev, HoldEvent):
+            self.holds.append(ev)
+        elif isinstance(ev, SetEvent):
+            self.sets.append(ev)
+
+    def flags(self) -> dict[Flag, int]:
+        """How many reps and holds carry each flag."""
+        out: dict[Flag, int] = {}
+        events: list[RepEvent | HoldEvent] = [*self.reps, *self.holds]
+        for ev in events:
+            for f in ev.flags:
+                out[f] = out.get(f, 0) + 1
+        return dict(sorted(out.items()))
+
+
+class SessionPipeline:
+    """Feed a link's items; get the motion core's events; ask for live frames and summaries.
+
+    Feeding the same items in any grouping gives the same events (the core's guarantee);
+    live frames depend only on stream time, not on how often they are asked for.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        sensor_id: str,
+        rate_hz: float,
+        exercise: Exercise | None,
+        variant: str | None = None,
+        patient_id: str | None = None,
+        live_rate_hz: float = 20.0,
+        started_at: datetime | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.sensor_id = sensor_id
+        self.patient_id = patient_id
+        self.exercise_id = exercise.id if exercise is not None else "auto"
+        self.core = MotionCore(rate_hz, exercise, variant=variant)
+        self.live_period_s = 1.0 / live_rate_hz
+        self.started_at = started_at if started_at is not None else utc_now()
+        self.tally = SessionTally()
+        self._t0: float | None = None
+        self._live_last_slot = -np.inf
+        self._live_t: list[F64Array] = []
+        self._live_angle: list[F64Array] = []
+        self._live_off: list[F64Array] = []
+
+    @property
+    def stream_s(self) -> float:
+        """Stream time of the last sample fed (0 before any)."""
+        t = self.core.last_angles.t_s
+        return float(t[-1]) if t.shape[0] else 0.0
+
+    def feed(self, item: SampleBlock | Gap | MalformedPacket) -> list[MotionEvent]:
+        """Take one stream item; return the events it completed."""
+        if isinstance(item, Gap):
+            # The core sees the jump in time and flags what spans it; count it here.
+            self.tally.gaps += 1
+            self.tally.lost_samples += item.lost_samples
+            return []
+        if isinstance(item, MalformedPacket):
+            self.tally.malformed += 1
+            return []
+        if self._t0 is None:
+            self._t0 = float(item.t_host_s[0])
+        t = item.t_host_s - self._t0
+        if item.acc_m_s2 is not None and item.gyr_rad_s is not None:
+            events = self.core.update(t, gyr_rad_s=item.gyr_rad_s, acc_m_s2=item.acc_m_s2)
+        else:
+            assert item.quat is not None  # a block carries raw samples, a quaternion, or both
+            events = self.core.update(t, quat=item.quat)
+        self.tally.samples += item.count
+        self._keep_live()
+        for ev in events:
+            self.tally.add(ev)
+        return events
+
+    def finish(self) -> list[MotionEvent]:
+        """End of the stream: the events still open (a last rep, the last set)."""
+        events = self.core.finish()
+        for ev in events:
+            self.tally.add(ev)
+        return events
+
+    def _keep_live(self) -> None:
+        # Decimate on stream time (the first sample of each live period), so the frames
+        # do not depend on how the stream was cut into blocks.
+        a = self.core.last_angles
+        if not a.t_s.shape[0]:
+            return
+        slots = np.floor(a.t_s / self.live_period_s)
+        first = np.concatenate(([True], np.diff(slots) > 0))
+        keep = np.flatnonzero(first & (slots > self._live_last_slot))
+        if keep.shape[0]:
+            self._live_t.append(a.t_s[keep])
+            self._live_angle.append(a.primary_deg[keep])
+            self._live_off.append(a.off_plane_deg[keep])
+            self._live_last_slot = float(slots[keep[-1]])
+
+    def take_live(self, max_points: int = 200) -> LiveFrame | None:
+        """The decimated angles since the last call (the newest `max_points`), or None."""
+        if not self._live_t:
+            return None
+        t = np.concatenate(self._live_t)[-max_points:]
+        ang = np.concatenate(self._live_angle)[-max_points:]
+        off = np.concatenate(self._live_off)[-max_points:]
+        self._live_t, self._live_angle, self._live_off = [], [], []
+        return LiveFrame(
+            session_id=self.session_id,
+            t_s=np.round(t, 3).tolist(),
+            angle_deg=np.round(np.nan_to_num(ang), 2).tolist(),
+            off_plane_deg=np.round(np.nan_to_num(off), 2).tolist(),
+        )
+
+    def summary(self, *, last_seq: int, ended_at: datetime | None = None) -> Summary:
+        """The session's summary so far (`ended_at` once it is over)."""
+        tally = self.tally
+        roms = [r.rom_deg for r in tally.reps]
+        holds = [*(r.hold_s for r in tally.reps), *(h.hold_s for h in tally.holds)]
+        return Summary(
+            session_id=self.session_id,
+            patient_id=self.patient_id,
+            sensor_id=self.sensor_id,
+            exercise=self.exercise_id,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            rep_count=len(tally.reps),
+            hold_count=len(tally.holds),
+            set_count=len(tally.sets),
+            reps_per_set=[s.reps for s in tally.sets],
+            mean_rom_deg=round(float(np.mean(roms)), 2) if roms else None,
+            mean_hold_s=round(float(np.mean(holds)), 2) if holds else None,
+            flags=tally.flags(),
+            last_seq=last_seq,
+        )

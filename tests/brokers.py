@@ -84,6 +84,8 @@ class Subscriber:
         self.messages: list[tuple[str, dict[str, Any], bool, dict[str, str]]] = []
         self.ready = asyncio.Event()
         self.connected = False
+        self.expiry_s: dict[str, list[int | None]] = {}
+        """MQTT 5 message expiry interval of each message, by topic."""
 
     async def run(self) -> None:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -108,6 +110,8 @@ class Subscriber:
                         user = dict(getattr(m.properties, "UserProperty", []) or [])
                         payload = json.loads(bytes(m.payload))  # type: ignore[arg-type]
                         self.messages.append((str(m.topic), payload, bool(m.retain), user))
+                        expiry = getattr(m.properties, "MessageExpiryInterval", None)
+                        self.expiry_s.setdefault(str(m.topic), []).append(expiry)
             except aiomqtt.MqttError:
                 self.connected = False
                 await asyncio.sleep(0.2)

@@ -96,6 +96,34 @@ def _line(ev: MotionEvent) -> str | None:
     return None
 
 
+async def _answer_commands(
+    publisher: MqttPublisher, pipeline: SessionPipeline, stop: asyncio.Event, out: TextIO
+) -> None:
+    """Carry out what a simulated session can: calibrate and stop."""
+    while True:
+        command = await publisher.commands.get()
+        req = command.request.request
+        if req.command == "calibrate":
+            pipeline.core.calibrate()
+            command.reply(session_id=pipeline.session_id)
+            print("  command: calibrate", file=out, flush=True)
+        elif req.command == "stop_session" and req.session_id == pipeline.session_id:
+            command.reply(session_id=pipeline.session_id)
+            print("  command: stop", file=out, flush=True)
+            stop.set()
+        elif req.command == "stop_session":
+            command.reply(
+                ok=False,
+                error=f"session_id: expected {pipeline.session_id!r}, got {req.session_id!r}",
+            )
+        else:
+            command.reply(
+                ok=False,
+                error=f"{req.command}: the demo runs one simulated session; it cannot "
+                "start or change one",
+            )
+
+
 async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     """Simulate, measure and publish one session; print it as it happens."""
     from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
@@ -145,10 +173,15 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                 file=out,
                 flush=True,
             )
-            async for ev in run_session(link, pipeline, publisher, stop=stop):
-                line = _line(ev)
-                if line is not None:
-                    print(line, file=out, flush=True)
+            async with asyncio.TaskGroup() as tg:
+                commands = tg.create_task(
+                    _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
+                )
+                async for ev in run_session(link, pipeline, publisher, stop=stop):
+                    line = _line(ev)
+                    if line is not None:
+                        print(line, file=out, flush=True)
+                commands.cancel()
             summary = pipeline.summary(last_seq=-1)
             truth = result.truth
             print(

@@ -1,6 +1,7 @@
 """The async edge of a session: a link's items through the pipeline to the publisher."""
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -75,6 +76,9 @@ async def run_session(
             done, _ = await asyncio.wait({next_item, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if next_item not in done:
                 next_item.cancel()
+                # The generator runs until the cancellation lands; only then can it close.
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await next_item
                 break
             try:
                 item = next_item.result()

@@ -1,0 +1,223 @@
+"""What a hipsense sensor's firmware does, without the radio: the protocol's behaviour.
+
+Answers the control point, reports its status, and cuts the IMU stream into packets on
+its own clock. Fault injection (loss, duplicates, malformed packets, stalls) happens
+here, and every injected fault is counted so a test can compare the host's telemetry
+with what really happened.
+"""
+
+import time
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hipsense.protocol import (
+    PROTOCOL_MINOR,
+    ControlResponse,
+    ErrorFlag,
+    Identify,
+    PayloadKind,
+    ProtocolError,
+    ResultCode,
+    SensorStatus,
+    SetRanges,
+    SetRate,
+    StartStreaming,
+    StopStreaming,
+    TimeSync,
+    decode_command,
+    encode_status,
+)
+
+from .._packetizer import Packetizer
+
+__all__ = ["EmulatedFirmware", "FaultCounts", "sensor_source"]
+
+
+@cache
+def sensor_source(
+    seed: int, rate_hz: int, accel_range_g: int, gyro_range_dps: int
+) -> NDArray[np.int16]:
+    """(n, 6) raw counts the emulated sensor plays in a loop: simulated clamshells.
+
+    Deterministic, so a test can rebuild what the sensor sent from the sample index.
+    """
+    from hipsense.exercises import load_library
+
+    from .._simulate import simulate
+    from .._spec import ImuSpec, ScenarioSpec, SetSpec
+
+    spec = ScenarioSpec(
+        name="emulated-sensor",
+        exercise="clamshell",
+        seed=seed,
+        sets=[SetSpec(reps=8, rest_after_s=5.0)],
+        imu=ImuSpec(
+            rate_hz=rate_hz,
+            accel_range_g=accel_range_g,
+            gyro_range_dps=gyro_range_dps,
+        ),
+    )
+    return simulate(spec, load_library()["clamshell"]).raw_counts
+
+
+@dataclass
+class FaultCounts:
+    """What the emulator did to the stream, for comparison with the host's telemetry."""
+
+    packets_sent: int = 0
+    """Packets notified, including duplicates and malformed ones."""
+    samples_sent: int = 0
+    lost_packets: int = 0
+    """Packets built (sequence number used) but never sent."""
+    duplicates: int = 0
+    malformed: int = 0
+    link_drops: int = 0
+    stalls: int = 0
+
+
+@dataclass
+class EmulatedFirmware:
+    """One sensor's firmware state; times come from its own monotonic clock."""
+
+    seed: int = 0
+    att_payload: int = 244
+    battery_pct: int = 87
+    firmware: tuple[int, int, int] = (1, 2, 0)
+    rate_hz: int = 100
+    accel_range_g: int = 8
+    gyro_range_dps: int = 1000
+    kind: PayloadKind = PayloadKind.RAW
+    streaming: bool = False
+    errors: ErrorFlag = ErrorFlag.CLOCK_UNSYNCED
+    counts: FaultCounts = field(default_factory=FaultCounts)
+    _boot_s: float = field(default_factory=time.monotonic)
+    _packetizer: Packetizer | None = None
+    _next_k: int = 0
+    _lose: int = 0
+    _duplicate: int = 0
+    _malformed: int = 0
+    _stall_until_s: float = 0.0
+    _last_packet: bytes | None = None
+
+    @property
+    def period_us(self) -> int:
+        """Sample period at the current rate."""
+        return 1_000_000 // self.rate_hz
+
+    def now_us(self) -> int:
+        """The sensor clock: microseconds since power-up."""
+        return int((time.monotonic() - self._boot_s) * 1e6)
+
+    def status(self) -> bytes:
+        """The status characteristic's value now."""
+        return encode_status(
+            SensorStatus(
+                protocol_minor=PROTOCOL_MINOR,
+                firmware=self.firmware,
+                rate_hz=self.rate_hz,
+                accel_range_g=self.accel_range_g,
+                gyro_range_dps=self.gyro_range_dps,
+                kind=int(self.kind),
+                streaming=self.streaming,
+                battery_pct=self.battery_pct,
+                errors=self.errors,
+            )
+        )
+
+    def command(self, data: bytes) -> ControlResponse:
+        """Carry out a control point write; the response is what the sensor indicates."""
+        request = data[0] if data else 0
+        try:
+            cmd = decode_command(data)
+        except ProtocolError:
+            known = 1 <= request <= 6
+            code = ResultCode.INVALID_PARAMETER if known else ResultCode.OPCODE_NOT_SUPPORTED
+            return ControlResponse(request, code)
+        match cmd:
+            case StartStreaming(kind) if kind is not PayloadKind.RAW:
+                # This emulated sensor does not fuse orientation itself.
+                return ControlResponse(request, ResultCode.INVALID_PARAMETER)
+            case StartStreaming():
+                self._start()
+            case StopStreaming():
+                self.streaming = False
+            case SetRate(rate_hz) if not self.streaming:
+                self.rate_hz = rate_hz
+            case SetRanges(accel, gyro) if not self.streaming:
+                self.accel_range_g, self.gyro_range_dps = accel, gyro
+            case SetRate() | SetRanges():
+                return ControlResponse(request, ResultCode.NOT_PERMITTED)
+            case TimeSync(token):
+                self.errors &= ~ErrorFlag.CLOCK_UNSYNCED
+                return ControlResponse(request, ResultCode.SUCCESS, token, self.now_us())
+            case Identify():
+                pass
+        return ControlResponse(request, ResultCode.SUCCESS)
+
+    def _start(self) -> None:
+        seq = self._packetizer.seq if self._packetizer is not None else 0
+        self._packetizer = Packetizer(
+            kind=PayloadKind.RAW, att_payload=self.att_payload, period_us=self.period_us, seq=seq
+        )
+        self.kind = PayloadKind.RAW
+        # Streaming starts with the next sample: what the sensor sampled while nobody
+        # listened is gone, and its clock says how much.
+        self._next_k = self.now_us() // self.period_us + 1
+        self.streaming = True
+
+    def link_lost(self) -> None:
+        """The connection dropped: the sensor stops streaming (keeping seq and clock)."""
+        self.streaming = False
+
+    # -- fault injection ------------------------------------------------------------
+
+    def inject(self, *, lose: int = 0, duplicate: int = 0, malformed: int = 0) -> None:
+        """Lose, duplicate or garble the next packets."""
+        self._lose += lose
+        self._duplicate += duplicate
+        self._malformed += malformed
+
+    def stall(self, seconds: float) -> None:
+        """Stay connected but send nothing (a hung IMU task)."""
+        self._stall_until_s = time.monotonic() + seconds
+        self.counts.stalls += 1
+
+    # -- the stream -----------------------------------------------------------------
+
+    def due_packets(self) -> list[bytes]:
+        """Packets due now: full packets of the samples taken since the last call."""
+        if not self.streaming or self._packetizer is None:
+            return []
+        p = self._packetizer
+        k_now = self.now_us() // self.period_us
+        n = (k_now - self._next_k + 1) // p.samples_per_packet * p.samples_per_packet
+        if n <= 0:
+            return []
+        k = np.arange(self._next_k, self._next_k + n, dtype=np.int64)
+        self._next_k += n
+        if time.monotonic() < self._stall_until_s:
+            return []  # sampled but never sent; the sequence numbers stay unused
+        src = sensor_source(self.seed, self.rate_hz, self.accel_range_g, self.gyro_range_dps)
+        raw = src[k % src.shape[0]]
+        built = p.packets(raw, timestamps_us=(k * self.period_us) & 0xFFFFFFFF)
+        out: list[bytes] = []
+        for pkt in built:
+            if self._lose > 0:
+                self._lose -= 1
+                self.counts.lost_packets += 1
+                continue
+            out.append(pkt)
+            self.counts.samples_sent += p.samples_per_packet
+            if self._duplicate > 0:
+                self._duplicate -= 1
+                self.counts.duplicates += 1
+                out.append(pkt)
+            if self._malformed > 0:
+                self._malformed -= 1
+                self.counts.malformed += 1
+                out.append(bytes([0xFF, 0x00, 0x13]))  # too short for a header
+        self.counts.packets_sent += len(out)
+        return out

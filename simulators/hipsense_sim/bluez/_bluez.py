@@ -32,6 +32,7 @@ __all__ = ["Adapter", "Characteristic", "Device", "GattService"]
 DBusStrList = Annotated[list[str], DBusSignature("as")]
 DBusPathList = Annotated[list[str], DBusSignature("ao")]
 DBusManufacturerData = Annotated[dict[int, Variant], DBusSignature("a{qv}")]
+DBusServiceData = Annotated[dict[str, Variant], DBusSignature("a{sv}")]
 
 _READ = PropertyAccess.READ
 
@@ -115,8 +116,10 @@ class Device(ServiceInterface):
         service_uuids: list[str],
         connect: Callable[[], Awaitable[None]],
         disconnect: Callable[[], Awaitable[None]],
+        service_data: Callable[[], dict[str, bytes]] = dict,
     ) -> None:
         super().__init__("org.bluez.Device1")
+        self._service_data = service_data
         self._address = address
         self._name = name
         self._adapter = adapter_path
@@ -195,6 +198,10 @@ class Device(ServiceInterface):
     @dbus_property(access=_READ)
     def ManufacturerData(self) -> DBusManufacturerData:  # noqa: N802
         return {}
+
+    @dbus_property(access=_READ)
+    def ServiceData(self) -> DBusServiceData:  # noqa: N802
+        return {k: Variant("ay", v) for k, v in self._service_data().items()}
 
     @dbus_method()
     async def Connect(self) -> None:  # noqa: N802

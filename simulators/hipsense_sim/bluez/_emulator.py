@@ -75,6 +75,8 @@ class EmulatedSensor:
             service_uuids=[SERVICE_UUID, BATTERY_SERVICE_UUID, DEVICE_INFORMATION_SERVICE_UUID],
             connect=self._on_connect,
             disconnect=self._on_disconnect,
+            # The battery level in the advertisement, so a scan shows it (PROTOCOL.md 2.1).
+            service_data=lambda: {BATTERY_SERVICE_UUID: bytes([self.firmware.battery_pct])},
         )
         connected = lambda: self.device.connected  # noqa: E731
         svc = f"{self.path}/service0010"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .._errors import HipsenseError
 from .._version import __version__
-from . import _analyze, _contract, _demo, _exercises, _simulate
+from . import _analyze, _contract, _demo, _exercises, _scan, _simulate
 
 __all__ = ["main"]
 
@@ -32,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     _simulate.add_parser(sub)
     _analyze.add_parser(sub)
     _contract.add_parser(sub)
+    _scan.add_parser(sub)
     return parser
 
 

@@ -1,10 +1,32 @@
 """Sensor links: how samples get from a sensor into hipsense.
 
-`SensorLink` is the interface; `SimulatedLink` streams a simulated session in-process.
+`SensorLink` is the interface; `BleLink` talks to a sensor with bleak; `SimulatedLink`
+streams a simulated session in-process.
 """
 
 from ._base import SensorLink, StreamItem
+from ._ble import (
+    BleLink,
+    BleLinkError,
+    BleLinkSettings,
+    FoundSensor,
+    SensorCommandError,
+    SensorNotFoundError,
+    scan,
+)
 from ._simulated import SimulatedLink
 from ._telemetry import LinkTelemetry
 
-__all__ = ["LinkTelemetry", "SensorLink", "SimulatedLink", "StreamItem"]
+__all__ = [
+    "BleLink",
+    "BleLinkError",
+    "BleLinkSettings",
+    "FoundSensor",
+    "LinkTelemetry",
+    "SensorCommandError",
+    "SensorLink",
+    "SensorNotFoundError",
+    "SimulatedLink",
+    "StreamItem",
+    "scan",
+]

@@ -1,0 +1,479 @@
+"""The BLE sensor link: bleak at the edge, the sans-I/O protocol inside.
+
+One named task keeps the connection: an explicit loop that finds the sensor, connects,
+sets it up as the protocol's section 7 says, watches for a lost link or a stalled
+stream, and on any failure waits a capped, jittered backoff and starts again. The
+notify callback only timestamps the bytes and puts them on a bounded queue; a second
+task decodes and reassembles them. One reassembler lives as long as the link, so after
+a reconnect the time without samples comes out as a `Gap`, never hidden.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+from bleak.exc import BleakError
+
+from hipsense._errors import HipsenseError
+from hipsense.protocol import (
+    BATTERY_SERVICE_UUID,
+    CONTROL_POINT_CHAR_UUID,
+    FIRMWARE_REVISION_CHAR_UUID,
+    IMU_DATA_CHAR_UUID,
+    MODEL_NUMBER_CHAR_UUID,
+    SERVICE_UUID,
+    STATUS_CHAR_UUID,
+    ControlCommand,
+    ControlResponse,
+    PayloadKind,
+    ProtocolError,
+    SetRanges,
+    SetRate,
+    StartStreaming,
+    StopStreaming,
+    StreamFormat,
+    StreamReassembler,
+    TimeSync,
+    UnsupportedVersionError,
+    decode_response,
+    decode_status,
+    encode_command,
+    max_samples_per_packet,
+)
+
+from ._base import StreamItem
+from ._telemetry import LinkTelemetry
+
+__all__ = [
+    "BleLink",
+    "BleLinkError",
+    "BleLinkSettings",
+    "FoundSensor",
+    "SensorCommandError",
+    "SensorNotFoundError",
+    "scan",
+]
+
+log = logging.getLogger("hipsense.link")
+
+_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+_NAME_PREFIX = "hipsense"
+_RATE_WINDOW_S = 2.0
+
+
+class BleLinkError(HipsenseError):
+    """The BLE link failed in a way a retry will not fix."""
+
+
+class SensorNotFoundError(BleLinkError):
+    """No sensor matching the target answered a scan."""
+
+    def __init__(self, target: str, timeout_s: float) -> None:
+        super().__init__(
+            f"sensor {target!r}: expected it to advertise the hipsense service, "
+            f"found nothing in {timeout_s:g} s"
+        )
+        self.target = target
+
+
+class SensorCommandError(BleLinkError):
+    """The sensor refused a control point command, or did not answer it."""
+
+    def __init__(self, command: str, result: str) -> None:
+        super().__init__(f"control point {command}: expected SUCCESS, got {result}")
+        self.command = command
+        self.result = result
+
+
+@dataclass(frozen=True)
+class BleLinkSettings:
+    """How the link streams and how patient it is."""
+
+    rate_hz: int = 100
+    accel_range_g: int = 8
+    gyro_range_dps: int = 1000
+    scan_timeout_s: float = 10.0
+    connect_timeout_s: float = 10.0
+    command_timeout_s: float = 3.0
+    stall_intervals: float = 5.0
+    """The watchdog fires after this many expected packet intervals without one."""
+    stall_min_s: float = 1.0
+    backoff_base_s: float = 0.25
+    backoff_max_s: float = 10.0
+    queue_size: int = 4096
+    """Notifications waiting to be decoded; beyond it they are dropped and counted."""
+
+
+@dataclass(frozen=True)
+class FoundSensor:
+    """A hipsense sensor seen by `scan`."""
+
+    address: str
+    name: str
+    rssi_dbm: int
+    battery_pct: int | None
+    device: BLEDevice
+
+
+def _is_hipsense(adv: AdvertisementData) -> bool:
+    uuids = [u.lower() for u in adv.service_uuids]
+    return SERVICE_UUID in uuids or (adv.local_name or "").startswith(_NAME_PREFIX)
+
+
+def _battery(adv: AdvertisementData) -> int | None:
+    data = adv.service_data.get(BATTERY_SERVICE_UUID)
+    return data[0] if data and data[0] <= 100 else None
+
+
+async def scan(timeout_s: float = 5.0, *, adapter: str | None = None) -> list[FoundSensor]:
+    """Sensors advertising the hipsense service (or a `hipsense` name), strongest first."""
+    kwargs: dict[str, Any] = {"adapter": adapter} if adapter else {}
+    try:
+        found = await BleakScanner.discover(timeout=timeout_s, return_adv=True, **kwargs)
+    except (BleakError, OSError) as exc:
+        raise BleLinkError(f"scan: expected a working Bluetooth adapter, got {exc}") from exc
+    sensors = [
+        FoundSensor(
+            address=device.address,
+            name=adv.local_name or device.name or "",
+            rssi_dbm=adv.rssi,
+            battery_pct=_battery(adv),
+            device=device,
+        )
+        for device, adv in found.values()
+        if _is_hipsense(adv)
+    ]
+    return sorted(sensors, key=lambda s: -s.rssi_dbm)
+
+
+class _LinkRestartError(Exception):
+    """The connection must start over (lost link, stall); not a failure of the sensor."""
+
+
+_END: Any = object()
+
+
+class BleLink:
+    """`async with BleLink("C0:FF:EE:00:48:53") as link:` then `async for item in link.items():`.
+
+    `target` is an address, or a name (or name prefix) the sensor advertises.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        settings: BleLinkSettings | None = None,
+        sensor_id: str | None = None,
+        adapter: str | None = None,
+    ) -> None:
+        self.target = target
+        self.settings = settings if settings is not None else BleLinkSettings()
+        s = self.settings
+        self._fmt = StreamFormat(s.rate_hz, s.accel_range_g, s.gyro_range_dps)
+        self._sensor_id = sensor_id or ("ble-" + target.replace(":", "").lower())[-16:]
+        self._adapter = adapter
+        self._reassembler = StreamReassembler(self._fmt)
+        self._telemetry = LinkTelemetry(
+            self._sensor_id, self._fmt.rate_hz, stream=self._reassembler.stats
+        )
+        self._rx: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(s.queue_size)
+        self._out: asyncio.Queue[Any] = asyncio.Queue()
+        self._responses: asyncio.Queue[ControlResponse] = asyncio.Queue()
+        self._lost = asyncio.Event()
+        self._closing = asyncio.Event()
+        self._device: BLEDevice | None = None
+        self._last_rx_s = 0.0
+        self._arrivals: deque[float] = deque()
+        self._ever_connected = False
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._fatal: BaseException | None = None
+        self.att_payload: int | None = None
+        """Negotiated ATT payload (MTU - 3) of the current or last connection."""
+        self.firmware_version: str | None = None
+        self.model: str | None = None
+        self.connect_times_s: list[float] = []
+        """How long each reconnect took, from losing the link to samples flowing again."""
+        self._lost_at_s: float | None = None
+
+    # -- the SensorLink interface ----------------------------------------------------
+
+    @property
+    def sensor_id(self) -> str:
+        """Id used in topics: from the address, never from a patient."""
+        return self._sensor_id
+
+    @property
+    def fmt(self) -> StreamFormat:
+        """Rate and ranges the sensor is set to."""
+        return self._fmt
+
+    @property
+    def telemetry(self) -> LinkTelemetry:
+        """Live link counters."""
+        return self._telemetry
+
+    async def __aenter__(self) -> Self:
+        self._stack = contextlib.AsyncExitStack()
+        tg = await self._stack.enter_async_context(asyncio.TaskGroup())
+        tg.create_task(self._connection_loop(), name="hipsense-ble-connection")
+        tg.create_task(self._decode_loop(), name="hipsense-ble-decode")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._stack is not None
+        self._closing.set()
+        self._lost.set()
+        await self._stack.aclose()
+
+    async def items(self) -> AsyncIterator[StreamItem]:
+        """Decoded items until the link is closed; raises what ended it for good."""
+        while True:
+            item = await self._out.get()
+            if item is _END:
+                if self._fatal is not None:
+                    raise self._fatal
+                return
+            yield item
+
+    # -- the notify callbacks: timestamp and enqueue, nothing else ------------------
+
+    def _on_imu(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
+        try:
+            self._rx.put_nowait((time.monotonic(), bytes(data)))
+        except asyncio.QueueFull:
+            self._telemetry.queue_overflows += 1
+
+    def _on_control(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
+        try:
+            self._responses.put_nowait(decode_response(data))
+        except ProtocolError as exc:
+            log.warning("ble %s: bad control point response: %s", self.target, exc)
+
+    def _on_status(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
+        with contextlib.suppress(ProtocolError):
+            status = decode_status(data)
+            if status.battery_pct is not None:
+                self._telemetry.battery_pct = float(status.battery_pct)
+
+    def _on_disconnected(self, _client: BleakClient) -> None:
+        self._lost.set()
+
+    # -- the decoding task ----------------------------------------------------------
+
+    async def _decode_loop(self) -> None:
+        try:
+            while True:
+                try:
+                    first = await asyncio.wait_for(self._rx.get(), 0.25)
+                except TimeoutError:
+                    if self._closing.is_set() and self._rx.empty():
+                        break
+                    # Packets held for reordering are released after their timeout.
+                    for item in self._reassembler.poll(time.monotonic()):
+                        await self._out.put(item)
+                    continue
+                batch = [first]
+                while not self._rx.empty():
+                    batch.append(self._rx.get_nowait())
+                times = [t for t, _ in batch]
+                self._count_arrivals(times)
+                for item in self._reassembler.push_many([p for _, p in batch], times):
+                    await self._out.put(item)
+            for item in self._reassembler.flush():
+                await self._out.put(item)
+        finally:
+            self._out.put_nowait(_END)
+
+    def _count_arrivals(self, times: list[float]) -> None:
+        now = times[-1]
+        self._last_rx_s = now
+        if self._lost_at_s is not None:
+            self.connect_times_s.append(now - self._lost_at_s)
+            self._lost_at_s = None
+        self._arrivals.extend(times)
+        while self._arrivals and self._arrivals[0] < now - _RATE_WINDOW_S:
+            self._arrivals.popleft()
+        self._telemetry.packets_per_s = len(self._arrivals) / _RATE_WINDOW_S
+
+    # -- the connection task --------------------------------------------------------
+
+    async def _connection_loop(self) -> None:
+        attempt = 0
+        try:
+            while not self._closing.is_set():
+                try:
+                    await self._connect_once()
+                    attempt = 0
+                except _LinkRestartError as why:
+                    log.info("ble %s: %s; reconnecting", self.target, why)
+                    continue
+                except (BleakError, TimeoutError, EOFError, OSError, SensorCommandError) as exc:
+                    if self._closing.is_set():
+                        break
+                    attempt += 1
+                    if isinstance(exc, SensorNotFoundError) or attempt % 5 == 0:
+                        self._device = None  # look for it again: BlueZ's object may be stale
+                    delay = min(
+                        self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt
+                    )
+                    delay *= random.uniform(0.5, 1.0)  # noqa: S311 -- jitter, not secrecy
+                    log.warning(
+                        "ble %s: %s; retrying in %.2f s (attempt %d)",
+                        self.target,
+                        _describe(exc),
+                        delay,
+                        attempt,
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._closing.wait(), delay)
+        except (UnsupportedVersionError, ProtocolError) as exc:
+            # Another protocol major version: retrying cannot help.
+            self._fatal = BleLinkError(f"sensor {self.target!r}: {exc}")
+            self._fatal.__cause__ = exc
+            log.error("ble %s: %s", self.target, exc)
+        finally:
+            self._closing.set()
+
+    async def _find(self) -> BLEDevice:
+        if self._device is not None:
+            return self._device
+        timeout = self.settings.scan_timeout_s
+        kwargs: dict[str, Any] = {"adapter": self._adapter} if self._adapter else {}
+        by_address = bool(_ADDRESS.match(self.target))
+        target = self.target.upper() if by_address else self.target
+
+        def match(device: BLEDevice, adv: AdvertisementData) -> bool:
+            if by_address:
+                return device.address.upper() == target
+            return _is_hipsense(adv) and (adv.local_name or "").startswith(target)
+
+        device = await BleakScanner.find_device_by_filter(match, timeout=timeout, **kwargs)
+        if device is None:
+            raise SensorNotFoundError(self.target, timeout)
+        self._device = device
+        return device
+
+    async def _connect_once(self) -> None:
+        device = await self._find()
+        self._lost.clear()
+        client = BleakClient(
+            device,
+            disconnected_callback=self._on_disconnected,
+            timeout=self.settings.connect_timeout_s,
+        )
+        await client.connect()
+        try:
+            await self._setup(client)
+            if self._ever_connected:
+                self._telemetry.reconnects += 1
+            self._ever_connected = True
+            self._telemetry.connected = True
+            await self._watch()
+        finally:
+            self._telemetry.connected = False
+            if self._lost_at_s is None:
+                self._lost_at_s = time.monotonic()
+            await self._teardown(client)
+
+    async def _setup(self, client: BleakClient) -> None:
+        """Section 7 of the protocol: read, check, configure, subscribe, start."""
+        for uuid, attr in ((FIRMWARE_REVISION_CHAR_UUID, "firmware_version"),
+                           (MODEL_NUMBER_CHAR_UUID, "model")):  # fmt: skip
+            with contextlib.suppress(BleakError):
+                value = await client.read_gatt_char(uuid)
+                setattr(self, attr, bytes(value).decode(errors="replace"))
+        status = decode_status(await client.read_gatt_char(STATUS_CHAR_UUID))
+        if status.battery_pct is not None:
+            self._telemetry.battery_pct = float(status.battery_pct)
+        imu = client.services.get_characteristic(IMU_DATA_CHAR_UUID)
+        if imu is None:
+            raise BleakError(f"expected the IMU data characteristic {IMU_DATA_CHAR_UUID}")
+        self.att_payload = imu.max_write_without_response_size
+        while not self._responses.empty():
+            self._responses.get_nowait()
+        await client.start_notify(CONTROL_POINT_CHAR_UUID, self._on_control)
+        s = self.settings
+        await self._command(client, StopStreaming())
+        await self._command(client, SetRate(s.rate_hz))
+        await self._command(client, SetRanges(s.accel_range_g, s.gyro_range_dps))
+        await self._command(client, TimeSync(secrets.randbits(32)))
+        with contextlib.suppress(BleakError):
+            await client.start_notify(STATUS_CHAR_UUID, self._on_status)
+        await client.start_notify(IMU_DATA_CHAR_UUID, self._on_imu)
+        self._last_rx_s = time.monotonic()
+        await self._command(client, StartStreaming(PayloadKind.RAW))
+        log.info(
+            "ble %s: streaming %d Hz, ATT payload %d, firmware %s",
+            self.target,
+            s.rate_hz,
+            self.att_payload,
+            self.firmware_version,
+        )
+
+    async def _command(self, client: BleakClient, cmd: ControlCommand) -> ControlResponse:
+        name = type(cmd).__name__
+        await client.write_gatt_char(CONTROL_POINT_CHAR_UUID, encode_command(cmd), response=True)
+        try:
+            resp = await asyncio.wait_for(self._responses.get(), self.settings.command_timeout_s)
+        except TimeoutError:
+            raise SensorCommandError(name, "no indication") from None
+        if not resp.ok:
+            raise SensorCommandError(name, resp.result.name)
+        return resp
+
+    def stall_timeout_s(self) -> float:
+        """Silence after which the watchdog restarts the link."""
+        att = self.att_payload or 20
+        per_packet = max(1, max_samples_per_packet(PayloadKind.RAW, att)) / self._fmt.rate_hz
+        return max(self.settings.stall_min_s, self.settings.stall_intervals * per_packet)
+
+    async def _watch(self) -> None:
+        """Return when closing; raise `_LinkRestartError` when the link is lost or stalls."""
+        limit = self.stall_timeout_s()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), limit / 4)
+            if self._closing.is_set():
+                return
+            if self._lost.is_set():
+                raise _LinkRestartError("link lost")
+            silent = time.monotonic() - self._last_rx_s
+            if silent > limit:
+                self._telemetry.stalls += 1
+                raise _LinkRestartError(
+                    f"no notification for {silent:.1f} s (watchdog {limit:.1f} s)"
+                )
+
+    async def _teardown(self, client: BleakClient) -> None:
+        """Stop streaming and unsubscribe when the link is up; always disconnect."""
+        if client.is_connected and not self._lost.is_set():
+            with contextlib.suppress(BleakError, TimeoutError, SensorCommandError, EOFError):
+                await asyncio.wait_for(self._command(client, StopStreaming()), 2.0)
+                await client.stop_notify(IMU_DATA_CHAR_UUID)
+        with contextlib.suppress(BleakError, TimeoutError, EOFError, OSError):
+            await asyncio.wait_for(client.disconnect(), self.settings.connect_timeout_s)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    # BlueZ's own words (org.bluez.Error.InProgress, NotConnected, Failed) are the useful part.
+    return text if "org.bluez" in text else f"{type(exc).__name__}: {text}"

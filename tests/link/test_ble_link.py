@@ -84,6 +84,8 @@ async def test_stream_heals_after_link_loss_and_a_stall_then_stops_cleanly(
         assert link.att_payload == 244
         assert link.telemetry.connected
         assert link.telemetry.battery_pct == 87
+        assert link.telemetry.rssi_dbm is not None
+        assert -70 <= link.telemetry.rssi_dbm <= -50
         assert 4 <= link.telemetry.packets_per_s <= 7  # 19 samples a packet at 100 Hz
 
         # Link loss: BlueZ says Connected=false; the link reconnects by itself.

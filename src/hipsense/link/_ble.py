@@ -363,8 +363,15 @@ class BleLink:
 
         def match(device: BLEDevice, adv: AdvertisementData) -> bool:
             if by_address:
-                return device.address.upper() == target
-            return _is_hipsense(adv) and (adv.local_name or "").startswith(target)
+                found = device.address.upper() == target
+            else:
+                found = _is_hipsense(adv) and (adv.local_name or "").startswith(target)
+            if found:
+                # BlueZ reports RSSI from advertisements only, so the last scan's value.
+                self._telemetry.rssi_dbm = float(adv.rssi)
+                if (battery := _battery(adv)) is not None:
+                    self._telemetry.battery_pct = float(battery)
+            return found
 
         device = await BleakScanner.find_device_by_filter(match, timeout=timeout, **kwargs)
         if device is None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from .._errors import HipsenseError
 from .._version import __version__
-from . import _analyze, _contract, _demo, _exercises, _scan, _simulate
+from . import _analyze, _contract, _demo, _exercises, _run, _scan, _simulate
 
 __all__ = ["main"]
 
@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     _demo.add_parser(sub)
+    _run.add_parser(sub)
     _exercises.add_parser(sub)
     _simulate.add_parser(sub)
     _analyze.add_parser(sub)

@@ -1,14 +1,23 @@
 """The hipsense service: sensor links, sessions and the publisher wired together."""
 
+from ._config import ConfigError, DaemonSettings, SensorSettings, SimulatedSensor, load_settings
 from ._demo import DemoOptions, run_demo
+from ._run import configure_logging, run_daemon
 from ._session_runner import run_session, sensor_state
 from ._state import StateDirError, default_state_dir, gateway_id
 
 __all__ = [
+    "ConfigError",
+    "DaemonSettings",
     "DemoOptions",
+    "SensorSettings",
+    "SimulatedSensor",
     "StateDirError",
+    "configure_logging",
     "default_state_dir",
     "gateway_id",
+    "load_settings",
+    "run_daemon",
     "run_demo",
     "run_session",
     "sensor_state",

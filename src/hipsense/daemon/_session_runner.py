@@ -5,7 +5,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from hipsense.link import SensorLink
+from hipsense.link import SensorLink, StreamItem
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
 from hipsense.mqtt import MqttPublisher, OutboxFullError, SensorState, utc_now
 from hipsense.session import SessionPipeline
@@ -38,12 +38,15 @@ async def run_session(
     *,
     stop: asyncio.Event | None = None,
     live_period_s: float = 0.05,
+    items: AsyncIterator[StreamItem] | None = None,
 ) -> AsyncIterator[MotionEvent]:
     """Stream `link` through `pipeline`; yield each event once it is durably queued.
 
     Ends when the link's stream ends or `stop` is set; then the open rep and set are
     closed and the final summary is queued. Live frames go out at most every
-    `live_period_s` of wall time (QoS 0, dropped while the broker is away).
+    `live_period_s` of wall time (QoS 0, dropped while the broker is away). Pass
+    `items` (the link's iterator) to run several sessions one after another on one
+    stream; it is then left open.
     """
     loop = asyncio.get_running_loop()
     last_seq = -1
@@ -67,7 +70,9 @@ async def run_session(
 
     if publisher is not None:
         publisher.publish_sensor_state(sensor_state(link))
-    items = link.items()
+    own_items = items is None
+    if items is None:
+        items = link.items()
     # Raced against each item, so a stop is seen even while the link is silent.
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -97,7 +102,8 @@ async def run_session(
                 publisher.publish_sensor_state(sensor_state(link))
     finally:
         stopped.cancel()
-        await items.aclose()  # type: ignore[attr-defined]
+        if own_items:
+            await items.aclose()  # type: ignore[attr-defined]
     for ev in publish(pipeline.finish()):
         yield ev
     if publisher is not None:

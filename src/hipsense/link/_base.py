@@ -1,6 +1,7 @@
 """The interface every sensor link implements: BLE, simulated, or a future one."""
 
 from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Protocol, Self
 
 from hipsense.protocol import Gap, MalformedPacket, SampleBlock, StreamFormat
@@ -42,4 +43,9 @@ class SensorLink(Protocol):
 
     async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(self, *exc: object) -> None: ...
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...

@@ -9,6 +9,7 @@ import asyncio
 import math
 from collections import deque
 from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from hipsense.protocol import StreamFormat, StreamReassembler
@@ -81,7 +82,12 @@ class SimulatedLink:
         self._telemetry.connected = True
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._telemetry.connected = False
 
     async def items(self) -> AsyncIterator[StreamItem]:

@@ -1,0 +1,154 @@
+"""The daemon's settings: a TOML file, overridden by `HIPSENSE_*` environment variables.
+
+Every key is documented in configs/hipsense.example.toml. A bad value stops the daemon
+with one line naming the key and saying what was expected.
+"""
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hipsense._errors import HipsenseError
+from hipsense.mqtt import DEFAULT_PREFIX, BrokerConfig
+
+__all__ = ["ConfigError", "DaemonSettings", "SensorSettings", "SimulatedSensor", "load_settings"]
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+
+
+class ConfigError(HipsenseError):
+    """A setting that cannot work; names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatedSensor(_Strict):
+    """A simulated sensor instead of a real one: for demos and load tests."""
+
+    exercise: str = "clamshell"
+    reps: Annotated[int, Field(ge=1, le=200)] = 10
+    sets: Annotated[int, Field(ge=1, le=20)] = 2
+    speed: Annotated[float, Field(gt=0)] = 1.0
+    seed: int = 0
+    loss: Annotated[float, Field(ge=0, le=0.5)] = 0.01
+
+
+class SensorSettings(_Strict):
+    """One sensor: a BLE address or name, or a simulated one."""
+
+    id: Id
+    ble: str | None = None
+    """Address (C0:FF:EE:00:48:53) or advertised name (prefix) of the sensor."""
+    simulated: SimulatedSensor | None = None
+    exercise: str | None = None
+    """Exercise the first session measures; None counts reps about the dominant axis."""
+    variant: str | None = None
+    patient_id: Id | None = None
+    rate_hz: Literal[25, 50, 100, 200] = 100
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SensorSettings":
+        if (self.ble is None) == (self.simulated is None):
+            raise ValueError("expected exactly one of ble or simulated")
+        return self
+
+
+class BrokerSettings(_Strict):
+    """Where to publish; no url means an embedded broker on loopback."""
+
+    url: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    topic_prefix: str = DEFAULT_PREFIX
+
+    def config(self, client_id: str) -> BrokerConfig | None:
+        """The connection settings, or None for the embedded broker."""
+        if self.url is None:
+            return None
+        return BrokerConfig(
+            url=self.url,
+            username=self.username,
+            password=self.password,
+            ca_file=self.ca_file,
+            cert_file=self.cert_file,
+            key_file=self.key_file,
+            protocol=self.protocol,
+            client_id=client_id,
+        )
+
+    @model_validator(mode="after")
+    def _url(self) -> "BrokerSettings":
+        if self.url is not None:
+            BrokerConfig(url=self.url)  # checks the scheme and host
+        if "{gateway_id}" not in self.topic_prefix:
+            raise ValueError("topic_prefix: expected it to contain {gateway_id}")
+        return self
+
+
+class DaemonSettings(BaseSettings):
+    """Everything `hipsense run` needs; see configs/hipsense.example.toml."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HIPSENSE_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    state_dir: Path | None = None
+    """Outbox and gateway id; default $XDG_STATE_HOME/hipsense."""
+    gateway_id: Id | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    broker: BrokerSettings = BrokerSettings()
+    sensors: list[SensorSettings] = Field(default_factory=list, min_length=1)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the file (passed in as init values).
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> "DaemonSettings":
+        ids = [s.id for s in self.sensors]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"sensors: expected unique ids, got {ids}")
+        return self
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "settings"
+
+
+def load_settings(path: Path | None) -> DaemonSettings:
+    """Read the TOML file (if any) and the environment; `ConfigError` names a bad key."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{path}: expected a readable TOML file, got {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: expected TOML, got {exc}") from exc
+    try:
+        return DaemonSettings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        value = first.get("input")
+        msg = first["msg"]
+        # Say what was found, unless the message already does or it is a whole table.
+        shown = "" if isinstance(value, dict | list) or "got" in msg else f", got {value!r}"
+        raise ConfigError(f"{path or 'settings'}: {_where(first['loc'])}: {msg}{shown}") from exc

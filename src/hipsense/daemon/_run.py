@@ -1,0 +1,269 @@
+"""`hipsense run`: the service. Sensor links -> sessions -> the publisher, in one TaskGroup.
+
+Each sensor has a task that keeps its link open and runs one session after another on
+its stream (a command can end a session and start the next with another exercise).
+SIGTERM or SIGINT: every open session closes its last rep and set and queues its
+summary, the outbox is flushed, "offline" is published, and the daemon exits 0.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from hipsense.exercises import Exercise, load_library
+from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
+from hipsense.mqtt import EmbeddedBroker, MqttPublisher, Outbox, Topics
+from hipsense.session import SessionPipeline
+
+from ._config import DaemonSettings, SensorSettings
+from ._demo import new_session_id
+from ._session_runner import run_session
+from ._state import default_state_dir, gateway_id, prepare
+
+__all__ = ["configure_logging", "run_daemon"]
+
+log = logging.getLogger("hipsense.daemon")
+_END: Any = object()
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(fmt: str, level: str, stream: TextIO = sys.stderr) -> None:
+    """Structured logs: one JSON object a line (`json`) or readable text."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(
+        _JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+@dataclass
+class _Sensor:
+    """A sensor's link, its current session, and how to end that session."""
+
+    config: SensorSettings
+    link: SensorLink
+    queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(4096))
+    exercise: Exercise | None = None
+    variant: str | None = None
+    patient_id: str | None = None
+    pipeline: SessionPipeline | None = None
+    end_session: asyncio.Event = field(default_factory=asyncio.Event)
+    session_ids: list[str] = field(default_factory=list)
+
+
+def _make_link(cfg: SensorSettings) -> SensorLink:
+    if cfg.ble is not None:
+        return BleLink(cfg.ble, settings=BleLinkSettings(rate_hz=cfg.rate_hz), sensor_id=cfg.id)
+    from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
+
+    sim = cfg.simulated
+    assert sim is not None
+    spec = ScenarioSpec(
+        name=f"sensor-{cfg.id}",
+        exercise=sim.exercise,
+        seed=sim.seed,
+        sets=[SetSpec(reps=sim.reps, rest_after_s=45.0) for _ in range(sim.sets)],
+        imu=ImuSpec(rate_hz=cfg.rate_hz),
+        link=LinkSpec(loss_ratio=sim.loss),
+    )
+    return SimulatedLink(
+        simulate(spec, load_library()[sim.exercise]), sensor_id=cfg.id, speed=sim.speed
+    )
+
+
+async def _queued(queue: asyncio.Queue[Any]) -> AsyncIterator[StreamItem]:
+    """One session's view of the sensor's stream; cancelling a read loses nothing."""
+    while True:
+        item = await queue.get()
+        if item is _END:
+            queue.put_nowait(_END)  # the next session sees the end too
+            return
+        yield item
+
+
+class Daemon:
+    """The running service; `run()` until stopped."""
+
+    def __init__(self, settings: DaemonSettings) -> None:
+        self.settings = settings
+        self.library = load_library()
+        self.stop = asyncio.Event()
+        self.sensors: dict[str, _Sensor] = {}
+
+    async def run(self) -> int:
+        """Serve until a signal (or every simulated stream ends); return the exit status."""
+        s = self.settings
+        state_dir = prepare(s.state_dir or default_state_dir())
+        gw = s.gateway_id or gateway_id(state_dir)
+        topics = Topics(gw, s.broker.topic_prefix)
+        outbox = Outbox(state_dir / "outbox.db")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                broker = s.broker.config(client_id=f"hipsense-{gw}")
+                if broker is None:
+                    embedded = await stack.enter_async_context(EmbeddedBroker())
+                    broker = embedded.config
+                    log.info("no broker configured: embedded broker on %s", broker.url)
+                pub = await stack.enter_async_context(MqttPublisher(broker, topics, outbox))
+                log.info("gateway %s publishing under %s/", gw, topics.prefix)
+                async with asyncio.TaskGroup() as tg:
+                    commands = tg.create_task(self._commands(pub), name="hipsense-commands")
+                    tasks = [
+                        tg.create_task(self._sensor_loop(cfg, pub), name=f"hipsense-{cfg.id}")
+                        for cfg in s.sensors
+                    ]
+                    await asyncio.gather(*tasks)
+                    commands.cancel()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            outbox.close()
+        log.info("stopped")
+        return 0
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s: finishing the open sessions", sig.name)
+        self.stop.set()
+        for sensor in self.sensors.values():
+            sensor.end_session.set()
+
+    async def _sensor_loop(self, cfg: SensorSettings, pub: MqttPublisher) -> None:
+        link = _make_link(cfg)
+        sensor = _Sensor(cfg, link, patient_id=cfg.patient_id, variant=cfg.variant)
+        sensor.exercise = self.library[cfg.exercise] if cfg.exercise else None
+        if cfg.simulated is not None and cfg.exercise is None:
+            sensor.exercise = self.library[cfg.simulated.exercise]
+        self.sensors[cfg.id] = sensor
+        async with link, asyncio.TaskGroup() as tg:
+            pump = tg.create_task(self._pump(sensor), name=f"hipsense-{cfg.id}-pump")
+            while not self.stop.is_set():
+                await self._one_session(sensor, pub)
+                if pump.done():
+                    break  # the stream ended for good (a simulated session is over)
+            pump.cancel()
+
+    async def _pump(self, sensor: _Sensor) -> None:
+        try:
+            async for item in sensor.link.items():
+                await sensor.queue.put(item)
+        finally:
+            sensor.queue.put_nowait(_END)
+
+    async def _one_session(self, sensor: _Sensor, pub: MqttPublisher) -> None:
+        sensor.end_session.clear()
+        if self.stop.is_set():
+            sensor.end_session.set()
+        session_id = new_session_id()
+        sensor.session_ids.append(session_id)
+        pipeline = SessionPipeline(
+            session_id=session_id,
+            sensor_id=sensor.config.id,
+            rate_hz=sensor.link.fmt.rate_hz,
+            exercise=sensor.exercise,
+            variant=sensor.variant,
+            patient_id=sensor.patient_id,
+        )
+        sensor.pipeline = pipeline
+        log.info("sensor %s: session %s (%s)", sensor.config.id, session_id, pipeline.exercise_id)
+        items = _queued(sensor.queue)
+        try:
+            async for ev in run_session(
+                sensor.link, pipeline, pub, stop=sensor.end_session, items=items
+            ):
+                log.debug("sensor %s: %s", sensor.config.id, ev)
+        finally:
+            await items.aclose()  # type: ignore[attr-defined]
+        tally = pipeline.tally
+        log.info(
+            "sensor %s: session %s ended: %d reps, %d holds, %d sets",
+            sensor.config.id,
+            session_id,
+            len(tally.reps),
+            len(tally.holds),
+            len(tally.sets),
+        )
+
+    async def _commands(self, pub: MqttPublisher) -> None:
+        while True:
+            command = await pub.commands.get()
+            req = command.request.request
+            try:
+                if req.command == "calibrate":
+                    targets = (
+                        [self.sensors[req.sensor_id]] if req.sensor_id else [*self.sensors.values()]
+                    )
+                    for t in targets:
+                        if t.pipeline is not None:
+                            t.pipeline.core.calibrate()
+                    command.reply()
+                elif req.command == "stop_session":
+                    sensor = self._by_session(req.session_id)
+                    sensor.end_session.set()
+                    command.reply(session_id=req.session_id)
+                elif req.command == "change_exercise":
+                    sensor = self._by_session(req.session_id)
+                    sensor.exercise = self.library[req.exercise]
+                    sensor.variant = req.variant
+                    sensor.end_session.set()
+                    command.reply(session_id=req.session_id)
+                else:  # start_session
+                    prescription = req.prescription or pub.prescriptions.get(req.patient_id or "")
+                    if prescription is None:
+                        command.reply(
+                            ok=False,
+                            error=f"patient_id: expected a retained prescription for "
+                            f"{req.patient_id!r}, found none",
+                        )
+                        continue
+                    sensor = (
+                        self.sensors[req.sensor_id]
+                        if req.sensor_id
+                        else next(iter(self.sensors.values()))
+                    )
+                    first = prescription.exercises[0]
+                    sensor.exercise = self.library[first.exercise]
+                    sensor.variant = first.variant
+                    sensor.patient_id = prescription.patient_id
+                    sensor.end_session.set()
+                    # The new session starts once the old one has closed.
+                    await asyncio.sleep(0.05)
+                    command.reply(session_id=sensor.session_ids[-1])
+            except KeyError as exc:
+                command.reply(ok=False, error=f"expected a known id, got {exc}")
+
+    def _by_session(self, session_id: str) -> _Sensor:
+        for sensor in self.sensors.values():
+            if sensor.pipeline is not None and sensor.pipeline.session_id == session_id:
+                return sensor
+        raise KeyError(session_id)
+
+
+async def run_daemon(settings: DaemonSettings) -> int:
+    """Run the service until SIGTERM / SIGINT."""
+    return await Daemon(settings).run()

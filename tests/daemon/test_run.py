@@ -1,0 +1,91 @@
+"""`hipsense run`: settings from TOML and environment, and a clean stop on SIGTERM."""
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from hipsense.daemon import ConfigError, load_settings
+from tests.brokers import Mosquitto, Subscriber, running, until
+from tests.conftest import ROOT
+
+
+def test_the_example_settings_load() -> None:
+    settings = load_settings(ROOT / "configs" / "hipsense.example.toml")
+    assert settings.sensors[0].ble == "hipsense-4853"
+    assert settings.broker.url is None  # the embedded broker
+    assert settings.log_format == "text"
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "h.toml"
+    path.write_text('log_level = "info"\n[[sensors]]\nid = "a"\nble = "hipsense"\n')
+    monkeypatch.setenv("HIPSENSE_LOG_LEVEL", "debug")
+    monkeypatch.setenv("HIPSENSE_BROKER__URL", "mqtt://broker.example:1884")
+    settings = load_settings(path)
+    assert settings.log_level == "debug"
+    assert settings.broker.url == "mqtt://broker.example:1884"
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[broker]\nurl = "http://x"\n', "broker.url: Value error, expected a mqtt:// or mqtts://"),
+        ('log_level = "loud"\n', "log_level: Input should be 'debug', 'info', 'warning' or"),
+        ('[[sensors]]\nid = "a"\n', "sensors.0: Value error, expected exactly one of ble or"),
+        ('[[sensors]]\nid = "a/b"\nble = "x"\n', "sensors.0.id: String should match pattern"),
+        ("sensors = []\n", "sensors: List should have at least 1 item"),
+        ('colour = "blue"\n', "colour: Extra inputs are not permitted"),
+        ("broker = [\n", "expected TOML"),
+    ],
+)
+def test_a_bad_value_names_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "h.toml"
+    sensor = '\n[[sensors]]\nid = "s"\nble = "hipsense"\n'
+    path.write_text(toml if "sensors" in toml or "[\n" in toml else toml + sensor)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+async def test_sigterm_finishes_the_session_flushes_and_goes_offline(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = tmp_path / "hipsense.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        'gateway_id = "gw-run"\nlog_format = "json"\n'
+        f'[broker]\nurl = "{mosquitto.url}"\n'
+        '[[sensors]]\nid = "sim-1"\n'
+        '[sensors.simulated]\nexercise = "clamshell"\nreps = 60\nsets = 1\nspeed = 20.0\n'
+    )
+    prefix = "hipsense/v1/gw-run"
+    sub = Subscriber(mosquitto.port, f"{prefix}/#")
+    async with running(sub):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hipsense", "run", "--config", str(config),
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+        def reps() -> list[dict[str, object]]:
+            return [e for e in sub.on("/events") if e["event"]["kind"] == "rep"]
+
+        await until(lambda: len(reps()) >= 3, 60)
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        await until(lambda: any(s.get("ended_at") for s in sub.on("/summary")))
+        await until(lambda: sub.on("/status")[-1]["state"] == "offline")
+    summary = sub.on("/summary")[-1]
+    assert 3 <= summary["rep_count"] < 60
+    assert summary["rep_count"] == len(reps())
+    assert summary["last_seq"] == max(e["seq"] for e in sub.on("/events"))
+    logs = [json.loads(line) for line in err.decode().splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(logs[0])
+    assert any("SIGTERM" in entry["message"] for entry in logs)
+    assert logs[-1]["message"] == "stopped"

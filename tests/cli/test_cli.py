@@ -49,7 +49,7 @@ def test_demo_runs_a_session_end_to_end_on_the_embedded_broker(tmp_path: Path) -
     reps = [ln for ln in lines if ln.lstrip().startswith("rep ")]
     assert len(reps) == 6
     assert re.search(r"ROM +\d+\.\d deg", reps[0])
-    assert any(ln.startswith("summary: 6 reps (simulated 6)") for ln in lines)
+    assert any(ln.startswith("summary: 6 reps, 0 holds (simulated 6 reps)") for ln in lines)
     published = re.search(r"published (\d+) messages .*; 0 left in the outbox", lines[-1])
     assert published is not None
     # At least: status, sensor state, a calibration, 6 reps, the set, the summary.
@@ -64,3 +64,15 @@ def test_unknown_option_is_a_usage_error() -> None:
     out = _run("demo", "--rate", "33")
     assert out.returncode == 2
     assert "invalid choice" in out.stderr
+
+
+def test_demo_runs_a_program_and_tracks_it(tmp_path: Path) -> None:
+    out = _run(
+        "demo", "--program", "internal-rotation", "--speed", "0", "--loss", "0",
+        "--state-dir", str(tmp_path),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert text.count("; session ") == 4  # one session per exercise of the program
+    assert "-> seated-hip-internal-rotation, set 1 of 1: 20/20 reps, 3 s holds reached on" in text
+    assert "program internal-rotation: adherence 100 %" in text

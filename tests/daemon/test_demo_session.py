@@ -69,7 +69,7 @@ async def test_topic_tree_of_a_simulated_session(mosquitto: Mosquitto, tmp_path:
     for topic, _, _, user in sub.messages:
         assert user["schema_version"] == "1", topic
     printed = out.getvalue()
-    assert "summary: 6 reps (simulated 6)" in printed
+    assert "summary: 6 reps, 0 holds (simulated 6 reps)" in printed
     assert "0 left in the outbox" in printed
 
 

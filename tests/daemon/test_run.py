@@ -89,3 +89,13 @@ async def test_sigterm_finishes_the_session_flushes_and_goes_offline(
     assert {"time", "level", "logger", "message"} <= set(logs[0])
     assert any("SIGTERM" in entry["message"] for entry in logs)
     assert logs[-1]["message"] == "stopped"
+
+
+def test_unknown_program_and_exercise_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "h.toml"
+    path.write_text('[[sensors]]\nid = "a"\nble = "x"\nprogram = "yoga"\n')
+    with pytest.raises(ConfigError, match=r"sensors\.0\.program: Value error, expected one of"):
+        load_settings(path)
+    path.write_text('[[sensors]]\nid = "a"\nble = "x"\nexercise = "moonwalk"\n')
+    with pytest.raises(ConfigError, match=r"sensors\.0\.exercise: .*got 'moonwalk'"):
+        load_settings(path)

@@ -20,7 +20,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "over MQTT (to an embedded broker unless --broker is given), and print the reps as "
         "they happen.",
     )
-    p.add_argument("--exercise", default="clamshell", help="exercise id (hipsense exercises)")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--exercise", default="clamshell", help="exercise id (hipsense exercises)")
+    what.add_argument(
+        "--program",
+        help="a program of configs/programs (e.g. hip-core-level-1): each exercise as a "
+        "session, tracked against the program",
+    )
     p.add_argument("--variant", help="exercise variant, e.g. with-elastic")
     p.add_argument("--reps", type=int, default=10, help="reps (or holds) per set")
     p.add_argument("--sets", type=int, default=2)
@@ -61,6 +67,7 @@ def _demo(args: argparse.Namespace) -> int:
         gateway_id=args.gateway_id,
         session_id=args.session_id,
         seed=args.seed,
+        program=args.program,
         rate_hz=args.rate,
         mtu=args.mtu,
         loss=args.loss,

@@ -8,7 +8,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hipsense._errors import HipsenseError
@@ -49,6 +56,9 @@ class SensorSettings(_Strict):
     """Exercise the first session measures; None counts reps about the dominant axis."""
     variant: str | None = None
     patient_id: Id | None = None
+    program: str | None = None
+    """A program of configs/programs the sessions are tracked against (its first exercise
+    is measured first); a start_session command can bring another prescription."""
     rate_hz: Literal[25, 50, 100, 200] = 100
 
     @model_validator(mode="after")
@@ -56,6 +66,24 @@ class SensorSettings(_Strict):
         if (self.ble is None) == (self.simulated is None):
             raise ValueError("expected exactly one of ble or simulated")
         return self
+
+    @field_validator("program")
+    @classmethod
+    def _known_program(cls, v: str | None) -> str | None:
+        from hipsense.session import load_programs
+
+        if v is not None and v not in (programs := load_programs()):
+            raise ValueError(f"expected one of {', '.join(sorted(programs))}")
+        return v
+
+    @field_validator("exercise")
+    @classmethod
+    def _known_exercise(cls, v: str | None) -> str | None:
+        from hipsense.exercises import load_library
+
+        if v is not None and v not in load_library():
+            raise ValueError("expected an exercise id of `hipsense exercises`")
+        return v
 
 
 class BrokerSettings(_Strict):

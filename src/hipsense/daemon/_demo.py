@@ -13,7 +13,7 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from hipsense.exercises import load_library
+from hipsense.exercises import ExerciseError, ExerciseKind, load_library
 from hipsense.link import SimulatedLink
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
 from hipsense.mqtt import (
@@ -25,7 +25,7 @@ from hipsense.mqtt import (
     Topics,
     utc_now,
 )
-from hipsense.session import SessionPipeline
+from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._session_runner import run_session
 from ._state import default_state_dir, gateway_id, prepare
@@ -50,6 +50,8 @@ class DemoOptions:
     gateway_id: str | None = None
     session_id: str | None = None
     seed: int = 0
+    program: str | None = None
+    """A program of configs/programs: each of its exercises as a session, tracked."""
     rate_hz: int = 100
     mtu: int = 247
     loss: float = 0.01
@@ -124,27 +126,40 @@ async def _answer_commands(
             )
 
 
-async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
-    """Simulate, measure and publish one session; print it as it happens."""
-    from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
+@dataclass(frozen=True)
+class _Step:
+    exercise: str
+    variant: str | None
+    sets: int
+    reps: int
+    hold_s: float | None
 
+
+def _steps(options: DemoOptions) -> tuple[list[_Step], PrescriptionTracker | None]:
     library = load_library()
-    exercise = library[options.exercise]
-    spec = ScenarioSpec(
-        name=f"demo-{options.exercise}",
-        exercise=options.exercise,
-        variant=options.variant,
-        seed=options.seed,
-        sets=[
-            SetSpec(reps=options.reps, side="right", rest_after_s=20.0) for _ in range(options.sets)
-        ],
-        imu=ImuSpec(rate_hz=options.rate_hz),
-        link=LinkSpec(mtu=options.mtu, loss_ratio=options.loss),
-    )
-    result = simulate(spec, exercise)
+    if options.program is None:
+        library[options.exercise]  # an unknown id fails here, before anything starts
+        return [_Step(options.exercise, options.variant, options.sets, options.reps, None)], None
+    programs = load_programs(library=library)
+    try:
+        program = programs[options.program]
+    except KeyError:
+        raise ExerciseError(
+            f"--program: expected one of {', '.join(sorted(programs))}, got {options.program!r}"
+        ) from None
+    tracker = PrescriptionTracker(program.prescription("demo-patient"), library)
+    steps = [
+        _Step(line.exercise, line.variant, line.sets, line.reps, line.hold_s or None)
+        for line in program.exercises
+    ]
+    return steps, tracker
+
+
+async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
+    """Simulate, measure and publish a session (or a program); print it as it happens."""
+    steps, tracker = _steps(options)
     state_dir = prepare(options.state_dir or default_state_dir())
     gw = options.gateway_id or gateway_id(state_dir)
-    session_id = options.session_id or new_session_id()
     topics = Topics(gw)
     outbox = Outbox(state_dir / "outbox.db")
     stop = asyncio.Event()
@@ -155,43 +170,24 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         async with (
             _broker(options.broker_url, options.broker_ca) as (broker, where),
             MqttPublisher(broker, topics, outbox) as publisher,
-            SimulatedLink(result, sensor_id="sim-1", speed=options.speed) as link,
         ):
-            pipeline = SessionPipeline(
-                session_id=session_id,
-                sensor_id=link.sensor_id,
-                rate_hz=link.fmt.rate_hz,
-                exercise=exercise,
-                variant=options.variant,
-            )
-            speed = "as fast as possible" if math.isinf(options.speed) else f"x{options.speed:g}"
-            print(
-                f"hipsense demo: {exercise.name} ({exercise.id}), {options.sets} x "
-                f"{options.reps} reps simulated, {link.duration_s:.0f} s at {speed}\n"
-                f"  broker  {where}\n"
-                f"  topics  {topics.prefix}/#   session {session_id}",
-                file=out,
-                flush=True,
-            )
-            async with asyncio.TaskGroup() as tg:
-                commands = tg.create_task(
-                    _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
+            print(f"hipsense demo\n  broker  {where}\n  topics  {topics.prefix}/#", file=out)
+            for i, step in enumerate(steps):
+                if stop.is_set():
+                    break
+                session_id = options.session_id or new_session_id()
+                if options.session_id and len(steps) > 1:
+                    session_id = f"{options.session_id}-{i + 1}"
+                await _demo_session(options, step, session_id, publisher, tracker, stop, out)
+            if tracker is not None:
+                quality = tracker.quality()
+                print(
+                    f"program {options.program}: adherence {100 * tracker.adherence():.0f} %, "
+                    f"quality {'-' if quality is None else f'{100 * quality:.0f} %'}",
+                    file=out,
                 )
-                async for ev in run_session(link, pipeline, publisher, stop=stop):
-                    line = _line(ev)
-                    if line is not None:
-                        print(line, file=out, flush=True)
-                commands.cancel()
-            summary = pipeline.summary(last_seq=-1)
-            truth = result.truth
-            print(
-                f"summary: {summary.rep_count} reps (simulated {truth['rep_count']}), "
-                f"{summary.hold_count} holds, sets {summary.reps_per_set}, mean ROM "
-                f"{summary.mean_rom_deg} deg, flags "
-                f"{ {str(k): v for k, v in summary.flags.items()} or 'none' }",
-                file=out,
-                flush=True,
-            )
+                for text in [*tracker.advice(), *tracker.notes]:
+                    print(f"  {text}", file=out)
         s = publisher.stats
         print(
             f"published {s.published} messages ({s.live_sent} live frames); "
@@ -204,3 +200,70 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             loop.remove_signal_handler(sig)
         outbox.close()
     return 0
+
+
+async def _demo_session(
+    options: DemoOptions,
+    step: _Step,
+    session_id: str,
+    publisher: MqttPublisher,
+    tracker: PrescriptionTracker | None,
+    stop: asyncio.Event,
+    out: TextIO,
+) -> None:
+    from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
+
+    exercise = load_library()[step.exercise]
+    spec = ScenarioSpec(
+        name=f"demo-{step.exercise}",
+        exercise=step.exercise,
+        variant=step.variant,
+        seed=options.seed,
+        sets=[SetSpec(reps=step.reps, side="right", rest_after_s=45.0) for _ in range(step.sets)],
+        hold_s=step.hold_s,
+        imu=ImuSpec(rate_hz=options.rate_hz),
+        link=LinkSpec(mtu=options.mtu, loss_ratio=options.loss),
+    )
+    result = simulate(spec, exercise)
+    async with SimulatedLink(result, sensor_id="sim-1", speed=options.speed) as link:
+        pipeline = SessionPipeline(
+            session_id=session_id,
+            sensor_id=link.sensor_id,
+            rate_hz=link.fmt.rate_hz,
+            exercise=exercise,
+            variant=step.variant,
+            patient_id=None if tracker is None else tracker.prescription.patient_id,
+            tracker=tracker,
+        )
+        speed = "as fast as possible" if math.isinf(options.speed) else f"x{options.speed:g}"
+        what = "holds" if exercise.kind is ExerciseKind.HOLD else "reps"
+        print(
+            f"{exercise.name} ({exercise.id}): {step.sets} x {step.reps} {what} simulated, "
+            f"{link.duration_s:.0f} s at {speed}; session {session_id}",
+            file=out,
+            flush=True,
+        )
+        async with asyncio.TaskGroup() as tg:
+            commands = tg.create_task(
+                _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
+            )
+            progress = None
+            async for ev in run_session(link, pipeline, publisher, stop=stop):
+                line = _line(ev)
+                if line is not None:
+                    print(line, file=out, flush=True)
+                if pipeline.progress != progress and isinstance(ev, SetEvent):
+                    progress = pipeline.progress
+                    print(f"  -> {progress}", file=out, flush=True)
+            commands.cancel()
+        summary = pipeline.summary(last_seq=-1)
+        truth = result.truth
+        simulated = truth["rep_count"] if truth["kind"] == "reps" else truth["hold_count"]
+        print(
+            f"summary: {summary.rep_count} reps, {summary.hold_count} holds (simulated "
+            f"{simulated} {what}), sets {summary.reps_per_set}, mean ROM "
+            f"{summary.mean_rom_deg} deg, flags "
+            f"{ {str(k): v for k, v in summary.flags.items()} or 'none' }",
+            file=out,
+            flush=True,
+        )

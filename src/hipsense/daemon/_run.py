@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from hipsense.exercises import Exercise, load_library
 from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
 from hipsense.mqtt import EmbeddedBroker, MqttPublisher, Outbox, Topics
-from hipsense.session import SessionPipeline
+from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
 from ._demo import new_session_id
@@ -70,6 +70,7 @@ class _Sensor:
     variant: str | None = None
     patient_id: str | None = None
     pipeline: SessionPipeline | None = None
+    tracker: PrescriptionTracker | None = None
     end_session: asyncio.Event = field(default_factory=asyncio.Event)
     session_ids: list[str] = field(default_factory=list)
 
@@ -159,6 +160,13 @@ class Daemon:
         sensor.exercise = self.library[cfg.exercise] if cfg.exercise else None
         if cfg.simulated is not None and cfg.exercise is None:
             sensor.exercise = self.library[cfg.simulated.exercise]
+        if cfg.program is not None:
+            program = load_programs(library=self.library)[cfg.program]
+            sensor.tracker = PrescriptionTracker(
+                program.prescription(cfg.patient_id or "unassigned"), self.library
+            )
+            if cfg.exercise is None and cfg.simulated is None:
+                sensor.exercise = self.library[program.exercises[0].exercise]
         self.sensors[cfg.id] = sensor
         async with link, asyncio.TaskGroup() as tg:
             pump = tg.create_task(self._pump(sensor), name=f"hipsense-{cfg.id}-pump")
@@ -188,6 +196,7 @@ class Daemon:
             exercise=sensor.exercise,
             variant=sensor.variant,
             patient_id=sensor.patient_id,
+            tracker=sensor.tracker,
         )
         sensor.pipeline = pipeline
         log.info("sensor %s: session %s (%s)", sensor.config.id, session_id, pipeline.exercise_id)
@@ -250,6 +259,7 @@ class Daemon:
                     sensor.exercise = self.library[first.exercise]
                     sensor.variant = first.variant
                     sensor.patient_id = prescription.patient_id
+                    sensor.tracker = PrescriptionTracker(prescription, self.library)
                     sensor.end_session.set()
                     # The new session starts once the old one has closed.
                     await asyncio.sleep(0.05)

@@ -219,6 +219,17 @@ class Summary(_Model):
     flags: dict[Flag, int]
     last_seq: int
     """Sequence number of the session's last event."""
+    progress: str | None = None
+    """Against the prescription, e.g. "clamshell, set 2 of 3: 14/20 reps, 3 s holds
+    reached on 11"; None without a prescription."""
+    adherence_pct: float | None = None
+    """Prescribed reps done so far, each set counted up to its prescription."""
+    quality_pct: float | None = None
+    """Reps (or holds) without a form flag and with the prescribed hold reached."""
+    advice: list[str] = []
+    """Progression advice by the exercise library's rules."""
+    notes: list[str] = []
+    """What did not match the prescription (another exercise, far more reps or range)."""
 
 
 class _StartSession(_Model):

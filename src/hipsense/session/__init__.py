@@ -1,5 +1,16 @@
-"""Sessions: one sensor's stream through the motion core, counted for a summary."""
+"""Sessions: a sensor's stream through the motion core, tallied and tracked."""
 
 from ._pipeline import SessionPipeline, SessionTally
+from ._programs import Program, default_programs_dir, load_programs
+from ._tracker import ExerciseProgress, PrescriptionTracker, SetProgress
 
-__all__ = ["SessionPipeline", "SessionTally"]
+__all__ = [
+    "ExerciseProgress",
+    "PrescriptionTracker",
+    "Program",
+    "SessionPipeline",
+    "SessionTally",
+    "SetProgress",
+    "default_programs_dir",
+    "load_programs",
+]

@@ -6,6 +6,7 @@ angle stream need. Stream time starts at 0 with the session's first sample.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,6 +22,8 @@ from hipsense.motion import (
 )
 from hipsense.mqtt import LiveFrame, Summary, utc_now
 from hipsense.protocol import Gap, MalformedPacket, SampleBlock
+
+from ._tracker import PrescriptionTracker
 
 __all__ = ["SessionPipeline", "SessionTally"]
 
@@ -76,6 +79,7 @@ class SessionPipeline:
         patient_id: str | None = None,
         live_rate_hz: float = 20.0,
         started_at: datetime | None = None,
+        tracker: PrescriptionTracker | None = None,
     ) -> None:
         self.session_id = session_id
         self.sensor_id = sensor_id
@@ -85,6 +89,11 @@ class SessionPipeline:
         self.live_period_s = 1.0 / live_rate_hz
         self.started_at = started_at if started_at is not None else utc_now()
         self.tally = SessionTally()
+        self.tracker = tracker
+        """Progress against the prescription, shared by the sessions of one prescription."""
+        self.progress: str | None = None
+        if tracker is not None and exercise is not None:
+            tracker.select(exercise.id)
         self._t0: float | None = None
         self._live_last_slot = -np.inf
         self._live_t: list[F64Array] = []
@@ -117,15 +126,19 @@ class SessionPipeline:
             events = self.core.update(t, quat=item.quat)
         self.tally.samples += item.count
         self._keep_live()
+        self._count(events)
+        return events
+
+    def _count(self, events: list[MotionEvent]) -> None:
         for ev in events:
             self.tally.add(ev)
-        return events
+            if self.tracker is not None and (line := self.tracker.add(ev)) is not None:
+                self.progress = line
 
     def finish(self) -> list[MotionEvent]:
         """End of the stream: the events still open (a last rep, the last set)."""
         events = self.core.finish()
-        for ev in events:
-            self.tally.add(ev)
+        self._count(events)
         return events
 
     def _keep_live(self) -> None:
@@ -178,4 +191,18 @@ class SessionPipeline:
             mean_hold_s=round(float(np.mean(holds)), 2) if holds else None,
             flags=tally.flags(),
             last_seq=last_seq,
+            **self._tracked(),
         )
+
+    def _tracked(self) -> dict[str, Any]:
+        t = self.tracker
+        if t is None:
+            return {}
+        quality = t.quality()
+        return {
+            "progress": self.progress or t.status(),
+            "adherence_pct": round(100.0 * t.adherence(), 1),
+            "quality_pct": None if quality is None else round(100.0 * quality, 1),
+            "advice": t.advice(),
+            "notes": list(t.notes),
+        }

@@ -1,0 +1,182 @@
+"""A session against its prescription: sets x reps x hold, adherence, quality, advice.
+
+Pure and synchronous, fed the motion core's events. It reports what happened in the
+prescription's words ("set 2 of 3: 14/20 reps, 3 s holds reached on 11"), scores
+adherence and quality, gives progression advice by the exercise library's rules (the
+seeds' "after 10 correct level I holds, move to level II"), and says when what the
+patient did does not look like what was prescribed instead of forcing it to fit.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hipsense.exercises import Exercise, ExerciseKind, ExerciseLibrary
+from hipsense.motion import Flag, HoldEvent, MotionEvent, RepEvent, SetEvent
+from hipsense.mqtt import PrescribedExercise, Prescription
+
+__all__ = ["ExerciseProgress", "PrescriptionTracker", "SetProgress"]
+
+_HOLD_TOLERANCE_S = 0.5
+"""A hold this much short of the prescription still counts as reached (timing noise)."""
+_FORM_FLAGS = frozenset(
+    {
+        Flag.TOO_FAST,
+        Flag.TOO_MUCH_RANGE,
+        Flag.PARTIAL,
+        Flag.OFF_PLANE,
+        Flag.HOLD_SHORT,
+        Flag.ECCENTRIC_FAST,
+    }
+)
+
+
+@dataclass
+class SetProgress:
+    """One set as done."""
+
+    reps: int = 0
+    holds_reached: int = 0
+    correct: int = 0
+    """Reps (or holds) without a form flag and with the prescribed hold reached."""
+    rom_deg: list[float] = field(default_factory=list)
+
+
+@dataclass
+class ExerciseProgress:
+    """One prescription line and the sets done of it."""
+
+    line: PrescribedExercise
+    exercise: Exercise
+    sets: list[SetProgress] = field(default_factory=list)
+
+    @property
+    def hold_s(self) -> float:
+        """The prescribed hold: the line's, else the exercise's dosage."""
+        return self.line.hold_s or self.exercise.dosage.hold_s
+
+    @property
+    def reps_done(self) -> int:
+        """Reps (or holds) counted, over all sets."""
+        return sum(s.reps for s in self.sets)
+
+    @property
+    def correct(self) -> int:
+        """Correct reps (or holds) over all sets."""
+        return sum(s.correct for s in self.sets)
+
+
+class PrescriptionTracker:
+    """`add(event)` for each motion event of the exercise being done; read the results."""
+
+    def __init__(self, prescription: Prescription, library: ExerciseLibrary) -> None:
+        self.prescription = prescription
+        self.lines = [
+            ExerciseProgress(line, library[line.exercise]) for line in prescription.exercises
+        ]
+        self.current = 0
+        self.notes: list[str] = []
+        """Things that did not match the prescription, in the order they were seen."""
+
+    @property
+    def line(self) -> ExerciseProgress:
+        """The prescription line being done."""
+        return self.lines[self.current]
+
+    def select(self, exercise_id: str) -> bool:
+        """The patient moves on to `exercise_id`; False (and a note) if not prescribed."""
+        for i, p in enumerate(self.lines):
+            if p.exercise.id == exercise_id and p.reps_done == 0:
+                self.current = i
+                return True
+        for i, p in enumerate(self.lines):
+            if p.exercise.id == exercise_id:
+                self.current = i
+                return True
+        self.notes.append(f"{exercise_id} was done but is not in the prescription")
+        return False
+
+    def _open_set(self) -> SetProgress:
+        line = self.line
+        if not line.sets:
+            line.sets.append(SetProgress())
+        return line.sets[-1]
+
+    def add(self, event: MotionEvent) -> str | None:
+        """Count one event; return a progress line when a rep, hold or set ends."""
+        line = self.line
+        if isinstance(event, RepEvent | HoldEvent):
+            s = self._open_set()
+            s.reps += 1
+            reached = event.hold_s >= line.hold_s - _HOLD_TOLERANCE_S if line.hold_s else True
+            s.holds_reached += reached
+            s.correct += reached and not (_FORM_FLAGS & set(event.flags))
+            if isinstance(event, RepEvent):
+                s.rom_deg.append(event.rom_deg)
+            return self.status()
+        if isinstance(event, SetEvent):
+            if not line.sets or line.sets[-1].reps == 0:
+                return None
+            self._check_set(line, line.sets[-1], len(line.sets))
+            text = self.status()
+            line.sets.append(SetProgress())
+            return text
+        return None
+
+    def _check_set(self, line: ExerciseProgress, s: SetProgress, number: int) -> None:
+        """Say so when a set does not look like the prescribed exercise."""
+        name = line.exercise.id
+        if s.reps > 1.5 * line.line.reps + 2:
+            self.notes.append(
+                f"{name} set {number}: {s.reps} reps where {line.line.reps} were prescribed"
+            )
+        if line.sets and number > line.line.sets:
+            self.notes.append(f"{name}: set {number} done where {line.line.sets} were prescribed")
+        rom = line.exercise.rom
+        lo, hi = line.line.range_deg or (rom.target_min_deg, rom.target_max_deg)
+        if len(s.rom_deg) >= 3:
+            median = float(np.median(s.rom_deg))
+            if median > 1.5 * hi + 5.0 or median < 0.5 * lo:
+                self.notes.append(
+                    f"{name} set {number}: range of motion {median:.0f} deg, where "
+                    f"{lo:g}-{hi:g} deg is expected: another exercise, or the sensor moved?"
+                )
+
+    def status(self) -> str:
+        """The progress line of the current set."""
+        line = self.line
+        s = line.sets[-1] if line.sets else SetProgress()
+        what = "holds" if line.exercise.kind is ExerciseKind.HOLD else "reps"
+        text = (
+            f"{line.exercise.id}, set {max(1, len(line.sets))} of {line.line.sets}: "
+            f"{s.reps}/{line.line.reps} {what}"
+        )
+        if line.hold_s:
+            text += f", {line.hold_s:g} s holds reached on {s.holds_reached}"
+        return text
+
+    def adherence(self) -> float:
+        """Share of the prescribed reps done, each set counted up to its prescription."""
+        prescribed = sum(p.line.sets * p.line.reps for p in self.lines)
+        done = sum(
+            min(s.reps, p.line.reps) for p in self.lines for s in p.sets[: p.line.sets] if s.reps
+        )
+        return done / prescribed if prescribed else 0.0
+
+    def quality(self) -> float | None:
+        """Share of the reps done that were correct (no form flag, hold reached)."""
+        reps = sum(p.reps_done for p in self.lines)
+        return sum(p.correct for p in self.lines) / reps if reps else None
+
+    def advice(self) -> list[str]:
+        """Progression by the library's rules, e.g. after 10 correct level I holds, level II."""
+        out = []
+        for p in self.lines:
+            ex = p.exercise
+            after = ex.progression_after_reps
+            if ex.progression_next and after and p.correct >= after:
+                out.append(
+                    f"{ex.id}: {p.correct} correct, at least {after} needed: ready to move "
+                    f"on to {ex.progression_next}"
+                )
+        return out

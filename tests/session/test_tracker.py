@@ -1,0 +1,132 @@
+"""PrescriptionTracker: progress in the prescription's words, adherence, advice, mismatch."""
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from hipsense.exercises import ExerciseError, ExerciseLibrary, load_library
+from hipsense.motion import Flag, HoldEvent, RepEvent, SetEvent
+from hipsense.mqtt import PrescribedExercise, Prescription
+from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
+from hipsense_sim import ScenarioSpec, SetSpec, simulate
+
+
+@cache
+def _library() -> ExerciseLibrary:
+    return load_library()
+
+
+def _rep(i: int, *, rom: float = 30.0, hold: float = 3.0, flags: tuple[Flag, ...] = ()) -> RepEvent:
+    return RepEvent(
+        index=i, set_index=0, start_s=5.0 * i, peak_s=5.0 * i + 1, end_s=5.0 * i + 4,
+        rom_deg=rom, concentric_s=1.0, hold_s=hold, eccentric_s=1.0, rest_before_s=None,
+        peak_velocity_dps=40.0, smoothness=-6.0, max_off_plane_deg=2.0, flags=flags,
+        confidence=1.0,
+    )  # fmt: skip
+
+
+def _hold(i: int, hold_s: float) -> HoldEvent:
+    return HoldEvent(
+        index=i, set_index=0, start_s=15.0 * i, end_s=15.0 * i + hold_s, hold_s=hold_s,
+        angle_deg=4.0, on_target_pct=95.0, stability_deg=0.5, broken=0, flags=(),
+        confidence=1.0,
+    )  # fmt: skip
+
+
+def _set(i: int, reps: int) -> SetEvent:
+    return SetEvent(index=i, start_s=0.0, end_s=100.0, reps=reps, holds=0)
+
+
+def test_progress_lines_and_adherence_in_the_prescriptions_words() -> None:
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="clamshell", sets=3, reps=20, hold_s=3)],
+    )
+    t = PrescriptionTracker(rx, _library())
+    lines = [t.add(_rep(i, hold=3.2 if i % 4 else 1.0)) for i in range(14)]
+    assert lines[-1] == "clamshell, set 1 of 3: 14/20 reps, 3 s holds reached on 10"
+    assert t.add(_set(0, 14)) == "clamshell, set 1 of 3: 14/20 reps, 3 s holds reached on 10"
+    for i in range(20):
+        t.add(_rep(i, flags=(Flag.TOO_FAST,) if i < 5 else ()))
+    assert t.status() == "clamshell, set 2 of 3: 20/20 reps, 3 s holds reached on 20"
+    t.add(_set(1, 20))
+    assert t.adherence() == pytest.approx((14 + 20) / 60)
+    assert t.quality() == pytest.approx((10 + 15) / 34)
+    assert t.notes == []
+
+
+def test_progression_advice_follows_the_library() -> None:
+    ex = "deep-hip-lateral-rotator-level-1"  # level I: after 10 correct holds, level II
+    rx = Prescription(
+        patient_id="p-1", exercises=[PrescribedExercise(exercise=ex, sets=1, reps=10)]
+    )
+    t = PrescriptionTracker(rx, _library())
+    for i in range(9):
+        t.add(_hold(i, 10.2))
+    t.add(_hold(9, 6.0))  # cut short: not correct
+    assert t.advice() == []
+    t.add(_hold(10, 10.0))
+    assert t.advice() == [
+        f"{ex}: 10 correct, at least 10 needed: ready to move on to "
+        "deep-hip-lateral-rotator-level-2"
+    ]
+
+
+def test_says_so_when_the_patient_does_something_else() -> None:
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="clamshell", sets=1, reps=10)],
+    )
+    t = PrescriptionTracker(rx, _library())
+    for i in range(25):
+        t.add(_rep(i, rom=95.0))  # far more range than a clamshell has
+    t.add(_set(0, 25))
+    assert t.select("fire-hydrant") is False
+    assert "clamshell set 1: 25 reps where 10 were prescribed" in t.notes
+    assert any("range of motion 95 deg" in n for n in t.notes)
+    assert "fire-hydrant was done but is not in the prescription" in t.notes
+
+
+def test_a_simulated_session_meets_its_prescription() -> None:
+    # Reference: the simulated patient did exactly the prescription.
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="clamshell", sets=2, reps=6)],
+    )
+    spec = ScenarioSpec(
+        name="rx", exercise="clamshell", seed=5,
+        sets=[SetSpec(reps=6, rest_after_s=50.0), SetSpec(reps=6)],
+    )  # fmt: skip
+    result = simulate(spec, _library()["clamshell"])
+    p = SessionPipeline(
+        session_id="s", sensor_id="x", rate_hz=100, exercise=_library()["clamshell"]
+    )
+    t = PrescriptionTracker(rx, _library())
+    rec = result.recording
+    events = p.core.update(rec.time_s, gyr_rad_s=rec.gyr_rad_s, acc_m_s2=rec.acc_m_s2)
+    for ev in [*events, *p.core.finish()]:
+        t.add(ev)
+    assert [s.reps for s in t.line.sets if s.reps] == [6, 6]
+    assert t.adherence() == 1.0
+    assert t.notes == []
+
+
+def test_programs_load_and_name_library_exercises() -> None:
+    programs = load_programs()
+    assert {"hip-core-level-1", "external-rotation", "internal-rotation"} <= set(programs)
+    core = programs["hip-core-level-1"].prescription("p-9")
+    assert core.patient_id == "p-9"
+    assert "deep-hip-lateral-rotator-level-1" in [e.exercise for e in core.exercises]
+    internal = programs["internal-rotation"]
+    holds = {e.exercise: e.hold_s for e in internal.exercises}
+    assert holds["seated-hip-internal-rotation"] == 3
+
+
+def test_a_program_naming_an_unknown_exercise_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "bad.toml").write_text(
+        'id = "bad"\nname = "x"\nsource = "x"\n[[exercises]]\nexercise = "moonwalk"\n'
+        "sets = 1\nreps = 1\n"
+    )
+    with pytest.raises(ExerciseError, match=r"exercises\.0\.exercise: .* got 'moonwalk'"):
+        load_programs(tmp_path)

@@ -50,8 +50,12 @@ def test_demo_runs_a_session_end_to_end_on_the_embedded_broker(tmp_path: Path) -
     assert len(reps) == 6
     assert re.search(r"ROM +\d+\.\d deg", reps[0])
     assert any(ln.startswith("summary: 6 reps, 0 holds (simulated 6 reps)") for ln in lines)
-    published = re.search(r"published (\d+) messages .*; 0 left in the outbox", lines[-1])
+    published = re.search(r"published (\d+) messages .*; 0 left in the outbox", lines[-2])
     assert published is not None
+    # It ends with the report's path: a self-contained HTML file.
+    report = re.fullmatch(r"report: (.+\.html)", lines[-1])
+    assert report is not None
+    assert Path(report[1]).read_text().startswith("<!doctype html>")
     # At least: status, sensor state, a calibration, 6 reps, the set, the summary.
     assert int(published[1]) >= 10
     # The gateway id is random, kept in the state folder, and used again next time.

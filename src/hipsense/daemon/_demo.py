@@ -14,6 +14,7 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from hipsense.exercises import ExerciseError, ExerciseKind, load_library
+from hipsense.history import History, write_report
 from hipsense.link import SimulatedLink
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
 from hipsense.mqtt import (
@@ -162,6 +163,8 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     gw = options.gateway_id or gateway_id(state_dir)
     topics = Topics(gw)
     outbox = Outbox(state_dir / "outbox.db")
+    history = History(state_dir / "history.db")
+    reports: list[Path] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -178,7 +181,11 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
                 session_id = options.session_id or new_session_id()
                 if options.session_id and len(steps) > 1:
                     session_id = f"{options.session_id}-{i + 1}"
-                await _demo_session(options, step, session_id, publisher, tracker, stop, out)
+                await _demo_session(
+                    options, step, session_id, publisher, tracker, stop, out, history
+                )
+                path = state_dir / "reports" / f"{session_id}.html"
+                reports.append(write_report(history, session_id, path))
             if tracker is not None:
                 quality = tracker.quality()
                 print(
@@ -193,12 +200,14 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
             f"published {s.published} messages ({s.live_sent} live frames); "
             f"{len(outbox)} left in the outbox {state_dir / 'outbox.db'}",
             file=out,
-            flush=True,
         )
+        for path in reports:
+            print(f"report: {path}", file=out, flush=True)
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         outbox.close()
+        history.close()
     return 0
 
 
@@ -210,6 +219,7 @@ async def _demo_session(
     tracker: PrescriptionTracker | None,
     stop: asyncio.Event,
     out: TextIO,
+    history: History,
 ) -> None:
     from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
 
@@ -248,7 +258,7 @@ async def _demo_session(
                 _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
             )
             progress = None
-            async for ev in run_session(link, pipeline, publisher, stop=stop):
+            async for ev in run_session(link, pipeline, publisher, stop=stop, history=history):
                 line = _line(ev)
                 if line is not None:
                     print(line, file=out, flush=True)

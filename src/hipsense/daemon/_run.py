@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from hipsense.exercises import Exercise, load_library
+from hipsense.history import History
 from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
 from hipsense.mqtt import EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
@@ -121,6 +122,7 @@ class Daemon:
         gw = s.gateway_id or gateway_id(state_dir)
         topics = Topics(gw, s.broker.topic_prefix)
         outbox = Outbox(state_dir / "outbox.db")
+        self.history = History(state_dir / "history.db")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
@@ -145,6 +147,7 @@ class Daemon:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             outbox.close()
+            self.history.close()
         log.info("stopped")
         return 0
 
@@ -203,7 +206,12 @@ class Daemon:
         items = _queued(sensor.queue)
         try:
             async for ev in run_session(
-                sensor.link, pipeline, pub, stop=sensor.end_session, items=items
+                sensor.link,
+                pipeline,
+                pub,
+                stop=sensor.end_session,
+                items=items,
+                history=self.history,
             ):
                 log.debug("sensor %s: %s", sensor.config.id, ev)
         finally:

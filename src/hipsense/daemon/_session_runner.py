@@ -5,9 +5,10 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from hipsense.history import History
 from hipsense.link import SensorLink, StreamItem
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
-from hipsense.mqtt import MqttPublisher, OutboxFullError, SensorState, utc_now
+from hipsense.mqtt import MqttPublisher, OutboxFullError, SensorState, event_payload, utc_now
 from hipsense.session import SessionPipeline
 
 __all__ = ["run_session", "sensor_state"]
@@ -39,6 +40,7 @@ async def run_session(
     stop: asyncio.Event | None = None,
     live_period_s: float = 0.05,
     items: AsyncIterator[StreamItem] | None = None,
+    history: History | None = None,
 ) -> AsyncIterator[MotionEvent]:
     """Stream `link` through `pipeline`; yield each event once it is durably queued.
 
@@ -46,27 +48,50 @@ async def run_session(
     closed and the final summary is queued. Live frames go out at most every
     `live_period_s` of wall time (QoS 0, dropped while the broker is away). Pass
     `items` (the link's iterator) to run several sessions one after another on one
-    stream; it is then left open.
+    stream; it is then left open. With a `history`, the session, its events and its
+    angle trace are stored as they happen.
     """
     loop = asyncio.get_running_loop()
     last_seq = -1
     next_live = next_state = loop.time()
     stop = stop if stop is not None else asyncio.Event()
 
+    sid = pipeline.session_id
+
     def publish(events: list[MotionEvent]) -> list[MotionEvent]:
         nonlocal last_seq
-        if publisher is None:
-            return events
         for ev in events:
             assert isinstance(ev, RepEvent | HoldEvent | SetEvent | Calibration)
-            try:
-                last_seq = publisher.publish_event(pipeline.session_id, link.sensor_id, ev).seq
-                if isinstance(ev, SetEvent):
-                    publisher.publish_summary(pipeline.summary(last_seq=last_seq))
-            except OutboxFullError as exc:
-                # Measuring goes on; the patient is not stopped by a full queue.
-                log.error("session %s: %s not queued: %s", pipeline.session_id, ev, exc)
+            if publisher is None:
+                last_seq += 1
+                payload = event_payload(ev)
+            else:
+                try:
+                    msg = publisher.publish_event(sid, link.sensor_id, ev)
+                    last_seq, payload = msg.seq, msg.event
+                    if isinstance(ev, SetEvent):
+                        publisher.publish_summary(pipeline.summary(last_seq=last_seq))
+                except OutboxFullError as exc:
+                    # Measuring goes on; the patient is not stopped by a full queue.
+                    log.error("session %s: %s not queued: %s", sid, ev, exc)
+                    last_seq += 1
+                    payload = event_payload(ev)
+            if history is not None:
+                history.add_event(sid, last_seq, payload.model_dump(mode="json"))
         return events
+
+    def keep_trace() -> None:
+        if history is not None:
+            history.add_trace(sid, *pipeline.take_trace())
+
+    if history is not None:
+        history.start(
+            sid,
+            sensor_id=link.sensor_id,
+            exercise=pipeline.exercise_id,
+            started_at=pipeline.started_at.isoformat(),
+            patient_id=pipeline.patient_id,
+        )
 
     if publisher is not None:
         publisher.publish_sensor_state(sensor_state(link))
@@ -97,16 +122,22 @@ async def run_session(
                 frame = pipeline.take_live()
                 if frame is not None:
                     await publisher.publish_live(frame)
-            if publisher is not None and now >= next_state:
+            if now >= next_state:
                 next_state = now + _STATE_PERIOD_S
-                publisher.publish_sensor_state(sensor_state(link))
+                keep_trace()
+                if publisher is not None:
+                    publisher.publish_sensor_state(sensor_state(link))
     finally:
         stopped.cancel()
         if own_items:
             await items.aclose()  # type: ignore[attr-defined]
     for ev in publish(pipeline.finish()):
         yield ev
+    summary = pipeline.summary(last_seq=last_seq, ended_at=utc_now())
+    keep_trace()
+    if history is not None:
+        history.finish(sid, summary.model_dump(mode="json"))
     if publisher is not None:
-        publisher.publish_summary(pipeline.summary(last_seq=last_seq, ended_at=utc_now()))
+        publisher.publish_summary(summary)
         publisher.publish_sensor_state(sensor_state(link))
     log.info("session %s ended: %d reps", pipeline.session_id, len(pipeline.tally.reps))

@@ -96,6 +96,7 @@ class SessionPipeline:
             tracker.select(exercise.id)
         self._t0: float | None = None
         self._live_last_slot = -np.inf
+        self._trace: list[tuple[F64Array, F64Array]] = []
         self._live_t: list[F64Array] = []
         self._live_angle: list[F64Array] = []
         self._live_off: list[F64Array] = []
@@ -153,8 +154,18 @@ class SessionPipeline:
         if keep.shape[0]:
             self._live_t.append(a.t_s[keep])
             self._live_angle.append(a.primary_deg[keep])
+            self._trace.append((a.t_s[keep], a.primary_deg[keep]))
             self._live_off.append(a.off_plane_deg[keep])
             self._live_last_slot = float(slots[keep[-1]])
+
+    def take_trace(self) -> tuple[F64Array, F64Array]:
+        """The decimated angle trace (times, degrees) since the last call, for the history."""
+        if not self._trace:
+            return np.empty(0), np.empty(0)
+        t = np.concatenate([p[0] for p in self._trace])
+        a = np.concatenate([p[1] for p in self._trace])
+        self._trace = []
+        return t, a
 
     def take_live(self, max_points: int = 200) -> LiveFrame | None:
         """The decimated angles since the last call (the newest `max_points`), or None."""

@@ -1,0 +1,73 @@
+"""`hipsense sessions` and `hipsense report`: the stored sessions, and a clinician's report."""
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..history import History
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register `sessions` and `report`."""
+    p = sub.add_parser(
+        "sessions",
+        help="list the sessions in the history, newest first",
+        description="List the sessions stored in the gateway's history.",
+    )
+    p.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
+    p.set_defaults(func=_sessions)
+    r = sub.add_parser(
+        "report",
+        help="write one session's report as a self-contained HTML file",
+        description="Write a session's report (angle over time with reps and holds, range of "
+        "motion per rep against the target, tempo per rep, adherence) as one HTML file.",
+    )
+    r.add_argument("session", help="session id (hipsense sessions lists them)")
+    r.add_argument("--out", type=Path, help="default: <state dir>/reports/<session>.html")
+    r.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
+    r.set_defaults(func=_report)
+
+
+def _history(state_dir: Path | None) -> "History":
+    from ..daemon import default_state_dir
+    from ..history import History
+
+    folder = state_dir or default_state_dir()
+    return History(folder / "history.db")
+
+
+def _sessions(args: argparse.Namespace) -> int:
+    history = _history(args.state_dir)
+    rows = history.sessions()
+    history.close()
+    if not rows:
+        print("no sessions yet")
+        return 0
+    print(f"{'session':<24} {'sensor':<12} {'exercise':<36} {'reps':>5} {'holds':>5} {'adh.':>6}")
+    for s in rows:
+        adherence = "" if s["adherence_pct"] is None else f"{s['adherence_pct']:.0f} %"
+        print(
+            f"{s['session_id']:<24} {s['sensor_id']:<12} {s['exercise']:<36} "
+            f"{s['rep_count'] if s['rep_count'] is not None else '-':>5} "
+            f"{s['hold_count'] if s['hold_count'] is not None else '-':>5} {adherence:>6}"
+        )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..daemon import default_state_dir
+    from ..history import write_report
+
+    state_dir = args.state_dir or default_state_dir()
+    history = _history(state_dir)
+    try:
+        path = write_report(
+            history, args.session, args.out or state_dir / "reports" / f"{args.session}.html"
+        )
+    finally:
+        history.close()
+    print(path)
+    return 0

@@ -1,0 +1,6 @@
+"""Session history (SQLite) and the clinician's HTML report."""
+
+from ._report import render_report, write_report
+from ._store import History, SessionRecord, UnknownSessionError
+
+__all__ = ["History", "SessionRecord", "UnknownSessionError", "render_report", "write_report"]

@@ -99,3 +99,46 @@ def test_unknown_program_and_exercise_are_named(tmp_path: Path) -> None:
     path.write_text('[[sensors]]\nid = "a"\nble = "x"\nexercise = "moonwalk"\n')
     with pytest.raises(ConfigError, match=r"sensors\.0\.exercise: .*got 'moonwalk'"):
         load_settings(path)
+
+
+def test_the_live_line_shows_count_angle_hold_and_flags() -> None:
+    from hipsense.daemon._live_view import HoldClock, SensorView, render_line
+
+    clock = HoldClock(hold_s=3.0, end_range_deg=20.0)
+    assert clock.update(10.0, 5.0) is None  # not at end range
+    assert clock.update(11.0, 19.0) == 3.0  # arrived: the countdown starts
+    assert clock.update(12.5, 21.0) == 1.5
+    assert clock.update(15.0, 21.0) == 0.0
+    line = render_line(
+        SensorView(
+            sensor_id="right-thigh", exercise="clamshell", count="set 2 of 3: 14/20 reps",
+            angle_deg=22.5, target_max_deg=45.0, hold_left_s=1.5, last_flags=("too_fast",),
+            connected=True,
+        )
+    )  # fmt: skip
+    assert "set 2 of 3: 14/20 reps" in line
+    assert "|########--------|" in line  # half of the target range
+    assert " 22 deg" in line
+    assert "hold  1.5 s" in line
+    assert line.endswith("last: too_fast")
+    gone = SensorView("s", "clamshell", "0 reps", None, 45.0, None, (), connected=False)
+    assert render_line(gone).endswith("sensor disconnected")
+
+
+async def test_run_draws_the_live_view(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    config = tmp_path / "hipsense.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n'
+        f'[broker]\nurl = "{mosquitto.url}"\n'
+        '[[sensors]]\nid = "sim-1"\nprogram = "external-rotation"\n'
+        '[sensors.simulated]\nexercise = "clamshell"\nreps = 8\nsets = 1\nspeed = 30.0\n'
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hipsense", "run", "--config", str(config), "--live",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0
+    frames = out.decode().split("\x1b[2K")
+    assert any("sim-1" in f and "clamshell" in f and "deg" in f for f in frames)
+    assert any("set 1 of 1: 8/20 reps" in f for f in frames)

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import os
+import sys
 from pathlib import Path
 
 __all__ = ["add_parser"]
@@ -23,6 +24,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         default=os.environ.get("HIPSENSE_CONFIG"),
         help="TOML settings file (default: $HIPSENSE_CONFIG)",
     )
+    p.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw a live line per sensor (default: when the output is a terminal)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -30,5 +37,6 @@ def _run(args: argparse.Namespace) -> int:
     from ..daemon import configure_logging, load_settings, run_daemon
 
     settings = load_settings(args.config)
+    live = sys.stdout.isatty() if args.live is None else args.live
     configure_logging(settings.log_format, settings.log_level)
-    return asyncio.run(run_daemon(settings))
+    return asyncio.run(run_daemon(settings, live=sys.stdout if live else None))

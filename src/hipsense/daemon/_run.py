@@ -25,6 +25,7 @@ from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
 from ._demo import new_session_id
+from ._live_view import HoldClock, redraw, render_line, view_of
 from ._session_runner import run_session
 from ._state import default_state_dir, gateway_id, prepare
 
@@ -109,11 +110,14 @@ async def _queued(queue: asyncio.Queue[Any]) -> AsyncIterator[StreamItem]:
 class Daemon:
     """The running service; `run()` until stopped."""
 
-    def __init__(self, settings: DaemonSettings) -> None:
+    def __init__(self, settings: DaemonSettings, *, live: TextIO | None = None) -> None:
         self.settings = settings
+        self.live = live
+        """Where to draw the terminal view (None: no view)."""
         self.library = load_library()
         self.stop = asyncio.Event()
         self.sensors: dict[str, _Sensor] = {}
+        self._clocks: dict[tuple[str, str], HoldClock] = {}
 
     async def run(self) -> int:
         """Serve until a signal (or every simulated stream ends); return the exit status."""
@@ -137,12 +141,19 @@ class Daemon:
                 log.info("gateway %s publishing under %s/", gw, topics.prefix)
                 async with asyncio.TaskGroup() as tg:
                     commands = tg.create_task(self._commands(pub), name="hipsense-commands")
+                    view = (
+                        tg.create_task(redraw(self._view_lines, self.live), name="hipsense-view")
+                        if self.live is not None
+                        else None
+                    )
                     tasks = [
                         tg.create_task(self._sensor_loop(cfg, pub), name=f"hipsense-{cfg.id}")
                         for cfg in s.sensors
                     ]
                     await asyncio.gather(*tasks)
                     commands.cancel()
+                    if view is not None:
+                        view.cancel()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -150,6 +161,23 @@ class Daemon:
             self.history.close()
         log.info("stopped")
         return 0
+
+    def _view_lines(self) -> list[str]:
+        lines = []
+        for sid, sensor in self.sensors.items():
+            p = sensor.pipeline
+            if p is None:
+                lines.append(f"{sid:<12} connecting...")
+                continue
+            ex = sensor.exercise
+            key = (p.session_id, ex.id if ex else "auto")
+            clock = self._clocks.get(key)
+            if clock is None:
+                hold = ex.dosage.hold_s if ex else 0.0
+                clock = self._clocks[key] = HoldClock(hold, p.core.targets.target_min_deg)
+            connected = sensor.link.telemetry.connected
+            lines.append(render_line(view_of(sid, p, clock, connected=connected)))
+        return lines
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s: finishing the open sessions", sig.name)
@@ -282,6 +310,6 @@ class Daemon:
         raise KeyError(session_id)
 
 
-async def run_daemon(settings: DaemonSettings) -> int:
-    """Run the service until SIGTERM / SIGINT."""
-    return await Daemon(settings).run()
+async def run_daemon(settings: DaemonSettings, *, live: TextIO | None = None) -> int:
+    """Run the service until SIGTERM / SIGINT; draw the terminal view on `live` if given."""
+    return await Daemon(settings, live=live).run()

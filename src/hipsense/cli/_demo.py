@@ -9,6 +9,17 @@ from ..protocol import SAMPLE_RATES_HZ
 
 __all__ = ["add_parser"]
 
+_FAULTS = ("too_fast", "too_much_range", "off_plane", "hold_short", "eccentric_fast", "partial")
+
+
+def _fault(text: str) -> tuple[str, int]:
+    kind, _, rep = text.partition("=")
+    if kind not in _FAULTS or not rep.isdigit() or int(rep) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected KIND=REP with KIND one of {', '.join(_FAULTS)} and REP >= 1, got {text!r}"
+        )
+    return kind, int(rep)
+
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register `demo`."""
@@ -49,6 +60,15 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--rate", type=int, default=100, choices=SAMPLE_RATES_HZ, help="Hz")
     p.add_argument("--mtu", type=int, default=247, choices=(23, 247), help="negotiated ATT MTU")
     p.add_argument("--loss", type=float, default=0.01, help="share of packets lost")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=REP",
+        type=_fault,
+        help="a form fault of the simulated patient in every set, e.g. too_fast=3 "
+        f"(kinds: {', '.join(_FAULTS)})",
+    )
     p.set_defaults(func=_demo)
 
 
@@ -68,6 +88,7 @@ def _demo(args: argparse.Namespace) -> int:
         session_id=args.session_id,
         seed=args.seed,
         program=args.program,
+        faults=tuple(args.fault),
         rate_hz=args.rate,
         mtu=args.mtu,
         loss=args.loss,

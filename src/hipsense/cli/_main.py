@@ -7,7 +7,17 @@ from collections.abc import Sequence
 
 from .._errors import HipsenseError
 from .._version import __version__
-from . import _analyze, _contract, _demo, _exercises, _history, _run, _scan, _simulate
+from . import (
+    _analyze,
+    _contract,
+    _dashboard,
+    _demo,
+    _exercises,
+    _history,
+    _run,
+    _scan,
+    _simulate,
+)
 
 __all__ = ["main"]
 
@@ -30,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     _demo.add_parser(sub)
     _run.add_parser(sub)
     _history.add_parsers(sub)
+    _dashboard.add_parser(sub)
     _exercises.add_parser(sub)
     _simulate.add_parser(sub)
     _analyze.add_parser(sub)

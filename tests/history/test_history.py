@@ -73,9 +73,9 @@ def test_demo_writes_history_and_a_report(tmp_path: Path) -> None:
     assert page.svgs >= 4  # angle, ROM, tempo, adherence
     assert page.points > 1000  # the angle trace, 20 samples/s
     rep_marks = [t for t in page.titles if re.match(r"rep \d+: [\d.]+ deg", t)]
-    assert len(rep_marks) == 2 * 20  # marked on the angle plot and as ROM bars
+    assert len(rep_marks) == 2 * 40  # 20 a side, on the angle plot and as ROM bars
     assert any(t.startswith("target ") for t in page.titles)  # the ROM target band
-    assert "clamshell, set 1 of 1: 20/20 reps" in clamshell
+    assert "clamshell, left side, set 1 of 1: 20/20 reps" in clamshell
     assert "adherence" in clamshell
     # The CLI reads the same history.
     env_python = [sys.executable, "-m", "hipsense"]

@@ -18,9 +18,16 @@ def _library() -> ExerciseLibrary:
     return load_library()
 
 
-def _rep(i: int, *, rom: float = 30.0, hold: float = 3.0, flags: tuple[Flag, ...] = ()) -> RepEvent:
+def _rep(
+    i: int,
+    *,
+    rom: float = 30.0,
+    hold: float = 3.0,
+    flags: tuple[Flag, ...] = (),
+    set_index: int = 0,
+) -> RepEvent:
     return RepEvent(
-        index=i, set_index=0, start_s=5.0 * i, peak_s=5.0 * i + 1, end_s=5.0 * i + 4,
+        index=i, set_index=set_index, start_s=5.0 * i, peak_s=5.0 * i + 1, end_s=5.0 * i + 4,
         rom_deg=rom, concentric_s=1.0, hold_s=hold, eccentric_s=1.0, rest_before_s=None,
         peak_velocity_dps=40.0, smoothness=-6.0, max_off_plane_deg=2.0, flags=flags,
         confidence=1.0,
@@ -47,17 +54,58 @@ def test_progress_lines_and_adherence_in_the_prescriptions_words() -> None:
     t = PrescriptionTracker(rx, _library())
     lines = [t.add(_rep(i, hold=3.2 if i % 4 else 1.0)) for i in range(14)]
     tempo = ", 1.5/1.5 s tempo kept on 14"  # the library's clamshell tempo; reps take 1 s
-    assert lines[-1] == "clamshell, set 1 of 3: 14/20 reps, 3 s holds reached on 10" + tempo
+    assert lines[-1] == (
+        "clamshell, right side, set 1 of 3: 14/20 reps, 3 s holds reached on 10" + tempo
+    )
     assert t.add(_set(0, 14)) == lines[-1]
     for i in range(20):
-        t.add(_rep(i, flags=(Flag.TOO_FAST,) if i < 5 else ()))
+        t.add(_rep(i, flags=(Flag.TOO_FAST,) if i < 5 else (), set_index=1))
     assert t.status() == (
-        "clamshell, set 2 of 3: 20/20 reps, 3 s holds reached on 20, 1.5/1.5 s tempo kept on 20"
+        "clamshell, right side, set 2 of 3: 20/20 reps, 3 s holds reached on 20, "
+        "1.5/1.5 s tempo kept on 20"
     )
     t.add(_set(1, 20))
-    assert t.adherence() == pytest.approx((14 + 20) / 60)
+    # "both" sides: 3 x 20 on the right, then 3 x 20 on the left.
+    assert t.adherence() == pytest.approx((14 + 20) / 120)
     assert t.quality() == pytest.approx((10 + 15) / 34)
     assert t.notes == []
+
+
+def test_sides_follow_the_prescription_order() -> None:
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="fire-hydrant", sets=2, reps=3, side="both")],
+    )
+    t = PrescriptionTracker(rx, _library())
+    for k in range(4):  # two sets on the right, two on the left
+        for i in range(3):
+            t.add(_rep(i, set_index=k))
+        assert t.add(_set(k, 3)) is not None
+        if k == 1:
+            assert t.status().startswith("fire-hydrant, left side, set 1 of 2: 0/3 reps")
+    assert [(s.side, s.reps) for s in t.line.sets if s.reps] == [
+        ("right", 3), ("right", 3), ("left", 3), ("left", 3),
+    ]  # fmt: skip
+    assert t.adherence() == 1.0
+    t.add(_rep(0, set_index=4))
+    t.add(_set(4, 1))
+    assert "fire-hydrant left side: set 3 done where 2 were prescribed" in t.notes
+
+
+def test_a_set_closed_late_by_the_core_is_closed_by_the_next_sets_first_rep() -> None:
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="fire-hydrant", sets=2, reps=2, side="right")],
+    )
+    t = PrescriptionTracker(rx, _library())
+    t.add(_rep(0, set_index=0))
+    t.add(_rep(1, set_index=0))
+    t.add(_rep(2, set_index=1))  # the core has not said yet that set 0 ended
+    assert t.add(_set(0, 2)) is None  # ... and now says it: already closed
+    assert t.completed == [
+        "fire-hydrant, set 1 of 2: 2/2 reps, 1 s holds reached on 2, 1.5/1.5 s tempo kept on 2"
+    ]
+    assert [s.reps for s in t.line.sets] == [2, 1]
 
 
 def test_tempo_is_judged_against_the_prescription() -> None:
@@ -99,7 +147,7 @@ def test_says_so_when_the_patient_does_something_else() -> None:
         t.add(_rep(i, rom=95.0))  # far more range than a clamshell has
     t.add(_set(0, 25))
     assert t.select("fire-hydrant") is False
-    assert "clamshell set 1: 25 reps where 10 were prescribed" in t.notes
+    assert "clamshell right side set 1: 25 reps where 10 were prescribed" in t.notes
     assert any("range of motion 95 deg" in n for n in t.notes)
     assert "fire-hydrant was done but is not in the prescription" in t.notes
 
@@ -108,7 +156,7 @@ def test_a_simulated_session_meets_its_prescription() -> None:
     # Reference: the simulated patient did exactly the prescription.
     rx = Prescription(
         patient_id="p-1",
-        exercises=[PrescribedExercise(exercise="clamshell", sets=2, reps=6)],
+        exercises=[PrescribedExercise(exercise="clamshell", sets=2, reps=6, side="right")],
     )
     spec = ScenarioSpec(
         name="rx", exercise="clamshell", seed=5,

@@ -136,6 +136,7 @@ class _Step:
     sets: int
     reps: int
     hold_s: float | None
+    sides: tuple[str, ...] = ("right",)
 
 
 def _steps(options: DemoOptions) -> tuple[list[_Step], PrescriptionTracker | None]:
@@ -152,7 +153,14 @@ def _steps(options: DemoOptions) -> tuple[list[_Step], PrescriptionTracker | Non
         ) from None
     tracker = PrescriptionTracker(program.prescription("demo-patient"), library)
     steps = [
-        _Step(line.exercise, line.variant, line.sets, line.reps, line.hold_s or None)
+        _Step(
+            line.exercise,
+            line.variant,
+            line.sets,
+            line.reps,
+            line.hold_s or None,
+            ("right", "left") if line.side == "both" else (line.side,),
+        )
         for line in program.exercises
     ]
     return steps, tracker
@@ -236,7 +244,8 @@ async def _demo_session(
         variant=step.variant,
         seed=options.seed,
         sets=[
-            SetSpec(reps=step.reps, side="right", rest_after_s=45.0, faults=faults)
+            SetSpec(reps=step.reps, side=side, rest_after_s=45.0, faults=faults)
+            for side in step.sides
             for _ in range(step.sets)
         ],
         hold_s=step.hold_s,
@@ -257,7 +266,8 @@ async def _demo_session(
         speed = "as fast as possible" if math.isinf(options.speed) else f"x{options.speed:g}"
         what = "holds" if exercise.kind is ExerciseKind.HOLD else "reps"
         print(
-            f"{exercise.name} ({exercise.id}): {step.sets} x {step.reps} {what} simulated, "
+            f"{exercise.name} ({exercise.id}): {step.sets} x {step.reps} {what}"
+            f"{' per side' if len(step.sides) > 1 else ''} simulated, "
             f"{link.duration_s:.0f} s at {speed}; session {session_id}",
             file=out,
             flush=True,
@@ -266,14 +276,15 @@ async def _demo_session(
             commands = tg.create_task(
                 _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
             )
-            progress = None
+            shown = len(tracker.completed) if tracker is not None else 0
             async for ev in run_session(link, pipeline, publisher, stop=stop, history=history):
                 line = _line(ev)
                 if line is not None:
                     print(line, file=out, flush=True)
-                if pipeline.progress != progress and isinstance(ev, SetEvent):
-                    progress = pipeline.progress
-                    print(f"  -> {progress}", file=out, flush=True)
+                if tracker is not None:
+                    for done in tracker.completed[shown:]:
+                        print(f"  -> {done}", file=out, flush=True)
+                    shown = len(tracker.completed)
             commands.cancel()
         summary = pipeline.summary(last_seq=-1)
         truth = result.truth

@@ -37,6 +37,9 @@ _FORM_FLAGS = frozenset(
 class SetProgress:
     """One set as done."""
 
+    side: str = "right"
+    core_index: int | None = None
+    """The motion core's index of this set (reps carry it)."""
     reps: int = 0
     holds_reached: int = 0
     correct: int = 0
@@ -53,6 +56,21 @@ class ExerciseProgress:
     line: PrescribedExercise
     exercise: Exercise
     sets: list[SetProgress] = field(default_factory=list)
+    side_index: int = 0
+
+    @property
+    def sides(self) -> list[str]:
+        """The sides prescribed, in the order they are done ("both": right, then left)."""
+        return ["right", "left"] if self.line.side == "both" else [self.line.side]
+
+    @property
+    def side(self) -> str:
+        """The side being done now."""
+        return self.sides[self.side_index]
+
+    def sets_on(self, side: str) -> list[SetProgress]:
+        """The sets with reps done on one side."""
+        return [s for s in self.sets if s.side == side and s.reps]
 
     @property
     def hold_s(self) -> float:
@@ -91,6 +109,8 @@ class PrescriptionTracker:
         self.current = 0
         self.notes: list[str] = []
         """Things that did not match the prescription, in the order they were seen."""
+        self.completed: list[str] = []
+        """The progress line of each set as it closed, in order."""
 
     @property
     def line(self) -> ExerciseProgress:
@@ -113,7 +133,7 @@ class PrescriptionTracker:
     def _open_set(self) -> SetProgress:
         line = self.line
         if not line.sets:
-            line.sets.append(SetProgress())
+            line.sets.append(SetProgress(side=line.side))
         return line.sets[-1]
 
     def add(self, event: MotionEvent) -> str | None:
@@ -121,6 +141,11 @@ class PrescriptionTracker:
         line = self.line
         if isinstance(event, RepEvent | HoldEvent):
             s = self._open_set()
+            if s.reps and s.core_index is not None and event.set_index != s.core_index:
+                # The core may report a set's end after the next set's first rep.
+                self._close_set(line)
+                s = self._open_set()
+            s.core_index = event.set_index
             s.reps += 1
             reached = event.hold_s >= line.hold_s - _HOLD_TOLERANCE_S if line.hold_s else True
             s.holds_reached += reached
@@ -133,40 +158,55 @@ class PrescriptionTracker:
                     )
             return self.status()
         if isinstance(event, SetEvent):
-            if not line.sets or line.sets[-1].reps == 0:
-                return None
-            self._check_set(line, line.sets[-1], len(line.sets))
-            text = self.status()
-            line.sets.append(SetProgress())
-            return text
+            last = line.sets[-1] if line.sets else None
+            if last is None or last.reps == 0 or last.core_index != event.index:
+                return None  # empty, or closed already when the next set's first rep came
+            return self._close_set(line)
         return None
+
+    def _close_set(self, line: ExerciseProgress) -> str:
+        done = line.sets[-1]
+        self._check_set(line, done, len(line.sets_on(done.side)))
+        text = self.status()
+        self.completed.append(text)
+        # The prescription's order: once a side has its sets, the next set is the other.
+        on_side = len(line.sets_on(line.side))
+        if on_side >= line.line.sets and line.side_index + 1 < len(line.sides):
+            line.side_index += 1
+        line.sets.append(SetProgress(side=line.side))
+        return text
 
     def _check_set(self, line: ExerciseProgress, s: SetProgress, number: int) -> None:
         """Say so when a set does not look like the prescribed exercise."""
         name = line.exercise.id
         if s.reps > 1.5 * line.line.reps + 2:
             self.notes.append(
-                f"{name} set {number}: {s.reps} reps where {line.line.reps} were prescribed"
+                f"{name} {s.side} side set {number}: {s.reps} reps where {line.line.reps} "
+                "were prescribed"
             )
-        if line.sets and number > line.line.sets:
-            self.notes.append(f"{name}: set {number} done where {line.line.sets} were prescribed")
+        if number > line.line.sets:
+            self.notes.append(
+                f"{name} {s.side} side: set {number} done where {line.line.sets} were prescribed"
+            )
         rom = line.exercise.rom
         lo, hi = line.line.range_deg or (rom.target_min_deg, rom.target_max_deg)
         if len(s.rom_deg) >= 3:
             median = float(np.median(s.rom_deg))
             if median > 1.5 * hi + 5.0 or median < 0.5 * lo:
                 self.notes.append(
-                    f"{name} set {number}: range of motion {median:.0f} deg, where "
+                    f"{name} {s.side} side set {number}: range of motion {median:.0f} deg, where "
                     f"{lo:g}-{hi:g} deg is expected: another exercise, or the sensor moved?"
                 )
 
     def status(self) -> str:
         """The progress line of the current set."""
         line = self.line
-        s = line.sets[-1] if line.sets else SetProgress()
+        s = line.sets[-1] if line.sets else SetProgress(side=line.side)
         what = "holds" if line.exercise.kind is ExerciseKind.HOLD else "reps"
+        number = len(line.sets_on(s.side)) + (0 if s.reps else 1)
+        side = f", {s.side} side" if line.line.side == "both" else ""
         text = (
-            f"{line.exercise.id}, set {max(1, len(line.sets))} of {line.line.sets}: "
+            f"{line.exercise.id}{side}, set {max(1, number)} of {line.line.sets}: "
             f"{s.reps}/{line.line.reps} {what}"
         )
         if line.hold_s:
@@ -177,10 +217,17 @@ class PrescriptionTracker:
         return text
 
     def adherence(self) -> float:
-        """Share of the prescribed reps done, each set counted up to its prescription."""
-        prescribed = sum(p.line.sets * p.line.reps for p in self.lines)
+        """Share of the prescribed reps done, each set counted up to its prescription.
+
+        Per side, the fullest sets count (as many as prescribed), so a stray one-rep
+        "set" (a movement while turning over) does not hide a full set done after it.
+        """
+        prescribed = sum(p.line.sets * p.line.reps * len(p.sides) for p in self.lines)
         done = sum(
-            min(s.reps, p.line.reps) for p in self.lines for s in p.sets[: p.line.sets] if s.reps
+            min(s.reps, p.line.reps)
+            for p in self.lines
+            for side in p.sides
+            for s in sorted(p.sets_on(side), key=lambda s: -s.reps)[: p.line.sets]
         )
         return done / prescribed if prescribed else 0.0
 

@@ -142,3 +142,33 @@ async def test_run_draws_the_live_view(mosquitto: Mosquitto, tmp_path: Path) -> 
     frames = out.decode().split("\x1b[2K")
     assert any("sim-1" in f and "clamshell" in f and "deg" in f for f in frames)
     assert any("set 1 of 1: 8/20 reps" in f for f in frames)
+
+
+async def test_two_sensors_at_once(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    config = tmp_path / "hipsense.toml"
+    config.write_text(
+        f'state_dir = "{tmp_path / "state"}"\ngateway_id = "gw-two"\n'
+        f'[broker]\nurl = "{mosquitto.url}"\n'
+        '[[sensors]]\nid = "left-thigh"\n'
+        '[sensors.simulated]\nexercise = "clamshell"\nreps = 5\nsets = 1\nspeed = 25.0\n'
+        '[[sensors]]\nid = "right-thigh"\n'
+        '[sensors.simulated]\nexercise = "fire-hydrant"\nreps = 4\nsets = 1\nspeed = 25.0\n'
+        "seed = 3\n"
+    )
+    sub = Subscriber(mosquitto.port, "hipsense/v1/gw-two/#")
+    async with running(sub):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hipsense", "run", "--config", str(config), "--no-live",
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        # Simulated streams end by themselves, and so does the daemon.
+        assert await asyncio.wait_for(proc.wait(), 90) == 0
+        await until(lambda: len([s for s in sub.on("/summary") if s.get("ended_at")]) == 2)
+    ended = {s["sensor_id"]: s for s in sub.on("/summary") if s.get("ended_at")}
+    assert ended["left-thigh"]["exercise"] == "clamshell"
+    assert ended["left-thigh"]["rep_count"] == 5
+    assert ended["right-thigh"]["exercise"] == "fire-hydrant"
+    assert ended["right-thigh"]["rep_count"] == 4
+    assert ended["left-thigh"]["session_id"] != ended["right-thigh"]["session_id"]
+    states = {s["sensor_id"] for s in sub.on("/state")}
+    assert states == {"left-thigh", "right-thigh"}

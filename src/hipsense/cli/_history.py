@@ -1,4 +1,4 @@
-"""`hipsense sessions` and `hipsense report`: the stored sessions, and a clinician's report."""
+"""`hipsense sessions`, `report` and `export`: the stored sessions, a report, raw samples."""
 
 import argparse
 from pathlib import Path
@@ -11,7 +11,7 @@ __all__ = ["add_parsers"]
 
 
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register `sessions` and `report`."""
+    """Register `sessions`, `report` and `export`."""
     p = sub.add_parser(
         "sessions",
         help="list the sessions in the history, newest first",
@@ -29,6 +29,16 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     r.add_argument("--out", type=Path, help="default: <state dir>/reports/<session>.html")
     r.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
     r.set_defaults(func=_report)
+    e = sub.add_parser(
+        "export",
+        help="write a session's raw samples as a recording CSV (for hipsense analyze)",
+        description="Write the raw samples kept of a session (keep_raw_samples, always on in "
+        "hipsense demo) as a recording CSV that hipsense analyze reads.",
+    )
+    e.add_argument("session", help="session id (hipsense sessions lists them)")
+    e.add_argument("--out", type=Path, required=True, help="recording CSV to write")
+    e.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
+    e.set_defaults(func=_export)
 
 
 def _history(state_dir: Path | None) -> "History":
@@ -70,4 +80,21 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         history.close()
     print(path)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from ..recording import write_recording
+
+    history = _history(args.state_dir)
+    try:
+        record = history.load(args.session)
+        recording = history.load_raw(args.session)
+    finally:
+        history.close()
+    write_recording(args.out, recording)
+    print(
+        f"wrote {args.out}: {len(recording.time_s)} samples of {record.exercise}; "
+        f"hipsense analyze {args.out} --exercise {record.exercise}"
+    )
     return 0

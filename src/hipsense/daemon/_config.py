@@ -132,6 +132,8 @@ class DaemonSettings(BaseSettings):
     state_dir: Path | None = None
     """Outbox and gateway id; default $XDG_STATE_HOME/hipsense."""
     gateway_id: Id | None = None
+    keep_raw_samples: bool = False
+    """Also store every raw sample in the history, for re-analysis (about 5 MB an hour)."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     broker: BrokerSettings = BrokerSettings()

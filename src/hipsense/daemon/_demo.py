@@ -277,7 +277,9 @@ async def _demo_session(
                 _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
             )
             shown = len(tracker.completed) if tracker is not None else 0
-            async for ev in run_session(link, pipeline, publisher, stop=stop, history=history):
+            async for ev in run_session(
+                link, pipeline, publisher, stop=stop, history=history, keep_raw=True
+            ):
                 line = _line(ev)
                 if line is not None:
                     print(line, file=out, flush=True)

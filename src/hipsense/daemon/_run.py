@@ -240,6 +240,7 @@ class Daemon:
                 stop=sensor.end_session,
                 items=items,
                 history=self.history,
+                keep_raw=self.settings.keep_raw_samples,
             ):
                 log.debug("sensor %s: %s", sensor.config.id, ev)
         finally:

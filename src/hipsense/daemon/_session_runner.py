@@ -5,11 +5,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+import numpy as np
+from numpy.typing import NDArray
+
 from hipsense.history import History
 from hipsense.link import SensorLink, StreamItem
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
 from hipsense.mqtt import MqttPublisher, OutboxFullError, SensorState, event_payload, utc_now
+from hipsense.protocol import SampleBlock
 from hipsense.session import SessionPipeline
+
+F64Array = NDArray[np.float64]
 
 __all__ = ["run_session", "sensor_state"]
 
@@ -41,6 +47,7 @@ async def run_session(
     live_period_s: float = 0.05,
     items: AsyncIterator[StreamItem] | None = None,
     history: History | None = None,
+    keep_raw: bool = False,
 ) -> AsyncIterator[MotionEvent]:
     """Stream `link` through `pipeline`; yield each event once it is durably queued.
 
@@ -49,7 +56,7 @@ async def run_session(
     `live_period_s` of wall time (QoS 0, dropped while the broker is away). Pass
     `items` (the link's iterator) to run several sessions one after another on one
     stream; it is then left open. With a `history`, the session, its events and its
-    angle trace are stored as they happen.
+    angle trace are stored as they happen, and with `keep_raw` its raw samples too.
     """
     loop = asyncio.get_running_loop()
     last_seq = -1
@@ -80,9 +87,19 @@ async def run_session(
                 history.add_event(sid, last_seq, payload.model_dump(mode="json"))
         return events
 
+    raw: list[tuple[F64Array, F64Array, F64Array]] = []
+
     def keep_trace() -> None:
         if history is not None:
             history.add_trace(sid, *pipeline.take_trace())
+            if raw:
+                history.add_raw(
+                    sid,
+                    np.concatenate([r[0] for r in raw]),
+                    np.concatenate([r[1] for r in raw]),
+                    np.concatenate([r[2] for r in raw]),
+                )
+                raw.clear()
 
     if history is not None:
         history.start(
@@ -114,7 +131,15 @@ async def run_session(
                 item = next_item.result()
             except StopAsyncIteration:
                 break
-            for ev in publish(pipeline.feed(item)):
+            events = pipeline.feed(item)
+            if (
+                keep_raw
+                and isinstance(item, SampleBlock)
+                and item.acc_m_s2 is not None
+                and item.gyr_rad_s is not None
+            ):
+                raw.append((pipeline.last_t_s, item.acc_m_s2, item.gyr_rad_s))
+            for ev in publish(events):
                 yield ev
             now = loop.time()
             if publisher is not None and now >= next_live:

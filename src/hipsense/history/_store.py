@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hipsense._errors import HipsenseError
+from hipsense.recording import Recording
 
 __all__ = ["History", "SessionRecord", "UnknownSessionError"]
 
@@ -33,6 +34,12 @@ CREATE TABLE IF NOT EXISTS events (
     kind       TEXT NOT NULL,
     event      TEXT NOT NULL,
     PRIMARY KEY (session_id, seq)
+);
+CREATE TABLE IF NOT EXISTS raw (
+    session_id TEXT NOT NULL,
+    t_s        BLOB NOT NULL,
+    acc_m_s2   BLOB NOT NULL,
+    gyr_rad_s  BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS traces (
     session_id TEXT NOT NULL,
@@ -115,6 +122,42 @@ class History:
                     np.asarray(angle_deg, np.float32).tobytes(),
                 ),
             )
+
+    def add_raw(
+        self,
+        session_id: str,
+        t_s: NDArray[np.float64],
+        acc_m_s2: NDArray[np.float64],
+        gyr_rad_s: NDArray[np.float64],
+    ) -> None:
+        """Raw samples (session time, accelerometer, gyroscope) for a later re-analysis."""
+        if t_s.shape[0]:
+            self._db.execute(
+                "INSERT INTO raw VALUES (?, ?, ?, ?)",
+                (
+                    session_id,
+                    np.asarray(t_s, np.float64).tobytes(),
+                    np.asarray(acc_m_s2, np.float64).tobytes(),
+                    np.asarray(gyr_rad_s, np.float64).tobytes(),
+                ),
+            )
+
+    def load_raw(self, session_id: str) -> Recording:
+        """The raw samples kept of a session, as a recording (`hipsense analyze` reads it)."""
+        rows = self._db.execute(
+            "SELECT t_s, acc_m_s2, gyr_rad_s FROM raw WHERE session_id = ? ORDER BY rowid",
+            (session_id,),
+        ).fetchall()
+        if not rows:
+            self.load(session_id)  # an unknown session says so
+            raise HipsenseError(
+                f"session {session_id}: expected raw samples, found none (keep_raw_samples "
+                "was off when it ran)"
+            )
+        t = np.concatenate([np.frombuffer(r[0], np.float64) for r in rows])
+        acc = np.concatenate([np.frombuffer(r[1], np.float64).reshape(-1, 3) for r in rows])
+        gyr = np.concatenate([np.frombuffer(r[2], np.float64).reshape(-1, 3) for r in rows])
+        return Recording(t, acc, gyr, metadata={"session_id": session_id})
 
     def finish(self, session_id: str, summary: dict[str, Any]) -> None:
         """The session is over: keep its summary."""

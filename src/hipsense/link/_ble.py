@@ -15,7 +15,6 @@ import random
 import re
 import secrets
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -71,7 +70,6 @@ log = logging.getLogger("hipsense.link")
 
 _ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 _NAME_PREFIX = "hipsense"
-_RATE_WINDOW_S = 2.0
 
 
 class BleLinkError(HipsenseError):
@@ -197,7 +195,6 @@ class BleLink:
         self._closing = asyncio.Event()
         self._device: BLEDevice | None = None
         self._last_rx_s = 0.0
-        self._arrivals: deque[float] = deque()
         self._ever_connected = False
         self._stack: contextlib.AsyncExitStack | None = None
         self._fatal: BaseException | None = None
@@ -309,10 +306,7 @@ class BleLink:
         if self._lost_at_s is not None:
             self.connect_times_s.append(now - self._lost_at_s)
             self._lost_at_s = None
-        self._arrivals.extend(times)
-        while self._arrivals and self._arrivals[0] < now - _RATE_WINDOW_S:
-            self._arrivals.popleft()
-        self._telemetry.packets_per_s = len(self._arrivals) / _RATE_WINDOW_S
+        self._telemetry.note_arrivals(times)
 
     # -- the connection task --------------------------------------------------------
 

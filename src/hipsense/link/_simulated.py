@@ -7,7 +7,6 @@ the BLE link. For demos, benchmarks and tests of everything after the link.
 
 import asyncio
 import math
-from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
     from hipsense_sim import SimulationResult
 
 __all__ = ["SimulatedLink"]
-
-_RATE_WINDOW_S = 2.0
 
 
 class SimulatedLink:
@@ -92,12 +89,8 @@ class SimulatedLink:
 
     async def items(self) -> AsyncIterator[StreamItem]:
         """The session's stream items, paced by `speed`."""
-        recent: deque[float] = deque()
         async for arrival_s, packet in self._result.packets(self.speed):
-            recent.append(arrival_s)
-            while recent and recent[0] < arrival_s - _RATE_WINDOW_S:
-                recent.popleft()
-            self._telemetry.packets_per_s = len(recent) / _RATE_WINDOW_S
+            self._telemetry.note_arrivals((arrival_s,))
             for item in self._reassembler.push(packet, arrival_s):
                 yield item
             if not math.isfinite(self.speed):

@@ -1,6 +1,8 @@
 """What a sensor link reports about itself: the numbers behind `sensors/{id}/state`."""
 
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from hipsense.protocol import ReassemblyStats
 
@@ -26,6 +28,17 @@ class LinkTelemetry:
     """Packets received per second, over the last few seconds."""
     stream: ReassemblyStats | None = None
     """Packet counts of the reassembler: loss, gaps, duplicates, malformed."""
+    rate_window_s: float = 2.0
+    _arrivals: deque[float] = field(default_factory=deque, repr=False)
+
+    def note_arrivals(self, times_s: Sequence[float]) -> None:
+        """Packets arrived at these times (ascending): update `packets_per_s`."""
+        if not times_s:
+            return
+        self._arrivals.extend(times_s)
+        while self._arrivals and self._arrivals[0] < times_s[-1] - self.rate_window_s:
+            self._arrivals.popleft()
+        self.packets_per_s = len(self._arrivals) / self.rate_window_s
 
     @property
     def loss_pct(self) -> float:

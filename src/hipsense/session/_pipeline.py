@@ -178,7 +178,9 @@ class SessionPipeline:
         ang = np.concatenate(self._live_angle)[-max_points:]
         off = np.concatenate(self._live_off)[-max_points:]
         self._live_t, self._live_angle, self._live_off = [], [], []
-        return LiveFrame(
+        # Built without validation: the fields are ours and already of the right types,
+        # and a frame is made several times a second per sensor.
+        return LiveFrame.model_construct(
             session_id=self.session_id,
             t_s=np.round(t, 3).tolist(),
             angle_deg=np.round(np.nan_to_num(ang), 2).tolist(),

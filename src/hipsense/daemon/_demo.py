@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import math
-import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -24,12 +23,11 @@ from hipsense.mqtt import (
     MqttPublisher,
     Outbox,
     Topics,
-    utc_now,
 )
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._session_runner import run_session
-from ._state import default_state_dir, gateway_id, prepare
+from ._state import default_state_dir, gateway_id, new_session_id, prepare
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -58,11 +56,6 @@ class DemoOptions:
     rate_hz: int = 100
     mtu: int = 247
     loss: float = 0.01
-
-
-def new_session_id() -> str:
-    """A unique, sortable, meaningless session id."""
-    return f"{utc_now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
 @contextlib.asynccontextmanager

@@ -24,10 +24,9 @@ from hipsense.mqtt import EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
-from ._demo import new_session_id
 from ._live_view import HoldClock, redraw, render_line, view_of
 from ._session_runner import run_session
-from ._state import default_state_dir, gateway_id, prepare
+from ._state import default_state_dir, gateway_id, new_session_id, prepare
 
 __all__ = ["configure_logging", "run_daemon"]
 

@@ -5,8 +5,9 @@ import secrets
 from pathlib import Path
 
 from hipsense._errors import HipsenseError
+from hipsense.mqtt import utc_now
 
-__all__ = ["StateDirError", "default_state_dir", "gateway_id", "prepare"]
+__all__ = ["StateDirError", "default_state_dir", "gateway_id", "new_session_id", "prepare"]
 
 
 class StateDirError(HipsenseError):
@@ -48,3 +49,8 @@ def gateway_id(state_dir: Path) -> str:
         value = f"gw-{secrets.token_hex(4)}"
         path.write_text(value + "\n")
     return value
+
+
+def new_session_id() -> str:
+    """A unique, sortable, meaningless session id."""
+    return f"{utc_now():%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"

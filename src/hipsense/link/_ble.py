@@ -202,9 +202,6 @@ class BleLink:
         """Negotiated ATT payload (MTU - 3) of the current or last connection."""
         self.firmware_version: str | None = None
         self.model: str | None = None
-        self.connect_times_s: list[float] = []
-        """How long each reconnect took, from losing the link to samples flowing again."""
-        self._lost_at_s: float | None = None
 
     # -- the SensorLink interface ----------------------------------------------------
 
@@ -303,9 +300,6 @@ class BleLink:
     def _count_arrivals(self, times: list[float]) -> None:
         now = times[-1]
         self._last_rx_s = now
-        if self._lost_at_s is not None:
-            self.connect_times_s.append(now - self._lost_at_s)
-            self._lost_at_s = None
         self._telemetry.note_arrivals(times)
 
     # -- the connection task --------------------------------------------------------
@@ -391,8 +385,6 @@ class BleLink:
             await self._watch()
         finally:
             self._telemetry.connected = False
-            if self._lost_at_s is None:
-                self._lost_at_s = time.monotonic()
             await self._teardown(client)
 
     async def _setup(self, client: BleakClient) -> None:

@@ -274,8 +274,7 @@ class MqttPublisher:
 
     async def _connection_loop(self) -> None:
         attempt = 0
-        settled = False
-        """Whether the MQTT version is known (a connection has worked)."""
+        settled = False  # whether the MQTT version is known: a connection has worked
         while True:
             try:
                 async with self._client_for() as client:

@@ -34,18 +34,16 @@ def quat_conj(q: F64Array) -> F64Array:
 
 def quat_mul(p: F64Array, q: F64Array) -> F64Array:
     """Hamilton product p * q, broadcasting over leading axes."""
-    pw, px, py, pz = np.moveaxis(np.asarray(p), -1, 0)
-    qw, qx, qy, qz = np.moveaxis(np.asarray(q), -1, 0)
-    prod = np.stack(
-        [
-            pw * qw - px * qx - py * qy - pz * qz,
-            pw * qx + px * qw + py * qz - pz * qy,
-            pw * qy - px * qz + py * qw + pz * qx,
-            pw * qz + px * qy - py * qx + pz * qw,
-        ],
-        axis=-1,
-    )
-    return np.asarray(prod, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    pw, px, py, pz = p[..., 0], p[..., 1], p[..., 2], p[..., 3]
+    qw, qx, qy, qz = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    out = np.empty(np.broadcast_shapes(p.shape, q.shape), dtype=np.float64)
+    out[..., 0] = pw * qw - px * qx - py * qy - pz * qz
+    out[..., 1] = pw * qx + px * qw + py * qz - pz * qy
+    out[..., 2] = pw * qy - px * qz + py * qw + pz * qx
+    out[..., 3] = pw * qz + px * qy - py * qx + pz * qw
+    return out
 
 
 def rotate(q: F64Array, v: F64Array) -> F64Array:

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy import signal
+from scipy import ndimage, signal
 
 from hipsense._quat import quat_conj, rotate
 from hipsense.exercises import load_library
@@ -13,7 +13,7 @@ from hipsense.motion import (
     Segmenter,
     Targets,
 )
-from hipsense.motion._filters import Lowpass, run_lengths
+from hipsense.motion._filters import Biquad, Lowpass, butter2_lowpass, run_lengths, trailing_min
 from hipsense_sim import ImuSpec, ScenarioSpec, SetSpec, SimulationResult, simulate
 
 LIB = load_library()
@@ -64,6 +64,42 @@ def test_lowpass_and_run_lengths_chunked_equal_whole(seed: int) -> None:
     for i in range(1000):
         expected[i] = (expected[i - 1] + 1 if i else 1) if mask[i] else 0
     np.testing.assert_array_equal(runs_whole, expected)
+
+
+@pytest.mark.parametrize(
+    ("cutoff_hz", "rate_hz"), [(1.5, 25.0), (3.0, 100.0), (11.0, 25.0), (0.5, 1000.0)]
+)
+def test_lowpass_design_and_zero_phase_match_scipy(cutoff_hz: float, rate_hz: float) -> None:
+    # Reference: scipy.signal (a test-only dependency; the service does not import it).
+    b, a = butter2_lowpass(cutoff_hz, rate_hz)
+    sos = signal.butter(2, cutoff_hz, fs=rate_hz, output="sos")
+    np.testing.assert_allclose(np.concatenate([b, a]), sos[0], rtol=1e-12, atol=1e-15)
+    rng = np.random.default_rng(3)
+    x = 40.0 + 5.0 * np.cumsum(rng.normal(size=3000))  # a drifting angle, deg
+    scale = np.abs(x).max()
+    y = Lowpass(cutoff_hz, rate_hz)(x)
+    zi = signal.sosfilt_zi(sos) * x[0]
+    np.testing.assert_allclose(
+        y,
+        signal.sosfilt(sos, x, zi=zi)[0],
+        rtol=0,
+        atol=1e-12 * scale / (1 - abs(np.roots(a)).max()),
+    )
+    smooth = Biquad(b, a).filtfilt(x[:200])
+    np.testing.assert_allclose(smooth, signal.sosfiltfilt(sos, x[:200]), rtol=0, atol=1e-9 * scale)
+    with pytest.raises(ValueError, match="more than 9"):
+        Biquad(b, a).filtfilt(x[:9])
+
+
+@pytest.mark.parametrize("w", [3, 5, 51, 401])
+def test_trailing_min_matches_plain_numpy_and_ndimage(w: int) -> None:
+    x = np.random.default_rng(w).normal(size=700)
+    got = trailing_min(x, w)
+    plain = np.array([x[max(0, i - w + 1) : i + 1].min() for i in range(700)])
+    np.testing.assert_array_equal(got, plain)
+    np.testing.assert_array_equal(
+        got, ndimage.minimum_filter1d(x, w, mode="nearest", origin=w // 2)
+    )
 
 
 def test_orientation_chunked_equals_whole_and_tracks_gravity() -> None:

@@ -1,46 +1,195 @@
-"""Small streaming building blocks with explicit state: low-pass filters and run lengths."""
+"""Streaming building blocks: low-pass filters, running minima and run lengths.
+
+The filters are written with numpy alone: scipy.signal would serve, but importing it
+costs a live gateway about 75 MB of memory (it pulls in stats, optimize, ndimage and
+sparse), more than the rest of the service together.
+"""
+
+import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import signal
 
-__all__ = ["Lowpass", "run_lengths", "true_runs"]
+__all__ = [
+    "Biquad",
+    "Lowpass",
+    "butter2_lowpass",
+    "run_lengths",
+    "trailing_min",
+    "true_runs",
+]
 
 F64Array = NDArray[np.float64]
+
+# Largest growth allowed for the within-block weights p**-j (see Biquad): far from
+# float64's limit (1e308) even for signals of 1e100, while keeping blocks long.
+_MAX_GROWTH_LOG10 = 150.0
+_MAX_BLOCK = 1024
+
+
+def butter2_lowpass(cutoff_hz: float, rate_hz: float) -> tuple[F64Array, F64Array]:
+    """Second-order Butterworth low-pass `(b, a)`, as `scipy.signal.butter(2, ...)`.
+
+    Bilinear transform with the cutoff pre-warped, so the -3 dB point is at `cutoff_hz`.
+    """
+    if not 0.0 < cutoff_hz < rate_hz / 2:
+        raise ValueError(f"cutoff must be in (0, {rate_hz / 2}) Hz, got {cutoff_hz}")
+    k = math.tan(math.pi * cutoff_hz / rate_hz)
+    kk = k * k
+    q = math.sqrt(2.0) * k
+    norm = 1.0 / (1.0 + q + kk)
+    b = np.array([kk, 2.0 * kk, kk]) * norm
+    a = np.array([1.0, 2.0 * (kk - 1.0) * norm, (1.0 - q + kk) * norm])
+    return b, a
+
+
+class Biquad:
+    """A biquad with complex-conjugate poles, run in modal form in vectorized blocks.
+
+    `y[n] = d x[n] + 2 Re w[n]` with `w[n] = p w[n-1] + r x[n]`. Over an aligned block
+    of B samples starting at s, `w[s+j] = p**j (p w[s-1] + sum_{k<=j} r p**-k x[s+k])`:
+    one cumulative sum instead of a per-sample loop. The rounding error stays near
+    `eps |x| / (1 - |p|)` because every term is scaled back by p**j. Blocks are aligned
+    to the stream's first sample and the arithmetic is the same whether a block arrives
+    whole or in pieces (cumulative sums are sequential, and only real multiplies and adds
+    are used, so no fused or vectorized complex path can round differently): chunks of
+    any size give bit-identical output.
+    """
+
+    def __init__(self, b: F64Array, a: F64Array) -> None:
+        b0, b1, b2 = (float(v) / float(a[0]) for v in b)
+        a1, a2 = float(a[1]) / float(a[0]), float(a[2]) / float(a[0])
+        disc = a1 * a1 - 4.0 * a2
+        if disc >= 0.0 or a2 >= 1.0:
+            raise ValueError("expected a stable biquad with complex poles")
+        p = complex(-a1 / 2.0, math.sqrt(-disc) / 2.0)
+        self.d = b2 / a2
+        e0, e1 = b0 - self.d, b1 - self.d * a1
+        r = (e0 + e1 / p) / (1.0 - p.conjugate() / p)
+        self._p = p
+        self._r = r
+        self.block = int(min(_MAX_BLOCK, max(8, _MAX_GROWTH_LOG10 / -math.log10(abs(p)))))
+        j = np.arange(self.block)
+        weights = r * p ** (-j.astype(np.float64))
+        self._t_re, self._t_im = weights.real.copy(), weights.imag.copy()
+        powers = 2.0 * p ** j.astype(np.float64)
+        self._o_re, self._o_im = powers.real.copy(), powers.imag.copy()
+        p_block = p**self.block
+        self._pb_re, self._pb_im = p_block.real, p_block.imag
+
+    def steady(self, x0: F64Array) -> tuple[F64Array, F64Array]:
+        """The block-start accumulator for a signal that has been `x0` for ever."""
+        u = self._p * self._r / (1.0 - self._p)
+        x0 = np.asarray(x0, dtype=np.float64)
+        return u.real * x0, u.imag * x0
+
+    def run(
+        self, x: F64Array, pos: int, acc_re: F64Array, acc_im: F64Array
+    ) -> tuple[F64Array, int, F64Array, F64Array]:
+        """Filter x (first axis is time) from block position `pos` with accumulator `acc`."""
+        n = x.shape[0]
+        pieces: list[F64Array] = []
+        shape = (-1,) + (1,) * (x.ndim - 1)
+        accumulate = np.add.accumulate  # the ufunc method: no dispatch cost per call
+        i = 0
+        while i < n:
+            m = min(n - i, self.block - pos)
+            xs = x[i : i + m]
+            end = pos + m
+            t_re = self._t_re[pos:end].reshape(shape) * xs
+            t_im = self._t_im[pos:end].reshape(shape) * xs
+            t_re[0] += acc_re
+            t_im[0] += acc_im
+            u_re = accumulate(t_re, axis=0)
+            u_im = accumulate(t_im, axis=0)
+            pieces.append(
+                self.d * xs
+                + self._o_re[pos:end].reshape(shape) * u_re
+                - self._o_im[pos:end].reshape(shape) * u_im
+            )
+            pos = end
+            i += m
+            if pos == self.block:
+                # Next block starts from p * w[end] = p**B * u[end].
+                acc_re = self._pb_re * u_re[-1] - self._pb_im * u_im[-1]
+                acc_im = self._pb_re * u_im[-1] + self._pb_im * u_re[-1]
+                pos = 0
+            else:
+                acc_re, acc_im = u_re[-1], u_im[-1]
+        y = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+        return y, pos, acc_re, acc_im
+
+    def filtfilt(self, x: F64Array) -> F64Array:
+        """Zero-phase forward-backward filtering of a 1-D signal.
+
+        As `scipy.signal.sosfiltfilt` with its defaults: odd extension by 9 samples at
+        each end, and each pass started in the steady state of its first sample.
+        """
+        x = np.asarray(x, dtype=np.float64)
+        edge = 9
+        if x.shape[0] <= edge:
+            raise ValueError(f"expected more than {edge} samples, got {x.shape[0]}")
+        ext = np.concatenate([2 * x[0] - x[edge:0:-1], x, 2 * x[-1] - x[-2 : -edge - 2 : -1]])
+        y, *_ = self.run(ext, 0, *self.steady(ext[0]))
+        y, *_ = self.run(y[::-1].copy(), 0, *self.steady(y[-1]))
+        return np.asarray(y[::-1][edge:-edge], dtype=np.float64)
 
 
 class Lowpass:
     """Second-order Butterworth low-pass along the first axis of (n,) or (n, k) blocks.
 
-    Keeps the filter state between blocks, so blocks of any size give the output of one
-    call on the whole stream. The first sample sets the initial state (a step from zero
-    would look like motion). One second-order section runs as `scipy.signal.lfilter`:
-    numerically the same as `sosfilt` at this order, and a fraction of its per-call cost,
-    which dominates for the small blocks a live sensor delivers.
+    Keeps the filter state between blocks, so blocks of any size give exactly the output
+    of one call on the whole stream. The first sample sets the initial state (a step
+    from zero would look like motion), as `scipy.signal.lfilter` with
+    `lfilter_zi * x[0]` would.
     """
 
     def __init__(self, cutoff_hz: float, rate_hz: float, channels: int = 1) -> None:
         cutoff = min(cutoff_hz, 0.45 * rate_hz)
-        self.sos = signal.butter(2, cutoff, fs=rate_hz, output="sos")
-        self._b = self.sos[0, :3].copy()
-        self._a = self.sos[0, 3:].copy()
+        self.b, self.a = butter2_lowpass(cutoff, rate_hz)
+        self._modal = Biquad(self.b, self.a)
         self.channels = channels
         self.reset()
 
     def reset(self) -> None:
         """Forget the filter state."""
-        self._zi: F64Array | None = None
+        self._started = False
+        self._pos = 0
+        self._acc_re: F64Array = np.zeros(0)
+        self._acc_im: F64Array = np.zeros(0)
 
     def __call__(self, x: F64Array) -> F64Array:
         """Filter a block along its first axis."""
         x = np.asarray(x, dtype=np.float64)
         if x.shape[0] == 0:
             return x.copy()
-        if self._zi is None:
-            zi = signal.lfilter_zi(self._b, self._a)  # for a unit step
-            self._zi = zi[:, None] * x[0] if x.ndim == 2 else zi * x[0]
-        y, self._zi = signal.lfilter(self._b, self._a, x, axis=0, zi=self._zi)
-        return np.asarray(y, dtype=np.float64)
+        if not self._started:
+            self._acc_re, self._acc_im = self._modal.steady(x[0])
+            self._started = True
+        y, self._pos, self._acc_re, self._acc_im = self._modal.run(
+            x, self._pos, self._acc_re, self._acc_im
+        )
+        return y
+
+
+def trailing_min(x: F64Array, w: int) -> F64Array:
+    """Minimum of the last `w` samples (fewer at the start) at each sample of x.
+
+    Van Herk / Gil-Werman: prefix minima of w-sample blocks and suffix minima of the
+    same blocks cover any window of w, so the cost does not grow with w.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    if n == 0 or w <= 1:
+        return x.copy()
+    padded = np.concatenate([np.full(w - 1, x[0]), x])
+    blocks = -(-padded.shape[0] // w)
+    grid = np.full(blocks * w, np.inf)
+    grid[: padded.shape[0]] = padded
+    grid = grid.reshape(blocks, w)
+    prefix = np.minimum.accumulate(grid, axis=1).ravel()
+    suffix = np.minimum.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
+    return np.minimum(suffix[:n], prefix[w - 1 : w - 1 + n])
 
 
 def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:

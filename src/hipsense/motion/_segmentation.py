@@ -15,11 +15,10 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, signal
 
 from ._calibration import AngleBlock
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
-from ._filters import Lowpass, run_lengths, true_runs
+from ._filters import Biquad, Lowpass, butter2_lowpass, run_lengths, trailing_min, true_runs
 from ._targets import Targets
 
 __all__ = ["Segmenter", "SegmenterSettings"]
@@ -124,7 +123,7 @@ class Segmenter:
         self.settings = settings if settings is not None else SegmenterSettings()
         self._lp = Lowpass(self.settings.lowpass_hz, self.rate_hz)
         cutoff = min(self.settings.measure_lowpass_hz, 0.4 * self.rate_hz)
-        self._sos = signal.butter(2, cutoff, fs=self.rate_hz, output="sos")
+        self._measure = Biquad(*butter2_lowpass(cutoff, self.rate_hz))
         self._window = 2 * round(self.settings.baseline_window_s * self.rate_hz / 2) + 1
         self._rest_n = max(1, round(self.settings.rest_min_s * self.rate_hz))
         self._still_limit = round(targets.settled_s(self.settings.still_candidate_s) * self.rate_hz)
@@ -253,7 +252,7 @@ class Segmenter:
         w = self._window
         a = max(self._floor, self._buf.base, i - w + 1)
         lp = self._buf.col(_LP, a, stop)
-        low = ndimage.minimum_filter1d(lp, w, mode="nearest", origin=w // 2)
+        low = trailing_min(lp, w)
         return np.asarray(low[i - a :], dtype=np.float64)
 
     def _trim(self) -> None:
@@ -383,7 +382,7 @@ class Segmenter:
 
     def _smooth(self, th: F64Array) -> F64Array:
         if th.shape[0] > 15:
-            return np.asarray(signal.sosfiltfilt(self._sos, th), dtype=np.float64)
+            return self._measure.filtfilt(th)
         return th
 
     def _phases(

@@ -11,6 +11,7 @@ any broker error, wait a capped, jittered exponential backoff and connect again.
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import logging
 import random
@@ -91,7 +92,10 @@ class Command:
             )
 
 
+@functools.cache
 def _props(*, expiry_s: int | None = None) -> Properties:
+    # Cached: paho only reads them when packing, and building them costs more than the
+    # rest of a live frame's publish.
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.ContentType = "application/json"
     props.UserProperty = [

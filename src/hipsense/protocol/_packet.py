@@ -252,10 +252,11 @@ def decode_many(
     groups: list[_Group] = []
     for idx, rows in _split_by_length(packets, errors):
         good = np.zeros(len(idx), dtype=bool)
-        for group in _split_by_kind(idx, rows):
-            good[np.isin(idx, group.idx)] = True
+        for group, mask in _split_by_kind(idx, rows):
+            good |= mask
             groups.append(group)
-        _scalar_errors(rows[~good], idx[~good], fmt, errors)
+        if not good.all():
+            _scalar_errors(rows[~good], idx[~good], fmt, errors)
     decoded: list[tuple[_Group, F64Array | None]] = []
     for group in groups:
         quat = None
@@ -284,8 +285,10 @@ def _split_by_length(
     return out
 
 
-def _split_by_kind(idx: I64Array, rows: NDArray[np.uint8]) -> list[_Group]:
-    """Packets whose header agrees with their length, grouped by kind."""
+def _split_by_kind(
+    idx: I64Array, rows: NDArray[np.uint8]
+) -> list[tuple[_Group, NDArray[np.bool_]]]:
+    """Packets whose header agrees with their length, grouped by kind, with their rows."""
     length = rows.shape[1]
     out = []
     for kind in PayloadKind:
@@ -295,9 +298,9 @@ def _split_by_kind(idx: I64Array, rows: NDArray[np.uint8]) -> list[_Group]:
         kind_count = (int(kind) << 5) | (block // kind.sample_size)
         ok = ((rows[:, 0] >> 4) == PROTOCOL_MAJOR) & (rows[:, 1] == kind_count)
         if ok.all():
-            out.append(_Group(idx, rows, kind))
+            out.append((_Group(idx, rows, kind), ok))
         elif ok.any():
-            out.append(_Group(idx[ok], rows[ok], kind))
+            out.append((_Group(idx[ok], rows[ok], kind), ok))
     return out
 
 

@@ -11,7 +11,7 @@ import pytest
 from hipsense.exercises import load_library
 from hipsense.motion import HoldEvent, MotionCore, MotionInputError, RepEvent, analyze
 from hipsense.recording import Recording, write_recording
-from hipsense_sim import load_scenario, simulate, suite_dir
+from hipsense_sim import ScenarioSpec, load_scenario, simulate, suite_dir
 
 LIB = load_library()
 # Open in the motion-core issue: boundaries at 3 % of a phase's peak velocity cut ~9 % off
@@ -153,3 +153,26 @@ def test_cli_analyze_bad_file_exits_non_zero_naming_the_problem(tmp_path: Path) 
     assert "bad.csv:3" in r.stderr and "nope" in r.stderr
     missing = _cli("analyze", str(tmp_path / "absent.csv"))
     assert missing.returncode != 0 and "absent.csv" in missing.stderr
+
+
+@pytest.mark.parametrize("rate_hz", [25, 100])
+def test_reps_with_barely_a_pause_between_them_are_each_counted(rate_hz: int) -> None:
+    # A patient going straight from one rep into the next (0-0.5 s at the bottom): the
+    # next rep is already on its way up when the previous one is closed.
+    spec = ScenarioSpec.model_validate(
+        {
+            "exercise": "side-lying-hip-abduction",
+            "seed": 5,
+            "sets": [{"reps": 12, "rest_after_s": 5.0}],
+            "rest_between_reps_s": 0.3,
+            "imu": {"rate_hz": rate_hz},
+        }
+    )
+    sim = simulate(spec)
+    res = analyze(sim.recording, LIB[spec.exercise])
+    auto = analyze(sim.recording, None)
+    assert len(res.reps) == 12
+    assert len(auto.reps) == 12
+    for got, want in zip(res.reps, sim.truth["reps"], strict=True):
+        assert got.rom_deg == pytest.approx(want["rom_deg"], abs=1.5)
+        assert got.start_s == pytest.approx(want["start_s"], abs=0.3)

@@ -46,6 +46,9 @@ class SegmenterSettings:
     pre_s: float = 3.0
     """Look-back before the start crossing for the movement onset."""
     phase_velocity_ratio: float = 0.03
+    plateau_velocity_ratio: float = 0.25
+    """Below this share of the rep's peak velocity the limb is at the top: the samples
+    whose median velocity is the hold's drift (a slow sag)."""
     onset_max_deg: float = 12.0
     """A movement starting further than this (or half the target range) from neutral is
     not an exercise rep (walking, getting up)."""
@@ -151,6 +154,7 @@ class Segmenter:
         self._rest_runs = np.empty(0, np.int64)
         self._ret = 0
         self._low = np.inf
+        self._low_i = 0
         self._floor = 0  # no window reaches back before this index (the last rep's end)
         self._last_t: float | None = None
         self._ref = -1
@@ -335,6 +339,7 @@ class Segmenter:
                     self._peak = float(peak[k])
                     self._ret = i + k
                     self._low = float(lp[k])
+                    self._low_i = i + k
                     self._state = "returning"
                     i += k + 1
                 else:
@@ -343,24 +348,36 @@ class Segmenter:
                     i += k if stale[k] else k + 1
             else:
                 low = np.minimum.accumulate(np.concatenate([[self._low], lp]))[1:]
+                # Where the lowest point so far is: a new rep may rise from it.
+                newer = lp < np.concatenate([[self._low], low[:-1]])
+                low_i = np.maximum.accumulate(
+                    np.concatenate([[self._low_i], np.where(newer, i + np.arange(lp.shape[0]), -1)])
+                )[1:]
                 tt = buf.col(_T, i, stop)
                 t_ret = float(buf.col(_T, self._ret, self._ret + 1)[0])
-                done = (
+                rising = lp - low > start_thr
+                settled = (
                     (buf.col(_STILL, i, stop) > 0.5)
-                    | (lp - low > start_thr)
                     | (tt - t_ret > s.settle_s)
                     | (ref != self._ref)
                 )
-                hits = np.flatnonzero(done)
+                hits = np.flatnonzero(settled | rising)
                 if hits.size == 0:
                     self._low = float(low[-1])
+                    self._low_i = int(low_i[-1])
                     i = stop
                     continue
                 k = int(hits[0])
-                events += self._finalize(i + k)
                 self._state = "idle"
                 self._baseline = float(low[k])
-                i += k
+                bottom = int(low_i[k])
+                # Straight into the next rep, this one ends at the bottom between them.
+                events += self._finalize(bottom if rising[k] and not settled[k] else i + k)
+                # The next rep is looked for from that bottom: it may already be on its
+                # way up (a short pause between reps), and a rest level taken part way
+                # up would hide it.
+                self._floor = min(self._floor, bottom)
+                i = bottom
         return events
 
     # -- measuring -----------------------------------------------------------------
@@ -414,9 +431,18 @@ class Segmenter:
         base = th[onset]
         high = base + 0.8 * (th[ip] - base)
         seg = slice(iv_out, iv_ret + 1)
-        arrive = np.flatnonzero((v[seg] < f * v_out) & (th[seg] >= high))
+        # A real hold is rarely flat: the limb sags (or creeps on) slowly. Arrival and
+        # departure are judged against the hold's own drift, so a steady sag is part of
+        # the hold and not the start of the way back.
+        drift = 0.0
+        calm = np.flatnonzero(
+            np.abs(v[seg]) < self.settings.plateau_velocity_ratio * min(v_out, v_ret)
+        )
+        if calm.size and calm[-1] - calm[0] >= round(0.5 * self.rate_hz):
+            drift = float(np.median(v[iv_out + int(calm[0]) : iv_out + int(calm[-1]) + 1]))
+        arrive = np.flatnonzero((v[seg] - drift < f * v_out) & (th[seg] >= high))
         arrival = iv_out + int(arrive[0]) if arrive.size else ip
-        leave = np.flatnonzero((v[seg] > -f * v_ret) & (th[seg] >= high))
+        leave = np.flatnonzero((v[seg] - drift > -f * v_ret) & (th[seg] >= high))
         departure = iv_out + int(leave[-1]) if leave.size else ip
         departure = max(departure, arrival)
         low_back = float(th[ip : iv_ret + reach_back].min())

@@ -62,6 +62,10 @@ class CalibrationSettings:
     reposition_deg: float = 20.0
     """A still pose this far off the movement plane (and further off it than along it)
     is a new start position: neutral and axis are found again."""
+    reposition_after_deg: float = 8.0
+    """After motion that no exercise rep makes (off the plane by `reposition_deg` and
+    further off it than along it: turning over, moving the sensor to the other thigh),
+    the first still pose at least this far from neutral is a new start position."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,9 @@ class AngleTracker:
         """Forget neutral, axis and all history."""
         self._speed_lp.reset()
         self._run = 0
+        self._seen = 0  # samples taken so far: absolute indices for the two below
+        self._last_unexplained = -1  # last sample moving in a way no rep moves
+        self._last_spell = -1  # last sample of a still spell (still_min_s or longer)
         self._hist_q = np.empty((0, 4))
         self._hist_t = np.empty(0)
         self._neutral: F64Array | None = None
@@ -207,6 +214,7 @@ class AngleTracker:
         mean = (q_window * signs).mean(axis=0)
         self._neutral = mean / np.linalg.norm(mean)
         self._reference += 1
+        self._last_unexplained = -1
         up = rotate(quat_conj(self._neutral), np.array([0.0, 0.0, 1.0]))
         if self.fixed_axis is not None:
             self._axis = self.fixed_axis
@@ -299,6 +307,8 @@ class AngleTracker:
         off = hist_q.shape[0] - n
         self._hist_q = hist_q[-self._still_n :]
         self._hist_t = hist_t[-self._still_n :]
+        first = self._seen  # absolute index of this block's first sample
+        self._seen += n
 
         out: list[AngleBlock] = []
         cals: list[Calibration] = []
@@ -343,16 +353,31 @@ class AngleTracker:
                 | (prim < -s.reposition_deg)
                 | (prim > self.max_primary_deg)
             )
-            far = np.sqrt(prim**2 + off_plane**2) > self.rest_max_deg
-            moved = ((runs[i:] >= self._still_n) & unexplained) | (settled & far)
+            dist = np.sqrt(prim**2 + off_plane**2)
+            far = dist > self.rest_max_deg
+            # The first still spell after motion no rep makes, somewhere new.
+            idx = first + i + np.arange(prim.shape[0])
+            wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
+            last_wild = np.maximum.accumulate(
+                np.concatenate([[self._last_unexplained], np.where(wild, idx, -1)])
+            )[1:]
+            spell = runs[i:] >= self._still_n
+            spells = np.maximum.accumulate(
+                np.concatenate([[self._last_spell], np.where(spell, idx, -1)])
+            )
+            after_wild = spell & (last_wild > spells[:-1]) & (dist > s.reposition_after_deg)
+            moved = (spell & unexplained) | (settled & far) | after_wild
             if moved.any():
                 k = int(np.flatnonzero(moved)[0])
+                self._last_spell = int(spells[k + 1])
                 out.append(block.slice(0, k))
                 j = i + k
                 window = hist_q[off + j - self._still_n + 1 : off + j + 1]
                 cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
                 i = j + 1
                 continue
+            self._last_unexplained = int(last_wild[-1])
+            self._last_spell = int(spells[-1])
             out.append(block)
             break
         return AngleBlock.concat(out), cals

@@ -57,11 +57,17 @@ class CalibrationSettings:
     about one axis. Below it the motion seen was something else (fidgeting, getting
     settled, a neutral that was not the start position): neutral and axis are looked for
     again."""
+    axis_back_ratio: float = 0.35
+    """The axis is taken once the limb is back within this share of its furthest
+    excursion from neutral."""
     axis_max_wait_s: float = 90.0
     """After this long, take the axis from whatever motion there was."""
     reposition_deg: float = 20.0
     """A still pose this far off the movement plane (and further off it than along it)
     is a new start position: neutral and axis are found again."""
+    settled_move_deg: float = 4.0
+    """Before the axis is known, a pose this far from neutral held still for longer than
+    any prescribed hold is the start position: neutral is taken again there."""
     reposition_after_deg: float = 8.0
     """After motion that no exercise rep makes (off the plane by `reposition_deg` and
     further off it than along it: turning over, moving the sensor to the other thigh),
@@ -143,6 +149,8 @@ class _Pending:
     still: list[NDArray[np.bool_]] = field(default_factory=list)
     m: F64Array = field(default_factory=lambda: np.zeros(9))
     rotation_deg: float = 0.0
+    peak_deg: float = 0.0
+    """Furthest pose from neutral so far (deg)."""
     start_s: float | None = None
 
 
@@ -155,9 +163,10 @@ class AngleTracker:
     axis (a unit vector in the sensor frame) instead of estimating it. A still pose
     beyond `max_primary_deg`, below `-reposition_deg`, or further off the plane than
     along it is a new start position; so is a pose at least `rest_max_deg` from neutral
-    held still for `settled_s` (longer than any prescribed hold: the patient has settled
-    somewhere else, e.g. after turning over, when a pause on the way was taken for
-    neutral).
+    (`settled_move_deg` while the axis is looked for) held still for `settled_s` (longer
+    than any prescribed hold: the patient has settled somewhere else, e.g. after turning
+    over, when a pause on the way was taken for neutral), and the first still pose
+    `reposition_after_deg` from neutral after motion no rep makes.
     """
 
     def __init__(
@@ -331,7 +340,9 @@ class AngleTracker:
             settled = runs[i:] >= self._settled_n
             if self._axis is None:
                 r = rotation_vector(q_rel) * _DEG
-                far = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) > self.rest_max_deg
+                # Settled somewhere else before any exercise movement: that is the start
+                # position (a pause while fidgeting or reaching was taken for neutral).
+                far = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) > s.settled_move_deg
                 moved = settled & far
                 stop = int(np.flatnonzero(moved)[0]) if moved.any() else q_rel.shape[0]
                 if stop:
@@ -414,7 +425,12 @@ class AngleTracker:
         rot_cum = np.cumsum(np.concatenate([[p.rotation_deg], steps]))[1:]
         assert p.start_s is not None
         waited = t_s[i:stop] - p.start_s
-        ready = ((rot_cum >= self.min_rotation_deg) & still[i:stop]) | (
+        # An exercise movement goes out and comes back to where it started: a move to a
+        # new pose (settling into the start position) does not make an axis.
+        dist = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2)
+        peak = np.maximum.accumulate(np.concatenate([[p.peak_deg], dist]))[1:]
+        back = dist <= s.axis_back_ratio * peak
+        ready = ((rot_cum >= self.min_rotation_deg) & still[i:stop] & back) | (
             (waited >= s.axis_max_wait_s) & (rot_cum > 0)
         )
         k = int(np.flatnonzero(ready)[0]) + 1 if ready.any() else q_rel.shape[0]
@@ -424,6 +440,7 @@ class AngleTracker:
         p.still.append(still[i : i + k])
         p.m = m_cum[k - 1]
         p.rotation_deg = float(rot_cum[k - 1])
+        p.peak_deg = float(peak[k - 1])
         if ready.any():
             block, cal = self._finish_axis(float(t_s[i + k - 1]))
             out.append(block)

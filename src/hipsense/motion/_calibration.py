@@ -12,7 +12,7 @@ Its sign makes the first movement away from neutral positive. Samples between ne
 axis are held back and released once the axis is known.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -34,6 +34,7 @@ __all__ = ["AngleBlock", "AngleTracker", "Calibration", "CalibrationSettings"]
 
 F64Array = NDArray[np.float64]
 _DEG = 180.0 / np.pi
+_MAX_CANDIDATES = 3
 
 
 @dataclass(frozen=True)
@@ -140,18 +141,65 @@ class AngleBlock:
 
 
 @dataclass
+class _Sweep:
+    """The rotation seen from one reference pose: axis sums, turning and reach."""
+
+    m: F64Array = field(default_factory=lambda: np.zeros(9))
+    rotation_deg: float = 0.0
+    peak_deg: float = 0.0
+    """Furthest pose from the reference so far."""
+
+    def run(
+        self, r: F64Array, steps: F64Array, min_angle_deg: float
+    ) -> tuple[F64Array, F64Array, F64Array, F64Array]:
+        """Running axis sums, rotation, reach and distance over rotation vectors `r`."""
+        dist = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2)
+        outer = (r[:, :, None] * r[:, None, :]).reshape(-1, 9) * (dist >= min_angle_deg)[:, None]
+        # Running sums that start from the carried total: the same additions in the same
+        # order whatever the block sizes.
+        m_cum = np.cumsum(np.concatenate([self.m[None, :], outer]), axis=0)[1:]
+        rot_cum = np.cumsum(np.concatenate([[self.rotation_deg], steps]))[1:]
+        peak = np.maximum.accumulate(np.concatenate([[self.peak_deg], dist]))[1:]
+        return m_cum, rot_cum, peak, dist
+
+    def keep(self, sums: tuple[F64Array, F64Array, F64Array, F64Array], k: int) -> None:
+        """Carry the running values at sample k."""
+        self.m = sums[0][k]
+        self.rotation_deg = float(sums[1][k])
+        self.peak_deg = float(sums[2][k])
+
+
+@dataclass
+class _Candidate:
+    """A still pose away from neutral that may be the real start position."""
+
+    q: F64Array
+    first: int
+    """Index among the pending samples where its still spell began."""
+    sweep: _Sweep = field(default_factory=_Sweep)
+
+
+@dataclass
 class _Pending:
     """Samples after a neutral pose, waiting for the axis."""
 
     t: list[F64Array] = field(default_factory=list)
-    q_rel: list[F64Array] = field(default_factory=list)
+    q: list[F64Array] = field(default_factory=list)
+    """Sensor-to-world poses: angles are taken from the neutral the search ends with."""
     w: list[F64Array] = field(default_factory=list)
     still: list[NDArray[np.bool_]] = field(default_factory=list)
-    m: F64Array = field(default_factory=lambda: np.zeros(9))
-    rotation_deg: float = 0.0
-    peak_deg: float = 0.0
-    """Furthest pose from neutral so far (deg)."""
+    count: int = 0
+    sweep: _Sweep = field(default_factory=_Sweep)
+    candidates: list[_Candidate] = field(default_factory=list)
     start_s: float | None = None
+
+    def drop_before(self, first: int) -> None:
+        """Forget the samples before pending sample `first`."""
+        self.t = [np.concatenate(self.t)[first:]]
+        self.q = [np.concatenate(self.q)[first:]]
+        self.w = [np.concatenate(self.w)[first:]]
+        self.still = [np.concatenate(self.still)[first:]]
+        self.count -= first
 
 
 class AngleTracker:
@@ -218,10 +266,7 @@ class AngleTracker:
     # -- helpers -------------------------------------------------------------------
 
     def _set_neutral(self, t: float, q_window: F64Array, reason: str) -> Calibration:
-        ref = q_window[-1]
-        signs = np.where(q_window @ ref < 0, -1.0, 1.0)[:, None]
-        mean = (q_window * signs).mean(axis=0)
-        self._neutral = mean / np.linalg.norm(mean)
+        self._neutral = _mean_pose(q_window)
         self._reference += 1
         self._last_unexplained = -1
         up = rotate(quat_conj(self._neutral), np.array([0.0, 0.0, 1.0]))
@@ -260,7 +305,7 @@ class AngleTracker:
         p = self._pending
         assert p is not None
         assert self._neutral is not None
-        m = p.m.reshape(3, 3)
+        m = p.sweep.m.reshape(3, 3)
         vals, vecs = np.linalg.eigh(m)
         axis = vecs[:, -1]
         quality = float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0
@@ -270,7 +315,7 @@ class AngleTracker:
             self._pending = None
             self._neutral = None
             return AngleBlock.empty(), None
-        q_rel = np.concatenate(p.q_rel) if p.q_rel else np.empty((0, 4))
+        q_rel = quat_mul(quat_conj(self._neutral), np.concatenate(p.q)) if p.q else np.empty((0, 4))
         if q_rel.shape[0]:
             # Sign: the pose furthest from neutral is the working direction.
             far = int(np.argmax(np.linalg.norm(q_rel[:, 1:], axis=1)))
@@ -346,10 +391,26 @@ class AngleTracker:
                 moved = settled & far
                 stop = int(np.flatnonzero(moved)[0]) if moved.any() else q_rel.shape[0]
                 if stop:
+                    end = i + stop
                     i = self._collect(
-                        i, i + stop, t_s, q_rel[:stop], r[:stop], gyr_rad_s, still, out, cals
+                        i,
+                        i + stop,
+                        t_s,
+                        quat,
+                        r[:stop],
+                        gyr_rad_s,
+                        still,
+                        runs,
+                        hist_q,
+                        off,
+                        out,
+                        cals,
                     )
-                    if self._axis is not None or self._neutral is None or not moved.any():
+                    # Back to the top of the loop whenever the search moved on: an axis,
+                    # a dropped neutral, a new candidate, or no settling in this block.
+                    if i < end or self._axis is not None or self._neutral is None:
+                        continue
+                    if not moved.any():
                         continue
                 j = i
                 window = hist_q[off + j - self._still_n + 1 : off + j + 1]
@@ -398,55 +459,111 @@ class AngleTracker:
         i: int,
         stop: int,
         t_s: F64Array,
-        q_rel: F64Array,
+        quat: F64Array,
         r: F64Array,
         w: F64Array,
         still: NDArray[np.bool_],
+        runs: NDArray[np.int64],
+        hist_q: F64Array,
+        off: int,
         out: list[AngleBlock],
         cals: list[Calibration],
     ) -> int:
         """Add samples i to stop to the pending ones; finish the axis when enough was seen.
 
-        `q_rel` and `r` (its rotation vectors, degrees) hold the samples i to stop.
+        `r` holds the rotation vectors (degrees) from neutral of the samples i to stop;
+        `hist_q[off + j]` is the pose of the block's sample j, after the poses before it.
+
+        An exercise movement goes out and comes back to where it started, so the axis is
+        taken once the limb is back near neutral after enough rotation. When neutral was
+        taken somewhere else (a pause while fidgeting or reaching), the limb comes back to
+        another still pose instead: still poses away from neutral are candidates, and the
+        first one that a movement leaves and returns to becomes neutral.
         """
         p = self._pending
         assert p is not None
         assert self._neutral is not None
         s = self.settings
+        n = stop - i
         dt = 1.0 / self.rate_hz
         speed = np.linalg.norm(w[i:stop], axis=1) * _DEG
-        moving = speed > s.move_speed_dps
-        away = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) >= s.axis_min_angle_deg
-        outer = (r[:, :, None] * r[:, None, :]).reshape(-1, 9) * away[:, None]
-        # Running sums that start from the carried total: the same additions in the same
-        # order whatever the block sizes.
-        m_cum = np.cumsum(np.concatenate([p.m[None, :], outer]), axis=0)[1:]
-        steps = np.where(moving, speed * dt, 0.0)
-        rot_cum = np.cumsum(np.concatenate([[p.rotation_deg], steps]))[1:]
+        steps = np.where(speed > s.move_speed_dps, speed * dt, 0.0)
+        calm = still[i:stop]
         assert p.start_s is not None
         waited = t_s[i:stop] - p.start_s
-        # An exercise movement goes out and comes back to where it started: a move to a
-        # new pose (settling into the start position) does not make an axis.
-        dist = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2)
-        peak = np.maximum.accumulate(np.concatenate([[p.peak_deg], dist]))[1:]
-        back = dist <= s.axis_back_ratio * peak
-        ready = ((rot_cum >= self.min_rotation_deg) & still[i:stop] & back) | (
-            (waited >= s.axis_max_wait_s) & (rot_cum > 0)
+        sums = p.sweep.run(r, steps, s.axis_min_angle_deg)
+        back = sums[3] <= s.axis_back_ratio * sums[2]
+        ready = ((sums[1] >= self.min_rotation_deg) & calm & back) | (
+            (waited >= s.axis_max_wait_s) & (sums[1] > 0)
         )
-        k = int(np.flatnonzero(ready)[0]) + 1 if ready.any() else q_rel.shape[0]
+        distinct = sums[3] >= 2.0 * s.axis_min_angle_deg
+        cand_sums = []
+        confirms = []
+        for c in p.candidates:
+            rc = rotation_vector(quat_mul(quat_conj(c.q), quat[i:stop])) * _DEG
+            cs = c.sweep.run(rc, steps, s.axis_min_angle_deg)
+            cand_sums.append(cs)
+            confirms.append(
+                (cs[1] >= self.min_rotation_deg) & calm & (cs[3] <= s.axis_back_ratio * cs[2])
+            )
+            distinct &= cs[3] >= 2.0 * s.axis_min_angle_deg
+        spell = (runs[i:stop] == self._still_n) & distinct
+
+        def first(mask: NDArray[np.bool_]) -> int:
+            hits = np.flatnonzero(mask)
+            return int(hits[0]) if hits.size else n
+
+        e_ready = first(ready)
+        e_confirm = [first(c) for c in confirms]
+        e_spell = first(spell)
+        e = min([e_ready, e_spell, *e_confirm])
+        k = min(e + 1, n)
         p.t.append(t_s[i : i + k])
-        p.q_rel.append(q_rel[:k])
+        p.q.append(quat[i : i + k])
         p.w.append(w[i : i + k])
         p.still.append(still[i : i + k])
-        p.m = m_cum[k - 1]
-        p.rotation_deg = float(rot_cum[k - 1])
-        p.peak_deg = float(peak[k - 1])
-        if ready.any():
-            block, cal = self._finish_axis(float(t_s[i + k - 1]))
-            out.append(block)
-            if cal is not None:
-                cals.append(cal)
+        p.count += k
+        p.sweep.keep(sums, k - 1)
+        for c, cs in zip(p.candidates, cand_sums, strict=True):
+            c.sweep.keep(cs, k - 1)
+        if e == n:
+            return stop
+        if e_ready == e:
+            self._emit_axis(float(t_s[i + e]), out, cals)
+        elif e in e_confirm:
+            c = p.candidates[e_confirm.index(e)]
+            self._neutral = c.q
+            up = rotate(quat_conj(c.q), np.array([0.0, 0.0, 1.0]))
+            assert self.calibration is not None
+            self.calibration = replace(
+                self.calibration, neutral_quat=_tuple4(c.q), gravity_sensor=_tuple3(up)
+            )
+            # What came before its still spell was not done from the start position.
+            p.drop_before(c.first)
+            p.sweep = c.sweep
+            p.candidates = []
+            self._emit_axis(float(t_s[i + e]), out, cals)
+        else:
+            j = i + e
+            q = _mean_pose(hist_q[off + j - self._still_n + 1 : off + j + 1])
+            p.candidates = [
+                *p.candidates[-(_MAX_CANDIDATES - 1) :],
+                _Candidate(q, max(0, p.count - self._still_n)),
+            ]
         return i + k
+
+    def _emit_axis(self, t: float, out: list[AngleBlock], cals: list[Calibration]) -> None:
+        block, cal = self._finish_axis(t)
+        out.append(block)
+        if cal is not None:
+            cals.append(cal)
+
+
+def _mean_pose(q_window: F64Array) -> F64Array:
+    ref = q_window[-1]
+    signs = np.where(q_window @ ref < 0, -1.0, 1.0)[:, None]
+    mean = (q_window * signs).mean(axis=0)
+    return np.asarray(mean / np.linalg.norm(mean), dtype=np.float64)
 
 
 def _unit(v: F64Array) -> F64Array:

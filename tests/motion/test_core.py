@@ -189,9 +189,15 @@ def test_reps_with_barely_a_pause_between_them_are_each_counted(rate_hz: int) ->
         "supine-strap-external-rotation-stretch-home",
         # Turning over and moving the sensor to the other thigh.
         "side-lying-hip-abduction-clean",
+        # Adjusting the pillow between sets: a dip below the rest level.
+        "deep-hip-rotators-small-arc-home",
+        # Isometric holds: the heel just clears the bed, a slow move of a few degrees.
+        "deep-hip-lateral-rotator-level-1-faults",
     ],
 )
-def test_start_position_is_found_after_fidgeting_reaching_or_turning_over(name: str) -> None:
+def test_start_position_is_found_after_fidgeting_reaching_turning_over_or_small_moves(
+    name: str,
+) -> None:
     spec = load_scenario(suite_dir() / f"{name}.toml")
     sim = simulate(spec)
     res = analyze(sim.recording, LIB[spec.exercise])

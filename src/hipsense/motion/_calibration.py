@@ -493,8 +493,11 @@ class AngleTracker:
         waited = t_s[i:stop] - p.start_s
         sums = p.sweep.run(r, steps, s.axis_min_angle_deg)
         back = sums[3] <= s.axis_back_ratio * sums[2]
-        ready = ((sums[1] >= self.min_rotation_deg) & calm & back) | (
-            (waited >= s.axis_max_wait_s) & (sums[1] > 0)
+        # Turned enough: by the rate, or (for slow, small isometric moves the rate does
+        # not count) by the reach out and back.
+        turned = np.maximum(sums[1], 2.0 * sums[2])
+        ready = ((turned >= self.min_rotation_deg) & calm & back) | (
+            (waited >= s.axis_max_wait_s) & (turned > 0)
         )
         distinct = sums[3] >= 2.0 * s.axis_min_angle_deg
         cand_sums = []
@@ -503,8 +506,9 @@ class AngleTracker:
             rc = rotation_vector(quat_mul(quat_conj(c.q), quat[i:stop])) * _DEG
             cs = c.sweep.run(rc, steps, s.axis_min_angle_deg)
             cand_sums.append(cs)
+            c_turned = np.maximum(cs[1], 2.0 * cs[2])
             confirms.append(
-                (cs[1] >= self.min_rotation_deg) & calm & (cs[3] <= s.axis_back_ratio * cs[2])
+                (c_turned >= self.min_rotation_deg) & calm & (cs[3] <= s.axis_back_ratio * cs[2])
             )
             distinct &= cs[3] >= 2.0 * s.axis_min_angle_deg
         spell = (runs[i:stop] == self._still_n) & distinct

@@ -328,6 +328,13 @@ class Segmenter:
                     | (runs > self._still_limit)
                     | (ref != self._ref)
                 )
+                if b < self._cand_rest - s.below_rest_deg:
+                    # Risen out of a dip well below the rest level (a pillow being
+                    # adjusted) and settled back at that rest level: that was no rep,
+                    # and reps from the rest level would never come back to the dip.
+                    stale |= (runs >= self._rest_n) & (
+                        np.abs(lp - self._cand_rest) <= s.below_rest_deg
+                    )
                 hits = np.flatnonzero(back | fizzle | stale)
                 if hits.size == 0:
                     self._peak = float(peak[-1])

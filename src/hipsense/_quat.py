@@ -8,11 +8,13 @@ __all__ = [
     "dot3",
     "interval_rates",
     "quat_conj",
+    "quat_lmul",
     "quat_mul",
     "rotate",
     "rotation_vector",
     "swing_angle",
     "twist_angle",
+    "twist_swing",
 ]
 
 F64Array = NDArray[np.float64]
@@ -44,6 +46,39 @@ def quat_mul(p: F64Array, q: F64Array) -> F64Array:
     out[..., 2] = pw * qy - px * qz + py * qw + pz * qx
     out[..., 3] = pw * qz + px * qy - py * qx + pz * qw
     return out
+
+
+def quat_lmul(p: F64Array, q: F64Array) -> F64Array:
+    """Hamilton product p * q of one quaternion p (4,) with each row of q (n, 4).
+
+    As `quat_mul`, as a 4x4 matrix applied row by row: seven array operations instead
+    of thirty, with a fixed order of additions whatever the number of rows.
+    """
+    pw, px, py, pz = (float(v) for v in p)
+    m = np.array(
+        [
+            [pw, -px, -py, -pz],
+            [px, pw, -pz, py],
+            [py, pz, pw, -px],
+            [pz, -py, px, pw],
+        ]
+    )
+    q = np.asarray(q, dtype=np.float64)
+    out = q[:, 0:1] * m[:, 0]
+    out += q[:, 1:2] * m[:, 1]
+    out += q[:, 2:3] * m[:, 2]
+    out += q[:, 3:4] * m[:, 3]
+    return np.asarray(out, dtype=np.float64)
+
+
+def twist_swing(q: F64Array, axis: F64Array) -> tuple[F64Array, F64Array]:
+    """`twist_angle` and `swing_angle` of the same rotations, sharing their projection."""
+    proj = dot3(q[:, 1:], axis)
+    w = q[:, 0]
+    ang = 2.0 * np.arctan2(proj, w)
+    twist = np.where(ang > np.pi, ang - 2 * np.pi, np.where(ang <= -np.pi, ang + 2 * np.pi, ang))
+    swing = 2.0 * np.arccos(np.sqrt(np.minimum(1.0, w**2 + proj**2)))
+    return np.asarray(twist, np.float64), np.asarray(swing, np.float64)
 
 
 def rotate(q: F64Array, v: F64Array) -> F64Array:

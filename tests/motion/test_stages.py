@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 from scipy import ndimage, signal
 
-from hipsense._quat import quat_conj, rotate
+from hipsense._quat import (
+    quat_conj,
+    quat_lmul,
+    quat_mul,
+    rotate,
+    swing_angle,
+    twist_angle,
+    twist_swing,
+)
 from hipsense.exercises import load_library
 from hipsense.motion import (
     AngleBlock,
@@ -273,3 +281,20 @@ def test_segmenter_counts_reps_but_not_walking_that_swings_both_ways() -> None:
     events = seg.update(_angle_block(t, primary, still)) + seg.finish()
     reps = [e for e in events if type(e).__name__ == "RepEvent"]
     assert [round(r.start_s) for r in reps] == [5, 13, 21, 29]
+
+
+def test_fast_quaternion_helpers_agree_with_the_general_ones() -> None:
+    rng = np.random.default_rng(4)
+    q = rng.normal(size=(500, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    p = q[17]
+    np.testing.assert_allclose(quat_lmul(p, q), quat_mul(p, q), rtol=0, atol=1e-15)
+    # Row by row the same bits however many rows: streaming needs that.
+    np.testing.assert_array_equal(
+        np.concatenate([quat_lmul(p, q[:7]), quat_lmul(p, q[7:])]), quat_lmul(p, q)
+    )
+    axis = np.array([0.3, -0.5, 0.81])
+    axis /= np.linalg.norm(axis)
+    twist, swing = twist_swing(q, axis)
+    np.testing.assert_array_equal(twist, twist_angle(q, axis))
+    np.testing.assert_array_equal(swing, swing_angle(q, axis))

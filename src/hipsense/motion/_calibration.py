@@ -21,11 +21,10 @@ from numpy.typing import NDArray
 from hipsense._quat import (
     dot3,
     quat_conj,
-    quat_mul,
+    quat_lmul,
     rotate,
     rotation_vector,
-    swing_angle,
-    twist_angle,
+    twist_swing,
 )
 
 from ._filters import Lowpass, run_lengths
@@ -251,7 +250,6 @@ class AngleTracker:
         self._last_unexplained = -1  # last sample moving in a way no rep moves
         self._last_spell = -1  # last sample of a still spell (still_min_s or longer)
         self._hist_q = np.empty((0, 4))
-        self._hist_t = np.empty(0)
         self._neutral: F64Array | None = None
         self._axis: F64Array | None = None
         self._pending: _Pending | None = None
@@ -292,10 +290,11 @@ class AngleTracker:
         self, t: F64Array, q_rel: F64Array, w: F64Array, still: NDArray[np.bool_]
     ) -> AngleBlock:
         assert self._axis is not None
+        twist, swing = twist_swing(q_rel, self._axis)
         return AngleBlock(
             t_s=t,
-            primary_deg=twist_angle(q_rel, self._axis) * _DEG,
-            off_plane_deg=swing_angle(q_rel, self._axis) * _DEG,
+            primary_deg=twist * _DEG,
+            off_plane_deg=swing * _DEG,
             velocity_dps=dot3(w, self._axis) * _DEG,
             still=still,
             reference=np.full(t.shape[0], self._reference, dtype=np.int64),
@@ -315,7 +314,9 @@ class AngleTracker:
             self._pending = None
             self._neutral = None
             return AngleBlock.empty(), None
-        q_rel = quat_mul(quat_conj(self._neutral), np.concatenate(p.q)) if p.q else np.empty((0, 4))
+        q_rel = (
+            quat_lmul(quat_conj(self._neutral), np.concatenate(p.q)) if p.q else np.empty((0, 4))
+        )
         if q_rel.shape[0]:
             # Sign: the pose furthest from neutral is the working direction.
             far = int(np.argmax(np.linalg.norm(q_rel[:, 1:], axis=1)))
@@ -357,10 +358,8 @@ class AngleTracker:
         self._run = int(runs[-1])
         # The last still_n poses, for averaging a neutral pose that may start before this block.
         hist_q = np.concatenate([self._hist_q, quat])
-        hist_t = np.concatenate([self._hist_t, t_s])
         off = hist_q.shape[0] - n
         self._hist_q = hist_q[-self._still_n :]
-        self._hist_t = hist_t[-self._still_n :]
         first = self._seen  # absolute index of this block's first sample
         self._seen += n
 
@@ -381,7 +380,7 @@ class AngleTracker:
                 cals.append(self._set_neutral(float(t_s[j]), window, "still"))
                 i = j + 1
                 continue
-            q_rel = quat_mul(quat_conj(self._neutral), quat[i:])
+            q_rel = quat_lmul(quat_conj(self._neutral), quat[i:])
             settled = runs[i:] >= self._settled_n
             if self._axis is None:
                 r = rotation_vector(q_rel) * _DEG
@@ -425,15 +424,21 @@ class AngleTracker:
                 | (prim < -s.reposition_deg)
                 | (prim > self.max_primary_deg)
             )
+            wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
+            spell = runs[i:] >= self._still_n
+            if not spell.any() and not settled.any():
+                # Moving (the common case): nothing can be a new start position yet.
+                if wild.any():
+                    self._last_unexplained = first + i + int(np.flatnonzero(wild)[-1])
+                out.append(block)
+                break
             dist = np.sqrt(prim**2 + off_plane**2)
             far = dist > self.rest_max_deg
             # The first still spell after motion no rep makes, somewhere new.
             idx = first + i + np.arange(prim.shape[0])
-            wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
             last_wild = np.maximum.accumulate(
                 np.concatenate([[self._last_unexplained], np.where(wild, idx, -1)])
             )[1:]
-            spell = runs[i:] >= self._still_n
             spells = np.maximum.accumulate(
                 np.concatenate([[self._last_spell], np.where(spell, idx, -1)])
             )
@@ -503,7 +508,7 @@ class AngleTracker:
         cand_sums = []
         confirms = []
         for c in p.candidates:
-            rc = rotation_vector(quat_mul(quat_conj(c.q), quat[i:stop])) * _DEG
+            rc = rotation_vector(quat_lmul(quat_conj(c.q), quat[i:stop])) * _DEG
             cs = c.sweep.run(rc, steps, s.axis_min_angle_deg)
             cand_sums.append(cs)
             c_turned = np.maximum(cs[1], 2.0 * cs[2])

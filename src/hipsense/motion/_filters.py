@@ -90,23 +90,23 @@ class Biquad:
         n = x.shape[0]
         pieces: list[F64Array] = []
         shape = (-1,) + (1,) * (x.ndim - 1)
+        flat = x.ndim == 1  # no reshaping of the tables for one channel
         accumulate = np.add.accumulate  # the ufunc method: no dispatch cost per call
         i = 0
         while i < n:
             m = min(n - i, self.block - pos)
             xs = x[i : i + m]
             end = pos + m
-            t_re = self._t_re[pos:end].reshape(shape) * xs
-            t_im = self._t_im[pos:end].reshape(shape) * xs
+            t_re = (self._t_re[pos:end] if flat else self._t_re[pos:end].reshape(shape)) * xs
+            t_im = (self._t_im[pos:end] if flat else self._t_im[pos:end].reshape(shape)) * xs
             t_re[0] += acc_re
             t_im[0] += acc_im
             u_re = accumulate(t_re, axis=0)
             u_im = accumulate(t_im, axis=0)
-            pieces.append(
-                self.d * xs
-                + self._o_re[pos:end].reshape(shape) * u_re
-                - self._o_im[pos:end].reshape(shape) * u_im
-            )
+            o_re, o_im = self._o_re[pos:end], self._o_im[pos:end]
+            if not flat:
+                o_re, o_im = o_re.reshape(shape), o_im.reshape(shape)
+            pieces.append(self.d * xs + o_re * u_re - o_im * u_im)
             pos = end
             i += m
             if pos == self.block:
@@ -196,6 +196,11 @@ def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:
     """Length of the run of True ending at each sample, continuing a run of `carry`."""
     n = mask.shape[0]
     idx = np.arange(1, n + 1, dtype=np.int64)
+    # Whole blocks of rest or of motion are the common case.
+    if mask.all():
+        return idx + carry
+    if not mask.any():
+        return np.zeros(n, dtype=np.int64)
     # Index of the last False at or before each sample (0 = before the block).
     last_false = np.maximum.accumulate(np.where(mask, 0, idx))
     runs = idx - last_false

@@ -183,15 +183,19 @@ class Segmenter:
         # A new reference restarts the low-pass: the angle jumps to ~0 at a calibration
         # and the filter's transient must not look like motion.
         refs = block.reference
-        cuts = np.flatnonzero(np.diff(np.concatenate([[self._lp_ref], refs])) != 0)
-        bounds = [*cuts.tolist(), n]
-        if not cuts.size or cuts[0] != 0:
-            bounds = [0, *bounds]
-        for a, b in itertools.pairwise(bounds):
-            if a in cuts:
-                self._lp.reset()
-            rows[a:b, _LP] = self._lp(block.primary_deg[a:b])
-        self._lp_ref = int(refs[-1])
+        if refs[0] == self._lp_ref and refs[-1] == self._lp_ref:
+            # References only count up: the whole block is measured from one neutral.
+            rows[:, _LP] = self._lp(block.primary_deg)
+        else:
+            cuts = np.flatnonzero(np.diff(np.concatenate([[self._lp_ref], refs])) != 0)
+            bounds = [*cuts.tolist(), n]
+            if not cuts.size or cuts[0] != 0:
+                bounds = [0, *bounds]
+            for a, b in itertools.pairwise(bounds):
+                if a in cuts:
+                    self._lp.reset()
+                rows[a:b, _LP] = self._lp(block.primary_deg[a:b])
+            self._lp_ref = int(refs[-1])
         rows[:, _PH] = block.off_plane_deg
         rows[:, _STILL] = block.still
         rows[:, _REF] = block.reference

@@ -440,7 +440,14 @@ class Segmenter:
         slow = np.flatnonzero((v[: iv_out + 1] < f * v_out) & near_bottom)
         onset = int(slow[-1]) if slow.size else max(0, iv_out - reach_out)
         base = th[onset]
-        high = base + 0.8 * (th[ip] - base)
+        # End range: the top 20 % of the excursion; for a held position, widened to the
+        # hold's tolerance band up to half the excursion (a small isometric hold sways by
+        # as much as 20 % of it).
+        exc = th[ip] - base
+        high = base + 0.8 * exc
+        if self.targets.kind == "hold":
+            band = max(self.settings.hold_band_deg, self.settings.hold_band_ratio * exc)
+            high = min(high, th[ip] - min(band, 0.5 * exc))
         seg = slice(iv_out, iv_ret + 1)
         # A real hold is rarely flat: the limb sags (or creeps on) slowly. Arrival and
         # departure are judged against the hold's own drift, so a steady sag is part of
@@ -476,6 +483,9 @@ class Segmenter:
             return None
         onset, arrival, ip, departure, end, _, _ = phases
         plateau = th[arrival : departure + 1]
+        # The level held: the top of the plateau (a wide tolerance band must not pull a
+        # small hold's level down towards its ramps).
+        plateau = plateau[plateau >= th[onset] + 0.8 * (th[ip] - th[onset])]
         level = float(np.median(plateau)) if plateau.shape[0] >= 3 else float(th[ip])
         rom = level - float(th[onset])
         off = float(ph[onset : end + 1].max() - ph[onset])
@@ -529,7 +539,9 @@ class Segmenter:
             flags.append(Flag.PARTIAL)
         if off > tg.off_plane_deg or (off > 3.0 and off > 0.35 * rom):
             flags.append(Flag.OFF_PLANE)
-        if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s:
+        # A hold cut by lost samples is not known to be short: data_gap says so instead.
+        hold_seen = not w[(onset + arrival) // 2 : (departure + end) // 2 + 2, _GAP].any()
+        if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s and hold_seen:
             flags.append(Flag.HOLD_SHORT)
         if tg.check_eccentric:
             if tg.eccentric_fast_s is not None:

@@ -120,6 +120,10 @@ def scenarios_for(ex: Exercise, index: int) -> list[tuple[str, dict[str, Any], s
     )
     kinds = _fault_kinds(ex)
     n = max(reps, 2 * len(kinds) + 2, 4) if not hold else max(reps, 3)
+    if not hold:
+        # An even count puts the second occurrences (n - 2 - 2k, even) between the first
+        # ones (1 + 2k, odd): one fault per rep, never two that contradict each other.
+        n += n % 2
     faults: dict[str, list[int]] = {}
     for k, kind in enumerate(kinds):
         faults[kind] = [1 + 2 * k] if hold else [1 + 2 * k, n - 2 - 2 * k]

@@ -2,9 +2,9 @@
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "FaultKind",
@@ -37,6 +37,15 @@ class SetSpec(_Spec):
     faults: dict[FaultKind, list[int]] = {}
     """Rep indices (0-based, within the set) that carry each fault."""
     rest_after_s: Annotated[float, Field(ge=0, le=600)] = 45.0
+
+    @model_validator(mode="after")
+    def _faults_agree(self) -> Self:
+        both = set(self.faults.get("partial", [])) & set(self.faults.get("too_much_range", []))
+        if both:
+            raise ValueError(
+                f"faults: a rep is either partial or too_much_range, got both on {sorted(both)}"
+            )
+        return self
 
 
 class NonExerciseSpec(_Spec):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from hipsense.exercises import ExerciseKind, load_library
 from hipsense.recording import read_recording
@@ -221,3 +222,10 @@ def test_cli_writes_recording_and_truth_for_every_exercise(tmp_path: Path) -> No
         assert rec.rate_hz == pytest.approx(25.0, rel=1e-3)
         assert t["exercise"] == ex_id
         assert t["rep_count"] + t["hold_count"] == 2
+
+
+def test_a_rep_cannot_be_both_partial_and_too_much_range() -> None:
+    with pytest.raises(
+        ValidationError, match=r"either partial or too_much_range, got both on \[2\]"
+    ):
+        SetSpec.model_validate({"reps": 5, "faults": {"partial": [2, 4], "too_much_range": [2]}})

@@ -10,8 +10,9 @@ events do not depend on how the stream was split into blocks.
 """
 
 import itertools
+import math
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -413,9 +414,7 @@ class Segmenter:
             return self._measure.filtfilt(th)
         return th
 
-    def _phases(
-        self, t: F64Array, th: F64Array
-    ) -> tuple[int, int, int, int, int, float, float] | None:
+    def _phases(self, t: F64Array, th: F64Array) -> "_Phases | None":
         """Onset, arrival, peak, departure, end indices; peak out and back velocities."""
         f = self.settings.phase_velocity_ratio
         v = np.gradient(th, t)
@@ -468,20 +467,37 @@ class Segmenter:
             (v[iv_ret:] > -f * v_ret) & (th[iv_ret:] <= low_back + 0.2 * (th[ip] - low_back))
         )
         end = iv_ret + int(settled[0]) if settled.size else th.shape[0] - 1
-        return onset, arrival, ip, departure, end, v_out, v_ret
+        # The speed thresholds cut the feet off each phase's bell: give them back, as
+        # the share of a minimum-jerk movement below the threshold at each end.
+        tail = _min_jerk_tau(f)
+        b_out = _bell(t, v, iv_out)
+        b_ret = _bell(t, -v, iv_ret)
+        return _Phases(
+            onset,
+            arrival,
+            ip,
+            departure,
+            end,
+            v_out,
+            v_ret,
+            tail * b_out[1] if b_out is not None else 0.0,
+            tail * b_ret[1] if b_ret is not None else 0.0,
+        )
 
-    def _common(
-        self, w: F64Array
-    ) -> (
-        tuple[F64Array, F64Array, tuple[int, int, int, int, int, float, float], float, float] | None
-    ):
+    def _common(self, w: F64Array) -> tuple[F64Array, F64Array, "_Phases", float, float] | None:
         t = w[:, _T]
         th = self._smooth(w[:, _TH])
         ph = w[:, _PH]
         phases = self._phases(t, th)
         if phases is None:
             return None
-        onset, arrival, ip, departure, end, _, _ = phases
+        onset, arrival, ip, departure, end = (
+            phases.onset,
+            phases.arrival,
+            phases.peak,
+            phases.departure,
+            phases.end,
+        )
         plateau = th[arrival : departure + 1]
         # The level held: the top of the plateau (a wide tolerance band must not pull a
         # small hold's level down towards its ramps).
@@ -512,11 +528,14 @@ class Segmenter:
         common = self._common(w)
         if common is None:
             return None
-        t, th, (onset, arrival, _ip, departure, end, v_out, v_ret), rom, off = common
+        t, th, ph, rom, off = common
+        onset, arrival, departure, end = ph.onset, ph.arrival, ph.departure, ph.end
+        v_out, v_ret = ph.v_out, ph.v_ret
         tg = self.targets
-        outward = float(t[arrival] - t[onset])
-        back = float(t[end] - t[departure])
-        hold = float(t[departure] - t[arrival])
+        t_on, t_top, t_off, t_end = ph.times(t)
+        outward = float(t_top - t_on)
+        back = float(t_end - t_off)
+        hold = float(t_off - t_top)
         conc, ecc = (outward, back) if tg.outward_phase == "concentric" else (back, outward)
         v_peak = max(v_out, v_ret)
         flags: list[Flag] = []
@@ -551,13 +570,13 @@ class Segmenter:
         gap = bool(w[onset : end + 1, _GAP].any())
         if gap:
             flags.append(Flag.DATA_GAP)
-        rest = None if self._last_end_s is None else float(t[onset]) - self._last_end_s
+        rest = None if self._last_end_s is None else float(t_on) - self._last_end_s
         return RepEvent(
             index=self._reps,
             set_index=0,
-            start_s=float(t[onset]),
-            peak_s=float((t[arrival] + t[departure]) / 2),
-            end_s=float(t[end]),
+            start_s=float(t_on),
+            peak_s=float((t_top + t_off) / 2),
+            end_s=float(t_end),
             rom_deg=rom,
             concentric_s=conc,
             hold_s=hold,
@@ -568,18 +587,20 @@ class Segmenter:
             max_off_plane_deg=off,
             flags=tuple(flags),
             confidence=_confidence(rom, off, gap, tg.detect_deg),
-            top_s=float(t[arrival]),
-            hold_end_s=float(t[departure]),
+            top_s=float(t_top),
+            hold_end_s=float(t_off),
         )
 
     def _measure_hold(self, w: F64Array) -> HoldEvent | None:
         common = self._common(w)
         if common is None:
             return None
-        t, th, (onset, arrival, _ip, departure, end, _, _), rom, off = common
+        t, th, ph, rom, off = common
+        onset, arrival, departure, end = ph.onset, ph.arrival, ph.departure, ph.end
+        t_on, t_top, t_off, t_end = ph.times(t)
         tg = self.targets
         s = self.settings
-        hold = float(t[departure] - t[arrival])
+        hold = float(t_off - t_top)
         seg = th[arrival : departure + 1]
         level = float(np.median(seg))
         band = max(s.hold_band_deg, s.hold_band_ratio * rom)
@@ -598,8 +619,8 @@ class Segmenter:
         return HoldEvent(
             index=self._holds,
             set_index=0,
-            start_s=float(t[arrival]),
-            end_s=float(t[departure]),
+            start_s=float(t_top),
+            end_s=float(t_off),
             hold_s=hold,
             angle_deg=rom,
             on_target_pct=float(100.0 * inside.mean()) if seg.size else 0.0,
@@ -607,8 +628,8 @@ class Segmenter:
             broken=broken,
             flags=tuple(flags),
             confidence=_confidence(rom, off, gap, tg.detect_deg),
-            enter_s=float(t[onset]),
-            exit_s=float(t[end]),
+            enter_s=float(t_on),
+            exit_s=float(t_end),
         )
 
     # -- sets ------------------------------------------------------------------------
@@ -660,6 +681,57 @@ class _OpenSet:
     end_s: float
     reps: list[int] = field(default_factory=list)
     holds: list[int] = field(default_factory=list)
+
+
+class _Phases(NamedTuple):
+    """A rep's phase boundaries (sample indices), peak speeds and threshold tails.
+
+    The tails are the time each movement spends below the speed threshold at each end.
+    """
+
+    onset: int
+    arrival: int
+    peak: int
+    departure: int
+    end: int
+    v_out: float
+    v_ret: float
+    tail_out_s: float
+    tail_ret_s: float
+
+    def times(self, t: F64Array) -> tuple[float, float, float, float]:
+        """Start, top, leaving the top, end (s), the bells' feet given back."""
+        t_on = float(t[self.onset]) - self.tail_out_s
+        t_top = float(t[self.arrival]) + self.tail_out_s
+        t_off = float(t[self.departure]) - self.tail_ret_s
+        t_end = float(t[self.end]) + self.tail_ret_s
+        if t_off < t_top:  # no hold: the two movements meet at the top
+            t_top = t_off = (t_top + t_off) / 2
+        return t_on, t_top, t_off, t_end
+
+
+def _min_jerk_tau(level: float) -> float:
+    """Share of a minimum-jerk movement before its speed first reaches `level` x peak."""
+    return (1.0 - math.sqrt(1.0 - math.sqrt(level))) / 2.0
+
+
+def _bell(t: F64Array, speed: F64Array, i_peak: int) -> tuple[float, float] | None:
+    """Middle and duration of the movement whose speed peaks at `i_peak` (half-peak width).
+
+    A bell-shaped (minimum-jerk) speed profile is above half its peak for 54 % of its
+    duration. Noise barely moves the half-peak crossings, unlike the feet of the bell.
+    """
+    half = 0.5 * speed[i_peak]
+    below_l = np.flatnonzero(speed[:i_peak] < half)
+    below_r = np.flatnonzero(speed[i_peak:] < half)
+    if below_l.size == 0 or below_r.size == 0:
+        return None
+    a = int(below_l[-1])
+    b = i_peak + int(below_r[0])
+    # Linear interpolation of each crossing between its two samples.
+    t_l = t[a] + (half - speed[a]) / (speed[a + 1] - speed[a]) * (t[a + 1] - t[a])
+    t_r = t[b - 1] + (speed[b - 1] - half) / (speed[b - 1] - speed[b]) * (t[b] - t[b - 1])
+    return float((t_l + t_r) / 2), float((t_r - t_l) / (1.0 - 2.0 * _min_jerk_tau(0.5)))
 
 
 def _runs_longer(mask: NDArray[np.bool_], min_len: int) -> int:

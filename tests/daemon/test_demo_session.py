@@ -60,8 +60,11 @@ async def test_topic_tree_of_a_simulated_session(mosquitto: Mosquitto, tmp_path:
 
     live = sub.on("/sessions/tree-1/live")
     t = [x for frame in live for x in frame["t_s"]]
-    assert len(live) >= 10
+    # Batched (at most 4 frames a second of wall time, here 25x faster than the stream)
+    # without losing samples: about 20 a second of stream time, in order.
+    assert len(live) >= 3
     assert t == sorted(t)
+    assert len(t) >= 0.8 * 20 * (t[-1] - t[0])
     assert max(abs(a) for frame in live for a in frame["angle_deg"]) > 20  # reps were seen
     # Live frames expire; nothing else does.
     assert set(sub.expiry_s[f"{prefix}/sessions/tree-1/live"]) == {5}

@@ -44,7 +44,7 @@ async def run_session(
     publisher: MqttPublisher | None,
     *,
     stop: asyncio.Event | None = None,
-    live_period_s: float = 0.05,
+    live_period_s: float = 0.25,
     items: AsyncIterator[StreamItem] | None = None,
     history: History | None = None,
     keep_raw: bool = False,

@@ -7,6 +7,8 @@ __all__ = [
     "axis_angle_quat",
     "dot3",
     "interval_rates",
+    "lmul_apply",
+    "lmul_matrix",
     "quat_conj",
     "quat_lmul",
     "quat_mul",
@@ -54,8 +56,13 @@ def quat_lmul(p: F64Array, q: F64Array) -> F64Array:
     As `quat_mul`, as a 4x4 matrix applied row by row: seven array operations instead
     of thirty, with a fixed order of additions whatever the number of rows.
     """
+    return lmul_apply(lmul_matrix(p), q)
+
+
+def lmul_matrix(p: F64Array) -> F64Array:
+    """The 4x4 matrix of left multiplication by p, for `lmul_apply`."""
     pw, px, py, pz = (float(v) for v in p)
-    m = np.array(
+    return np.array(
         [
             [pw, -px, -py, -pz],
             [px, pw, -pz, py],
@@ -63,6 +70,10 @@ def quat_lmul(p: F64Array, q: F64Array) -> F64Array:
             [pz, -py, px, pw],
         ]
     )
+
+
+def lmul_apply(m: F64Array, q: F64Array) -> F64Array:
+    """The product p * q for each row of q (n, 4), with m = `lmul_matrix(p)`."""
     q = np.asarray(q, dtype=np.float64)
     out = q[:, 0:1] * m[:, 0]
     out += q[:, 1:2] * m[:, 1]

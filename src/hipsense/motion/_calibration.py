@@ -20,6 +20,8 @@ from numpy.typing import NDArray
 
 from hipsense._quat import (
     dot3,
+    lmul_apply,
+    lmul_matrix,
     quat_conj,
     quat_lmul,
     rotate,
@@ -250,12 +252,23 @@ class AngleTracker:
         self._last_unexplained = -1  # last sample moving in a way no rep moves
         self._last_spell = -1  # last sample of a still spell (still_min_s or longer)
         self._hist_q = np.empty((0, 4))
-        self._neutral: F64Array | None = None
+        self._neutral = None
         self._axis: F64Array | None = None
         self._pending: _Pending | None = None
         self._reference = -1
         self._explicit = False
         self.calibration: Calibration | None = None
+
+    @property
+    def _neutral(self) -> F64Array | None:
+        """Sensor-to-world pose of the start position, once found."""
+        return self._neutral_q
+
+    @_neutral.setter
+    def _neutral(self, q: F64Array | None) -> None:
+        self._neutral_q = q
+        # Left multiplication by its inverse, built once per neutral pose.
+        self._to_neutral: F64Array | None = None
 
     def calibrate(self) -> None:
         """Take the next sample's pose as neutral (the start position, held still)."""
@@ -352,7 +365,8 @@ class AngleTracker:
         if n == 0:
             return AngleBlock.empty(), []
         s = self.settings
-        speed = self._speed_lp(np.linalg.norm(gyr_rad_s, axis=1) * _DEG)
+        g = gyr_rad_s
+        speed = self._speed_lp(np.sqrt(g[:, 0] ** 2 + g[:, 1] ** 2 + g[:, 2] ** 2) * _DEG)
         still = speed < s.still_speed_dps
         runs = run_lengths(still, self._run)
         self._run = int(runs[-1])
@@ -380,7 +394,9 @@ class AngleTracker:
                 cals.append(self._set_neutral(float(t_s[j]), window, "still"))
                 i = j + 1
                 continue
-            q_rel = quat_lmul(quat_conj(self._neutral), quat[i:])
+            if self._to_neutral is None:
+                self._to_neutral = lmul_matrix(quat_conj(self._neutral))
+            q_rel = lmul_apply(self._to_neutral, quat[i:])
             settled = runs[i:] >= self._settled_n
             if self._axis is None:
                 r = rotation_vector(q_rel) * _DEG

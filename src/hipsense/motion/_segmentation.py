@@ -482,6 +482,8 @@ class Segmenter:
             v_ret,
             tail * b_out[1] if b_out is not None else 0.0,
             tail * b_ret[1] if b_ret is not None else 0.0,
+            b_out[0] - b_out[1] / 2 if b_out is not None and b_out[2] else math.inf,
+            b_ret[0] + b_ret[1] / 2 if b_ret is not None and b_ret[2] else -math.inf,
         )
 
     def _common(self, w: F64Array) -> tuple[F64Array, F64Array, "_Phases", float, float] | None:
@@ -698,13 +700,22 @@ class _Phases(NamedTuple):
     v_ret: float
     tail_out_s: float
     tail_ret_s: float
+    bell_start_s: float
+    """Where the outward movement's bell-shaped speed starts (inf when not a bell)."""
+    bell_end_s: float
+    """Where the return movement's bell-shaped speed ends (-inf when not a bell)."""
 
     def times(self, t: F64Array) -> tuple[float, float, float, float]:
-        """Start, top, leaving the top, end (s), the bells' feet given back."""
-        t_on = float(t[self.onset]) - self.tail_out_s
+        """Start, top, leaving the top, end (s), the bells' feet given back.
+
+        A bell-shaped movement also bounds the start and end: at rest, speed noise
+        crosses a threshold of a few percent of a slow movement's peak well before the
+        movement has ended.
+        """
+        t_on = min(float(t[self.onset]) - self.tail_out_s, self.bell_start_s)
         t_top = float(t[self.arrival]) + self.tail_out_s
         t_off = float(t[self.departure]) - self.tail_ret_s
-        t_end = float(t[self.end]) + self.tail_ret_s
+        t_end = max(float(t[self.end]) + self.tail_ret_s, self.bell_end_s)
         if t_off < t_top:  # no hold: the two movements meet at the top
             t_top = t_off = (t_top + t_off) / 2
         return t_on, t_top, t_off, t_end
@@ -715,23 +726,43 @@ def _min_jerk_tau(level: float) -> float:
     return (1.0 - math.sqrt(1.0 - math.sqrt(level))) / 2.0
 
 
-def _bell(t: F64Array, speed: F64Array, i_peak: int) -> tuple[float, float] | None:
-    """Middle and duration of the movement whose speed peaks at `i_peak` (half-peak width).
-
-    A bell-shaped (minimum-jerk) speed profile is above half its peak for 54 % of its
-    duration. Noise barely moves the half-peak crossings, unlike the feet of the bell.
-    """
-    half = 0.5 * speed[i_peak]
-    below_l = np.flatnonzero(speed[:i_peak] < half)
-    below_r = np.flatnonzero(speed[i_peak:] < half)
+def _crossings(
+    t: F64Array, speed: F64Array, i_peak: int, level: float
+) -> tuple[float, float] | None:
+    """When the speed last rises through and first falls through `level` x its peak."""
+    cut = level * speed[i_peak]
+    below_l = np.flatnonzero(speed[:i_peak] < cut)
+    below_r = np.flatnonzero(speed[i_peak:] < cut)
     if below_l.size == 0 or below_r.size == 0:
         return None
     a = int(below_l[-1])
     b = i_peak + int(below_r[0])
     # Linear interpolation of each crossing between its two samples.
-    t_l = t[a] + (half - speed[a]) / (speed[a + 1] - speed[a]) * (t[a + 1] - t[a])
-    t_r = t[b - 1] + (speed[b - 1] - half) / (speed[b - 1] - speed[b]) * (t[b] - t[b - 1])
-    return float((t_l + t_r) / 2), float((t_r - t_l) / (1.0 - 2.0 * _min_jerk_tau(0.5)))
+    t_l = t[a] + (cut - speed[a]) / (speed[a + 1] - speed[a]) * (t[a + 1] - t[a])
+    t_r = t[b - 1] + (speed[b - 1] - cut) / (speed[b - 1] - speed[b]) * (t[b] - t[b - 1])
+    return float(t_l), float(t_r)
+
+
+def _width(level: float) -> float:
+    """Share of a minimum-jerk movement's duration spent above `level` x its peak speed."""
+    return 1.0 - 2.0 * _min_jerk_tau(level)
+
+
+def _bell(t: F64Array, speed: F64Array, i_peak: int) -> tuple[float, float, bool] | None:
+    """Middle, duration and bell shape of the movement whose speed peaks at `i_peak`.
+
+    A minimum-jerk speed profile is above half its peak for 54 % of its duration. Noise
+    barely moves the half-peak crossings, unlike the feet of the bell. The bell is
+    recognised by its shape: 1.31 times wider at a quarter of the peak than at half.
+    """
+    half = _crossings(t, speed, i_peak, 0.5)
+    if half is None:
+        return None
+    middle, duration = (half[0] + half[1]) / 2, (half[1] - half[0]) / _width(0.5)
+    quarter = _crossings(t, speed, i_peak, 0.25)
+    ratio = (quarter[1] - quarter[0]) / (half[1] - half[0]) if quarter is not None else 0.0
+    expected = _width(0.25) / _width(0.5)
+    return middle, duration, abs(ratio - expected) <= 0.15 * expected
 
 
 def _runs_longer(mask: NDArray[np.bool_], min_len: int) -> int:

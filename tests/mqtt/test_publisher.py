@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -283,3 +284,22 @@ async def test_embedded_broker_speaks_3_1_1_and_the_publisher_falls_back(
             await until(lambda: sub.on("/status")[-1]["state"] == "offline")
     assert [e["seq"] for e in sub.on("/events")] == [0, 1, 2]
     assert sub.on("/status")[0]["state"] == "online"
+
+
+async def test_events_are_not_held_back_by_nagle(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    # An event right after another small packet must not wait ~40 ms for the broker's
+    # delayed TCP acknowledgement: the publisher's socket sends at once.
+    topics = Topics("gw-nagle")
+    sub = Subscriber(mosquitto.port, topics.events("sess-n"))
+    async with running(sub):
+        outbox = Outbox(tmp_path / "outbox.db")
+        async with MqttPublisher(BrokerConfig(url=mosquitto.url), topics, outbox) as pub:
+            await until(lambda: pub.connected)
+            assert pub._client is not None
+            sock = pub._client._client.socket()
+            assert sock is not None
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            for i in range(5):
+                pub.publish_event("sess-n", "s-1", _rep(i))
+            await until(lambda: len(sub.on("/events")) == 5)
+        outbox.close()

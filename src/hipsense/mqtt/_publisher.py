@@ -15,6 +15,7 @@ import functools
 import json
 import logging
 import random
+import socket
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -282,6 +283,7 @@ class MqttPublisher:
         while True:
             try:
                 async with self._client_for() as client:
+                    _no_delay(client)
                     attempt = 0
                     settled = True
                     self.stats.connects += 1
@@ -470,6 +472,21 @@ class MqttPublisher:
 
 _last_mid: contextvars.ContextVar[int] = contextvars.ContextVar("_last_mid", default=-1)
 """Message id of the last publish made in this task (paho assigns it)."""
+
+
+def _no_delay(client: aiomqtt.Client) -> None:
+    """Send each packet at once (TCP_NODELAY), as MQTT clients usually do.
+
+    An event is a small write that waits for its PUBACK. With Nagle's algorithm a small
+    write that follows another one not yet acknowledged waits for the broker's delayed
+    TCP acknowledgement: about 40 ms on Linux, the worst rep-event latency measured.
+    """
+    sock = client._client.socket()
+    setsockopt = getattr(sock, "setsockopt", None)  # not on a WebSocket transport
+    if setsockopt is None:
+        return
+    with contextlib.suppress(OSError):
+        setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _watch_refusals(client: aiomqtt.Client, refused: dict[int, str]) -> None:

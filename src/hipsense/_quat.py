@@ -14,8 +14,6 @@ __all__ = [
     "quat_mul",
     "rotate",
     "rotation_vector",
-    "swing_angle",
-    "twist_angle",
     "twist_swing",
 ]
 
@@ -83,7 +81,12 @@ def lmul_apply(m: F64Array, q: F64Array) -> F64Array:
 
 
 def twist_swing(q: F64Array, axis: F64Array) -> tuple[F64Array, F64Array]:
-    """`twist_angle` and `swing_angle` of the same rotations, sharing their projection."""
+    """Twist and swing angles (rad) of rotations `q` (n, 4) about unit `axis` (3,).
+
+    The swing-twist decomposition q = swing * twist, twist about `axis`: the twist angle
+    (in (-pi, pi]) is 2 atan2(q_v . axis, q_w), whatever the swing; the swing angle
+    (>= 0) is what is left, 2 acos |swing_w| with |swing_w| = sqrt(w^2 + proj^2).
+    """
     proj = dot3(q[:, 1:], axis)
     w = q[:, 0]
     ang = 2.0 * np.arctan2(proj, w)
@@ -122,28 +125,6 @@ def dot3(v: F64Array, axis: F64Array) -> F64Array:
     rows; streaming code needs the same bits whatever the block size.
     """
     return np.asarray(v[:, 0] * axis[0] + v[:, 1] * axis[1] + v[:, 2] * axis[2], np.float64)
-
-
-def twist_angle(q: F64Array, axis: F64Array) -> F64Array:
-    """Angle (rad, in (-pi, pi]) of the rotation part of `q` (n, 4) about unit `axis` (3,).
-
-    The swing-twist decomposition q = swing * twist, twist about `axis`: the twist angle
-    is 2 atan2(q_v . axis, q_w), whatever the swing.
-    """
-    proj = dot3(q[:, 1:], axis)
-    ang = 2.0 * np.arctan2(proj, q[:, 0])
-    return np.asarray(
-        np.where(ang > np.pi, ang - 2 * np.pi, np.where(ang <= -np.pi, ang + 2 * np.pi, ang)),
-        np.float64,
-    )
-
-
-def swing_angle(q: F64Array, axis: F64Array) -> F64Array:
-    """Angle (rad, >= 0) of the rotation left after removing the twist about `axis`."""
-    proj = dot3(q[:, 1:], axis)
-    # |swing_w| = sqrt(w^2 + proj^2) for a unit quaternion.
-    c = np.sqrt(np.minimum(1.0, q[:, 0] ** 2 + proj**2))
-    return np.asarray(2.0 * np.arccos(c), np.float64)
 
 
 def rotation_vector(q: F64Array) -> F64Array:

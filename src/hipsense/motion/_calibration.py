@@ -13,7 +13,7 @@ axis are held back and released once the axis is known.
 """
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -141,6 +141,26 @@ class AngleBlock:
         )
 
 
+class _Reach(NamedTuple):
+    """Running values of a `_Sweep` over a block, sample by sample."""
+
+    m: F64Array
+    rotation_deg: F64Array
+    peak_deg: F64Array
+    dist_deg: F64Array
+
+    def turned(self) -> F64Array:
+        """Rotation seen: by the rate, or by the reach out and back.
+
+        The reach counts for slow, small isometric moves, which the rate does not see.
+        """
+        return np.asarray(np.maximum(self.rotation_deg, 2.0 * self.peak_deg), np.float64)
+
+    def came_back(self, min_rotation_deg: float, back_ratio: float) -> NDArray[np.bool_]:
+        """Turned one rep's worth and back within `back_ratio` of the furthest reach."""
+        return (self.turned() >= min_rotation_deg) & (self.dist_deg <= back_ratio * self.peak_deg)
+
+
 @dataclass
 class _Sweep:
     """The rotation seen from one reference pose: axis sums, turning and reach."""
@@ -150,9 +170,7 @@ class _Sweep:
     peak_deg: float = 0.0
     """Furthest pose from the reference so far."""
 
-    def run(
-        self, r: F64Array, steps: F64Array, min_angle_deg: float
-    ) -> tuple[F64Array, F64Array, F64Array, F64Array]:
+    def run(self, r: F64Array, steps: F64Array, min_angle_deg: float) -> _Reach:
         """Running axis sums, rotation, reach and distance over rotation vectors `r`."""
         dist = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2)
         outer = (r[:, :, None] * r[:, None, :]).reshape(-1, 9) * (dist >= min_angle_deg)[:, None]
@@ -161,13 +179,13 @@ class _Sweep:
         m_cum = np.cumsum(np.concatenate([self.m[None, :], outer]), axis=0)[1:]
         rot_cum = np.cumsum(np.concatenate([[self.rotation_deg], steps]))[1:]
         peak = np.maximum.accumulate(np.concatenate([[self.peak_deg], dist]))[1:]
-        return m_cum, rot_cum, peak, dist
+        return _Reach(m_cum, rot_cum, peak, dist)
 
-    def keep(self, sums: tuple[F64Array, F64Array, F64Array, F64Array], k: int) -> None:
+    def keep(self, reach: _Reach, k: int) -> None:
         """Carry the running values at sample k."""
-        self.m = sums[0][k]
-        self.rotation_deg = float(sums[1][k])
-        self.peak_deg = float(sums[2][k])
+        self.m = reach.m[k]
+        self.rotation_deg = float(reach.rotation_deg[k])
+        self.peak_deg = float(reach.peak_deg[k])
 
 
 @dataclass
@@ -299,6 +317,10 @@ class AngleTracker:
         self.calibration = cal
         return cal
 
+    def _spell(self, hist_q: F64Array, off: int, j: int) -> F64Array:
+        """The still_n poses up to the block's sample j (`hist_q[off]` is sample 0)."""
+        return hist_q[off + j - self._still_n + 1 : off + j + 1]
+
     def _angles(
         self, t: F64Array, q_rel: F64Array, w: F64Array, still: NDArray[np.bool_]
     ) -> AngleBlock:
@@ -390,7 +412,7 @@ class AngleTracker:
                 if ready.size == 0:
                     break
                 j = i + int(ready[0])
-                window = hist_q[off + j - self._still_n + 1 : off + j + 1]
+                window = self._spell(hist_q, off, j)
                 cals.append(self._set_neutral(float(t_s[j]), window, "still"))
                 i = j + 1
                 continue
@@ -428,18 +450,13 @@ class AngleTracker:
                     if not moved.any():
                         continue
                 j = i
-                window = hist_q[off + j - self._still_n + 1 : off + j + 1]
+                window = self._spell(hist_q, off, j)
                 cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
                 i = j + 1
                 continue
             block = self._angles(t_s[i:], q_rel, gyr_rad_s[i:], still[i:])
             # A still pose well off the plane is a new start position (side switch).
             prim, off_plane = block.primary_deg, block.off_plane_deg
-            unexplained = (
-                ((off_plane > s.reposition_deg) & (off_plane > np.abs(prim)))
-                | (prim < -s.reposition_deg)
-                | (prim > self.max_primary_deg)
-            )
             wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
             spell = runs[i:] >= self._still_n
             if not spell.any() and not settled.any():
@@ -448,6 +465,7 @@ class AngleTracker:
                     self._last_unexplained = first + i + int(np.flatnonzero(wild)[-1])
                 out.append(block)
                 break
+            unexplained = wild | (prim < -s.reposition_deg) | (prim > self.max_primary_deg)
             dist = np.sqrt(prim**2 + off_plane**2)
             far = dist > self.rest_max_deg
             # The first still spell after motion no rep makes, somewhere new.
@@ -465,7 +483,7 @@ class AngleTracker:
                 self._last_spell = int(spells[k + 1])
                 out.append(block.slice(0, k))
                 j = i + k
-                window = hist_q[off + j - self._still_n + 1 : off + j + 1]
+                window = self._spell(hist_q, off, j)
                 cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
                 i = j + 1
                 continue
@@ -513,25 +531,18 @@ class AngleTracker:
         assert p.start_s is not None
         waited = t_s[i:stop] - p.start_s
         sums = p.sweep.run(r, steps, s.axis_min_angle_deg)
-        back = sums[3] <= s.axis_back_ratio * sums[2]
-        # Turned enough: by the rate, or (for slow, small isometric moves the rate does
-        # not count) by the reach out and back.
-        turned = np.maximum(sums[1], 2.0 * sums[2])
-        ready = ((turned >= self.min_rotation_deg) & calm & back) | (
-            (waited >= s.axis_max_wait_s) & (turned > 0)
+        ready = (sums.came_back(self.min_rotation_deg, s.axis_back_ratio) & calm) | (
+            (waited >= s.axis_max_wait_s) & (sums.turned() > 0)
         )
-        distinct = sums[3] >= 2.0 * s.axis_min_angle_deg
+        distinct = sums.dist_deg >= 2.0 * s.axis_min_angle_deg
         cand_sums = []
         confirms = []
         for c in p.candidates:
             rc = rotation_vector(quat_lmul(quat_conj(c.q), quat[i:stop])) * _DEG
             cs = c.sweep.run(rc, steps, s.axis_min_angle_deg)
             cand_sums.append(cs)
-            c_turned = np.maximum(cs[1], 2.0 * cs[2])
-            confirms.append(
-                (c_turned >= self.min_rotation_deg) & calm & (cs[3] <= s.axis_back_ratio * cs[2])
-            )
-            distinct &= cs[3] >= 2.0 * s.axis_min_angle_deg
+            confirms.append(cs.came_back(self.min_rotation_deg, s.axis_back_ratio) & calm)
+            distinct &= cs.dist_deg >= 2.0 * s.axis_min_angle_deg
         spell = (runs[i:stop] == self._still_n) & distinct
 
         def first(mask: NDArray[np.bool_]) -> int:
@@ -570,7 +581,7 @@ class AngleTracker:
             self._emit_axis(float(t_s[i + e]), out, cals)
         else:
             j = i + e
-            q = _mean_pose(hist_q[off + j - self._still_n + 1 : off + j + 1])
+            q = _mean_pose(self._spell(hist_q, off, j))
             p.candidates = [
                 *p.candidates[-(_MAX_CANDIDATES - 1) :],
                 _Candidate(q, max(0, p.count - self._still_n)),

@@ -14,6 +14,7 @@ __all__ = [
     "quat_mul",
     "rotate",
     "rotation_vector",
+    "swing_vector",
     "twist_swing",
 ]
 
@@ -93,6 +94,34 @@ def twist_swing(q: F64Array, axis: F64Array) -> tuple[F64Array, F64Array]:
     twist = np.where(ang > np.pi, ang - 2 * np.pi, np.where(ang <= -np.pi, ang + 2 * np.pi, ang))
     swing = 2.0 * np.arccos(np.sqrt(np.minimum(1.0, w**2 + proj**2)))
     return np.asarray(twist, np.float64), np.asarray(swing, np.float64)
+
+
+def swing_vector(q: F64Array, axis: F64Array) -> F64Array:
+    """Rotation vectors (n, 3), rad, of the swings of `q` (n, 4) off unit `axis` (3,).
+
+    Where `twist_swing` gives how far each pose is off the plane, this gives which way:
+    two poses tilted the same amount to opposite sides are twice that apart. The vector
+    part of swing = q * conj(twist) is (w v_perp - proj (v x axis)) / |(w, proj)|, at
+    right angles to `axis`, and the same for q and -q.
+    """
+    v = q[:, 1:]
+    w = q[:, :1]
+    proj = dot3(v, axis)[:, None]
+    perp = v - proj * axis
+    cross = np.stack(
+        [
+            v[:, 1] * axis[2] - v[:, 2] * axis[1],
+            v[:, 2] * axis[0] - v[:, 0] * axis[2],
+            v[:, 0] * axis[1] - v[:, 1] * axis[0],
+        ],
+        axis=1,
+    )
+    vec = w * perp - proj * cross
+    norm = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2 + vec[:, 2] ** 2)
+    scalar = np.sqrt(w[:, 0] ** 2 + proj[:, 0] ** 2)
+    # |vec| / scalar-part-norm is tan(swing / 2); the angle from atan2 is exact at any size.
+    angle = 2.0 * np.arctan2(norm, scalar * scalar)
+    return np.asarray(vec * (angle / np.maximum(norm, 1e-15))[:, None], np.float64)
 
 
 def rotate(q: F64Array, v: F64Array) -> F64Array:

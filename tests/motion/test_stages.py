@@ -10,6 +10,7 @@ from hipsense._quat import (
     quat_lmul,
     quat_mul,
     rotate,
+    swing_vector,
     twist_swing,
 )
 from hipsense.exercises import load_library
@@ -17,6 +18,7 @@ from hipsense.motion import (
     AngleBlock,
     AngleTracker,
     OrientationEstimator,
+    RepEvent,
     Segmenter,
     Targets,
 )
@@ -229,9 +231,27 @@ def test_axis_from_rotation_not_rates_survives_tremor() -> None:
     np.testing.assert_allclose(block.primary_deg[late], ang[np.isin(t, block.t_s[late])], atol=0.5)
 
 
-def _angle_block(t: np.ndarray, primary: np.ndarray, still: np.ndarray) -> AngleBlock:
-    z = np.zeros_like(t)
-    return AngleBlock(t, primary, z, np.gradient(primary, t), still, np.zeros(t.shape, np.int64))
+def _angle_block(
+    t: np.ndarray, primary: np.ndarray, still: np.ndarray, off_xy: np.ndarray | None = None
+) -> AngleBlock:
+    xy = np.zeros((t.shape[0], 2)) if off_xy is None else off_xy
+    off = np.sqrt((xy**2).sum(axis=1))
+    ref = np.zeros(t.shape, np.int64)
+    return AngleBlock(t, primary, off, np.gradient(primary, t), still, ref, xy)
+
+
+def _ramp_rep(
+    t: np.ndarray, start_s: float, rom_deg: float, move_s: float, top_s: float
+) -> np.ndarray:
+    """Out in `move_s`, `top_s` at the top, back in `move_s` (minimum-jerk movements)."""
+
+    def mj(x: np.ndarray) -> np.ndarray:
+        x = np.clip(x, 0.0, 1.0)
+        return np.asarray(x**3 * (10 - 15 * x + 6 * x**2))
+
+    up = mj((t - start_s) / move_s)
+    down = mj((t - start_s - move_s - top_s) / move_s)
+    return rom_deg * (up - down)
 
 
 def test_segmenter_finds_the_rest_level_again_after_a_dip() -> None:
@@ -282,6 +302,51 @@ def test_segmenter_counts_reps_but_not_walking_that_swings_both_ways() -> None:
     assert [round(r.start_s) for r in reps] == [5, 13, 21, 29]
 
 
+def test_segmenter_skips_movements_no_rep_of_the_exercise_makes() -> None:
+    # Clamshell (range 25-55 deg, 1.5 s each way, 1 s hold). Counted: a good rep, a rep
+    # with off-plane compensation (flagged), a partial rep in the plane (flagged).
+    # Not counted: getting up (100 deg), rolling over slowly (10 s each way), a small
+    # movement swinging off the plane by as much as it turns (fidgeting), a full-range
+    # movement swinging further off the plane than it turns (from a tilt to the opposite
+    # tilt, so the distance from the plane barely changes).
+    rate = 50.0
+    t = np.arange(0, 150.0, 1 / rate)
+    primary = np.zeros_like(t)
+    xy = np.zeros((t.shape[0], 2))
+    xy[:, 0] = _ramp_rep(t, 128.0, 15.0, 2.0, 16.0)
+    plan = [  # start, range, seconds each way, off-plane swing (deg), counted
+        (5.0, 35.0, 1.5, 0.0, True),
+        (20.0, 35.0, 1.5, 20.0, True),
+        (35.0, 15.0, 1.5, 0.0, True),
+        (50.0, 100.0, 3.0, 0.0, False),
+        (70.0, 30.0, 10.0, 0.0, False),
+        (100.0, 12.0, 1.5, 10.0, False),
+        (120.0, 35.0, 1.5, 0.0, True),
+        (135.0, 25.0, 1.5, -30.0, False),
+    ]
+    for start, rom, move, swing, _ in plan:
+        primary += _ramp_rep(t, start, rom, move, 1.0)
+        # The swing goes one way and comes back: off the plane, then the other way.
+        xy[:, 0] += _ramp_rep(t, start, swing, move, 1.0)
+        xy[:, 1] += _ramp_rep(t, start + move, -0.5 * swing, 0.5, 0.0)
+    still = np.abs(np.gradient(primary, t)) < 1.0
+    seg = Segmenter(rate, Targets.from_exercise(LIB["clamshell"]))
+    block = _angle_block(t, primary, still, xy)
+    events = seg.update(block) + seg.finish()
+    reps = [e for e in events if isinstance(e, RepEvent)]
+    assert [round(r.start_s) for r in reps] == [round(p[0]) for p in plan if p[4]]
+    assert [sorted(str(f) for f in r.flags) for r in reps] == [[], ["off_plane"], ["partial"], []]
+    parts: list[object] = []
+    seg2 = Segmenter(rate, Targets.from_exercise(LIB["clamshell"]))
+    for a, b in _splits(len(t), 5):
+        parts += seg2.update(block.slice(a, b))
+    assert parts + seg2.finish() == events
+    # An unknown exercise has no range or tempo to judge by: all but the swing count.
+    seg3 = Segmenter(rate, Targets.automatic())
+    auto = [e for e in seg3.update(block) + seg3.finish() if isinstance(e, RepEvent)]
+    assert [round(r.start_s) for r in auto] == [round(p[0]) for p in plan[:-1]]
+
+
 def test_fast_quaternion_helpers_agree_with_the_general_ones() -> None:
     rng = np.random.default_rng(4)
     q = rng.normal(size=(500, 4))
@@ -309,3 +374,6 @@ def test_fast_quaternion_helpers_agree_with_the_general_ones() -> None:
     twist, swing = twist_swing(q, axis)
     np.testing.assert_allclose(twist, twist_rad, atol=1e-9)
     np.testing.assert_allclose(swing, swing_rad, atol=1e-6)
+    # Which way the swing goes: its axis times its angle, whichever sign q has.
+    np.testing.assert_allclose(swing_vector(q, axis), swing_axes * swing_rad[:, None], atol=1e-6)
+    np.testing.assert_allclose(swing_vector(-q, axis), swing_vector(q, axis), atol=1e-12)

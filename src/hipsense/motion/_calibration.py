@@ -26,6 +26,7 @@ from hipsense._quat import (
     quat_lmul,
     rotate,
     rotation_vector,
+    swing_vector,
     twist_swing,
 )
 
@@ -106,12 +107,15 @@ class AngleBlock:
     still: NDArray[np.bool_]
     reference: NDArray[np.int64]
     """Which calibration the samples are measured against (counts up)."""
+    off_plane_xy_deg: F64Array
+    """The off-plane rotation (n, 2) as a rotation vector in two fixed directions at
+    right angles to the axis: which way the limb is off the plane, not only how far."""
 
     @staticmethod
     def empty() -> "AngleBlock":
         """A block without samples."""
         z = np.empty(0)
-        return AngleBlock(z, z, z, z, np.empty(0, bool), np.empty(0, np.int64))
+        return AngleBlock(z, z, z, z, np.empty(0, bool), np.empty(0, np.int64), np.empty((0, 2)))
 
     def slice(self, start: int, stop: int) -> "AngleBlock":
         """Samples start to stop (exclusive)."""
@@ -122,6 +126,7 @@ class AngleBlock:
             self.velocity_dps[start:stop],
             self.still[start:stop],
             self.reference[start:stop],
+            self.off_plane_xy_deg[start:stop],
         )
 
     @staticmethod
@@ -138,6 +143,7 @@ class AngleBlock:
             np.concatenate([b.velocity_dps for b in blocks]),
             np.concatenate([b.still for b in blocks]),
             np.concatenate([b.reference for b in blocks]),
+            np.concatenate([b.off_plane_xy_deg for b in blocks]),
         )
 
 
@@ -288,6 +294,18 @@ class AngleTracker:
         # Left multiplication by its inverse, built once per neutral pose.
         self._to_neutral: F64Array | None = None
 
+    @property
+    def _plane(self) -> tuple[F64Array, F64Array]:
+        """Two unit vectors at right angles to the axis and to each other."""
+        assert self._axis is not None
+        a = self._axis
+        # Any vector not near the axis will do; the least aligned basis vector is one.
+        e = np.zeros(3)
+        e[int(np.argmin(np.abs(a)))] = 1.0
+        e1 = e - float(np.dot(e, a)) * a
+        e1 /= np.linalg.norm(e1)
+        return e1, np.cross(a, e1)
+
     def calibrate(self) -> None:
         """Take the next sample's pose as neutral (the start position, held still)."""
         self._explicit = True
@@ -326,6 +344,8 @@ class AngleTracker:
     ) -> AngleBlock:
         assert self._axis is not None
         twist, swing = twist_swing(q_rel, self._axis)
+        rv = swing_vector(q_rel, self._axis)
+        e1, e2 = self._plane
         return AngleBlock(
             t_s=t,
             primary_deg=twist * _DEG,
@@ -333,6 +353,7 @@ class AngleTracker:
             velocity_dps=dot3(w, self._axis) * _DEG,
             still=still,
             reference=np.full(t.shape[0], self._reference, dtype=np.int64),
+            off_plane_xy_deg=np.stack([dot3(rv, e1), dot3(rv, e2)], axis=1) * _DEG,
         )
 
     def _finish_axis(self, t_now: float) -> tuple[AngleBlock, Calibration | None]:

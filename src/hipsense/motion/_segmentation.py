@@ -28,8 +28,8 @@ F64Array = NDArray[np.float64]
 Event = RepEvent | HoldEvent | SetEvent
 
 # Columns of the sample buffer.
-_T, _TH, _LP, _PH, _STILL, _REF, _GAP = range(7)
-_NCOL = 7
+_T, _TH, _LP, _PH, _STILL, _REF, _GAP, _PX, _PY = range(9)
+_NCOL = 9
 _SCAN_N = 512
 
 
@@ -60,6 +60,16 @@ class SegmenterSettings:
     the rest level: the angle of the latest still spell of `rest_min_s` near neutral."""
     onset_max_off_plane_deg: float = 20.0
     """A rep starts from the start position: not tilted this far out of the plane."""
+    off_plane_max_ratio: float = 1.0
+    """A movement that swings off the plane further than this share of its range about
+    the axis (plus 2 deg of noise) is not a rep of the exercise, even a badly done one."""
+    max_range_ratio: float = 1.75
+    """Further than this times the top of the exercise's range is not a rep (getting up)."""
+    max_tempo_ratio: float = 3.0
+    """Slower than this times the prescribed tempo both ways is not a rep (turning over)."""
+    partial_swing_ratio: float = 0.5
+    """A movement short of the range swinging off the plane by more than this share of
+    its range (plus 1 deg) is fidgeting, not a partial rep."""
     set_gap_s: float = 25.0
     baseline_window_s: float = 3.0
     """The rest level a rep starts from is the lowest angle of this trailing window:
@@ -201,6 +211,7 @@ class Segmenter:
         rows[:, _STILL] = block.still
         rows[:, _REF] = block.reference
         rows[:, _GAP] = gap
+        rows[:, _PX : _PY + 1] = block.off_plane_xy_deg
         start = self._buf.end
         self._buf.append(rows)
         events = self._scan(start)
@@ -486,7 +497,9 @@ class Segmenter:
             b_ret[0] + b_ret[1] / 2 if b_ret is not None and b_ret[2] else -math.inf,
         )
 
-    def _common(self, w: F64Array) -> tuple[F64Array, F64Array, "_Phases", float, float] | None:
+    def _common(
+        self, w: F64Array
+    ) -> tuple[F64Array, F64Array, "_Phases", float, float, float] | None:
         t = w[:, _T]
         th = self._smooth(w[:, _TH])
         ph = w[:, _PH]
@@ -507,6 +520,8 @@ class Segmenter:
         level = float(np.median(plateau)) if plateau.shape[0] >= 3 else float(th[ip])
         rom = level - float(th[onset])
         off = float(ph[onset : end + 1].max() - ph[onset])
+        xy = w[onset : end + 1, _PX : _PY + 1]
+        swept = float(np.sqrt(((xy - xy[0]) ** 2).sum(axis=1)).max())
         tg = self.targets
         if rom < tg.detect_deg:
             return None
@@ -522,15 +537,18 @@ class Segmenter:
         below = self._cand_rest - max(s.below_rest_deg, s.below_rest_ratio * rom)
         if th[onset] < below or th[end] < below:
             return None
-        if off > 1.2 * rom + 3.0:
+        # ... and turn about the exercise's axis more than they swing off it: fidgeting
+        # turns the thigh every way at once (measured as the way the off-plane tilt moved,
+        # not only how much further off the plane the limb ended up).
+        if off > 1.2 * rom + 3.0 or swept > s.off_plane_max_ratio * rom + 2.0:
             return None
-        return t, th, phases, rom, off
+        return t, th, phases, rom, off, swept
 
     def _measure_rep(self, w: F64Array) -> RepEvent | None:
         common = self._common(w)
         if common is None:
             return None
-        t, th, ph, rom, off = common
+        t, th, ph, rom, off, swept = common
         onset, arrival, departure, end = ph.onset, ph.arrival, ph.departure, ph.end
         v_out, v_ret = ph.v_out, ph.v_ret
         tg = self.targets
@@ -538,6 +556,9 @@ class Segmenter:
         outward = float(t_top - t_on)
         back = float(t_end - t_off)
         hold = float(t_off - t_top)
+        gap = bool(w[onset : end + 1, _GAP].any())
+        if not tg.auto and not self._plausible(rom, swept, outward, back, gap):
+            return None
         conc, ecc = (outward, back) if tg.outward_phase == "concentric" else (back, outward)
         v_peak = max(v_out, v_ret)
         flags: list[Flag] = []
@@ -569,7 +590,6 @@ class Segmenter:
                 ecc_limit = max(ecc_limit, tg.eccentric_fast_s)
             if ecc < ecc_limit:
                 flags.append(Flag.ECCENTRIC_FAST)
-        gap = bool(w[onset : end + 1, _GAP].any())
         if gap:
             flags.append(Flag.DATA_GAP)
         rest = None if self._last_end_s is None else float(t_on) - self._last_end_s
@@ -593,11 +613,34 @@ class Segmenter:
             hold_end_s=float(t_off),
         )
 
+    def _plausible(self, rom: float, swept: float, outward: float, back: float, gap: bool) -> bool:
+        """Whether a movement could be a rep of the exercise, however badly done.
+
+        Everyday motion in the exercise's plane is told apart by what no rep of a known
+        exercise does: going far past the top of its range (standing up from the chair
+        the seated exercises are done in), or taking several times the prescribed tempo
+        both ways (rolling over to reach for the phone). A movement short of the range
+        that swings off the plane by half as much as it turns about the axis is
+        fidgeting: a weak patient's partial rep with that much compensation would look
+        the same, and is not counted. Lost samples can stretch a rep's phases, so a rep
+        across a gap is not judged on its tempo.
+        """
+        tg = self.targets
+        s = self.settings
+        if rom > s.max_range_ratio * tg.target_max_deg:
+            return False
+        slow = s.max_tempo_ratio
+        if not gap and outward > slow * tg.outward_s and back > slow * tg.return_s:
+            return False
+        return not (
+            rom < tg.partial_ratio * tg.target_min_deg and swept > s.partial_swing_ratio * rom + 1.0
+        )
+
     def _measure_hold(self, w: F64Array) -> HoldEvent | None:
         common = self._common(w)
         if common is None:
             return None
-        t, th, ph, rom, off = common
+        t, th, ph, rom, off, _ = common
         onset, arrival, departure, end = ph.onset, ph.arrival, ph.departure, ph.end
         t_on, t_top, t_off, t_end = ph.times(t)
         tg = self.targets

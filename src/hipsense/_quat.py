@@ -14,8 +14,8 @@ __all__ = [
     "quat_mul",
     "rotate",
     "rotation_vector",
-    "swing_vector",
     "twist_swing",
+    "twist_swing_plane",
 ]
 
 F64Array = NDArray[np.float64]
@@ -96,32 +96,35 @@ def twist_swing(q: F64Array, axis: F64Array) -> tuple[F64Array, F64Array]:
     return np.asarray(twist, np.float64), np.asarray(swing, np.float64)
 
 
-def swing_vector(q: F64Array, axis: F64Array) -> F64Array:
-    """Rotation vectors (n, 3), rad, of the swings of `q` (n, 4) off unit `axis` (3,).
+def twist_swing_plane(q: F64Array, basis: F64Array) -> tuple[F64Array, F64Array, F64Array]:
+    """Twist angle (n,), swing angle (n,) and swing rotation vector (n, 2), rad.
 
-    Where `twist_swing` gives how far each pose is off the plane, this gives which way:
-    two poses tilted the same amount to opposite sides are twice that apart. The vector
-    part of swing = q * conj(twist) is (w v_perp - proj (v x axis)) / |(w, proj)|, at
-    right angles to `axis`, and the same for q and -q.
+    `basis` (3, 3) has rows axis, e1, e2 = axis x e1: a unit axis and the plane at right
+    angles to it. As `twist_swing`, with which way the swing goes: its rotation vector
+    in e1, e2. Two poses tilted the same amount to opposite sides are twice that apart.
+    The vector part of swing = q * conj(twist) is (w v_perp - proj (v x axis)) / |(w,
+    proj)|, whose components are w (v.e1) - proj (v.e2) and w (v.e2) + proj (v.e1); the
+    same for q and -q.
     """
-    v = q[:, 1:]
-    w = q[:, :1]
-    proj = dot3(v, axis)[:, None]
-    perp = v - proj * axis
-    cross = np.stack(
-        [
-            v[:, 1] * axis[2] - v[:, 2] * axis[1],
-            v[:, 2] * axis[0] - v[:, 0] * axis[2],
-            v[:, 0] * axis[1] - v[:, 1] * axis[0],
-        ],
-        axis=1,
-    )
-    vec = w * perp - proj * cross
-    norm = np.sqrt(vec[:, 0] ** 2 + vec[:, 1] ** 2 + vec[:, 2] ** 2)
-    scalar = np.sqrt(w[:, 0] ** 2 + proj[:, 0] ** 2)
-    # |vec| / scalar-part-norm is tan(swing / 2); the angle from atan2 is exact at any size.
-    angle = 2.0 * np.arctan2(norm, scalar * scalar)
-    return np.asarray(vec * (angle / np.maximum(norm, 1e-15))[:, None], np.float64)
+    # The three projections at once, element-wise (the same bits however many rows).
+    p = q[:, 1:2] * basis[:, 0]
+    p += q[:, 2:3] * basis[:, 1]
+    p += q[:, 3:4] * basis[:, 2]
+    proj, p1, p2 = p[:, 0], p[:, 1], p[:, 2]
+    # q and -q are the same rotation: the one with w >= 0 gives a twist in [-pi, pi].
+    w = q[:, 0]
+    sign = np.copysign(1.0, w)
+    twist = 2.0 * np.arctan2(proj * sign, w * sign)
+    x = w * p1 - proj * p2
+    y = w * p2 + proj * p1
+    norm = np.hypot(x, y)
+    # norm / (w^2 + proj^2) is tan(swing / 2): exact at any size, unlike an arccos.
+    swing = 2.0 * np.arctan2(norm, w * w + proj * proj)
+    scale = swing / np.maximum(norm, 1e-15)
+    xy = np.empty((q.shape[0], 2))
+    np.multiply(x, scale, out=xy[:, 0])
+    np.multiply(y, scale, out=xy[:, 1])
+    return twist, swing, xy
 
 
 def rotate(q: F64Array, v: F64Array) -> F64Array:
@@ -133,8 +136,10 @@ def rotate(q: F64Array, v: F64Array) -> F64Array:
     return np.asarray(v + w * t + np.cross(u, t), dtype=np.float64)
 
 
-def interval_rates(q: F64Array, dt: float) -> F64Array:
+def interval_rates(q: F64Array, dt: float | F64Array) -> F64Array:
     """Body angular rates (n-1, 3), rad/s, over each interval of sensor-to-world `q` (n, 4).
+
+    `dt` is the intervals' duration: one for all, or one each (n-1,).
 
     Exact for a constant rate within the interval (axis times angle over time), in the
     frame of the first quaternion of the interval: what a gyroscope on it measures.

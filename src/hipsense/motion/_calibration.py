@@ -26,8 +26,7 @@ from hipsense._quat import (
     quat_lmul,
     rotate,
     rotation_vector,
-    swing_vector,
-    twist_swing,
+    twist_swing_plane,
 )
 
 from ._filters import Lowpass, run_lengths
@@ -278,6 +277,8 @@ class AngleTracker:
         self._hist_q = np.empty((0, 4))
         self._neutral = None
         self._axis: F64Array | None = None
+        self._plane_of: F64Array | None = None  # the axis `_plane_basis` was made for
+        self._plane_basis = np.eye(3)
         self._pending: _Pending | None = None
         self._reference = -1
         self._explicit = False
@@ -295,16 +296,18 @@ class AngleTracker:
         self._to_neutral: F64Array | None = None
 
     @property
-    def _plane(self) -> tuple[F64Array, F64Array]:
-        """Two unit vectors at right angles to the axis and to each other."""
-        assert self._axis is not None
+    def _plane(self) -> F64Array:
+        """Rows: the axis and two unit vectors at right angles to it and each other."""
         a = self._axis
-        # Any vector not near the axis will do; the least aligned basis vector is one.
-        e = np.zeros(3)
-        e[int(np.argmin(np.abs(a)))] = 1.0
-        e1 = e - float(np.dot(e, a)) * a
-        e1 /= np.linalg.norm(e1)
-        return e1, np.cross(a, e1)
+        assert a is not None
+        if self._plane_of is not a:
+            # Any vector not near the axis will do; the least aligned basis vector is one.
+            e = np.zeros(3)
+            e[int(np.argmin(np.abs(a)))] = 1.0
+            e1 = e - float(np.dot(e, a)) * a
+            e1 /= np.linalg.norm(e1)
+            self._plane_of, self._plane_basis = a, np.stack([a, e1, np.cross(a, e1)])
+        return self._plane_basis
 
     def calibrate(self) -> None:
         """Take the next sample's pose as neutral (the start position, held still)."""
@@ -343,9 +346,7 @@ class AngleTracker:
         self, t: F64Array, q_rel: F64Array, w: F64Array, still: NDArray[np.bool_]
     ) -> AngleBlock:
         assert self._axis is not None
-        twist, swing = twist_swing(q_rel, self._axis)
-        rv = swing_vector(q_rel, self._axis)
-        e1, e2 = self._plane
+        twist, swing, swing_xy = twist_swing_plane(q_rel, self._plane)
         return AngleBlock(
             t_s=t,
             primary_deg=twist * _DEG,
@@ -353,7 +354,7 @@ class AngleTracker:
             velocity_dps=dot3(w, self._axis) * _DEG,
             still=still,
             reference=np.full(t.shape[0], self._reference, dtype=np.int64),
-            off_plane_xy_deg=np.stack([dot3(rv, e1), dot3(rv, e2)], axis=1) * _DEG,
+            off_plane_xy_deg=swing_xy * _DEG,
         )
 
     def _finish_axis(self, t_now: float) -> tuple[AngleBlock, Calibration | None]:

@@ -105,9 +105,9 @@ class MotionCore:
         """Take a block of samples; return the events it completed."""
         t = np.asarray(t_s, dtype=np.float64)
         if quat is not None:
-            ori = self.orientation.update_quat(quat)
+            ori = self.orientation.update_quat(quat, t)
         elif gyr_rad_s is not None and acc_m_s2 is not None:
-            ori = self.orientation.update_raw(gyr_rad_s, acc_m_s2)
+            ori = self.orientation.update_raw(gyr_rad_s, acc_m_s2, t)
         else:
             raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
         if ori.quat.shape[0] != t.shape[0]:

@@ -1,5 +1,6 @@
 """Orientation of the sensor: VQF for raw 6-axis input, pass-through for fused quaternions."""
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,10 @@ class OrientationSettings:
     rest_gyro_dps: float = 3.0
     rest_acc_m_s2: float = 0.5
     bias_clip_dps: float = 5.0
+    bridge_gap_s: float = 0.5
+    """Samples lost over up to this long are bridged: VQF integrates through them
+    (gyroscope and accelerometer interpolated between the samples either side). After
+    a longer gap the inclination is taken afresh from the accelerometer."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,6 +53,13 @@ class OrientationEstimator:
     Quaternion input is used as given; its angular velocity comes from consecutive
     quaternions. Both are sample-sequential, so any split of the stream into blocks
     gives the same output.
+
+    Given the samples' times, lost samples are accounted for. A raw stream's orientation
+    is integrated from the gyroscope, so rotation while samples were missing would be
+    lost: short gaps are bridged, and after a long one the accelerometer's low-pass is
+    restarted so the inclination is right at once instead of ~3 tau later (the heading
+    cannot be recovered without a magnetometer). Rates from fused quaternions are taken
+    over the real interval between them.
     """
 
     def __init__(self, rate_hz: float, settings: OrientationSettings | None = None) -> None:
@@ -70,31 +82,101 @@ class OrientationEstimator:
             biasClip=s.bias_clip_dps,
         )
         self._last_quat: F64Array | None = None
+        self._last_t: float | None = None
+        self._last_raw: F64Array | None = None  # the last raw sample, gyr and acc (6,)
 
-    def update_raw(self, gyr_rad_s: F64Array, acc_m_s2: F64Array) -> OrientationBlock:
-        """Fuse a block of raw samples, (n, 3) each."""
+    def _missing(self, t_s: F64Array | None, n: int) -> NDArray[np.int64]:
+        """Samples lost before each of the block's n samples (0 without times)."""
+        if t_s is None:
+            return np.zeros(n, np.int64)
+        t = np.asarray(t_s, dtype=np.float64)
+        if t.shape != (n,):
+            raise ValueError(f"t_s: expected {n} times, got shape {t.shape}")
+        first = float(t[0]) if self._last_t is None else self._last_t
+        periods = n - 1 if self._last_t is None else n
+        self._last_t = float(t[-1])
+        if (self._last_t - first) * self.rate_hz < periods + 0.5:
+            # The block spans no more periods than it has intervals: none is missing (the
+            # usual case, told without a per-sample array).
+            return np.zeros(n, np.int64)
+        prev = np.concatenate([[first], t[:-1]])
+        steps = np.rint((t - prev) * self.rate_hz).astype(np.int64)
+        return np.asarray(np.maximum(steps - 1, 0), dtype=np.int64)
+
+    def update_raw(
+        self, gyr_rad_s: F64Array, acc_m_s2: F64Array, t_s: F64Array | None = None
+    ) -> OrientationBlock:
+        """Fuse a block of raw samples, (n, 3) each, taken at `t_s` (n,) if given."""
         gyr = np.ascontiguousarray(gyr_rad_s, dtype=np.float64)
         acc = np.ascontiguousarray(acc_m_s2, dtype=np.float64)
         if gyr.shape != acc.shape or gyr.ndim != 2 or gyr.shape[1] != 3:
             raise ValueError(
                 f"gyr_rad_s, acc_m_s2: expected two (n, 3) arrays, got {gyr.shape}, {acc.shape}"
             )
-        if gyr.shape[0] == 0:
+        n = gyr.shape[0]
+        if n == 0:
             return OrientationBlock(np.empty((0, 4)), np.empty((0, 3)))
-        out = self._vqf.updateBatch(gyr, acc)
-        quat = np.asarray(out["quat6D"], dtype=np.float64)
-        return OrientationBlock(quat, gyr - np.asarray(out["bias"], dtype=np.float64))
+        missing = self._missing(t_s, n)
+        raw = np.concatenate([gyr, acc], axis=1)
+        last = raw[0] if self._last_raw is None else self._last_raw
+        self._last_raw = raw[-1].copy()
+        if not missing.any():
+            out = self._vqf.updateBatch(gyr, acc)
+            quat = np.asarray(out["quat6D"], dtype=np.float64)
+            return OrientationBlock(quat, gyr - np.asarray(out["bias"], dtype=np.float64))
+        quat = np.empty((n, 4))
+        bias = np.empty((n, 3))
+        long_gap = missing > round(self.settings.bridge_gap_s * self.rate_hz)
+        cuts = [0, *np.flatnonzero(long_gap).tolist(), n]
+        for a, b in itertools.pairwise(cuts):
+            if a == b:
+                continue
+            if long_gap[a]:
+                self._restart_inclination()
+            prev = last if a == 0 else raw[a - 1]
+            q, bb = self._bridged(raw[a:b], prev, np.where(long_gap[a:b], 0, missing[a:b]))
+            quat[a:b], bias[a:b] = q, bb
+        return OrientationBlock(quat, gyr - bias)
 
-    def update_quat(self, quat: F64Array) -> OrientationBlock:
-        """Take a block of fused quaternions, (n, 4) w x y z."""
+    def _bridged(
+        self, raw: F64Array, prev: F64Array, missing: NDArray[np.int64]
+    ) -> tuple[F64Array, F64Array]:
+        """VQF over `raw` (m, 6) with `missing[i]` samples interpolated before row i."""
+        counts = missing + 1
+        total = int(counts.sum())
+        # Row i is preceded by missing[i] rows on the straight line from the row before it.
+        owner = np.repeat(np.arange(raw.shape[0]), counts)
+        pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+        frac = (pos / np.repeat(counts, counts))[:, None]
+        before = np.concatenate([prev[None, :], raw[:-1]])
+        filled = before[owner] + frac * (raw[owner] - before[owner])
+        out = self._vqf.updateBatch(
+            np.ascontiguousarray(filled[:, :3]), np.ascontiguousarray(filled[:, 3:])
+        )
+        real = np.cumsum(counts) - 1
+        quat = np.asarray(out["quat6D"], dtype=np.float64)[real]
+        return quat, np.asarray(out["bias"], dtype=np.float64)[real]
+
+    def _restart_inclination(self) -> None:
+        # VQF corrects the inclination toward its low-passed accelerometer (time constant
+        # tau_acc); restarting that filter makes the next sample's gravity the reference.
+        state = self._vqf.state
+        state["accLpState"] = [float("nan")] * len(state["accLpState"])
+        self._vqf.state = state
+
+    def update_quat(self, quat: F64Array, t_s: F64Array | None = None) -> OrientationBlock:
+        """Take a block of fused quaternions, (n, 4) w x y z, taken at `t_s` if given."""
         q = np.asarray(quat, dtype=np.float64)
         if q.ndim != 2 or q.shape[1] != 4:
             raise ValueError(f"quat: expected an (n, 4) array, got {q.shape}")
         if q.shape[0] == 0:
             return OrientationBlock(np.empty((0, 4)), np.empty((0, 3)))
+        missing = self._missing(t_s, q.shape[0])
         q = q / np.linalg.norm(q, axis=1, keepdims=True)
         prev = self._last_quat if self._last_quat is not None else q[:1]
         both = np.concatenate([prev, q])
-        rates = interval_rates(both, 1.0 / self.rate_hz)  # rate over the interval ending at each
+        # The rate over the interval ending at each sample, however long it was.
+        dt = (missing + 1) / self.rate_hz
+        rates = interval_rates(both, dt)
         self._last_quat = q[-1:].copy()
         return OrientationBlock(q, rates)

@@ -570,8 +570,17 @@ class Segmenter:
             conc_limit, ecc_limit = tg.return_s, tg.outward_s
         conc_limit *= tg.too_fast_ratio
         ecc_limit *= tg.too_fast_ratio
-        fast = conc < conc_limit or (not tg.check_eccentric and ecc < ecc_limit)
-        if tg.too_fast_dps is not None and v_peak > 1.5 * tg.too_fast_dps:
+        # A phase with lost samples in it is not known to be fast: the angle jumps across
+        # the gap (data_gap says so instead).
+        out_seen = not w[onset : arrival + 2, _GAP].any()
+        ret_seen = not w[departure : end + 2, _GAP].any()
+        conc_seen, ecc_seen = (
+            (out_seen, ret_seen) if tg.outward_phase == "concentric" else (ret_seen, out_seen)
+        )
+        fast = (conc_seen and conc < conc_limit) or (
+            not tg.check_eccentric and ecc_seen and ecc < ecc_limit
+        )
+        if tg.too_fast_dps is not None and v_peak > 1.5 * tg.too_fast_dps and not gap:
             fast = True
         if fast and not tg.auto:
             flags.append(Flag.TOO_FAST)
@@ -588,7 +597,7 @@ class Segmenter:
         if tg.check_eccentric:
             if tg.eccentric_fast_s is not None:
                 ecc_limit = max(ecc_limit, tg.eccentric_fast_s)
-            if ecc < ecc_limit:
+            if ecc_seen and ecc < ecc_limit:
                 flags.append(Flag.ECCENTRIC_FAST)
         if gap:
             flags.append(Flag.DATA_GAP)

@@ -586,10 +586,19 @@ class AngleTracker:
             c.sweep.keep(cs, k - 1)
         if e == n:
             return stop
-        if e_ready == e:
+        # Back at neutral and at a candidate at once (they are close, or the limb came
+        # only part way back to neutral): the pose the limb is nearest is where it started.
+        options = [(float(sums.dist_deg[e]), -1)] if e_ready == e else []
+        options += [
+            (float(cs.dist_deg[e]), j)
+            for j, (cs, ec) in enumerate(zip(cand_sums, e_confirm, strict=True))
+            if ec == e
+        ]
+        which = min(options)[1] if options else None
+        if which == -1:
             self._emit_axis(float(t_s[i + e]), out, cals)
-        elif e in e_confirm:
-            c = p.candidates[e_confirm.index(e)]
+        elif which is not None:
+            c = p.candidates[which]
             self._neutral = c.q
             up = rotate(quat_conj(c.q), np.array([0.0, 0.0, 1.0]))
             assert self.calibration is not None

@@ -458,6 +458,10 @@ class Segmenter:
         if self.targets.kind == "hold":
             band = max(self.settings.hold_band_deg, self.settings.hold_band_ratio * exc)
             high = min(high, th[ip] - min(band, 0.5 * exc))
+        else:
+            # The top 20 % of a rep of a few degrees is narrower than the tremor at end
+            # range: at least 1 deg (up to half the excursion) counts as being there.
+            high = min(high, th[ip] - min(1.0, 0.5 * exc))
         seg = slice(iv_out, iv_ret + 1)
         # A real hold is rarely flat: the limb sags (or creeps on) slowly. Arrival and
         # departure are judged against the hold's own drift, so a steady sag is part of

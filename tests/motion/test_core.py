@@ -223,9 +223,10 @@ def test_start_position_is_found_after_fidgeting_reaching_turning_over_or_small_
 
 
 @pytest.mark.parametrize("offset", [0, 2000])
-def test_the_hold_of_a_small_partial_rep_is_measured_through_tremor(offset: int) -> None:
+def test_a_small_partial_rep_is_measured_through_tremor(offset: int) -> None:
     # Pelvic drop (range 4-15 deg, hold 2 s) with partial reps of 2-3 deg: the top 20 %
-    # of such a rep is narrower than the tremor at end range, which ended the hold early.
+    # of such a rep is narrower than the tremor at end range, which ended the hold early;
+    # the tremor also blurs where its way back ends, which is not a rushed rep.
     spec = load_scenario(suite_dir() / "pelvic-drop-faults.toml")
     spec = spec.model_copy(update={"seed": spec.seed + offset})
     sim = simulate(spec)
@@ -235,4 +236,4 @@ def test_the_hold_of_a_small_partial_rep_is_measured_through_tremor(offset: int)
     for want in partial:
         got = min(res.reps, key=lambda r: abs(r.start_s - want["start_s"]))
         assert got.hold_s == pytest.approx(want["hold_s"], abs=0.5)
-        assert "hold_short" not in [str(f) for f in got.flags]
+        assert sorted(str(f) for f in got.flags) == want["faults"]

@@ -581,8 +581,16 @@ class Segmenter:
         conc_seen, ecc_seen = (
             (out_seen, ret_seen) if tg.outward_phase == "concentric" else (ret_seen, out_seen)
         )
-        fast = (conc_seen and conc < conc_limit) or (
-            not tg.check_eccentric and ecc_seen and ecc < ecc_limit
+        v_conc, v_ecc = (v_out, v_ret) if tg.outward_phase == "concentric" else (v_ret, v_out)
+
+        def rushed(seen: bool, duration: float, limit: float, v: float) -> bool:
+            # Short, and as fast as a smooth movement over the limit would be at its peak
+            # (1.5 x the mean speed: between a constant speed and a minimum-jerk 1.875):
+            # tremor blurs where a rep of a few degrees starts and ends, not its speed.
+            return seen and duration < limit and v >= 1.5 * rom / limit
+
+        fast = rushed(conc_seen, conc, conc_limit, v_conc) or (
+            not tg.check_eccentric and rushed(ecc_seen, ecc, ecc_limit, v_ecc)
         )
         if tg.too_fast_dps is not None and v_peak > 1.5 * tg.too_fast_dps and not gap:
             fast = True
@@ -601,7 +609,7 @@ class Segmenter:
         if tg.check_eccentric:
             if tg.eccentric_fast_s is not None:
                 ecc_limit = max(ecc_limit, tg.eccentric_fast_s)
-            if ecc_seen and ecc < ecc_limit:
+            if rushed(ecc_seen, ecc, ecc_limit, v_ecc):
                 flags.append(Flag.ECCENTRIC_FAST)
         if gap:
             flags.append(Flag.DATA_GAP)

@@ -10,6 +10,9 @@ second-block reps flagged too fast or without a hold (shorter than 2 s), and sha
 third-block reps whose range is well below (< 75 % of) the first block's median.
 Blocks are the core's own sets when it finds three, else reps 1-10, 11-20, 21-30.
 
+The short `template_session.txt` recordings (9 executions, 3 of each type, done with
+less rest between them) are run the same way and their counts printed after.
+
 Targets (issue: motion core): 30 on every recording; first-block hold 5 +- 0.5 s;
 >= 90 % of the too-fast and low-amplitude reps told apart.
 """
@@ -55,6 +58,12 @@ def main() -> int:
             f"{name:24} {len(res.reps):4} {hold1:7.2f} {100 * np.mean(fast) if fast else 0:6.1f} "
             f"{100 * np.mean(low) if low else 0:6.1f}  {[s.reps for s in res.sets]}"
         )
+    print()
+    print(f"{'recording':32} {'reps':>4}  (truth 9: 3 correct, 3 too fast, 3 low amplitude)")
+    for f in sorted(args.dataset.glob("data/e*/u3/template_session.txt")):
+        res = analyze(load_dataset_file(f), None)
+        name = str(f.relative_to(args.dataset / "data"))
+        print(f"{name:32} {len(res.reps):4}  ranges {[round(r.rom_deg, 1) for r in res.reps]}")
     return 0
 
 

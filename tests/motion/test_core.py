@@ -1,5 +1,6 @@
 """The whole core: block-size independence, agreement with simulator truth, analyze CLI."""
 
+import itertools
 import json
 import subprocess
 import sys
@@ -237,3 +238,43 @@ def test_a_small_partial_rep_is_measured_through_tremor(offset: int) -> None:
         got = min(res.reps, key=lambda r: abs(r.start_s - want["start_s"]))
         assert got.hold_s == pytest.approx(want["hold_s"], abs=0.5)
         assert sorted(str(f) for f in got.flags) == want["faults"]
+
+
+def test_reps_straight_one_into_the_next_are_measured_from_the_start_not_the_tops() -> None:
+    # Rests at the start position only before the first rep; then straight leg raises
+    # held 4 s at the top, each lowered straight into the next, so the only still poses
+    # after the start are the tops (which differ by a few degrees). The sensor sits at
+    # an arbitrary rotation. Auto mode: nothing is known about the exercise.
+    from hipsense._quat import axis_angle_quat, quat_mul
+
+    rate = 25.0
+    t = np.arange(0, 70.0, 1 / rate)
+
+    def mj(x: np.ndarray) -> np.ndarray:
+        x = np.clip(x, 0.0, 1.0)
+        return np.asarray(x**3 * (10 - 15 * x + 6 * x**2))
+
+    # Levels held in turn: the tops 4 s each; the bottoms not all the way down (a third
+    # of the way up) and not at all (the way up starts before the way down has ended),
+    # so the limb is never still near the start.
+    tops = [15.0, 20.0, 25.0, 20.0, 22.0, 16.0]
+    levels = [0.0]
+    for top in tops:
+        levels += [top, 0.2 * top]
+    levels[-1] = 0.0
+    angle = np.zeros_like(t)
+    start = 3.0
+    for a, b in itertools.pairwise(levels):
+        angle += (b - a) * mj((t - start) / 1.5)
+        start += 5.5 if b > a else 1.0
+    axis = np.array([0.3, -0.8, 0.52])
+    axis /= np.linalg.norm(axis)
+    mount = axis_angle_quat(np.array([0.6, 0.0, 0.8]), np.array([1.1]))[0]
+    q = quat_mul(axis_angle_quat(axis, np.radians(angle)), np.broadcast_to(mount, (t.shape[0], 4)))
+    core = MotionCore(rate)
+    events = core.update(t, quat=q) + core.finish()
+    reps = [e for e in events if isinstance(e, RepEvent)]
+    assert len(reps) == len(tops)
+    # Measured from the start position: the first rep's range is its top.
+    assert reps[0].rom_deg == pytest.approx(tops[0], abs=1.0)
+    assert all(r.rom_deg > 0.6 * top for r, top in zip(reps, tops, strict=True))

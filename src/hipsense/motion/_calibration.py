@@ -12,6 +12,7 @@ Its sign makes the first movement away from neutral positive. Samples between ne
 axis are held back and released once the axis is known.
 """
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
@@ -200,7 +201,11 @@ class _Candidate:
     q: F64Array
     first: int
     """Index among the pending samples where its still spell began."""
+    offset_deg: float = 0.0
+    """How far from neutral it is."""
     sweep: _Sweep = field(default_factory=_Sweep)
+    neutral_at_peak_deg: float = math.inf
+    """Distance from neutral where the limb was furthest from this pose since."""
 
 
 @dataclass
@@ -559,11 +564,25 @@ class AngleTracker:
         distinct = sums.dist_deg >= 2.0 * s.axis_min_angle_deg
         cand_sums = []
         confirms = []
+        cand_n_at_peak = []
         for c in p.candidates:
             rc = rotation_vector(quat_lmul(quat_conj(c.q), quat[i:stop])) * _DEG
             cs = c.sweep.run(rc, steps, s.axis_min_angle_deg)
             cand_sums.append(cs)
-            confirms.append(cs.came_back(self.min_rotation_deg, s.axis_back_ratio) & calm)
+            # Where the limb turned back towards this pose: if that is at neutral (within
+            # half the way between them), this pose is the top of a rep from neutral, not
+            # the start (a subject who goes from one rep straight into the next is still
+            # only at the tops). Passing through neutral on the way out does not count.
+            at_peak = np.where(cs.dist_deg >= cs.peak_deg, np.arange(n), -1)
+            last = np.maximum.accumulate(at_peak)
+            n_at_peak = np.where(
+                last >= 0, sums.dist_deg[np.maximum(last, 0)], c.neutral_at_peak_deg
+            )
+            cand_n_at_peak.append(n_at_peak)
+            top_of_rep = n_at_peak <= 0.5 * c.offset_deg
+            confirms.append(
+                cs.came_back(self.min_rotation_deg, s.axis_back_ratio) & calm & ~top_of_rep
+            )
             distinct &= cs.dist_deg >= 2.0 * s.axis_min_angle_deg
         spell = (runs[i:stop] == self._still_n) & distinct
 
@@ -582,8 +601,9 @@ class AngleTracker:
         p.still.append(still[i : i + k])
         p.count += k
         p.sweep.keep(sums, k - 1)
-        for c, cs in zip(p.candidates, cand_sums, strict=True):
+        for c, cs, n_at_peak in zip(p.candidates, cand_sums, cand_n_at_peak, strict=True):
             c.sweep.keep(cs, k - 1)
+            c.neutral_at_peak_deg = float(n_at_peak[k - 1])
         if e == n:
             return stop
         # Back at neutral and at a candidate at once (they are close, or the limb came
@@ -615,7 +635,11 @@ class AngleTracker:
             q = _mean_pose(self._spell(hist_q, off, j))
             p.candidates = [
                 *p.candidates[-(_MAX_CANDIDATES - 1) :],
-                _Candidate(q, max(0, p.count - self._still_n)),
+                _Candidate(
+                    q,
+                    max(0, p.count - self._still_n),
+                    offset_deg=float(sums.dist_deg[e]),
+                ),
             ]
         return i + k
 

@@ -71,7 +71,9 @@ class Targets:
         return cls(
             exercise_id="auto",
             kind="reps",
-            detect_deg=5.0,
+            # The library's own floor: an unknown exercise may be done with a small range
+            # (real low-amplitude raises move 2-3 deg, well above the noise at rest).
+            detect_deg=1.5,
             target_min_deg=5.0,
             target_max_deg=180.0,
             outward_phase="concentric",

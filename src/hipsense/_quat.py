@@ -96,8 +96,12 @@ def twist_swing(q: F64Array, axis: F64Array) -> tuple[F64Array, F64Array]:
     return np.asarray(twist, np.float64), np.asarray(swing, np.float64)
 
 
-def twist_swing_plane(q: F64Array, basis: F64Array) -> tuple[F64Array, F64Array, F64Array]:
-    """Twist angle (n,), swing angle (n,) and swing rotation vector (n, 2), rad.
+def twist_swing_plane(
+    q: F64Array, basis: F64Array, unit: float = 1.0
+) -> tuple[F64Array, F64Array, F64Array]:
+    """Twist angle (n,), swing angle (n,) and swing rotation vector (n, 2).
+
+    In radians times `unit` (180 / pi gives degrees at no extra cost).
 
     `basis` (3, 3) has rows axis, e1, e2 = axis x e1: a unit axis and the plane at right
     angles to it. As `twist_swing`, with which way the swing goes: its rotation vector
@@ -114,12 +118,14 @@ def twist_swing_plane(q: F64Array, basis: F64Array) -> tuple[F64Array, F64Array,
     # q and -q are the same rotation: the one with w >= 0 gives a twist in [-pi, pi].
     w = q[:, 0]
     sign = np.copysign(1.0, w)
-    twist = 2.0 * np.arctan2(proj * sign, w * sign)
+    twist = np.arctan2(proj * sign, w * sign)
+    twist *= 2.0 * unit
     x = w * p1 - proj * p2
     y = w * p2 + proj * p1
     norm = np.hypot(x, y)
     # norm / (w^2 + proj^2) is tan(swing / 2): exact at any size, unlike an arccos.
-    swing = 2.0 * np.arctan2(norm, w * w + proj * proj)
+    swing = np.arctan2(norm, w * w + proj * proj)
+    swing *= 2.0 * unit
     scale = swing / np.maximum(norm, 1e-15)
     xy = np.empty((q.shape[0], 2))
     np.multiply(x, scale, out=xy[:, 0])

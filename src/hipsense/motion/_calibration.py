@@ -194,6 +194,35 @@ class _Sweep:
         self.peak_deg = float(reach.peak_deg[k])
 
 
+class _History:
+    """The last `keep` poses before a block, and the block, as one contiguous view.
+
+    Rows are appended into a preallocated array and moved down only when it is full, so
+    a small block costs a copy of its own rows, not of the history.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.data = np.empty((4 * keep + 64, 4))
+        self.start = 0
+        self.stop = 0
+
+    def add(self, quat: F64Array) -> F64Array:
+        """Append a block; return the poses before it (up to `keep`) and the block."""
+        n = quat.shape[0]
+        begin = max(self.start, self.stop - self.keep)
+        if self.stop + n > self.data.shape[0]:
+            kept = self.data[begin : self.stop].copy()
+            if kept.shape[0] + n > self.data.shape[0]:
+                self.data = np.empty((2 * (kept.shape[0] + n), 4))
+            self.data[: kept.shape[0]] = kept
+            begin, self.stop = 0, kept.shape[0]
+        self.data[self.stop : self.stop + n] = quat
+        self.stop += n
+        self.start = begin
+        return self.data[begin : self.stop]
+
+
 @dataclass
 class _Candidate:
     """A still pose away from neutral that may be the real start position."""
@@ -279,7 +308,7 @@ class AngleTracker:
         self._seen = 0  # samples taken so far: absolute indices for the two below
         self._last_unexplained = -1  # last sample moving in a way no rep moves
         self._last_spell = -1  # last sample of a still spell (still_min_s or longer)
-        self._hist_q = np.empty((0, 4))
+        self._hist = _History(self._still_n)
         self._neutral = None
         self._axis: F64Array | None = None
         self._plane_of: F64Array | None = None  # the axis `_plane_basis` was made for
@@ -351,15 +380,15 @@ class AngleTracker:
         self, t: F64Array, q_rel: F64Array, w: F64Array, still: NDArray[np.bool_]
     ) -> AngleBlock:
         assert self._axis is not None
-        twist, swing, swing_xy = twist_swing_plane(q_rel, self._plane)
+        twist, swing, swing_xy = twist_swing_plane(q_rel, self._plane, _DEG)
         return AngleBlock(
             t_s=t,
-            primary_deg=twist * _DEG,
-            off_plane_deg=swing * _DEG,
-            velocity_dps=dot3(w, self._axis) * _DEG,
+            primary_deg=twist,
+            off_plane_deg=swing,
+            velocity_dps=dot3(w, self._plane[0] * _DEG),
             still=still,
             reference=np.full(t.shape[0], self._reference, dtype=np.int64),
-            off_plane_xy_deg=swing_xy * _DEG,
+            off_plane_xy_deg=swing_xy,
         )
 
     def _finish_axis(self, t_now: float) -> tuple[AngleBlock, Calibration | None]:
@@ -415,14 +444,13 @@ class AngleTracker:
             return AngleBlock.empty(), []
         s = self.settings
         g = gyr_rad_s
-        speed = self._speed_lp(np.sqrt(g[:, 0] ** 2 + g[:, 1] ** 2 + g[:, 2] ** 2) * _DEG)
+        speed = self._speed_lp(np.sqrt((g * g).sum(axis=1)) * _DEG)
         still = speed < s.still_speed_dps
         runs = run_lengths(still, self._run)
         self._run = int(runs[-1])
         # The last still_n poses, for averaging a neutral pose that may start before this block.
-        hist_q = np.concatenate([self._hist_q, quat])
+        hist_q = self._hist.add(quat)
         off = hist_q.shape[0] - n
-        self._hist_q = hist_q[-self._still_n :]
         first = self._seen  # absolute index of this block's first sample
         self._seen += n
 

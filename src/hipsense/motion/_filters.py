@@ -16,6 +16,7 @@ __all__ = [
     "butter2_lowpass",
     "run_lengths",
     "trailing_min",
+    "trailing_min_from",
     "true_runs",
 ]
 
@@ -190,6 +191,33 @@ def trailing_min(x: F64Array, w: int) -> F64Array:
     prefix = np.minimum.accumulate(grid, axis=1).ravel()
     suffix = np.minimum.accumulate(grid[:, ::-1], axis=1)[:, ::-1].ravel()
     return np.minimum(suffix[:n], prefix[w - 1 : w - 1 + n])
+
+
+def trailing_min_from(x: F64Array, w: int, start: int) -> F64Array:
+    """`trailing_min(x, w)[start:]`, at a cost that grows with `len(x) - start` only.
+
+    A streaming caller asks for the minima of a few new samples whose windows reach far
+    back. Those windows share the samples from the last window's start to the first
+    sample asked for; each adds a suffix of the few samples before that (a suffix
+    minimum) and a prefix of the new ones (a running minimum).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    m = n - start
+    if m <= 0:
+        return np.empty(0)
+    if w <= 1 or 2 * m > w:
+        return np.asarray(trailing_min(x, w)[start:], dtype=np.float64)
+    lo_first = max(0, start - w + 1)
+    lo_last = max(0, n - w)
+    shared = x[lo_last : start + 1].min()
+    head = x[lo_first:lo_last]
+    # Suffix minima of the head, then +inf for windows that start past it.
+    suffix = np.concatenate([np.minimum.accumulate(head[::-1])[::-1], [np.inf]])
+    k = np.arange(start, n)
+    from_head = suffix[np.maximum(k - w + 1, 0).clip(lo_first, lo_last) - lo_first]
+    running = np.concatenate([[np.inf], np.minimum.accumulate(x[start + 1 : n])])
+    return np.asarray(np.minimum(np.minimum(from_head, running), shared), dtype=np.float64)
 
 
 def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:

@@ -85,20 +85,22 @@ class OrientationEstimator:
         self._last_t: float | None = None
         self._last_raw: F64Array | None = None  # the last raw sample, gyr and acc (6,)
 
-    def _missing(self, t_s: F64Array | None, n: int) -> NDArray[np.int64]:
-        """Samples lost before each of the block's n samples (0 without times)."""
+    def _missing(self, t_s: F64Array | None, n: int) -> NDArray[np.int64] | None:
+        """Samples lost before each of the block's n samples (None: none, or no times)."""
         if t_s is None:
-            return np.zeros(n, np.int64)
+            return None
         t = np.asarray(t_s, dtype=np.float64)
         if t.shape != (n,):
             raise ValueError(f"t_s: expected {n} times, got shape {t.shape}")
         first = float(t[0]) if self._last_t is None else self._last_t
-        periods = n - 1 if self._last_t is None else n
         self._last_t = float(t[-1])
-        if (self._last_t - first) * self.rate_hz < periods + 0.5:
-            # The block spans no more periods than it has intervals: none is missing (the
-            # usual case, told without a per-sample array).
-            return np.zeros(n, np.int64)
+        longest = float(t[0]) - first
+        if n > 1:
+            longest = max(longest, float(np.diff(t).max()))
+        if longest * self.rate_hz < 1.5:
+            # No interval is long enough to hold a lost sample (the usual case, told
+            # without per-sample rounding).
+            return None
         prev = np.concatenate([[first], t[:-1]])
         steps = np.rint((t - prev) * self.rate_hz).astype(np.int64)
         return np.asarray(np.maximum(steps - 1, 0), dtype=np.int64)
@@ -117,13 +119,14 @@ class OrientationEstimator:
         if n == 0:
             return OrientationBlock(np.empty((0, 4)), np.empty((0, 3)))
         missing = self._missing(t_s, n)
-        raw = np.concatenate([gyr, acc], axis=1)
-        last = raw[0] if self._last_raw is None else self._last_raw
-        self._last_raw = raw[-1].copy()
-        if not missing.any():
+        before = self._last_raw
+        self._last_raw = np.concatenate([gyr[-1], acc[-1]])
+        if missing is None:
             out = self._vqf.updateBatch(gyr, acc)
             quat = np.asarray(out["quat6D"], dtype=np.float64)
             return OrientationBlock(quat, gyr - np.asarray(out["bias"], dtype=np.float64))
+        raw = np.concatenate([gyr, acc], axis=1)
+        last = raw[0] if before is None else before
         quat = np.empty((n, 4))
         bias = np.empty((n, 3))
         long_gap = missing > round(self.settings.bridge_gap_s * self.rate_hz)
@@ -176,7 +179,7 @@ class OrientationEstimator:
         prev = self._last_quat if self._last_quat is not None else q[:1]
         both = np.concatenate([prev, q])
         # The rate over the interval ending at each sample, however long it was.
-        dt = (missing + 1) / self.rate_hz
+        dt = 1.0 / self.rate_hz if missing is None else (missing + 1) / self.rate_hz
         rates = interval_rates(both, dt)
         self._last_quat = q[-1:].copy()
         return OrientationBlock(q, rates)

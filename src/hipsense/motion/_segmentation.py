@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 
 from ._calibration import AngleBlock
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
-from ._filters import Biquad, Lowpass, butter2_lowpass, run_lengths, trailing_min, true_runs
+from ._filters import Biquad, Lowpass, butter2_lowpass, run_lengths, trailing_min_from, true_runs
 from ._targets import Targets
 
 __all__ = ["Segmenter", "SegmenterSettings"]
@@ -180,12 +180,17 @@ class Segmenter:
         if n == 0:
             return []
         period = 1.0 / self.rate_hz
-        prev = np.concatenate(
-            [[self._last_t if self._last_t is not None else block.t_s[0]], block.t_s[:-1]]
-        )
-        gap = (block.t_s - prev) > 1.5 * period
+        first = float(block.t_s[0]) if self._last_t is None else self._last_t
         self._last_t = float(block.t_s[-1])
         rows = np.empty((n, _NCOL))
+        longest = float(block.t_s[0]) - first
+        if n > 1:
+            longest = max(longest, float(np.diff(block.t_s).max()))
+        if longest <= 1.5 * period:
+            rows[:, _GAP] = 0.0  # the usual case, without a per-sample comparison
+        else:
+            prev = np.concatenate([[first], block.t_s[:-1]])
+            rows[:, _GAP] = (block.t_s - prev) > 1.5 * period
         rows[:, _T] = block.t_s
         rows[:, _TH] = block.primary_deg
         # A new reference restarts the low-pass: the angle jumps to ~0 at a calibration
@@ -207,7 +212,6 @@ class Segmenter:
         rows[:, _PH] = block.off_plane_deg
         rows[:, _STILL] = block.still
         rows[:, _REF] = block.reference
-        rows[:, _GAP] = gap
         rows[:, _PX : _PY + 1] = block.off_plane_xy_deg
         start = self._buf.end
         self._buf.append(rows)
@@ -268,9 +272,7 @@ class Segmenter:
         """
         w = self._window
         a = max(self._floor, self._buf.base, i - w + 1)
-        lp = self._buf.col(_LP, a, stop)
-        low = trailing_min(lp, w)
-        return np.asarray(low[i - a :], dtype=np.float64)
+        return trailing_min_from(self._buf.col(_LP, a, stop), w, i - a)
 
     def _trim(self) -> None:
         pre = max(round(self.settings.pre_s * self.rate_hz), self._window)

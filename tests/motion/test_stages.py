@@ -22,7 +22,14 @@ from hipsense.motion import (
     Segmenter,
     Targets,
 )
-from hipsense.motion._filters import Biquad, Lowpass, butter2_lowpass, run_lengths, trailing_min
+from hipsense.motion._filters import (
+    Biquad,
+    Lowpass,
+    butter2_lowpass,
+    run_lengths,
+    trailing_min,
+    trailing_min_from,
+)
 from hipsense_sim import ImuSpec, ScenarioSpec, SetSpec, SimulationResult, simulate
 
 LIB = load_library()
@@ -109,6 +116,9 @@ def test_trailing_min_matches_plain_numpy_and_ndimage(w: int) -> None:
     np.testing.assert_array_equal(
         got, ndimage.minimum_filter1d(x, w, mode="nearest", origin=w // 2)
     )
+    # Only the last samples' minima, as a stream asks for them: the same values.
+    for start in (0, 1, 350, 650, 680, 699):
+        np.testing.assert_array_equal(trailing_min_from(x, w, start), plain[start:])
 
 
 def test_orientation_chunked_equals_whole_and_tracks_gravity() -> None:

@@ -67,10 +67,7 @@ def test_blocks_of_any_size_give_the_same_events(name: str) -> None:
             "step-down-eccentric-faults",
             marks=pytest.mark.xfail(strict=True, reason=_LONG_PHASES),
         ),
-        pytest.param(
-            "side-lying-abduction-eccentric-faults",
-            marks=pytest.mark.xfail(strict=True, reason=_LONG_PHASES),
-        ),
+        "side-lying-abduction-eccentric-faults",
         "seated-90-90-stretch-faults",
     ],
 )

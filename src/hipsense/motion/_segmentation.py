@@ -377,10 +377,16 @@ class Segmenter:
                 )[1:]
                 tt = buf.col(_T, i, stop)
                 t_ret = float(buf.col(_T, self._ret, self._ret + 1)[0])
+                # A slow way back (a prescribed eccentric lowering) is still under way
+                # well after it passed a third of the excursion.
+                settle = max(s.settle_s, 0.75 * t.return_s)
                 rising = lp - low > start_thr
+                # Still, near the bottom: the last of a slow lowering turns slower than
+                # the stillness threshold while it is still on its way.
+                near_bottom = lp - self._baseline <= 0.1 * (self._peak - self._baseline)
                 settled = (
-                    (buf.col(_STILL, i, stop) > 0.5)
-                    | (tt - t_ret > s.settle_s)
+                    ((buf.col(_STILL, i, stop) > 0.5) & near_bottom)
+                    | (tt - t_ret > settle)
                     | (ref != self._ref)
                 )
                 hits = np.flatnonzero(settled | rising)
@@ -600,7 +606,9 @@ class Segmenter:
         if off > tg.off_plane_deg or (off > 3.0 and off > 0.35 * rom):
             flags.append(Flag.OFF_PLANE)
         # A hold cut by lost samples is not known to be short: data_gap says so instead.
-        hold_seen = not w[(onset + arrival) // 2 : (departure + end) // 2 + 2, _GAP].any()
+        # Lost samples anywhere after the arrival count: smoothing across a gap moves the
+        # angle's jump before it, which looks like leaving the top.
+        hold_seen = not w[(onset + arrival) // 2 : end + 2, _GAP].any()
         if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s and hold_seen:
             flags.append(Flag.HOLD_SHORT)
         if tg.check_eccentric:

@@ -475,7 +475,10 @@ class Segmenter:
         calm = np.flatnonzero(
             np.abs(v[seg]) < self.settings.plateau_velocity_ratio * min(v_out, v_ret)
         )
-        if calm.size and calm[-1] - calm[0] >= round(0.5 * self.rate_hz):
+        # Only where a hold may be: at the top of a rep without one, the calm samples are
+        # the tails of its two movements, whose median speed is no sag.
+        may_hold = self.targets.check_hold or self.targets.auto
+        if may_hold and calm.size and calm[-1] - calm[0] >= round(0.5 * self.rate_hz):
             drift = float(np.median(v[iv_out + int(calm[0]) : iv_out + int(calm[-1]) + 1]))
         arrive = np.flatnonzero((v[seg] - drift < f * v_out) & (th[seg] >= high))
         arrival = iv_out + int(arrive[0]) if arrive.size else ip

@@ -1,5 +1,7 @@
 """Each stage of the motion core: chunked equals whole, and agreement with a reference."""
 
+import math
+
 import numpy as np
 import pytest
 from scipy import ndimage, signal
@@ -428,6 +430,23 @@ def test_segmenter_does_not_judge_the_tempo_of_a_phase_samples_were_lost_in() ->
         if isinstance(e, RepEvent)
     ]
     assert [[str(f) for f in r.flags] for r in reps] == [[], ["data_gap"], []]
+
+
+def test_smoothness_of_a_minimum_jerk_movement_is_its_known_value() -> None:
+    # A minimum-jerk movement of amplitude A over D: the integral of squared jerk is
+    # 720 A^2 / D^5 and the peak speed 1.875 A / D, so the dimensionless jerk (times
+    # D^3 / v_peak^2) is 720 / 1.875^2 = 204.8 and the log dimensionless jerk -5.32,
+    # whatever A, D or the sample rate.
+    from hipsense.motion._segmentation import _ldlj
+
+    for amplitude, duration, rate in ((30.0, 1.5, 200.0), (5.0, 4.0, 50.0)):
+        t = np.arange(0.0, duration + 1e-9, 1.0 / rate)
+        x = t / duration
+        th = amplitude * x**3 * (10 - 15 * x + 6 * x**2)
+        assert _ldlj(t, th) == pytest.approx(-math.log(720 / 1.875**2), abs=0.05)
+    # Jerkier is further from 0: the same movement with a tremor on it.
+    tremor = 0.3 * np.sin(2 * np.pi * 8.0 * t)
+    assert _ldlj(t, th + tremor) < _ldlj(t, th) - 1.0
 
 
 def test_fast_quaternion_helpers_agree_with_the_general_ones() -> None:

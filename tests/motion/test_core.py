@@ -18,7 +18,6 @@ LIB = load_library()
 # Open in the motion-core issue: slow (3-4 s) eccentric phases still end early when the
 # speed near their end sinks into its noise, by up to 0.5 s in full reps and 0.8 s in
 # partial ones (a third of the range); the suite's eccentric MAE is 0.09 s.
-_LONG_PHASES = "open: slow eccentric phases end up to 0.8 s early"
 
 
 def _events(name: str, sizes: list[int] | None) -> list[object]:
@@ -63,10 +62,7 @@ def test_blocks_of_any_size_give_the_same_events(name: str) -> None:
         "fire-hydrant-faults",
         "prone-hip-external-rotation-clean",
         "seated-hip-internal-rotation-faults",
-        pytest.param(
-            "step-down-eccentric-faults",
-            marks=pytest.mark.xfail(strict=True, reason=_LONG_PHASES),
-        ),
+        "step-down-eccentric-faults",
         "side-lying-abduction-eccentric-faults",
         "seated-90-90-stretch-faults",
     ],

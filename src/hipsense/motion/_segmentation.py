@@ -507,6 +507,8 @@ class Segmenter:
             tail * b_ret[1] if b_ret is not None else 0.0,
             b_out[0] - b_out[1] / 2 if b_out is not None and b_out[2] else math.inf,
             b_ret[0] + b_ret[1] / 2 if b_ret is not None and b_ret[2] else -math.inf,
+            b_out[0] + b_out[1] / 2 if b_out is not None and b_out[2] else math.nan,
+            b_ret[0] - b_ret[1] / 2 if b_ret is not None and b_ret[2] else math.nan,
         )
 
     def _common(self, w: F64Array) -> tuple[F64Array, F64Array, "_Phases", float, float] | None:
@@ -773,6 +775,10 @@ class _Phases(NamedTuple):
     """Where the outward movement's bell-shaped speed starts (inf when not a bell)."""
     bell_end_s: float
     """Where the return movement's bell-shaped speed ends (-inf when not a bell)."""
+    bell_top_s: float
+    """Where the outward movement's bell-shaped speed ends (nan when not a bell)."""
+    bell_off_s: float
+    """Where the return movement's bell-shaped speed starts (nan when not a bell)."""
 
     def times(self, t: F64Array) -> tuple[float, float, float, float]:
         """Start, top, leaving the top, end (s), the bells' feet given back.
@@ -787,6 +793,11 @@ class _Phases(NamedTuple):
         t_end = max(float(t[self.end]) + self.tail_ret_s, self.bell_end_s)
         if t_off < t_top:  # no hold: the two movements meet at the top
             t_top = t_off = (t_top + t_off) / 2
+            # Where two bells meet, if both are bells: the top of a small rep is flat
+            # for a while, and tremor puts its highest sample anywhere on it.
+            meet = (self.bell_top_s + self.bell_off_s) / 2
+            if math.isfinite(meet) and t_on < meet < t_end:
+                t_top = t_off = meet
         return t_on, t_top, t_off, t_end
 
 

@@ -449,6 +449,15 @@ def test_smoothness_of_a_minimum_jerk_movement_is_its_known_value() -> None:
     assert _ldlj(t, th + tremor) < _ldlj(t, th) - 1.0
 
 
+def test_median_helper_equals_numpy() -> None:
+    from hipsense.motion._segmentation import _median
+
+    rng = np.random.default_rng(9)
+    for n in range(1, 60):
+        x = rng.normal(size=n)
+        assert _median(x) == float(np.median(x))
+
+
 def test_fast_quaternion_helpers_agree_with_the_general_ones() -> None:
     rng = np.random.default_rng(4)
     q = rng.normal(size=(500, 4))

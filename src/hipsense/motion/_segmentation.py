@@ -479,7 +479,7 @@ class Segmenter:
         # the tails of its two movements, whose median speed is no sag.
         may_hold = self.targets.check_hold or self.targets.auto
         if may_hold and calm.size and calm[-1] - calm[0] >= round(0.5 * self.rate_hz):
-            drift = float(np.median(v[iv_out + int(calm[0]) : iv_out + int(calm[-1]) + 1]))
+            drift = _median(v[iv_out + int(calm[0]) : iv_out + int(calm[-1]) + 1])
         arrive = np.flatnonzero((v[seg] - drift < f * v_out) & (th[seg] >= high))
         arrival = iv_out + int(arrive[0]) if arrive.size else ip
         leave = np.flatnonzero((v[seg] - drift > -f * v_ret) & (th[seg] >= high))
@@ -529,7 +529,7 @@ class Segmenter:
         # The level held: the top of the plateau (a wide tolerance band must not pull a
         # small hold's level down towards its ramps).
         plateau = plateau[plateau >= th[onset] + 0.8 * (th[ip] - th[onset])]
-        level = float(np.median(plateau)) if plateau.shape[0] >= 3 else float(th[ip])
+        level = _median(plateau) if plateau.shape[0] >= 3 else float(th[ip])
         rom = level - float(th[onset])
         off = float(ph[onset : end + 1].max() - ph[onset])
         xy = w[onset : end + 1, _PX : _PY + 1]
@@ -675,7 +675,7 @@ class Segmenter:
         s = self.settings
         hold = float(t_off - t_top)
         seg = th[arrival : departure + 1]
-        level = float(np.median(seg))
+        level = _median(seg)
         band = max(s.hold_band_deg, s.hold_band_ratio * rom)
         inside = np.abs(seg - level) <= band
         broken = _runs_longer(~inside, round(0.5 * self.rate_hz))
@@ -843,6 +843,16 @@ def _bell(t: F64Array, speed: F64Array, i_peak: int) -> tuple[float, float, bool
     ratio = (quarter[1] - quarter[0]) / (half[1] - half[0]) if quarter is not None else 0.0
     expected = _width(0.25) / _width(0.5)
     return middle, duration, abs(ratio - expected) <= 0.15 * expected
+
+
+def _median(x: F64Array) -> float:
+    """Median of a non-empty 1-D array (np.median's general machinery costs more)."""
+    n = x.shape[0]
+    k = n // 2
+    if n % 2:
+        return float(np.partition(x, k)[k])
+    part = np.partition(x, (k - 1, k))
+    return float(0.5 * (part[k - 1] + part[k]))
 
 
 def _runs_longer(mask: NDArray[np.bool_], min_len: int) -> int:

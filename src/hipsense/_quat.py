@@ -14,7 +14,6 @@ __all__ = [
     "quat_mul",
     "rotate",
     "rotation_vector",
-    "twist_swing",
     "twist_swing_plane",
 ]
 
@@ -81,21 +80,6 @@ def lmul_apply(m: F64Array, q: F64Array) -> F64Array:
     return np.asarray(out, dtype=np.float64)
 
 
-def twist_swing(q: F64Array, axis: F64Array) -> tuple[F64Array, F64Array]:
-    """Twist and swing angles (rad) of rotations `q` (n, 4) about unit `axis` (3,).
-
-    The swing-twist decomposition q = swing * twist, twist about `axis`: the twist angle
-    (in (-pi, pi]) is 2 atan2(q_v . axis, q_w), whatever the swing; the swing angle
-    (>= 0) is what is left, 2 acos |swing_w| with |swing_w| = sqrt(w^2 + proj^2).
-    """
-    proj = dot3(q[:, 1:], axis)
-    w = q[:, 0]
-    ang = 2.0 * np.arctan2(proj, w)
-    twist = np.where(ang > np.pi, ang - 2 * np.pi, np.where(ang <= -np.pi, ang + 2 * np.pi, ang))
-    swing = 2.0 * np.arccos(np.sqrt(np.minimum(1.0, w**2 + proj**2)))
-    return np.asarray(twist, np.float64), np.asarray(swing, np.float64)
-
-
 def twist_swing_plane(
     q: F64Array, basis: F64Array, unit: float = 1.0
 ) -> tuple[F64Array, F64Array, F64Array]:
@@ -104,11 +88,13 @@ def twist_swing_plane(
     In radians times `unit` (180 / pi gives degrees at no extra cost).
 
     `basis` (3, 3) has rows axis, e1, e2 = axis x e1: a unit axis and the plane at right
-    angles to it. As `twist_swing`, with which way the swing goes: its rotation vector
-    in e1, e2. Two poses tilted the same amount to opposite sides are twice that apart.
-    The vector part of swing = q * conj(twist) is (w v_perp - proj (v x axis)) / |(w,
-    proj)|, whose components are w (v.e1) - proj (v.e2) and w (v.e2) + proj (v.e1); the
-    same for q and -q.
+    angles to it. The swing-twist decomposition q = swing * twist, twist about the axis:
+    the twist angle (in [-pi, pi]) is 2 atan2(q_v . axis, q_w), whatever the swing; the
+    swing is what is left, given with which way it goes: its rotation vector in e1, e2.
+    Two poses tilted the same amount to opposite sides are twice that apart. The vector
+    part of swing = q * conj(twist) is (w v_perp - proj (v x axis)) / |(w, proj)|, whose
+    components are w (v.e1) - proj (v.e2) and w (v.e2) + proj (v.e1); the same for q
+    and -q.
     """
     # The three projections at once, element-wise (the same bits however many rows).
     p = q[:, 1:2] * basis[:, 0]

@@ -12,32 +12,35 @@ __all__ = ["add_parsers"]
 
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     """Register `sessions`, `report` and `export`."""
+    # Where the history is: the same option on all three.
+    state = argparse.ArgumentParser(add_help=False)
+    state.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
     p = sub.add_parser(
         "sessions",
+        parents=[state],
         help="list the sessions in the history, newest first",
         description="List the sessions stored in the gateway's history.",
     )
-    p.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
     p.set_defaults(func=_sessions)
     r = sub.add_parser(
         "report",
+        parents=[state],
         help="write one session's report as a self-contained HTML file",
         description="Write a session's report (angle over time with reps and holds, range of "
         "motion per rep against the target, tempo per rep, adherence) as one HTML file.",
     )
     r.add_argument("session", help="session id (hipsense sessions lists them)")
     r.add_argument("--out", type=Path, help="default: <state dir>/reports/<session>.html")
-    r.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
     r.set_defaults(func=_report)
     e = sub.add_parser(
         "export",
+        parents=[state],
         help="write a session's raw samples as a recording CSV (for hipsense analyze)",
         description="Write the raw samples kept of a session (keep_raw_samples, always on in "
         "hipsense demo) as a recording CSV that hipsense analyze reads.",
     )
     e.add_argument("session", help="session id (hipsense sessions lists them)")
     e.add_argument("--out", type=Path, required=True, help="recording CSV to write")
-    e.add_argument("--state-dir", type=Path, help="default: $HIPSENSE_STATE_DIR or XDG state")
     e.set_defaults(func=_export)
 
 

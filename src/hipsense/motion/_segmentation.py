@@ -31,6 +31,8 @@ Event = RepEvent | HoldEvent | SetEvent
 _T, _TH, _LP, _PH, _STILL, _REF, _GAP, _PX, _PY = range(9)
 _NCOL = 9
 _SCAN_N = 512
+# Flags that make a rep on its own doubtful: the marks of a movement that was no rep.
+_DOUBTFUL = frozenset({Flag.PARTIAL, Flag.OFF_PLANE, Flag.HOLD_SHORT})
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class SegmenterSettings:
     max_tempo_ratio: float = 3.0
     """Slower than this times the prescribed tempo both ways is not a rep (turning over)."""
     set_gap_s: float = 25.0
+    lone_rep_s: float = 10.0
+    """A doubtful rep (partial, off the plane or its hold cut short) with no other rep
+    starting or ending within this long of it is not counted: one such movement on its
+    own is more likely shifting or reaching than an exercise. It is held back until the
+    next rep confirms it or this long has passed without one."""
     baseline_window_s: float = 3.0
     """The rest level a rep starts from is the lowest angle of this trailing window:
     it follows a slow drift or a shifted rest pose instead of remembering the lowest
@@ -169,6 +176,7 @@ class Segmenter:
         self._reps = 0
         self._holds = 0
         self._last_end_s: float | None = None
+        self._pending: RepEvent | None = None
         self._set: _OpenSet | None = None
         self._sets = 0
 
@@ -216,6 +224,7 @@ class Segmenter:
         start = self._buf.end
         self._buf.append(rows)
         events = self._scan(start)
+        self._expire_pending()
         self._trim()
         return events
 
@@ -225,6 +234,7 @@ class Segmenter:
         if self._state == "returning":
             events += self._finalize(self._buf.end - 1)
         self._state = "idle"
+        self._pending = None  # no rep came to confirm it
         events += self._close_set()
         return events
 
@@ -423,7 +433,43 @@ class Segmenter:
             hold = self._measure_hold(w)
             return [] if hold is None else self._add(hold)
         rep = self._measure_rep(w)
-        return [] if rep is None else self._add(rep)
+        if rep is None:
+            return []
+        return self._offer(rep, float(buf.col(_T, self._cand, self._cand + 1)[0]))
+
+    def _offer(self, rep: RepEvent, detected_s: float) -> list[Event]:
+        """Count a rep, or hold a lone doubtful one back until another rep confirms it.
+
+        The next rep confirms it if it was detected (crossed the start threshold) within
+        `lone_rep_s` of the held one's end: detection times only grow as the stream is
+        scanned, so whether one can still come is known without waiting for its end.
+        """
+        out: list[Event] = []
+        lone = self.settings.lone_rep_s
+        pending, self._pending = self._pending, None
+        if pending is not None and detected_s - pending.end_s <= lone:
+            out += self._add(pending)
+        recent = self._last_end_s is not None and rep.start_s - self._last_end_s <= lone
+        doubtful = not _DOUBTFUL.isdisjoint(rep.flags) and Flag.DATA_GAP not in rep.flags
+        if doubtful and not recent:
+            self._pending = rep
+            return out
+        return out + self._add(rep)
+
+    def _expire_pending(self) -> None:
+        """Drop a held-back rep once no rep can be detected soon enough to confirm it.
+
+        No rep is detected before the sample being scanned (idle) or the candidate being
+        followed, whatever the block boundaries.
+        """
+        pending = self._pending
+        if pending is None or self._last_t is None:
+            return
+        now = self._last_t
+        if self._state != "idle":
+            now = float(self._buf.col(_T, self._cand, self._cand + 1)[0])
+        if now - pending.end_s > self.settings.lone_rep_s:
+            self._pending = None
 
     def _smooth(self, th: F64Array) -> F64Array:
         if th.shape[0] > 15:
@@ -623,9 +669,8 @@ class Segmenter:
                 flags.append(Flag.ECCENTRIC_FAST)
         if gap:
             flags.append(Flag.DATA_GAP)
-        rest = None if self._last_end_s is None else float(t_on) - self._last_end_s
         return RepEvent(
-            index=self._reps,
+            index=0,
             set_index=0,
             start_s=float(t_on),
             peak_s=float((t_top + t_off) / 2),
@@ -634,7 +679,7 @@ class Segmenter:
             concentric_s=conc,
             hold_s=hold,
             eccentric_s=ecc,
-            rest_before_s=rest,
+            rest_before_s=None,
             peak_velocity_dps=v_peak,
             smoothness=_ldlj(t[onset : end + 1], th[onset : end + 1]),
             max_off_plane_deg=off,
@@ -717,11 +762,13 @@ class Segmenter:
             self._set = _OpenSet(start_s=begin, end_s=finish)
         cur = self._set
         cur.end_s = finish
-        ev = replace(ev, set_index=self._sets)
         if isinstance(ev, RepEvent):
+            rest = None if self._last_end_s is None else ev.start_s - self._last_end_s
+            ev = replace(ev, index=self._reps, set_index=self._sets, rest_before_s=rest)
             cur.reps.append(ev.index)
             self._reps += 1
         else:
+            ev = replace(ev, set_index=self._sets)
             cur.holds.append(ev.index)
             self._holds += 1
         self._last_end_s = finish

@@ -9,6 +9,7 @@ __all__ = [
     "interval_rates",
     "lmul_apply",
     "lmul_matrix",
+    "plane_frame",
     "quat_conj",
     "quat_lmul",
     "quat_mul",
@@ -80,15 +81,29 @@ def lmul_apply(m: F64Array, q: F64Array) -> F64Array:
     return np.asarray(out, dtype=np.float64)
 
 
+def plane_frame(basis: F64Array, p: F64Array | None = None) -> F64Array:
+    """The (4, 4) map of `twist_swing_plane`: pose q to (w, v . axis, v . e1, v . e2).
+
+    `basis` (3, 3) has rows axis, e1, e2 = axis x e1: a unit axis and the plane at right
+    angles to it. With `p`, the map is of p * q (p * q measured in one linear step, e.g.
+    a pose relative to a reference, p the reference's conjugate).
+    """
+    m = np.zeros((4, 4))
+    m[0, 0] = 1.0
+    m[1:, 1:] = basis
+    return m if p is None else np.asarray(m @ lmul_matrix(p), dtype=np.float64)
+
+
 def twist_swing_plane(
-    q: F64Array, basis: F64Array, unit: float = 1.0
+    q: F64Array, frame: F64Array, unit: float = 1.0
 ) -> tuple[F64Array, F64Array, F64Array]:
     """Twist angle (n,), swing angle (n,) and swing rotation vector (n, 2).
 
     In radians times `unit` (180 / pi gives degrees at no extra cost).
 
-    `basis` (3, 3) has rows axis, e1, e2 = axis x e1: a unit axis and the plane at right
-    angles to it. The swing-twist decomposition q = swing * twist, twist about the axis:
+    `frame` is `plane_frame(basis)` or `plane_frame(basis, p)` (then of p * q): the
+    axis, and the plane at right angles to it. The swing-twist decomposition
+    q = swing * twist, twist about the axis:
     the twist angle (in [-pi, pi]) is 2 atan2(q_v . axis, q_w), whatever the swing; the
     swing is what is left, given with which way it goes: its rotation vector in e1, e2.
     Two poses tilted the same amount to opposite sides are twice that apart. The vector
@@ -96,13 +111,10 @@ def twist_swing_plane(
     components are w (v.e1) - proj (v.e2) and w (v.e2) + proj (v.e1); the same for q
     and -q.
     """
-    # The three projections at once, element-wise (the same bits however many rows).
-    p = q[:, 1:2] * basis[:, 0]
-    p += q[:, 2:3] * basis[:, 1]
-    p += q[:, 3:4] * basis[:, 2]
-    proj, p1, p2 = p[:, 0], p[:, 1], p[:, 2]
+    # The four components at once, element-wise (the same bits however many rows).
+    p = lmul_apply(frame, q)
+    w, proj, p1, p2 = p[:, 0], p[:, 1], p[:, 2], p[:, 3]
     # q and -q are the same rotation: the one with w >= 0 gives a twist in [-pi, pi].
-    w = q[:, 0]
     sign = np.copysign(1.0, w)
     twist = np.arctan2(proj * sign, w * sign)
     twist *= 2.0 * unit

@@ -12,6 +12,7 @@ from hipsense._quat import (
     quat_lmul,
     quat_mul,
     rotate,
+    plane_frame,
     twist_swing_plane,
 )
 from hipsense.exercises import load_library
@@ -518,12 +519,18 @@ def test_fast_quaternion_helpers_agree_with_the_general_ones() -> None:
     # e2), whichever sign q has.
     e2 = np.cross(axis, perp)
     basis = np.stack([axis, perp, e2])
-    tw, sw, xy = twist_swing_plane(q, basis)
+    tw, sw, xy = twist_swing_plane(q, plane_frame(basis))
     np.testing.assert_allclose(tw, twist_rad, atol=1e-9)
     np.testing.assert_allclose(sw, swing_rad, atol=1e-9)
     rv = swing_axes * swing_rad[:, None]
     np.testing.assert_allclose(xy, np.stack([rv @ perp, rv @ e2], axis=1), atol=1e-9)
-    np.testing.assert_allclose(twist_swing_plane(-q, basis)[2], xy, atol=1e-12)
-    parts = [twist_swing_plane(q[a:b], basis) for a, b in ((0, 7), (7, 500))]
+    np.testing.assert_allclose(twist_swing_plane(-q, plane_frame(basis))[2], xy, atol=1e-12)
+    parts = [twist_swing_plane(q[a:b], plane_frame(basis)) for a, b in ((0, 7), (7, 500))]
     for k in range(3):
         np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), (tw, sw, xy)[k])
+    # Measured from a reference pose in the same map: as from p * q in two steps.
+    ref = quat_conj(q[3])
+    one = twist_swing_plane(q, plane_frame(basis, ref))
+    two = twist_swing_plane(quat_lmul(ref, q), plane_frame(basis))
+    for k in range(3):
+        np.testing.assert_allclose(one[k], two[k], atol=1e-12)

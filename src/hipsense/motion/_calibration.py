@@ -23,6 +23,7 @@ from hipsense._quat import (
     dot3,
     lmul_apply,
     lmul_matrix,
+    plane_frame,
     quat_conj,
     quat_lmul,
     rotate,
@@ -313,6 +314,8 @@ class AngleTracker:
         self._axis: F64Array | None = None
         self._plane_of: F64Array | None = None  # the axis `_plane_basis` was made for
         self._plane_basis = np.eye(3)
+        self._frame_of: tuple[F64Array, F64Array] | None = None  # axis and neutral of `_frame`
+        self._frame_map = np.eye(4)
         self._pending: _Pending | None = None
         self._reference = -1
         self._explicit = False
@@ -342,6 +345,17 @@ class AngleTracker:
             e1 /= np.linalg.norm(e1)
             self._plane_of, self._plane_basis = a, np.stack([a, e1, np.cross(a, e1)])
         return self._plane_basis
+
+    @property
+    def _frame(self) -> F64Array:
+        """Sensor pose to the pose from neutral in the plane's terms (`plane_frame`)."""
+        a, n = self._axis, self._neutral
+        assert a is not None and n is not None
+        if self._frame_of is None or self._frame_of[0] is not a or self._frame_of[1] is not n:
+            # One 4x4 map for "relative to neutral" and "in the plane's basis": each
+            # sample is multiplied once instead of twice.
+            self._frame_of, self._frame_map = (a, n), plane_frame(self._plane, quat_conj(n))
+        return self._frame_map
 
     def calibrate(self) -> None:
         """Take the next sample's pose as neutral (the start position, held still)."""
@@ -377,10 +391,11 @@ class AngleTracker:
         return hist_q[off + j - self._still_n + 1 : off + j + 1]
 
     def _angles(
-        self, t: F64Array, q_rel: F64Array, w: F64Array, still: NDArray[np.bool_]
+        self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]
     ) -> AngleBlock:
+        """Angles of sensor-to-world poses `quat`, from neutral about the axis."""
         assert self._axis is not None
-        twist, swing, swing_xy = twist_swing_plane(q_rel, self._plane, _DEG)
+        twist, swing, swing_xy = twist_swing_plane(quat, self._frame, _DEG)
         return AngleBlock(
             t_s=t,
             primary_deg=twist,
@@ -405,9 +420,8 @@ class AngleTracker:
             self._pending = None
             self._neutral = None
             return AngleBlock.empty(), None
-        q_rel = (
-            quat_lmul(quat_conj(self._neutral), np.concatenate(p.q)) if p.q else np.empty((0, 4))
-        )
+        q_all = np.concatenate(p.q) if p.q else np.empty((0, 4))
+        q_rel = quat_lmul(quat_conj(self._neutral), q_all)
         if q_rel.shape[0]:
             # Sign: the pose furthest from neutral is the working direction.
             far = int(np.argmax(np.linalg.norm(q_rel[:, 1:], axis=1)))
@@ -418,7 +432,7 @@ class AngleTracker:
         block = AngleBlock.empty()
         if q_rel.shape[0]:
             block = self._angles(
-                np.concatenate(p.t), q_rel, np.concatenate(p.w), np.concatenate(p.still)
+                np.concatenate(p.t), q_all, np.concatenate(p.w), np.concatenate(p.still)
             )
         assert self.calibration is not None
         cal = Calibration(
@@ -471,11 +485,11 @@ class AngleTracker:
                 cals.append(self._set_neutral(float(t_s[j]), window, "still"))
                 i = j + 1
                 continue
-            if self._to_neutral is None:
-                self._to_neutral = lmul_matrix(quat_conj(self._neutral))
-            q_rel = lmul_apply(self._to_neutral, quat[i:])
             settled = runs[i:] >= self._settled_n
             if self._axis is None:
+                if self._to_neutral is None:
+                    self._to_neutral = lmul_matrix(quat_conj(self._neutral))
+                q_rel = lmul_apply(self._to_neutral, quat[i:])
                 r = rotation_vector(q_rel) * _DEG
                 # Settled somewhere else before any exercise movement: that is the start
                 # position (a pause while fidgeting or reaching was taken for neutral).
@@ -509,7 +523,7 @@ class AngleTracker:
                 cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
                 i = j + 1
                 continue
-            block = self._angles(t_s[i:], q_rel, gyr_rad_s[i:], still[i:])
+            block = self._angles(t_s[i:], quat[i:], gyr_rad_s[i:], still[i:])
             # A still pose well off the plane is a new start position (side switch).
             prim, off_plane = block.primary_deg, block.off_plane_deg
             wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))

@@ -193,7 +193,7 @@ class Segmenter:
         rows = np.empty((n, _NCOL))
         longest = float(block.t_s[0]) - first
         if n > 1:
-            longest = max(longest, float(np.diff(block.t_s).max()))
+            longest = max(longest, float((block.t_s[1:] - block.t_s[:-1]).max()))
         if longest <= 1.5 * period:
             rows[:, _GAP] = 0.0  # the usual case, without a per-sample comparison
         else:

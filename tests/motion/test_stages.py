@@ -8,11 +8,11 @@ from scipy import ndimage, signal
 
 from hipsense._quat import (
     axis_angle_quat,
+    plane_frame,
     quat_conj,
     quat_lmul,
     quat_mul,
     rotate,
-    plane_frame,
     twist_swing_plane,
 )
 from hipsense.exercises import load_library
@@ -442,7 +442,10 @@ def test_segmenter_counts_a_lone_flagged_rep_only_when_another_rep_confirms_it()
     assert [e for evs in per_block for e in evs] == events
     together = [evs for evs in per_block if any(isinstance(e, RepEvent) for e in evs)]
     assert [[round(e.start_s) for e in evs if isinstance(e, RepEvent)] for evs in together] == [
-        [30], [55, 63], [90], [98]
+        [30],
+        [55, 63],
+        [90],
+        [98],
     ]
 
 

@@ -350,7 +350,8 @@ class AngleTracker:
     def _frame(self) -> F64Array:
         """Sensor pose to the pose from neutral in the plane's terms (`plane_frame`)."""
         a, n = self._axis, self._neutral
-        assert a is not None and n is not None
+        assert a is not None
+        assert n is not None
         if self._frame_of is None or self._frame_of[0] is not a or self._frame_of[1] is not n:
             # One 4x4 map for "relative to neutral" and "in the plane's basis": each
             # sample is multiplied once instead of twice.

@@ -291,6 +291,58 @@ def test_axis_from_rotation_not_rates_survives_tremor() -> None:
     np.testing.assert_allclose(block.primary_deg[late], ang[np.isin(t, block.t_s[late])], atol=0.5)
 
 
+def test_a_marginal_axis_is_taken_when_the_next_movement_repeats_it() -> None:
+    # Raises whose tremor is so large that the poses are only ~0.9 planar and the
+    # angular velocity is mostly tremor: like fidgeting by both measures, so the first
+    # movement's axis is refused; the second movement repeats it and it is taken.
+    axis = np.array([0.6, -0.3, 0.74])
+    axis /= np.linalg.norm(axis)
+    t, q, w, _ = _synthetic_reps(50.0, axis, wobble_dps=200.0)
+    tracker = AngleTracker(50, min_rotation_deg=12.0)
+    _, cals = tracker.update(t, q, w)
+    assert [c.reason for c in cals[:3]] == ["still", "still", "axis"]
+    assert 0.85 <= cals[2].axis_quality < 0.95
+    assert cals[2].t_s > 8.0  # after the second raise (they start every 8 s)
+    assert abs(float(np.dot(cals[2].axis_sensor, axis))) > 0.99
+    # Fed in blocks, the same calibrations.
+    tracker2 = AngleTracker(50, min_rotation_deg=12.0)
+    parts = []
+    for a, b in _splits(len(t), 9):
+        parts += tracker2.update(t[a:b], q[a:b], w[a:b])[1]
+    assert parts == cals
+
+
+def test_marginal_axes_that_never_agree_are_refused_at_most_twice() -> None:
+    # Three raises of 10 deg with large tremor, each about a different axis (60 deg
+    # apart): the first two are refused, the third is taken rather than losing the
+    # session to a leg that wobbles more than the tests allow.
+    from hipsense._quat import axis_angle_quat, quat_mul
+
+    rate = 50.0
+    t = np.arange(0, 40.0, 1 / rate)
+    axes = [np.array([1.0, 0.0, 0.0]), np.array([0.5, 0.866, 0.0]), np.array([-0.5, 0.866, 0.0])]
+    q = np.tile([1.0, 0.0, 0.0, 0.0], (t.shape[0], 1))
+    w = np.zeros((t.shape[0], 3))
+    for k, ax in enumerate(axes):
+        local = t - (3.0 + 8.0 * k)
+        up = np.clip(np.minimum(local, 4.0 - local), 0.0, 1.0)
+        other = np.array([0.0, 0.0, 1.0])
+        wob = np.radians(200.0) / (2 * np.pi * 8.0) * np.sin(2 * np.pi * 8.0 * t) * (up > 0)
+        on = up > 0
+        q[on] = quat_mul(axis_angle_quat(ax, np.radians(10.0) * up), axis_angle_quat(other, wob))[
+            on
+        ]
+        w[on] = (np.gradient(np.radians(10.0) * up, t)[:, None] * ax)[on] + (
+            np.gradient(wob, t)[:, None] * other
+        )[on]
+    tracker = AngleTracker(50, min_rotation_deg=12.0)
+    _, cals = tracker.update(t, q, w)
+    found = [c for c in cals if c.reason == "axis"]
+    assert [c.reason for c in cals] == ["still", "still", "still", "axis"]
+    assert 19.0 < found[0].t_s < 27.0  # after the third raise
+    assert abs(float(np.dot(found[0].axis_sensor, axes[2]))) > 0.99
+
+
 def _angle_block(
     t: np.ndarray, primary: np.ndarray, still: np.ndarray, off_xy: np.ndarray | None = None
 ) -> AngleBlock:

@@ -61,6 +61,23 @@ class CalibrationSettings:
     about one axis. Below it the motion seen was something else (fidgeting, getting
     settled, a neutral that was not the start position): neutral and axis are looked for
     again."""
+    axis_sure_quality: float = 0.95
+    axis_min_turning_quality: float = 0.9
+    """Between `axis_min_quality` and `axis_sure_quality`, an axis is taken only if the
+    movement's angular velocity is planar too (at least this share about one axis, within
+    `axis_turning_within_deg` of the poses' axis: that axis is then taken), or the poses'
+    axis is the one (within `axis_agree_deg`) seen from the previous neutral. Fidgeting
+    can look planar by the poses it visits; it does not turn about one axis. A real
+    movement measured from a neutral a little off the start position loses pose quality
+    (and tilts the poses' axis) but still turns about one axis; a wobbly real leg turns
+    every way (tremor) but keeps pose quality high, and repeats its axis (the axis is in
+    the sensor's frame: it stays the same from one neutral to the next while the strap
+    stays on)."""
+    axis_turning_within_deg: float = 45.0
+    axis_agree_deg: float = 20.0
+    axis_max_refusals: int = 2
+    """At most this many axes in a row are refused for being marginal: a real leg that
+    wobbles more than these tests allow loses its first reps, not the session."""
     axis_back_ratio: float = 0.35
     """The axis is taken once the limb is back within this share of its furthest
     excursion from neutral."""
@@ -317,6 +334,8 @@ class AngleTracker:
         self._frame_of: tuple[F64Array, F64Array] | None = None  # axis and neutral of `_frame`
         self._frame_map = np.eye(4)
         self._pending: _Pending | None = None
+        self._last_axis: F64Array | None = None  # the last axis found, taken or not
+        self._refused = 0  # marginal axes refused since the last one taken
         self._reference = -1
         self._explicit = False
         self.calibration: Calibration | None = None
@@ -407,6 +426,33 @@ class AngleTracker:
             off_plane_xy_deg=swing_xy,
         )
 
+    def _choose_axis(self, axis: F64Array, quality: float, p: _Pending) -> F64Array | None:
+        """The movement axis from what was seen, or None (see `axis_sure_quality`).
+
+        `axis` is the main axis of the poses from neutral, `quality` its share.
+        """
+        s = self.settings
+        prev, self._last_axis = self._last_axis, axis
+        if quality < s.axis_min_quality:
+            return None
+        chosen: F64Array | None = None
+        if quality >= s.axis_sure_quality or self._refused >= s.axis_max_refusals:
+            chosen = axis
+        else:
+            share, turning = _turning_axis(p.w, s.move_speed_dps / _DEG)
+            if share >= s.axis_min_turning_quality and abs(float(turning @ axis)) >= math.cos(
+                math.radians(s.axis_turning_within_deg)
+            ):
+                # The poses' axis is tilted by a neutral a little off the start position;
+                # the velocity's is not (and with so little tremor it can be trusted).
+                chosen = turning if float(turning @ axis) >= 0 else -turning
+            elif prev is not None and abs(float(axis @ prev)) >= math.cos(
+                math.radians(s.axis_agree_deg)
+            ):
+                chosen = axis
+        self._refused = 0 if chosen is not None else self._refused + 1
+        return chosen
+
     def _finish_axis(self, t_now: float) -> tuple[AngleBlock, Calibration | None]:
         p = self._pending
         assert p is not None
@@ -415,12 +461,15 @@ class AngleTracker:
         vals, vecs = np.linalg.eigh(m)
         axis = vecs[:, -1]
         quality = float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0
-        if quality < self.settings.axis_min_quality and self.fixed_axis is None:
-            # Not an exercise movement from this pose: drop what was seen, wait for the
-            # next still start position.
-            self._pending = None
-            self._neutral = None
-            return AngleBlock.empty(), None
+        if self.fixed_axis is None:
+            chosen = self._choose_axis(axis, quality, p)
+            if chosen is None:
+                # Not an exercise movement from this pose: drop what was seen, wait for
+                # the next still start position.
+                self._pending = None
+                self._neutral = None
+                return AngleBlock.empty(), None
+            axis = chosen
         q_all = np.concatenate(p.q) if p.q else np.empty((0, 4))
         q_rel = quat_lmul(quat_conj(self._neutral), q_all)
         if q_rel.shape[0]:
@@ -691,6 +740,17 @@ class AngleTracker:
         out.append(block)
         if cal is not None:
             cals.append(cal)
+
+
+def _turning_axis(w: list[F64Array], min_rad_s: float) -> tuple[float, F64Array]:
+    """Main axis of the angular velocity and its share of the squared velocity.
+
+    Over the samples turning faster than `min_rad_s` (the same whatever the blocks).
+    """
+    v = np.concatenate(w) if w else np.empty((0, 3))
+    v = v[dot3(v * v, np.ones(3)) > min_rad_s**2]
+    vals, vecs = np.linalg.eigh(v.T @ v)
+    return (float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0), vecs[:, -1]
 
 
 def _mean_pose(q_window: F64Array) -> F64Array:

@@ -18,8 +18,13 @@ F64Array = NDArray[np.float64]
 class OrientationSettings:
     """VQF settings; the defaults suit a thigh strap at 25-200 Hz.
 
-    `rest_gyro_dps` is above VQF's default (2 deg/s) because rest is detected on the raw
-    gyroscope, bias included, and a cheap gyro's turn-on bias reaches 2-3 deg/s.
+    VQF takes 1.5 s as rest when the gyroscope strays from its own 0.5 s low-pass by less
+    than `rest_gyro_dps` and the low-passed rate, bias included, stays under
+    `bias_clip_dps`, and then takes that rate as the bias. Both are above VQF's defaults
+    (2 deg/s) because a cheap gyro's turn-on bias reaches 2-3 deg/s; lower ones measured
+    worse on the simulator suite. The price: a steady rotation slower than the clip (the
+    last of a slow eccentric lowering) can pass for rest and leak into the bias, which
+    tilts the orientation by a few degrees over a long set of slow reps.
     """
 
     tau_acc_s: float = 3.0

@@ -38,6 +38,7 @@ __all__ = ["AngleBlock", "AngleTracker", "Calibration", "CalibrationSettings"]
 F64Array = NDArray[np.float64]
 _DEG = 180.0 / np.pi
 _MAX_CANDIDATES = 3
+_AXIS_SCAN_N = 1024
 
 
 @dataclass(frozen=True)
@@ -539,12 +540,15 @@ class AngleTracker:
             if self._axis is None:
                 if self._to_neutral is None:
                     self._to_neutral = lmul_matrix(quat_conj(self._neutral))
-                q_rel = lmul_apply(self._to_neutral, quat[i:])
+                # A bounded look-ahead: the axis is usually found within seconds, and the
+                # search's running sums carry over exactly, as between blocks.
+                lim = min(n, i + _AXIS_SCAN_N)
+                q_rel = lmul_apply(self._to_neutral, quat[i:lim])
                 r = rotation_vector(q_rel) * _DEG
                 # Settled somewhere else before any exercise movement: that is the start
                 # position (a pause while fidgeting or reaching was taken for neutral).
                 far = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) > s.settled_move_deg
-                moved = settled & far
+                moved = settled[: lim - i] & far
                 stop = int(np.flatnonzero(moved)[0]) if moved.any() else q_rel.shape[0]
                 if stop:
                     end = i + stop

@@ -44,6 +44,7 @@ def _events(name: str, sizes: list[int] | None) -> list[object]:
     [
         "clamshell-home",  # side switch, fidgeting, pauses, 25 Hz
         "fire-hydrant-bad-link",  # gaps and a disconnection
+        "side-lying-hip-abduction-bad-link",  # a gap next to gyro values far apart
         "seated-hip-internal-rotation-home",
         "figure-4-stretch-supine-home",  # holds
         "sitting-internal-rotation-elastic-home",  # quaternion input

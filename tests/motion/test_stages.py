@@ -181,6 +181,27 @@ def test_orientation_through_lost_samples_stays_right_and_chunked_equals_whole()
     assert float(_up_error_deg(r, t_k, blind.quat)[after_long].max()) > 5.0
 
 
+def test_orientation_feeds_real_samples_unchanged_whether_or_not_their_block_has_a_gap() -> None:
+    # White-noise samples (consecutive values far apart, so before + 1 * (x - before) is
+    # not always x in floating point) with a few lost: a block holding a gap and a block
+    # without one must give VQF the real samples to the bit, or chunked != whole.
+    rng = np.random.default_rng(11)
+    n = 600
+    t = np.arange(n) / 50.0
+    keep = np.ones(n, bool)
+    for start in (100, 250, 420):
+        keep[start : start + 3] = False
+    t = t[keep]
+    g = rng.normal(0.0, 0.5, (t.shape[0], 3))
+    a = np.array([0.0, 0.0, 9.81]) + rng.normal(0.0, 0.3, (t.shape[0], 3))
+    whole = OrientationEstimator(50).update_raw(g, a, t)
+    est = OrientationEstimator(50)
+    parts = [
+        est.update_raw(g[i : i + 10], a[i : i + 10], t[i : i + 10]) for i in range(0, len(t), 10)
+    ]
+    np.testing.assert_array_equal(np.concatenate([p.quat for p in parts]), whole.quat)
+
+
 def test_quaternion_input_is_passed_through_with_rates() -> None:
     r = _sim(quaternion=True, noise_free=True)
     q = r.recording.quat

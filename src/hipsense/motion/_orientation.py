@@ -157,7 +157,10 @@ class OrientationEstimator:
         pos = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts) + 1
         frac = (pos / np.repeat(counts, counts))[:, None]
         before = np.concatenate([prev[None, :], raw[:-1]])
-        filled = before[owner] + frac * (raw[owner] - before[owner])
+        # Measured from the real row back: at frac 1 that is the real row to the bit
+        # (before + 1 * (raw - before) may not be), as a block without gaps feeds it.
+        after = raw[owner]
+        filled = after - (1.0 - frac) * (after - before[owner])
         out = self._vqf.updateBatch(
             np.ascontiguousarray(filled[:, :3]), np.ascontiguousarray(filled[:, 3:])
         )

@@ -364,6 +364,53 @@ def test_marginal_axes_that_never_agree_are_refused_at_most_twice() -> None:
     assert abs(float(np.dot(found[0].axis_sensor, axes[2]))) > 0.99
 
 
+def test_a_pause_at_the_top_of_a_reach_taken_for_a_new_start_is_undone_on_return() -> None:
+    # Raises of 20 deg about one axis; then a reach that tilts the thigh 35 deg off the
+    # plane, pausing 3 s at the top (a still pose off the plane: a new start position,
+    # as after turning over); back where it was, the old start position and axis hold
+    # again, and the raises after it are measured as before.
+    from hipsense._quat import axis_angle_quat
+
+    rate = 50.0
+    t = np.arange(0, 70.0, 1 / rate)
+    axis = np.array([0.0, 0.6, 0.8])
+    tilt_axis = np.array([1.0, 0.0, 0.0])
+
+    def bump(start: float, move: float, top: float) -> np.ndarray:
+        x = t - start
+        up = np.clip(x / move, 0, 1) - np.clip((x - move - top) / move, 0, 1)
+        return np.asarray(up * up * (3 - 2 * up))
+
+    raises = sum(bump(c, 1.0, 1.0) for c in (4.0, 10.0, 45.0, 51.0, 57.0))
+    reach = bump(20.0, 3.0, 3.0)
+    q = quat_mul(
+        axis_angle_quat(tilt_axis, np.radians(35.0) * reach),
+        axis_angle_quat(axis, np.radians(20.0) * raises),
+    )
+    w = np.zeros((t.shape[0], 3))
+    w[1:] = (
+        np.gradient(np.radians(20.0) * raises, t)[1:, None] * axis
+        + np.gradient(np.radians(35.0) * reach, t)[1:, None] * tilt_axis
+    )
+    tracker = AngleTracker(50, min_rotation_deg=12.0)
+    block, cals = tracker.update(t, q, w)
+    assert [c.reason for c in cals] == ["still", "axis", "reposition", "reposition"]
+    taken, restored = cals[1], cals[3]
+    assert 24.0 < cals[2].t_s < 27.0  # the pause at the top of the reach
+    assert 29.0 < restored.t_s < 35.0  # back, and still
+    assert restored.axis_sensor == taken.axis_sensor
+    assert restored.neutral_quat == taken.neutral_quat
+    late = block.t_s > 40.0
+    np.testing.assert_allclose(
+        block.primary_deg[late], 20.0 * raises[np.isin(t, block.t_s[late])], atol=0.5
+    )
+    tracker2 = AngleTracker(50, min_rotation_deg=12.0)
+    parts = []
+    for a, b in _splits(len(t), 12):
+        parts += tracker2.update(t[a:b], q[a:b], w[a:b])[1]
+    assert parts == cals
+
+
 def _angle_block(
     t: np.ndarray, primary: np.ndarray, still: np.ndarray, off_xy: np.ndarray | None = None
 ) -> AngleBlock:

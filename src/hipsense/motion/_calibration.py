@@ -91,6 +91,10 @@ class CalibrationSettings:
     """Before the axis is known, a pose this far from neutral held still for longer than
     any prescribed hold is the start position: neutral is taken again there."""
     reposition_after_deg: float = 8.0
+    restore_deg: float = 5.0
+    """After a new start position was taken while the axis was known, a still pose within
+    this of the old one, before any new axis, undoes it: that was a pause on the way
+    (at the top of a reach for the phone), and the old start position and axis hold."""
     """After motion that no exercise rep makes (off the plane by `reposition_deg` and
     further off it than along it: turning over, moving the sensor to the other thigh),
     the first still pose at least this far from neutral is a new start position."""
@@ -336,6 +340,8 @@ class AngleTracker:
         self._frame_map = np.eye(4)
         self._pending: _Pending | None = None
         self._last_axis: F64Array | None = None  # the last axis found, taken or not
+        # Neutral, axis and its quality before a reposition, until a new axis is found.
+        self._before: tuple[F64Array, F64Array, float] | None = None
         self._refused = 0  # marginal axes refused since the last one taken
         self._reference = -1
         self._explicit = False
@@ -385,6 +391,8 @@ class AngleTracker:
     # -- helpers -------------------------------------------------------------------
 
     def _set_neutral(self, t: float, q_window: F64Array, reason: str) -> Calibration:
+        if reason == "explicit":
+            self._before = None
         self._neutral = _mean_pose(q_window)
         self._reference += 1
         self._last_unexplained = -1
@@ -471,6 +479,7 @@ class AngleTracker:
                 self._neutral = None
                 return AngleBlock.empty(), None
             axis = chosen
+        self._before = None
         q_all = np.concatenate(p.q) if p.q else np.empty((0, 4))
         q_rel = quat_lmul(quat_conj(self._neutral), q_all)
         if q_rel.shape[0]:
@@ -607,6 +616,9 @@ class AngleTracker:
                 out.append(block.slice(0, k))
                 j = i + k
                 window = self._spell(hist_q, off, j)
+                assert self.calibration is not None
+                assert self._neutral is not None
+                self._before = (self._neutral, self._axis, self.calibration.axis_quality)
                 cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
                 i = j + 1
                 continue
@@ -729,6 +741,9 @@ class AngleTracker:
         else:
             j = i + e
             q = _mean_pose(self._spell(hist_q, off, j))
+            if self._before is not None and _angle_deg(q, self._before[0]) <= s.restore_deg:
+                self._restore(float(t_s[j]), max(0, p.count - self._still_n), out, cals)
+                return i + k
             p.candidates = [
                 *p.candidates[-(_MAX_CANDIDATES - 1) :],
                 _Candidate(
@@ -738,6 +753,48 @@ class AngleTracker:
                 ),
             ]
         return i + k
+
+    def _restore(
+        self, t: float, first: int, out: list[AngleBlock], cals: list[Calibration]
+    ) -> None:
+        """Take back the start position and axis from before the last reposition.
+
+        The pending samples from pending sample `first` (the still spell back at the old
+        start position) on are released, measured against it; those before it (the way
+        back from the pause) were not done from the start position.
+        """
+        p = self._pending
+        assert p is not None
+        assert self._before is not None
+        neutral, axis, quality = self._before
+        self._before = None
+        self._neutral = neutral
+        self._axis = axis
+        self._reference += 1
+        self._last_unexplained = -1
+        self._pending = None
+        p.drop_before(first)
+        if p.q:
+            out.append(
+                self._angles(
+                    np.concatenate(p.t),
+                    np.concatenate(p.q),
+                    np.concatenate(p.w),
+                    np.concatenate(p.still),
+                )
+            )
+        up = rotate(quat_conj(neutral), np.array([0.0, 0.0, 1.0]))
+        cal = Calibration(
+            t_s=t,
+            reason="reposition",
+            neutral_quat=_tuple4(neutral),
+            gravity_sensor=_tuple3(up),
+            axis_sensor=_tuple3(axis),
+            axis_quality=quality,
+            reference=self._reference,
+        )
+        self.calibration = cal
+        cals.append(cal)
 
     def _emit_axis(self, t: float, out: list[AngleBlock], cals: list[Calibration]) -> None:
         block, cal = self._finish_axis(t)
@@ -755,6 +812,11 @@ def _turning_axis(w: list[F64Array], min_rad_s: float) -> tuple[float, F64Array]
     v = v[dot3(v * v, np.ones(3)) > min_rad_s**2]
     vals, vecs = np.linalg.eigh(v.T @ v)
     return (float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0), vecs[:, -1]
+
+
+def _angle_deg(p: F64Array, q: F64Array) -> float:
+    """Angle (deg) of the rotation between two unit quaternions."""
+    return float(np.degrees(2.0 * math.acos(min(1.0, abs(float(p @ q))))))
 
 
 def _mean_pose(q_window: F64Array) -> F64Array:

@@ -589,14 +589,16 @@ class AngleTracker:
             block = self._angles(t_s[i:], quat[i:], gyr_rad_s[i:], still[i:])
             # A still pose well off the plane is a new start position (side switch).
             prim, off_plane = block.primary_deg, block.off_plane_deg
-            wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
-            spell = runs[i:] >= self._still_n
-            if not spell.any() and not settled.any():
+            if int(runs[i:].max()) < min(self._still_n, self._settled_n):
                 # Moving (the common case): nothing can be a new start position yet.
-                if wild.any():
-                    self._last_unexplained = first + i + int(np.flatnonzero(wild)[-1])
+                if float(off_plane.max()) > s.reposition_deg:
+                    wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
+                    if wild.any():
+                        self._last_unexplained = first + i + int(np.flatnonzero(wild)[-1])
                 out.append(block)
                 break
+            wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
+            spell = runs[i:] >= self._still_n
             unexplained = wild | (prim < -s.reposition_deg) | (prim > self.max_primary_deg)
             dist = np.sqrt(prim**2 + off_plane**2)
             far = dist > self.rest_max_deg

@@ -208,6 +208,19 @@ def trailing_min_from(x: F64Array, w: int, start: int) -> F64Array:
         return np.empty(0)
     if w <= 1 or 2 * m > w:
         return np.asarray(trailing_min(x, w)[start:], dtype=np.float64)
+    if start >= w - 1:
+        # Every window lies within x (the streaming case): window j (of sample start + j)
+        # is head[j:] (the m - 1 samples before the shared part), the shared part, and
+        # x[start + 1 : start + j + 1]. Minima are exact, so this is the general path's
+        # result to the bit, in fewer array operations.
+        out = np.empty(m)
+        head = x[start - w + 1 : n - w]
+        out[:-1] = np.minimum.accumulate(head[::-1])[::-1]
+        out[-1] = np.inf
+        # x[start] lies in every window (m <= w / 2), so the running minimum may start there.
+        np.minimum(out, np.minimum.accumulate(x[start:n]), out=out)
+        np.minimum(out, x[n - w : start + 1].min(), out=out)
+        return out
     lo_first = max(0, start - w + 1)
     lo_last = max(0, n - w)
     shared = x[lo_last : start + 1].min()
@@ -224,17 +237,17 @@ def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:
     """Length of the run of True ending at each sample, continuing a run of `carry`."""
     n = mask.shape[0]
     idx = np.arange(1, n + 1, dtype=np.int64)
-    # Whole blocks of rest or of motion are the common case.
+    # A whole block of rest is a common case.
     if mask.all():
         return idx + carry
-    if not mask.any():
-        return np.zeros(n, dtype=np.int64)
-    # Index of the last False at or before each sample (0 = before the block).
-    last_false = np.maximum.accumulate(np.where(mask, 0, idx))
-    runs = idx - last_false
-    # Samples with no False before them in this block continue the previous run.
-    runs = np.where(last_false == 0, runs + carry, runs)
-    return np.asarray(np.where(mask, runs, 0), dtype=np.int64)
+    # Index of the last False at or before each sample (0 = before the block): at a
+    # False sample that is the sample itself, so its run is 0.
+    runs = idx - np.maximum.accumulate(np.where(mask, 0, idx))
+    # The samples before the first False continue the previous run.
+    first_false = int(np.argmin(mask))
+    if first_false and carry:
+        runs[:first_false] += carry
+    return runs
 
 
 def true_runs(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

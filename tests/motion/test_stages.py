@@ -279,6 +279,10 @@ def test_segmenter_chunked_equals_whole_and_matches_truth() -> None:
         assert got.flags == ()
 
 
+# A movement axis along no sensor axis (the strap may sit at any rotation).
+_TILTED_AXIS = np.array([0.6, -0.3, 0.74]) / np.linalg.norm([0.6, -0.3, 0.74])
+
+
 def _synthetic_reps(rate: float, axis: np.ndarray, wobble_dps: float) -> tuple:
     """Neutral, then 10 deg raises about `axis` with fast wobble about another axis."""
     from hipsense._quat import axis_angle_quat, quat_mul
@@ -298,8 +302,7 @@ def _synthetic_reps(rate: float, axis: np.ndarray, wobble_dps: float) -> tuple:
 def test_axis_from_rotation_not_rates_survives_tremor() -> None:
     # A leg raise of 10 deg with tremor as fast as the raise: an axis from angular
     # velocity energy would be ~50 % planar; the rotation from neutral is clearly planar.
-    axis = np.array([0.6, -0.3, 0.74])
-    axis /= np.linalg.norm(axis)
+    axis = _TILTED_AXIS
     t, q, w, ang = _synthetic_reps(50.0, axis, wobble_dps=25.0)
     tracker = AngleTracker(50, min_rotation_deg=12.0)
     block, cals = tracker.update(t, q, w)
@@ -316,8 +319,7 @@ def test_a_marginal_axis_is_taken_when_the_next_movement_repeats_it() -> None:
     # Raises whose tremor is so large that the poses are only ~0.9 planar and the
     # angular velocity is mostly tremor: like fidgeting by both measures, so the first
     # movement's axis is refused; the second movement repeats it and it is taken.
-    axis = np.array([0.6, -0.3, 0.74])
-    axis /= np.linalg.norm(axis)
+    axis = _TILTED_AXIS
     t, q, w, _ = _synthetic_reps(50.0, axis, wobble_dps=200.0)
     tracker = AngleTracker(50, min_rotation_deg=12.0)
     _, cals = tracker.update(t, q, w)

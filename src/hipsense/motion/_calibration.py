@@ -91,13 +91,13 @@ class CalibrationSettings:
     """Before the axis is known, a pose this far from neutral held still for longer than
     any prescribed hold is the start position: neutral is taken again there."""
     reposition_after_deg: float = 8.0
+    """After motion that no exercise rep makes (off the plane by `reposition_deg` and
+    further off it than along it: turning over, moving the sensor to the other thigh),
+    the first still pose at least this far from neutral is a new start position."""
     restore_deg: float = 5.0
     """After a new start position was taken while the axis was known, a still pose within
     this of the old one, before any new axis, undoes it: that was a pause on the way
     (at the top of a reach for the phone), and the old start position and axis hold."""
-    """After motion that no exercise rep makes (off the plane by `reposition_deg` and
-    further off it than along it: turning over, moving the sensor to the other thigh),
-    the first still pose at least this far from neutral is a new start position."""
 
 
 @dataclass(frozen=True)
@@ -396,7 +396,6 @@ class AngleTracker:
         self._neutral = _mean_pose(q_window)
         self._reference += 1
         self._last_unexplained = -1
-        up = rotate(quat_conj(self._neutral), np.array([0.0, 0.0, 1.0]))
         if self.fixed_axis is not None:
             self._axis = self.fixed_axis
             self._pending = None
@@ -407,7 +406,7 @@ class AngleTracker:
             t_s=t,
             reason=reason,  # type: ignore[arg-type]
             neutral_quat=_tuple4(self._neutral),
-            gravity_sensor=_tuple3(up),
+            gravity_sensor=_up(self._neutral),
             axis_sensor=None if self._axis is None else _tuple3(self._axis),
             axis_quality=1.0 if self._axis is not None else 0.0,
             reference=self._reference,
@@ -730,10 +729,9 @@ class AngleTracker:
         elif which is not None:
             c = p.candidates[which]
             self._neutral = c.q
-            up = rotate(quat_conj(c.q), np.array([0.0, 0.0, 1.0]))
             assert self.calibration is not None
             self.calibration = replace(
-                self.calibration, neutral_quat=_tuple4(c.q), gravity_sensor=_tuple3(up)
+                self.calibration, neutral_quat=_tuple4(c.q), gravity_sensor=_up(c.q)
             )
             # What came before its still spell was not done from the start position.
             p.drop_before(c.first)
@@ -785,12 +783,11 @@ class AngleTracker:
                     np.concatenate(p.still),
                 )
             )
-        up = rotate(quat_conj(neutral), np.array([0.0, 0.0, 1.0]))
         cal = Calibration(
             t_s=t,
             reason="reposition",
             neutral_quat=_tuple4(neutral),
-            gravity_sensor=_tuple3(up),
+            gravity_sensor=_up(neutral),
             axis_sensor=_tuple3(axis),
             axis_quality=quality,
             reference=self._reference,
@@ -814,6 +811,11 @@ def _turning_axis(w: list[F64Array], min_rad_s: float) -> tuple[float, F64Array]
     v = v[dot3(v * v, np.ones(3)) > min_rad_s**2]
     vals, vecs = np.linalg.eigh(v.T @ v)
     return (float(vals[-1] / vals.sum()) if vals.sum() > 0 else 0.0), vecs[:, -1]
+
+
+def _up(q: F64Array) -> tuple[float, float, float]:
+    """'Up' in the sensor frame at sensor-to-world pose q."""
+    return _tuple3(rotate(quat_conj(q), np.array([0.0, 0.0, 1.0])))
 
 
 def _angle_deg(p: F64Array, q: F64Array) -> float:

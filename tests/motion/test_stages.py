@@ -413,6 +413,52 @@ def test_a_pause_at_the_top_of_a_reach_taken_for_a_new_start_is_undone_on_return
     assert parts == cals
 
 
+@pytest.mark.parametrize("still_until_s", [9.0, 4.0])
+def test_a_neutral_taken_before_the_gyro_bias_was_known_is_taken_again_if_still(
+    still_until_s: float,
+) -> None:
+    # Still from the start while the heading drifts 2 deg/s (the gyro bias, not yet
+    # known: VQF's first rest comes after 1.5 s of it) until 3 s, when the bias becomes
+    # known; then raises of 20 deg about a horizontal axis. Still until 9 s: the neutral
+    # is taken again at 4.5 s (bias known for 1.5 s), so the raises are measured with no
+    # off-plane angle; the drift would have put 4.5 deg of heading into it. Moving from
+    # 4 s (before the bias is known for 1.5 s): the first neutral stays.
+    from hipsense._quat import axis_angle_quat
+
+    rate = 50.0
+    t = np.arange(0, 40.0, 1 / rate)
+    axis = np.array([1.0, 0.0, 0.0])
+    drift = np.radians(2.0) * np.minimum(t, 3.0)
+    x = (t - still_until_s) % 6.0
+    on = t >= still_until_s
+    raises = np.where(on, np.clip(np.minimum(x, 3.0 - x), 0.0, 1.0), 0.0)
+    q = quat_mul(
+        axis_angle_quat(np.array([0.0, 0.0, 1.0]), drift),
+        axis_angle_quat(axis, np.radians(20.0) * raises),
+    )
+    w = np.gradient(np.radians(20.0) * raises, t)[:, None] * axis
+    sigma = np.where(t < 3.0, np.radians(0.5), np.radians(0.05))
+    tracker = AngleTracker(50, min_rotation_deg=12.0)
+    block, cals = tracker.update(t, q, w, sigma)
+    late = block.t_s > still_until_s + 7.0
+    if still_until_s > 4.5:
+        assert [c.reason for c in cals] == ["still", "still", "axis"]
+        assert cals[1].t_s == pytest.approx(4.5, abs=0.05)
+        np.testing.assert_allclose(cals[1].neutral_quat, q[int(4.5 * rate)], atol=1e-9)
+        assert float(block.off_plane_deg[late].max()) < 0.1
+    else:
+        assert [c.reason for c in cals] == ["still", "axis"]
+        assert float(block.off_plane_deg[late].max()) > 2.0
+    np.testing.assert_allclose(
+        block.primary_deg[late], 20.0 * raises[np.isin(t, block.t_s[late])], atol=0.5
+    )
+    tracker2 = AngleTracker(50, min_rotation_deg=12.0)
+    parts = []
+    for a, b in _splits(len(t), 4):
+        parts += tracker2.update(t[a:b], q[a:b], w[a:b], sigma[a:b])[1]
+    assert parts == cals
+
+
 def _angle_block(
     t: np.ndarray, primary: np.ndarray, still: np.ndarray, off_xy: np.ndarray | None = None
 ) -> AngleBlock:

@@ -47,6 +47,12 @@ class CalibrationSettings:
 
     still_min_s: float = 1.5
     """A neutral pose is a still period at least this long."""
+    neutral_bias_sigma_dps: float = 0.2
+    """Raw input: the gyro bias is known once VQF's estimate is this certain (its first
+    rest). Until then the heading drifts at the bias (up to a few deg/s), so a neutral
+    pose taken then is re-taken when the bias becomes known while the limb is still in
+    the same still period (the drift in between was no movement): held still
+    `still_min_s` with the bias known, the neutral is taken again there."""
     still_speed_dps: float = 3.0
     """Still: low-passed angular speed below this (tremor and noise stay well under)."""
     still_lowpass_hz: float = 1.5
@@ -322,13 +328,18 @@ class AngleTracker:
         self._settled_n = max(2, round(settled_s * self.rate_hz))
         self._still_n = max(2, round(self.settings.still_min_s * self.rate_hz))
         self._speed_lp = Lowpass(self.settings.still_lowpass_hz, self.rate_hz)
+        self._sigma_max = self.settings.neutral_bias_sigma_dps / _DEG
         self.reset()
 
     def reset(self) -> None:
         """Forget neutral, axis and all history."""
         self._speed_lp.reset()
         self._run = 0
-        self._seen = 0  # samples taken so far: absolute indices for the two below
+        self._seen = 0  # samples taken so far: absolute indices for the three below
+        self._last_unknown = -1  # last sample whose gyro bias was not known
+        # First sample of the still period whose neutral was taken before the bias was
+        # known, while that period lasts (see `neutral_bias_sigma_dps`).
+        self._provisional: int | None = None
         self._last_unexplained = -1  # last sample moving in a way no rep moves
         self._last_spell = -1  # last sample of a still spell (still_min_s or longer)
         self._hist = _History(self._still_n)
@@ -343,6 +354,7 @@ class AngleTracker:
         # Neutral, axis and its quality before a reposition, until a new axis is found.
         self._before: tuple[F64Array, F64Array, float] | None = None
         self._refused = 0  # marginal axes refused since the last one taken
+        self._ref_fill = np.empty(0, dtype=np.int64)  # see `_references`
         self._reference = -1
         self._explicit = False
         self.calibration: Calibration | None = None
@@ -391,6 +403,7 @@ class AngleTracker:
     # -- helpers -------------------------------------------------------------------
 
     def _set_neutral(self, t: float, q_window: F64Array, reason: str) -> Calibration:
+        self._provisional = None
         if reason == "explicit":
             self._before = None
         self._neutral = _mean_pose(q_window)
@@ -430,9 +443,16 @@ class AngleTracker:
             off_plane_deg=swing,
             velocity_dps=dot3(w, self._plane[0] * _DEG),
             still=still,
-            reference=np.full(t.shape[0], self._reference, dtype=np.int64),
+            reference=self._references(t.shape[0]),
             off_plane_xy_deg=swing_xy,
         )
+
+    def _references(self, n: int) -> NDArray[np.int64]:
+        """The current reference, n times (a read-only view while n fits)."""
+        if self._ref_fill.shape[0] < n or (n and self._ref_fill[0] != self._reference):
+            self._ref_fill = np.full(max(n, 1024), self._reference, dtype=np.int64)
+            self._ref_fill.flags.writeable = False
+        return self._ref_fill[:n]
 
     def _choose_axis(self, axis: F64Array, quality: float, p: _Pending) -> F64Array | None:
         """The movement axis from what was seen, or None (see `axis_sure_quality`).
@@ -509,9 +529,17 @@ class AngleTracker:
     # -- streaming -----------------------------------------------------------------
 
     def update(
-        self, t_s: F64Array, quat: F64Array, gyr_rad_s: F64Array
+        self,
+        t_s: F64Array,
+        quat: F64Array,
+        gyr_rad_s: F64Array,
+        bias_sigma_rad_s: F64Array | None = None,
     ) -> tuple[AngleBlock, list[Calibration]]:
-        """Take a block; return the calibrated samples ready now and new calibrations."""
+        """Take a block; return the calibrated samples ready now and new calibrations.
+
+        `bias_sigma_rad_s` (n,) is the uncertainty of the gyro bias taken off, for raw
+        input (see `CalibrationSettings.neutral_bias_sigma_dps`).
+        """
         n = t_s.shape[0]
         if n == 0:
             return AngleBlock.empty(), []
@@ -526,6 +554,14 @@ class AngleTracker:
         off = hist_q.shape[0] - n
         first = self._seen  # absolute index of this block's first sample
         self._seen += n
+        # The last sample before each one whose gyro bias was not known.
+        last_unknown: NDArray[np.int64] | int = self._last_unknown
+        if bias_sigma_rad_s is not None and float(bias_sigma_rad_s.max()) > self._sigma_max:
+            last_unknown = np.maximum.accumulate(
+                np.where(bias_sigma_rad_s > self._sigma_max, first + np.arange(n), -1)
+            )
+            last_unknown = np.maximum(last_unknown, self._last_unknown)
+            self._last_unknown = int(last_unknown[-1])
 
         out: list[AngleBlock] = []
         cals: list[Calibration] = []
@@ -542,10 +578,14 @@ class AngleTracker:
                 j = i + int(ready[0])
                 window = self._spell(hist_q, off, j)
                 cals.append(self._set_neutral(float(t_s[j]), window, "still"))
+                lu = last_unknown if isinstance(last_unknown, int) else int(last_unknown[j])
+                if lu > first + j - self._still_n:
+                    # Taken before the bias was known: re-taken if the spell lasts.
+                    self._provisional = first + j - int(runs[j]) + 1
                 i = j + 1
                 continue
-            settled = runs[i:] >= self._settled_n
             if self._axis is None:
+                settled = runs[i:] >= self._settled_n
                 if self._to_neutral is None:
                     self._to_neutral = lmul_matrix(quat_conj(self._neutral))
                 # A bounded look-ahead: the axis is usually found within seconds, and the
@@ -557,6 +597,9 @@ class AngleTracker:
                 # position (a pause while fidgeting or reaching was taken for neutral).
                 far = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2) > s.settled_move_deg
                 moved = settled[: lim - i] & far
+                retake = self._retake(i, lim, first, runs, last_unknown)
+                if retake is not None:
+                    moved |= retake
                 stop = int(np.flatnonzero(moved)[0]) if moved.any() else q_rel.shape[0]
                 if stop:
                     end = i + stop
@@ -582,7 +625,10 @@ class AngleTracker:
                         continue
                 j = i
                 window = self._spell(hist_q, off, j)
-                cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
+                again = retake is not None and bool(retake[stop])
+                cals.append(
+                    self._set_neutral(float(t_s[j]), window, "still" if again else "reposition")
+                )
                 i = j + 1
                 continue
             block = self._angles(t_s[i:], quat[i:], gyr_rad_s[i:], still[i:])
@@ -597,6 +643,7 @@ class AngleTracker:
                 out.append(block)
                 break
             wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
+            settled = runs[i:] >= self._settled_n
             spell = runs[i:] >= self._still_n
             unexplained = wild | (prim < -s.reposition_deg) | (prim > self.max_primary_deg)
             dist = np.sqrt(prim**2 + off_plane**2)
@@ -611,6 +658,9 @@ class AngleTracker:
             )
             after_wild = spell & (last_wild > spells[:-1]) & (dist > s.reposition_after_deg)
             moved = (spell & unexplained) | (settled & far) | after_wild
+            retake = self._retake(i, n, first, runs, last_unknown)
+            if retake is not None:
+                moved |= retake
             if moved.any():
                 k = int(np.flatnonzero(moved)[0])
                 self._last_spell = int(spells[k + 1])
@@ -619,15 +669,41 @@ class AngleTracker:
                 window = self._spell(hist_q, off, j)
                 assert self.calibration is not None
                 assert self._neutral is not None
-                self._before = (self._neutral, self._axis, self.calibration.axis_quality)
-                cals.append(self._set_neutral(float(t_s[j]), window, "reposition"))
+                again = retake is not None and bool(retake[k])
+                if not again:
+                    self._before = (self._neutral, self._axis, self.calibration.axis_quality)
+                cals.append(
+                    self._set_neutral(float(t_s[j]), window, "still" if again else "reposition")
+                )
                 i = j + 1
                 continue
             self._last_unexplained = int(last_wild[-1])
             self._last_spell = int(spells[-1])
             out.append(block)
             break
+        if self._provisional is not None and runs[-1] < first + n - self._provisional:
+            self._provisional = None  # the still period ended: no later sample re-takes
         return AngleBlock.concat(out), cals
+
+    def _retake(
+        self,
+        a: int,
+        b: int,
+        first: int,
+        runs: NDArray[np.int64],
+        last_unknown: NDArray[np.int64] | int,
+    ) -> NDArray[np.bool_] | None:
+        """Where, of block samples a to b, a neutral taken before the bias was known is due.
+
+        Still since before that neutral was taken, and the bias known for `still_min_s`
+        (None: no such neutral).
+        """
+        if self._provisional is None:
+            return None
+        idx = first + np.arange(a, b)
+        lu = last_unknown if isinstance(last_unknown, int) else last_unknown[a:b]
+        unbroken = runs[a:b] > idx - self._provisional
+        return np.asarray(unbroken & (idx - lu >= self._still_n), dtype=np.bool_)
 
     def _collect(
         self,

@@ -112,7 +112,7 @@ class MotionCore:
             raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
         if ori.quat.shape[0] != t.shape[0]:
             raise ValueError(f"t_s: expected {ori.quat.shape[0]} times, got {t.shape[0]}")
-        block, cals = self.angles.update(t, ori.quat, ori.gyr_rad_s)
+        block, cals = self.angles.update(t, ori.quat, ori.gyr_rad_s, ori.bias_sigma_rad_s)
         self.last_angles = block
         events: list[MotionEvent] = [*cals, *self.segmenter.update(block)]
         for cal in cals:

@@ -72,25 +72,30 @@ class Biquad:
         self.block = int(min(_MAX_BLOCK, max(8, _MAX_GROWTH_LOG10 / -math.log10(abs(p)))))
         j = np.arange(self.block)
         weights = r * p ** (-j.astype(np.float64))
-        self._t_re, self._t_im = weights.real.copy(), weights.imag.copy()
+        # Real and imaginary parts stacked (2, block): one array operation does both.
+        self._t = np.stack([weights.real, weights.imag])
         powers = 2.0 * p ** j.astype(np.float64)
-        self._o_re, self._o_im = powers.real.copy(), powers.imag.copy()
+        # Re(o u) = o_re u_re + (-o_im) u_im: the sign is stored, the sum is then a plain
+        # add (negation is exact, so the bits are those of o_re u_re - o_im u_im).
+        self._o = np.stack([powers.real, -powers.imag])
         p_block = p**self.block
         self._pb_re, self._pb_im = p_block.real, p_block.imag
 
-    def steady(self, x0: F64Array) -> tuple[F64Array, F64Array]:
-        """The block-start accumulator for a signal that has been `x0` for ever."""
+    def steady(self, x0: F64Array) -> F64Array:
+        """The block-start accumulator (2, ...) for a signal that has been `x0` for ever."""
         u = self._p * self._r / (1.0 - self._p)
         x0 = np.asarray(x0, dtype=np.float64)
-        return u.real * x0, u.imag * x0
+        return np.stack([u.real * x0, u.imag * x0])
 
-    def run(
-        self, x: F64Array, pos: int, acc_re: F64Array, acc_im: F64Array
-    ) -> tuple[F64Array, int, F64Array, F64Array]:
-        """Filter x (first axis is time) from block position `pos` with accumulator `acc`."""
+    def run(self, x: F64Array, pos: int, acc: F64Array) -> tuple[F64Array, int, F64Array]:
+        """Filter x (first axis is time) from block position `pos` with accumulator `acc`.
+
+        `acc` (2, ...) holds the real and imaginary parts of the block-start accumulator.
+        """
         n = x.shape[0]
         pieces: list[F64Array] = []
-        shape = (-1,) + (1,) * (x.ndim - 1)
+        # Tables (2, m) broadcast against channels (2, m, k...).
+        shape = (2, -1) + (1,) * (x.ndim - 1)
         flat = x.ndim == 1  # no reshaping of the tables for one channel
         accumulate = np.add.accumulate  # the ufunc method: no dispatch cost per call
         i = 0
@@ -98,27 +103,31 @@ class Biquad:
             m = min(n - i, self.block - pos)
             xs = x[i : i + m]
             end = pos + m
-            t_re = (self._t_re[pos:end] if flat else self._t_re[pos:end].reshape(shape)) * xs
-            t_im = (self._t_im[pos:end] if flat else self._t_im[pos:end].reshape(shape)) * xs
-            t_re[0] += acc_re
-            t_im[0] += acc_im
-            u_re = accumulate(t_re, axis=0)
-            u_im = accumulate(t_im, axis=0)
-            o_re, o_im = self._o_re[pos:end], self._o_im[pos:end]
-            if not flat:
-                o_re, o_im = o_re.reshape(shape), o_im.reshape(shape)
-            pieces.append(self.d * xs + o_re * u_re - o_im * u_im)
+            t = (self._t[:, pos:end] if flat else self._t[:, pos:end].reshape(shape)) * xs
+            t[:, 0] += acc
+            u = accumulate(t, axis=1)
+            o = self._o[:, pos:end] if flat else self._o[:, pos:end].reshape(shape)
+            prod = o * u
+            y = self.d * xs
+            y += prod[0]
+            y += prod[1]
+            pieces.append(y)
             pos = end
             i += m
+            last = u[:, -1]
             if pos == self.block:
                 # Next block starts from p * w[end] = p**B * u[end].
-                acc_re = self._pb_re * u_re[-1] - self._pb_im * u_im[-1]
-                acc_im = self._pb_re * u_im[-1] + self._pb_im * u_re[-1]
+                acc = np.stack(
+                    [
+                        self._pb_re * last[0] - self._pb_im * last[1],
+                        self._pb_re * last[1] + self._pb_im * last[0],
+                    ]
+                )
                 pos = 0
             else:
-                acc_re, acc_im = u_re[-1], u_im[-1]
+                acc = last
         y = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
-        return y, pos, acc_re, acc_im
+        return y, pos, acc
 
     def filtfilt(self, x: F64Array) -> F64Array:
         """Zero-phase forward-backward filtering of a 1-D signal.
@@ -131,8 +140,8 @@ class Biquad:
         if x.shape[0] <= edge:
             raise ValueError(f"expected more than {edge} samples, got {x.shape[0]}")
         ext = np.concatenate([2 * x[0] - x[edge:0:-1], x, 2 * x[-1] - x[-2 : -edge - 2 : -1]])
-        y, *_ = self.run(ext, 0, *self.steady(ext[0]))
-        y, *_ = self.run(y[::-1].copy(), 0, *self.steady(y[-1]))
+        y, *_ = self.run(ext, 0, self.steady(ext[0]))
+        y, *_ = self.run(y[::-1].copy(), 0, self.steady(y[-1]))
         return np.asarray(y[::-1][edge:-edge], dtype=np.float64)
 
 
@@ -156,8 +165,7 @@ class Lowpass:
         """Forget the filter state."""
         self._started = False
         self._pos = 0
-        self._acc_re: F64Array = np.zeros(0)
-        self._acc_im: F64Array = np.zeros(0)
+        self._acc: F64Array = np.zeros(0)
 
     def __call__(self, x: F64Array) -> F64Array:
         """Filter a block along its first axis."""
@@ -165,11 +173,9 @@ class Lowpass:
         if x.shape[0] == 0:
             return x.copy()
         if not self._started:
-            self._acc_re, self._acc_im = self._modal.steady(x[0])
+            self._acc = self._modal.steady(x[0])
             self._started = True
-        y, self._pos, self._acc_re, self._acc_im = self._modal.run(
-            x, self._pos, self._acc_re, self._acc_im
-        )
+        y, self._pos, self._acc = self._modal.run(x, self._pos, self._acc)
         return y
 
 

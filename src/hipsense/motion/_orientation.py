@@ -48,6 +48,10 @@ class OrientationBlock:
     magnetometer."""
     gyr_rad_s: F64Array
     """(n, 3) angular velocity in the sensor frame, bias removed where it is known."""
+    bias_sigma_rad_s: F64Array | None = None
+    """(n,) uncertainty (1 sigma) of the gyro bias estimate taken off, for raw input;
+    None for fused quaternions (their fusion handled the bias). Until the bias is known
+    the heading drifts at the bias, which the accelerometer cannot see."""
 
 
 class OrientationEstimator:
@@ -122,18 +126,23 @@ class OrientationEstimator:
             )
         n = gyr.shape[0]
         if n == 0:
-            return OrientationBlock(np.empty((0, 4)), np.empty((0, 3)))
+            return OrientationBlock(np.empty((0, 4)), np.empty((0, 3)), np.empty(0))
         missing = self._missing(t_s, n)
         before = self._last_raw
         self._last_raw = np.concatenate([gyr[-1], acc[-1]])
         if missing is None:
             out = self._vqf.updateBatch(gyr, acc)
             quat = np.asarray(out["quat6D"], dtype=np.float64)
-            return OrientationBlock(quat, gyr - np.asarray(out["bias"], dtype=np.float64))
+            return OrientationBlock(
+                quat,
+                gyr - np.asarray(out["bias"], dtype=np.float64),
+                np.asarray(out["biasSigma"], dtype=np.float64),
+            )
         raw = np.concatenate([gyr, acc], axis=1)
         last = raw[0] if before is None else before
         quat = np.empty((n, 4))
         bias = np.empty((n, 3))
+        sigma = np.empty(n)
         long_gap = missing > round(self.settings.bridge_gap_s * self.rate_hz)
         cuts = [0, *np.flatnonzero(long_gap).tolist(), n]
         for a, b in itertools.pairwise(cuts):
@@ -142,14 +151,17 @@ class OrientationEstimator:
             if long_gap[a]:
                 self._restart_inclination()
             prev = last if a == 0 else raw[a - 1]
-            q, bb = self._bridged(raw[a:b], prev, np.where(long_gap[a:b], 0, missing[a:b]))
-            quat[a:b], bias[a:b] = q, bb
-        return OrientationBlock(quat, gyr - bias)
+            q, bb, sb = self._bridged(raw[a:b], prev, np.where(long_gap[a:b], 0, missing[a:b]))
+            quat[a:b], bias[a:b], sigma[a:b] = q, bb, sb
+        return OrientationBlock(quat, gyr - bias, sigma)
 
     def _bridged(
         self, raw: F64Array, prev: F64Array, missing: NDArray[np.int64]
-    ) -> tuple[F64Array, F64Array]:
-        """VQF over `raw` (m, 6) with `missing[i]` samples interpolated before row i."""
+    ) -> tuple[F64Array, F64Array, F64Array]:
+        """VQF over `raw` (m, 6) with `missing[i]` samples interpolated before row i.
+
+        Returns the real rows' orientation, bias and bias uncertainty (rad/s).
+        """
         counts = missing + 1
         total = int(counts.sum())
         # Row i is preceded by missing[i] rows on the straight line from the row before it.
@@ -166,7 +178,11 @@ class OrientationEstimator:
         )
         real = np.cumsum(counts) - 1
         quat = np.asarray(out["quat6D"], dtype=np.float64)[real]
-        return quat, np.asarray(out["bias"], dtype=np.float64)[real]
+        return (
+            quat,
+            np.asarray(out["bias"], dtype=np.float64)[real],
+            np.asarray(out["biasSigma"], dtype=np.float64)[real],
+        )
 
     def _restart_inclination(self) -> None:
         # VQF corrects the inclination toward its low-passed accelerometer (time constant

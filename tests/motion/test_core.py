@@ -91,7 +91,6 @@ def test_events_match_simulator_truth(name: str) -> None:
             assert got.rom_deg == pytest.approx(want["rom_deg"], abs=1.5)
 
 
-@pytest.mark.xfail(strict=True, reason="open in the motion-core issue: fidgeting in bed")
 def test_everyday_motion_in_bed_counts_no_reps() -> None:
     spec = load_scenario(suite_dir() / "non-exercise-in-bed.toml")
     res = analyze(simulate(spec).recording, LIB[spec.exercise])

@@ -1,6 +1,7 @@
 """Orientation of the sensor: VQF for raw 6-axis input, pass-through for fused quaternions."""
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -8,6 +9,8 @@ from numpy.typing import NDArray
 from vqf import VQF
 
 from hipsense._quat import interval_rates
+
+from ._filters import run_lengths
 
 __all__ = ["OrientationBlock", "OrientationEstimator", "OrientationSettings"]
 
@@ -23,8 +26,9 @@ class OrientationSettings:
     `bias_clip_dps`, and then takes that rate as the bias. Both are above VQF's defaults
     (2 deg/s) because a cheap gyro's turn-on bias reaches 2-3 deg/s; lower ones measured
     worse on the simulator suite. The price: a steady rotation slower than the clip (the
-    last of a slow eccentric lowering) can pass for rest and leak into the bias, which
-    tilts the orientation by a few degrees over a long set of slow reps.
+    last of a slow eccentric lowering, the way back from a reach) can pass for rest and
+    leak into the bias. Once the bias is known that clip is narrowed to the residual
+    around it (`residual_bias_clip_dps`), which bounds the leak.
     """
 
     tau_acc_s: float = 3.0
@@ -33,6 +37,20 @@ class OrientationSettings:
     rest_gyro_dps: float = 3.0
     rest_acc_m_s2: float = 0.5
     bias_clip_dps: float = 5.0
+    residual_bias_clip_dps: float | None = 1.0
+    """Once the bias is known (`bias_known_rest_s`), it is taken off before VQF and
+    VQF goes on with this clip: rest is then a rate within this of the known bias, and
+    the bias may wander this far (warm-up drift). Without it, a slow turn about the
+    vertical (the way back from a reach) whose rate nearly cancels the bias passes for
+    rest, and VQF takes it for a bias jump of 2-3 deg/s: a heading drift the
+    accelerometer cannot correct. None keeps `bias_clip_dps` throughout."""
+    bias_known_rest_s: float = 3.0
+    """The bias is known once VQF has seen rest this long, its estimate has moved less
+    than `bias_known_sigma_dps` over the last half of it, and its uncertainty is under
+    that too. Not at the first rest VQF sees: a slow moment while fidgeting, or a slow
+    partial rep, passes its test for a second or more, with a bias off by up to 1 deg/s
+    (and moving while it lasts)."""
+    bias_known_sigma_dps: float = 0.1
     bridge_gap_s: float = 0.5
     """Samples lost over up to this long are bridged: VQF integrates through them
     (gyroscope and accelerometer interpolated between the samples either side). After
@@ -76,23 +94,33 @@ class OrientationEstimator:
             raise ValueError(f"rate_hz: expected > 0, got {rate_hz}")
         self.rate_hz = float(rate_hz)
         self.settings = settings if settings is not None else OrientationSettings()
+        self._known_rest_n = max(1, round(self.settings.bias_known_rest_s * self.rate_hz))
         self.reset()
 
     def reset(self) -> None:
         """Forget the orientation and bias estimates."""
+        self._vqf = self._new_vqf(self.settings.bias_clip_dps)
+        # The bias taken off before VQF once it is known (rad/s); VQF then estimates
+        # what is left of it.
+        self._known_bias: F64Array | None = None
+        self._rest_run = 0  # samples VQF has seen rest for, until the bias is known
+        # The last bias estimates (half of bias_known_rest_s), until the bias is known.
+        self._bias_hist = np.zeros((self._known_rest_n // 2, 3))
+        self._last_quat: F64Array | None = None
+        self._last_t: float | None = None
+        self._last_raw: F64Array | None = None  # the last raw sample, gyr and acc (6,)
+
+    def _new_vqf(self, bias_clip_dps: float) -> VQF:
         s = self.settings
-        self._vqf = VQF(
+        return VQF(
             1.0 / self.rate_hz,
             tauAcc=s.tau_acc_s,
             restBiasEstEnabled=s.rest_bias,
             motionBiasEstEnabled=s.motion_bias,
             restThGyr=s.rest_gyro_dps,
             restThAcc=s.rest_acc_m_s2,
-            biasClip=s.bias_clip_dps,
+            biasClip=bias_clip_dps,
         )
-        self._last_quat: F64Array | None = None
-        self._last_t: float | None = None
-        self._last_raw: F64Array | None = None  # the last raw sample, gyr and acc (6,)
 
     def _missing(self, t_s: F64Array | None, n: int) -> NDArray[np.int64] | None:
         """Samples lost before each of the block's n samples (None: none, or no times)."""
@@ -131,13 +159,8 @@ class OrientationEstimator:
         before = self._last_raw
         self._last_raw = np.concatenate([gyr[-1], acc[-1]])
         if missing is None:
-            out = self._vqf.updateBatch(gyr, acc)
-            quat = np.asarray(out["quat6D"], dtype=np.float64)
-            return OrientationBlock(
-                quat,
-                gyr - np.asarray(out["bias"], dtype=np.float64),
-                np.asarray(out["biasSigma"], dtype=np.float64),
-            )
+            quat, bias, sigma = self._fuse(gyr, acc)
+            return OrientationBlock(quat, gyr - bias, sigma)
         raw = np.concatenate([gyr, acc], axis=1)
         last = raw[0] if before is None else before
         quat = np.empty((n, 4))
@@ -173,16 +196,83 @@ class OrientationEstimator:
         # (before + 1 * (raw - before) may not be), as a block without gaps feeds it.
         after = raw[owner]
         filled = after - (1.0 - frac) * (after - before[owner])
-        out = self._vqf.updateBatch(
+        quat, bias, sigma = self._fuse(
             np.ascontiguousarray(filled[:, :3]), np.ascontiguousarray(filled[:, 3:])
         )
         real = np.cumsum(counts) - 1
-        quat = np.asarray(out["quat6D"], dtype=np.float64)[real]
+        return quat[real], bias[real], sigma[real]
+
+    def _fuse(self, gyr: F64Array, acc: F64Array) -> tuple[F64Array, F64Array, F64Array]:
+        """VQF over raw rows: orientation, whole bias (rad/s) and its uncertainty."""
+        if self._known_bias is not None:
+            out = self._vqf.updateBatch(gyr - self._known_bias, acc)
+            return (
+                np.asarray(out["quat6D"], dtype=np.float64),
+                np.asarray(out["bias"], dtype=np.float64) + self._known_bias,
+                np.asarray(out["biasSigma"], dtype=np.float64),
+            )
+        s = self.settings
+        before = self._vqf.state if s.residual_bias_clip_dps is not None else None
+        out = self._vqf.updateBatch(gyr, acc)
+        quat = np.asarray(out["quat6D"], dtype=np.float64)
+        bias = np.asarray(out["bias"], dtype=np.float64)
+        sigma = np.asarray(out["biasSigma"], dtype=np.float64)
+        if before is None:
+            return quat, bias, sigma
+        rest = run_lengths(np.asarray(out["restDetected"], dtype=bool), self._rest_run)
+        # The estimate half the rest time before each row.
+        m = self._known_rest_n // 2
+        past = np.concatenate([self._bias_hist, bias])
+        moved = np.abs(bias - past[-m - bias.shape[0] : -m]).max(axis=1)
+        lim = math.radians(s.bias_known_sigma_dps)
+        known = (rest >= self._known_rest_n) & (sigma <= lim) & (moved <= lim)
+        if not known.any():
+            self._rest_run = int(rest[-1])
+            self._bias_hist = past[-m:]
+            return quat, bias, sigma
+        # The bias became known at row k: VQF again from the block's start to k, then on
+        # with the bias taken off (VQF is sample by sample: the same rows as before).
+        k = int(np.flatnonzero(known)[0]) + 1
+        self._vqf.state = before
+        self._vqf.updateBatch(np.ascontiguousarray(gyr[:k]), np.ascontiguousarray(acc[:k]))
+        self._lock_bias()
+        if k == gyr.shape[0]:
+            return quat, bias, sigma
+        q2, b2, s2 = self._fuse(np.ascontiguousarray(gyr[k:]), np.ascontiguousarray(acc[k:]))
         return (
-            quat,
-            np.asarray(out["bias"], dtype=np.float64)[real],
-            np.asarray(out["biasSigma"], dtype=np.float64)[real],
+            np.concatenate([quat[:k], q2]),
+            np.concatenate([bias[:k], b2]),
+            np.concatenate([sigma[:k], s2]),
         )
+
+    def _lock_bias(self) -> None:
+        """Take VQF's bias estimate off its input from now on.
+
+        VQF goes on with the residual clip, estimating what is left of the bias.
+        """
+        s = self.settings
+        assert s.residual_bias_clip_dps is not None
+        state = self._vqf.state
+        known = np.asarray(state["bias"], dtype=np.float64)
+        state["bias"] = [0.0, 0.0, 0.0]
+        state["restLastGyrLp"] = list(np.asarray(state["restLastGyrLp"]) - known)
+        # The rest low-pass goes on as the low-pass of the rate without the known bias:
+        # the filter is linear, so its state moves by the steady state of that constant
+        # (restarting it would feed VQF a few noisy rest rates, a bias kick of a tenth
+        # of a degree per second that can cut a 2 deg hold short).
+        coeffs = self._vqf.coeffs
+        b = np.asarray(coeffs["restGyrLpB"], dtype=np.float64)
+        a = np.asarray(coeffs["restGyrLpA"], dtype=np.float64)
+        lp = np.asarray(state["restGyrLpState"], dtype=np.float64).reshape(3, 2)
+        lp -= np.array([VQF.filterInitialState(float(x), b, a) for x in known])
+        state["restGyrLpState"] = lp.ravel().tolist()
+        # The low-pass of the bias in the world frame starts again from the next sample
+        # (VQF's own start-up), with the bias left to estimate about zero.
+        nan = float("nan")
+        state["motionBiasEstBiasLpState"] = [nan] * len(state["motionBiasEstBiasLpState"])
+        self._vqf = self._new_vqf(s.residual_bias_clip_dps)
+        self._vqf.state = state
+        self._known_bias = known
 
     def _restart_inclination(self) -> None:
         # VQF corrects the inclination toward its low-passed accelerometer (time constant

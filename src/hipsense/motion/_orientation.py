@@ -94,7 +94,7 @@ class OrientationEstimator:
             raise ValueError(f"rate_hz: expected > 0, got {rate_hz}")
         self.rate_hz = float(rate_hz)
         self.settings = settings if settings is not None else OrientationSettings()
-        self._known_rest_n = max(1, round(self.settings.bias_known_rest_s * self.rate_hz))
+        self._known_rest_n = max(2, round(self.settings.bias_known_rest_s * self.rate_hz))
         self.reset()
 
     def reset(self) -> None:

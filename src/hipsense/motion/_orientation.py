@@ -104,8 +104,9 @@ class OrientationEstimator:
         # what is left of it.
         self._known_bias: F64Array | None = None
         self._rest_run = 0  # samples VQF has seen rest for, until the bias is known
-        # The last bias estimates (half of bias_known_rest_s), until the bias is known.
-        self._bias_hist = np.zeros((self._known_rest_n // 2, 3))
+        # The last bias estimates (half of bias_known_rest_s) during VQF's rest, until
+        # the bias is known (None: not resting).
+        self._bias_hist: F64Array | None = None
         self._last_quat: F64Array | None = None
         self._last_t: float | None = None
         self._last_raw: F64Array | None = None  # the last raw sample, gyr and acc (6,)
@@ -212,23 +213,38 @@ class OrientationEstimator:
                 np.asarray(out["biasSigma"], dtype=np.float64),
             )
         s = self.settings
-        before = self._vqf.state if s.residual_bias_clip_dps is not None else None
+        n = gyr.shape[0]
+        # VQF's state at the block's start, to go back to if the bias becomes known in
+        # it: only when VQF's rest could reach `bias_known_rest_s` within the block.
+        could = s.residual_bias_clip_dps is not None and self._rest_run + n >= self._known_rest_n
+        before = self._vqf.state if could else None
         out = self._vqf.updateBatch(gyr, acc)
         quat = np.asarray(out["quat6D"], dtype=np.float64)
         bias = np.asarray(out["bias"], dtype=np.float64)
         sigma = np.asarray(out["biasSigma"], dtype=np.float64)
+        if s.residual_bias_clip_dps is None:
+            return quat, bias, sigma
+        resting = np.asarray(out["restDetected"], dtype=bool)
+        m = self._known_rest_n // 2
+        if not resting.any():
+            # Moving (the usual case): any later rest starts after this block, so the
+            # estimates so far are of no use to it.
+            self._rest_run = 0
+            self._bias_hist = None
+            return quat, bias, sigma
+        rest = run_lengths(resting, self._rest_run)
+        if self._bias_hist is None:
+            self._bias_hist = np.full((m, 3), np.nan)
+        # The estimate half the rest time before each row (NaN: before this rest).
+        past = np.concatenate([self._bias_hist, bias])
+        self._rest_run = int(rest[-1])
+        self._bias_hist = past[-m:]
         if before is None:
             return quat, bias, sigma
-        rest = run_lengths(np.asarray(out["restDetected"], dtype=bool), self._rest_run)
-        # The estimate half the rest time before each row.
-        m = self._known_rest_n // 2
-        past = np.concatenate([self._bias_hist, bias])
-        moved = np.abs(bias - past[-m - bias.shape[0] : -m]).max(axis=1)
+        moved = np.abs(bias - past[-m - n : -m]).max(axis=1)
         lim = math.radians(s.bias_known_sigma_dps)
         known = (rest >= self._known_rest_n) & (sigma <= lim) & (moved <= lim)
         if not known.any():
-            self._rest_run = int(rest[-1])
-            self._bias_hist = past[-m:]
             return quat, bias, sigma
         # The bias became known at row k: VQF again from the block's start to k, then on
         # with the bias taken off (VQF is sample by sample: the same rows as before).

@@ -545,7 +545,7 @@ class AngleTracker:
             return AngleBlock.empty(), []
         s = self.settings
         g = gyr_rad_s
-        speed = self._speed_lp(np.sqrt((g * g).sum(axis=1)) * _DEG)
+        speed = self._speed_lp(np.sqrt(np.add.reduce(g * g, axis=1)) * _DEG)
         still = speed < s.still_speed_dps
         runs = run_lengths(still, self._run)
         self._run = int(runs[-1])
@@ -556,9 +556,10 @@ class AngleTracker:
         self._seen += n
         # The last sample before each one whose gyro bias was not known.
         last_unknown: NDArray[np.int64] | int = self._last_unknown
-        if bias_sigma_rad_s is not None and float(bias_sigma_rad_s.max()) > self._sigma_max:
+        sigma = bias_sigma_rad_s
+        if sigma is not None and float(np.maximum.reduce(sigma)) > self._sigma_max:
             last_unknown = np.maximum.accumulate(
-                np.where(bias_sigma_rad_s > self._sigma_max, first + np.arange(n), -1)
+                np.where(sigma > self._sigma_max, first + np.arange(n), -1)
             )
             last_unknown = np.maximum(last_unknown, self._last_unknown)
             self._last_unknown = int(last_unknown[-1])
@@ -634,9 +635,9 @@ class AngleTracker:
             block = self._angles(t_s[i:], quat[i:], gyr_rad_s[i:], still[i:])
             # A still pose well off the plane is a new start position (side switch).
             prim, off_plane = block.primary_deg, block.off_plane_deg
-            if int(runs[i:].max()) < min(self._still_n, self._settled_n):
+            if int(np.maximum.reduce(runs[i:])) < min(self._still_n, self._settled_n):
                 # Moving (the common case): nothing can be a new start position yet.
-                if float(off_plane.max()) > s.reposition_deg:
+                if float(np.maximum.reduce(off_plane)) > s.reposition_deg:
                     wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
                     if wild.any():
                         self._last_unexplained = first + i + int(np.flatnonzero(wild)[-1])

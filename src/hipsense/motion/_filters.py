@@ -243,9 +243,11 @@ def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:
     """Length of the run of True ending at each sample, continuing a run of `carry`."""
     n = mask.shape[0]
     idx = np.arange(1, n + 1, dtype=np.int64)
-    # A whole block of rest is a common case.
+    # A whole block of rest, or of motion, is the common case.
     if mask.all():
         return idx + carry
+    if not mask.any():
+        return np.zeros(n, dtype=np.int64)
     # Index of the last False at or before each sample (0 = before the block): at a
     # False sample that is the sample itself, so its run is 0.
     runs = idx - np.maximum.accumulate(np.where(mask, 0, idx))

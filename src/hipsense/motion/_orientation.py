@@ -134,7 +134,7 @@ class OrientationEstimator:
         self._last_t = float(t[-1])
         longest = float(t[0]) - first
         if n > 1:
-            longest = max(longest, float((t[1:] - t[:-1]).max()))
+            longest = max(longest, float(np.maximum.reduce(t[1:] - t[:-1])))
         if longest * self.rate_hz < 1.5:
             # No interval is long enough to hold a lost sample (the usual case, told
             # without per-sample rounding).

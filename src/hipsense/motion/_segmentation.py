@@ -102,16 +102,16 @@ class _Buffer:
         self.start = 0  # where that row is in `data`
         self.n = 0
 
-    def append(self, rows: F64Array) -> None:
-        k = rows.shape[0]
+    def extend(self, k: int) -> F64Array:
+        """Add k rows at the end; return them, to be filled in place."""
         if self.start + self.n + k > self.data.shape[0]:
             cap = max(self.data.shape[0], 2 * (self.n + k))
             moved = np.empty((cap, _NCOL)) if cap > self.data.shape[0] else self.data
             moved[: self.n] = self.data[self.start : self.start + self.n]
             self.data, self.start = moved, 0
         stop = self.start + self.n
-        self.data[stop : stop + k] = rows
         self.n += k
+        return self.data[stop : stop + k]
 
     @property
     def end(self) -> int:
@@ -190,10 +190,11 @@ class Segmenter:
         period = 1.0 / self.rate_hz
         first = float(block.t_s[0]) if self._last_t is None else self._last_t
         self._last_t = float(block.t_s[-1])
-        rows = np.empty((n, _NCOL))
+        start = self._buf.end
+        rows = self._buf.extend(n)
         longest = float(block.t_s[0]) - first
         if n > 1:
-            longest = max(longest, float((block.t_s[1:] - block.t_s[:-1]).max()))
+            longest = max(longest, float(np.maximum.reduce(block.t_s[1:] - block.t_s[:-1])))
         if longest <= 1.5 * period:
             rows[:, _GAP] = 0.0  # the usual case, without a per-sample comparison
         else:
@@ -221,8 +222,6 @@ class Segmenter:
         rows[:, _STILL] = block.still
         rows[:, _REF] = block.reference
         rows[:, _PX : _PY + 1] = block.off_plane_xy_deg
-        start = self._buf.end
-        self._buf.append(rows)
         events = self._scan(start)
         self._expire_pending()
         self._trim()

@@ -88,6 +88,10 @@ class CalibrationSettings:
     axis_back_ratio: float = 0.35
     """The axis is taken once the limb is back within this share of its furthest
     excursion from neutral."""
+    axis_back_drift_deg: float = 2.0
+    """Or back within this (the heading drifts by a degree or two over a few holds when
+    the gyro bias is a tenth of a degree per second off), if that is at most half the
+    furthest excursion: small isometric holds."""
     axis_max_wait_s: float = 90.0
     """After this long, take the axis from whatever motion there was."""
     reposition_deg: float = 20.0
@@ -191,9 +195,15 @@ class _Reach(NamedTuple):
         """
         return np.asarray(np.maximum(self.rotation_deg, 2.0 * self.peak_deg), np.float64)
 
-    def came_back(self, min_rotation_deg: float, back_ratio: float) -> NDArray[np.bool_]:
-        """Turned one rep's worth and back within `back_ratio` of the furthest reach."""
-        return (self.turned() >= min_rotation_deg) & (self.dist_deg <= back_ratio * self.peak_deg)
+    def came_back(
+        self, min_rotation_deg: float, back_ratio: float, drift_deg: float
+    ) -> NDArray[np.bool_]:
+        """Turned one rep's worth and back within `back_ratio` of the furthest reach.
+
+        Or back within `drift_deg`, if that is at most half the reach: small holds.
+        """
+        near = np.maximum(back_ratio * self.peak_deg, np.minimum(drift_deg, 0.5 * self.peak_deg))
+        return (self.turned() >= min_rotation_deg) & (self.dist_deg <= near)
 
 
 @dataclass
@@ -744,9 +754,9 @@ class AngleTracker:
         assert p.start_s is not None
         waited = t_s[i:stop] - p.start_s
         sums = p.sweep.run(r, steps, s.axis_min_angle_deg)
-        ready = (sums.came_back(self.min_rotation_deg, s.axis_back_ratio) & calm) | (
-            (waited >= s.axis_max_wait_s) & (sums.turned() > 0)
-        )
+        ready = (
+            sums.came_back(self.min_rotation_deg, s.axis_back_ratio, s.axis_back_drift_deg) & calm
+        ) | ((waited >= s.axis_max_wait_s) & (sums.turned() > 0))
         distinct = sums.dist_deg >= 2.0 * s.axis_min_angle_deg
         cand_sums = []
         confirms = []
@@ -767,7 +777,9 @@ class AngleTracker:
             cand_n_at_peak.append(n_at_peak)
             top_of_rep = n_at_peak <= 0.5 * c.offset_deg
             confirms.append(
-                cs.came_back(self.min_rotation_deg, s.axis_back_ratio) & calm & ~top_of_rep
+                cs.came_back(self.min_rotation_deg, s.axis_back_ratio, s.axis_back_drift_deg)
+                & calm
+                & ~top_of_rep
             )
             distinct &= cs.dist_deg >= 2.0 * s.axis_min_angle_deg
         spell = (runs[i:stop] == self._still_n) & distinct

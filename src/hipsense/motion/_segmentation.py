@@ -352,13 +352,23 @@ class Segmenter:
                     | (runs > self._still_limit)
                     | (ref != self._ref)
                 )
-                if b < self._cand_rest - s.below_rest_deg:
+                below = s.below_rest_deg
+                # Risen out of a dip and settled where reps start (see below): the
+                # dip is no rest level to measure from again.
+                out_of_dip: NDArray[np.bool_] | None = None
+                if b < self._cand_rest - below:
                     # Risen out of a dip well below the rest level (a pillow being
                     # adjusted) and settled back at that rest level: that was no rep,
                     # and reps from the rest level would never come back to the dip.
-                    stale |= (runs >= self._rest_n) & (
-                        np.abs(lp - self._cand_rest) <= s.below_rest_deg
-                    )
+                    out_of_dip = (runs >= self._rest_n) & (np.abs(lp - self._cand_rest) <= below)
+                if b < min(self._cand_rest - 0.5 * below, -below):
+                    # Or settled at neutral, the start position, out of a dip below it
+                    # and below the rest level: the rest level was taken while getting
+                    # settled, a dip or two before the start position was back.
+                    at_neutral = (runs >= self._rest_n) & (np.abs(lp) <= below)
+                    out_of_dip = at_neutral if out_of_dip is None else out_of_dip | at_neutral
+                if out_of_dip is not None:
+                    stale |= out_of_dip
                 hits = np.flatnonzero(back | fizzle | stale)
                 if hits.size == 0:
                     self._peak = float(peak[-1])
@@ -376,6 +386,8 @@ class Segmenter:
                 else:
                     self._state = "idle"
                     self._baseline = float(lp[k]) if stale[k] else b
+                    if out_of_dip is not None and out_of_dip[k]:
+                        self._floor = max(self._floor, i + k)
                     i += k if stale[k] else k + 1
             else:
                 low = np.minimum.accumulate(np.concatenate([[self._low], lp]))[1:]

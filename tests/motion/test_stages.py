@@ -619,6 +619,34 @@ def test_segmenter_drops_a_rise_from_a_fidgeting_dip_that_settles_at_neutral() -
     assert parts + seg2.finish() == events
 
 
+def test_segmenter_follows_a_rest_level_that_drifts_rep_by_rep_past_the_onset_limit() -> None:
+    # Prone hip rotations of 12 deg every 5 s while the rest level drifts down at
+    # 0.2 deg/s (heading drift about a vertical movement axis): after 60 s the reps
+    # start more than 12 deg from neutral, where movements are not taken for reps
+    # unless they start where the last rep started. All 20 count; a movement from
+    # that far off after a pause longer than a set gap does not.
+    rate = 50.0
+    t = np.arange(0, 140.0, 1 / rate)
+    drift = -0.2 * np.minimum(t, 103.0)
+    reps = sum(_ramp_rep(t, 3.0 + 5.0 * k, 12.0, 1.5, 0.5) for k in range(20))
+    late = _ramp_rep(t, 133.0, 12.0, 1.5, 0.5)
+    primary = np.asarray(drift + reps + late)
+    still = np.abs(np.gradient(primary, t)) < 1.0
+    tg = Targets.from_exercise(LIB["prone-hip-external-rotation"])
+    block = _angle_block(t, primary, still)
+    seg = Segmenter(rate, tg)
+    events = seg.update(block) + seg.finish()
+    got = [e for e in events if isinstance(e, RepEvent)]
+    assert [r.start_s for r in got] == [pytest.approx(3.0 + 5.0 * k, abs=0.3) for k in range(20)]
+    for r in got:
+        assert r.rom_deg == pytest.approx(12.0, abs=1.0)
+    seg2 = Segmenter(rate, tg)
+    parts: list[object] = []
+    for a, b in _splits(len(t), 23):
+        parts += seg2.update(block.slice(a, b))
+    assert parts + seg2.finish() == events
+
+
 def test_segmenter_counts_reps_but_not_walking_that_swings_both_ways() -> None:
     # Seated at neutral: 4 clamshell-like reps, a rest, then walking (+-22 deg at
     # 0.9 Hz about the same axis). Reps leave the rest position in one direction;

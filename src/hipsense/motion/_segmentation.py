@@ -60,6 +60,11 @@ class SegmenterSettings:
     below_rest_ratio: float = 0.3
     """Reps start and end no further than this (or this share of their range) below
     the rest level: the angle of the latest still spell of `rest_min_s` near neutral."""
+    onset_chain_deg: float = 3.0
+    """A rep may also start within this of where the last rep started (less than
+    `set_gap_s` after it ended), however far from neutral: the rest level moves rep by
+    rep when the heading drifts about a vertical movement axis or a gap loses some of a
+    rep's rotation, and a set is a chain of reps from one start position."""
     onset_max_off_plane_deg: float = 20.0
     """A rep starts from the start position: not tilted this far out of the plane."""
     off_plane_max_ratio: float = 1.0
@@ -166,6 +171,8 @@ class Segmenter:
         self._rest_level = 0.0
         self._cand_rest = 0.0
         self._rest_levels = np.empty(0)
+        # Where the last rep started (deg) and when it ended (s): see `onset_chain_deg`.
+        self._chain: tuple[float, float] | None = None
         self._rest_runs = np.empty(0, np.int64)
         self._ret = 0
         self._low = np.inf
@@ -312,6 +319,7 @@ class Segmenter:
                     self._ref = int(ref[0])
                     self._baseline = np.inf
                     self._rest_level, self._rest_run = 0.0, 0
+                    self._chain = None  # angles from another neutral
                     self._floor = max(self._floor, i)
                     events += self._close_set()
                 self._track_rest(i, stop, lp)
@@ -320,6 +328,11 @@ class Segmenter:
                 # (getting up, turning over) would freeze a baseline that no later rep
                 # returns to.
                 near = np.abs(low) <= onset_max
+                chain = self._chain
+                if chain is not None and abs(chain[0]) > onset_max - s.onset_chain_deg:
+                    near |= (np.abs(low - chain[0]) <= s.onset_chain_deg) & (
+                        buf.col(_T, i, stop) - chain[1] <= s.set_gap_s
+                    )
                 hit = np.flatnonzero(((lp - low > start_thr) & near) | (ref != self._ref))
                 if hit.size == 0:
                     self._baseline = float(low[-1])
@@ -596,7 +609,13 @@ class Segmenter:
             return None
         # Exercise reps start from the start position and stay in their plane; walking,
         # getting up and fidgeting do not.
-        if abs(th[onset]) > self.onset_max_deg:
+        chain = self._chain
+        chained = (
+            chain is not None
+            and abs(th[onset] - chain[0]) <= self.settings.onset_chain_deg
+            and t[onset] - chain[1] <= self.settings.set_gap_s
+        )
+        if abs(th[onset]) > self.onset_max_deg and not chained:
             return None
         if ph[onset] > self.settings.onset_max_off_plane_deg:
             return None
@@ -611,6 +630,7 @@ class Segmenter:
         # not only how much further off the plane the limb ended up).
         if off > 1.2 * rom + 3.0 or swept > s.off_plane_max_ratio * rom + 2.0:
             return None
+        self._chain = (float(th[onset]), float(t[end]))
         return t, th, phases, rom, off
 
     def _measure_rep(self, w: F64Array) -> RepEvent | None:

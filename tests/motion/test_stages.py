@@ -593,13 +593,16 @@ def test_segmenter_finds_the_rest_level_again_after_a_dip() -> None:
 
 def test_segmenter_drops_a_rise_from_a_fidgeting_dip_that_settles_at_neutral() -> None:
     # Getting settled for isometric holds of 4 deg (10 s): still for 2 s at -3 deg
-    # (taken as the rest level), a dip to -7 deg and at once back to neutral, still for 18 s,
-    # then five holds with 3.5 s rests. The rise out of the dip is no hold: it settles
-    # where reps start. Measured from the dip, the holds would never come back down to
-    # it, and none would be counted.
+    # (taken as the rest level), a dip to -7 deg and at once back to neutral, a move
+    # up and back with no hold, then five holds with 3.5 s rests. The rise out of the
+    # dip is no hold: it settles where reps start. Measured from the dip, the holds
+    # would never come back down to it, and none would be counted. The move with no
+    # time at the top is passing through, not a hold cut short.
     rate = 50.0
     t = np.arange(0, 130.0, 1 / rate)
     settle = _ramp_rep(t, 2.0, -3.0, 1.0, 3.0) + _ramp_rep(t, 5.0, -4.0, 1.0, 0.0)
+    # Settling in: the leg goes 6 deg up and straight back, no hold at the top.
+    settle += _ramp_rep(t, 15.0, 6.0, 1.0, 0.0)
     holds = sum(_ramp_rep(t, 25.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(5))
     primary = np.asarray(settle + holds)
     still = np.abs(np.gradient(primary, t)) < 1.0

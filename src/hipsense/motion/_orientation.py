@@ -44,7 +44,7 @@ class OrientationSettings:
     vertical (the way back from a reach) whose rate nearly cancels the bias passes for
     rest, and VQF takes it for a bias jump of 2-3 deg/s: a heading drift the
     accelerometer cannot correct. None keeps `bias_clip_dps` throughout."""
-    bias_known_rest_s: float = 3.0
+    bias_known_rest_s: float = 2.0
     """The bias is known once VQF has seen rest this long, its estimate has moved less
     than `bias_known_sigma_dps` over the last half of it, and its uncertainty is under
     that too. Not at the first rest VQF sees: a slow moment while fidgeting, or a slow

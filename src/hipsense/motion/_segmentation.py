@@ -84,6 +84,10 @@ class SegmenterSettings:
     """The rest level a rep starts from is the lowest angle of this trailing window:
     it follows a slow drift or a shifted rest pose instead of remembering the lowest
     angle ever seen (one dip while getting settled would hide every later rep)."""
+    hold_min_ratio: float = 0.1
+    """A hold exercise's movement with less than this share of the prescribed hold at
+    its top is the limb passing through the position (fidgeting, settling in), not a
+    hold cut short."""
     hold_band_deg: float = 2.0
     hold_band_ratio: float = 0.15
     max_candidate_s: float = 150.0
@@ -750,6 +754,9 @@ class Segmenter:
         tg = self.targets
         s = self.settings
         hold = float(t_off - t_top)
+        gap = bool(w[onset : end + 1, _GAP].any())
+        if hold < s.hold_min_ratio * tg.hold_s and not gap:
+            return None
         seg = th[arrival : departure + 1]
         level = _median(seg)
         band = max(s.hold_band_deg, s.hold_band_ratio * rom)
@@ -762,7 +769,6 @@ class Segmenter:
             flags.append(Flag.TOO_MUCH_RANGE)
         if off > tg.off_plane_deg:
             flags.append(Flag.OFF_PLANE)
-        gap = bool(w[onset : end + 1, _GAP].any())
         if gap:
             flags.append(Flag.DATA_GAP)
         return HoldEvent(

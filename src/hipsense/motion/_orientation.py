@@ -15,6 +15,9 @@ from ._filters import run_lengths
 __all__ = ["OrientationBlock", "OrientationEstimator", "OrientationSettings"]
 
 F64Array = NDArray[np.float64]
+# Until the bias is known, a long block goes to VQF in pieces of this many samples: the
+# lock runs VQF again over the piece it falls in, not over the rest of the block.
+_UNKNOWN_PIECE_N = 4096
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,21 @@ class OrientationEstimator:
             )
         s = self.settings
         n = gyr.shape[0]
+        if n > _UNKNOWN_PIECE_N and s.residual_bias_clip_dps is not None:
+            # VQF is sample by sample: pieces give the same rows as one call.
+            parts = []
+            a = 0
+            while a < n and self._known_bias is None:
+                b = a + _UNKNOWN_PIECE_N
+                parts.append(self._fuse(gyr[a:b], acc[a:b]))
+                a = b
+            if a < n:
+                parts.append(self._fuse(gyr[a:], acc[a:]))
+            return (
+                np.concatenate([p[0] for p in parts]),
+                np.concatenate([p[1] for p in parts]),
+                np.concatenate([p[2] for p in parts]),
+            )
         # VQF's state at the block's start, to go back to if the bias becomes known in
         # it: only when VQF's rest could reach `bias_known_rest_s` within the block.
         could = s.residual_bias_clip_dps is not None and self._rest_run + n >= self._known_rest_n

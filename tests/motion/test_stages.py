@@ -622,6 +622,38 @@ def test_segmenter_drops_a_rise_from_a_fidgeting_dip_that_settles_at_neutral() -
     assert parts + seg2.finish() == events
 
 
+def test_segmenter_drops_a_candidate_that_settles_well_short_of_its_top() -> None:
+    # Settling in for isometric holds of 4 deg (10 s): a dip to -4 deg, up to +5 and
+    # back to -0.5, where the leg then rests for 12 s (past half way back from +5, not
+    # the 35 % that ends a rep), then four holds from there. A hold sits at its top
+    # and a pause on the way back is short: still that far short of the top for longer
+    # than the hold, the candidate has settled somewhere new and is dropped. Kept, it
+    # would swallow every hold that followed (none reaches +5, none returns to -4).
+    rate = 50.0
+    t = np.arange(0, 95.0, 1 / rate)
+    settle = (
+        _ramp_rep(t, 2.0, -4.0, 1.0, 0.0)
+        + _ramp_rep(t, 4.0, 5.0, 1.0, 0.0)
+        + _ramp_rep(t, 5.0, -0.5, 1.0, 200.0)
+    )
+    holds = sum(_ramp_rep(t, 18.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(4))
+    primary = np.asarray(settle + holds)
+    still = np.abs(np.gradient(primary, t)) < 1.0
+    tg = Targets.from_exercise(LIB["deep-hip-lateral-rotator-level-1"])
+    block = _angle_block(t, primary, still)
+    seg = Segmenter(rate, tg)
+    events = seg.update(block) + seg.finish()
+    got = [e for e in events if isinstance(e, HoldEvent)]
+    assert [h.enter_s for h in got] == [pytest.approx(18.0 + 17.5 * k, abs=0.5) for k in range(4)]
+    for h in got:
+        assert h.angle_deg == pytest.approx(4.0, abs=0.5)
+    seg2 = Segmenter(rate, tg)
+    parts: list[object] = []
+    for a, b in _splits(len(t), 29):
+        parts += seg2.update(block.slice(a, b))
+    assert parts + seg2.finish() == events
+
+
 def test_segmenter_follows_a_rest_level_that_drifts_rep_by_rep_past_the_onset_limit() -> None:
     # Prone hip rotations of 12 deg every 5 s while the rest level drifts down at
     # 0.2 deg/s (heading drift about a vertical movement axis): after 60 s the reps

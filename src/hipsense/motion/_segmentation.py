@@ -90,6 +90,10 @@ class SegmenterSettings:
     hold cut short."""
     hold_band_deg: float = 2.0
     hold_band_ratio: float = 0.15
+    settled_low_s: float = 2.0
+    """A candidate still for longer than this (and than the prescribed hold) more than
+    half way back from its top has settled there: no hold is below the top, and a pause
+    on the way back is shorter. It is dropped, and the rest level found from there."""
     max_candidate_s: float = 150.0
     still_candidate_s: float = 10.0
     """A candidate rep still for longer than the prescribed hold plus this (or twice the
@@ -154,6 +158,7 @@ class Segmenter:
         self._window = 2 * round(self.settings.baseline_window_s * self.rate_hz / 2) + 1
         self._rest_n = max(1, round(self.settings.rest_min_s * self.rate_hz))
         self._still_limit = round(targets.settled_s(self.settings.still_candidate_s) * self.rate_hz)
+        self._settled_low_n = round(max(targets.hold_s, self.settings.settled_low_s) * self.rate_hz)
         self.reset()
 
     @property
@@ -171,6 +176,7 @@ class Segmenter:
         self._peak = -np.inf
         self._cand = 0
         self._still_run = 0
+        self._low_run = 0  # still and more than half way back, while a candidate
         self._rest_run = 0
         self._rest_level = 0.0
         self._cand_rest = 0.0
@@ -353,6 +359,7 @@ class Segmenter:
                 self._cand = i + k
                 self._peak = float(lp[k])
                 self._still_run = 0
+                self._low_run = 0
                 self._rest_run = 0
                 self._state = "active"
                 i += k + 1
@@ -363,33 +370,39 @@ class Segmenter:
                 back = (exc >= t.detect_deg) & (lp - b < s.return_ratio * exc)
                 fizzle = (exc < t.detect_deg) & (lp - b < 0.5 * start_thr)
                 tt = buf.col(_T, i, stop)
-                runs = run_lengths(buf.col(_STILL, i, stop) > 0.5, self._still_run)
+                calm = buf.col(_STILL, i, stop) > 0.5
+                runs = run_lengths(calm, self._still_run)
+                low_runs = run_lengths(calm & (lp - b < 0.5 * exc), self._low_run)
                 stale = (
                     (tt - buf.col(_T, self._cand, self._cand + 1)[0] > s.max_candidate_s)
                     | (runs > self._still_limit)
                     | (ref != self._ref)
                 )
                 below = s.below_rest_deg
-                # Risen out of a dip and settled where reps start (see below): the
-                # dip is no rest level to measure from again.
-                out_of_dip: NDArray[np.bool_] | None = None
+                # Settled somewhere the candidate did not start from (see below): the
+                # rest level is looked for from there, not in the dip before it.
+                settled_anew: NDArray[np.bool_] | None = None
                 if b < self._cand_rest - below:
                     # Risen out of a dip well below the rest level (a pillow being
                     # adjusted) and settled back at that rest level: that was no rep,
                     # and reps from the rest level would never come back to the dip.
-                    out_of_dip = (runs >= self._rest_n) & (np.abs(lp - self._cand_rest) <= below)
+                    settled_anew = (runs >= self._rest_n) & (np.abs(lp - self._cand_rest) <= below)
                 if b < min(self._cand_rest - 0.5 * below, -below):
                     # Or settled at neutral, the start position, out of a dip below it
                     # and below the rest level: the rest level was taken while getting
                     # settled, a dip or two before the start position was back.
                     at_neutral = (runs >= self._rest_n) & (np.abs(lp) <= below)
-                    out_of_dip = at_neutral if out_of_dip is None else out_of_dip | at_neutral
-                if out_of_dip is not None:
-                    stale |= out_of_dip
+                    settled_anew = at_neutral if settled_anew is None else settled_anew | at_neutral
+                # Still well short of the top for longer than any hold or pause: back
+                # most of the way, after fidgeting, and settled somewhere new.
+                low_still = low_runs >= self._settled_low_n
+                settled_anew = low_still if settled_anew is None else settled_anew | low_still
+                stale |= settled_anew
                 hits = np.flatnonzero(back | fizzle | stale)
                 if hits.size == 0:
                     self._peak = float(peak[-1])
                     self._still_run = int(runs[-1])
+                    self._low_run = int(low_runs[-1])
                     i = stop
                     continue
                 k = int(hits[0])
@@ -403,7 +416,7 @@ class Segmenter:
                 else:
                     self._state = "idle"
                     self._baseline = float(lp[k]) if stale[k] else b
-                    if out_of_dip is not None and out_of_dip[k]:
+                    if settled_anew[k]:
                         self._floor = max(self._floor, i + k)
                     i += k if stale[k] else k + 1
             else:

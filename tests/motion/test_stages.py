@@ -563,6 +563,25 @@ def _ramp_rep(
     return rom_deg * (up - down)
 
 
+def _segment_whole_and_chunked(
+    t: np.ndarray, primary: np.ndarray, exercise: str, seed: int
+) -> list[object]:
+    """Events of a planned angle (still: slower than 1 deg/s) fed whole; checks that
+    blocks split at random (`seed`) give the same events."""
+    rate = 1.0 / float(t[1] - t[0])
+    still = np.abs(np.gradient(primary, t)) < 1.0
+    tg = Targets.from_exercise(LIB[exercise])
+    block = _angle_block(t, primary, still)
+    seg = Segmenter(rate, tg)
+    events: list[object] = [*seg.update(block), *seg.finish()]
+    seg2 = Segmenter(rate, tg)
+    parts: list[object] = []
+    for a, b in _splits(len(t), seed):
+        parts += seg2.update(block.slice(a, b))
+    assert parts + seg2.finish() == events
+    return events
+
+
 def test_segmenter_finds_the_rest_level_again_after_a_dip() -> None:
     # Turning over dips the angle 25 deg below neutral; then 5 clamshells from neutral.
     # A baseline that remembered the dip would wait for a return that never comes.
@@ -605,21 +624,12 @@ def test_segmenter_drops_a_rise_from_a_fidgeting_dip_that_settles_at_neutral() -
     settle += _ramp_rep(t, 15.0, 6.0, 1.0, 0.0)
     holds = sum(_ramp_rep(t, 25.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(5))
     primary = np.asarray(settle + holds)
-    still = np.abs(np.gradient(primary, t)) < 1.0
-    tg = Targets.from_exercise(LIB["deep-hip-lateral-rotator-level-1"])
-    block = _angle_block(t, primary, still)
-    seg = Segmenter(rate, tg)
-    events = seg.update(block) + seg.finish()
+    events = _segment_whole_and_chunked(t, primary, "deep-hip-lateral-rotator-level-1", 17)
     got = [e for e in events if isinstance(e, HoldEvent)]
     assert [h.enter_s for h in got] == [pytest.approx(25.0 + 17.5 * k, abs=0.5) for k in range(5)]
     for h in got:
         assert h.hold_s == pytest.approx(10.0, abs=1.0)
         assert h.angle_deg == pytest.approx(4.0, abs=0.5)
-    seg2 = Segmenter(rate, tg)
-    parts: list[object] = []
-    for a, b in _splits(len(t), 17):
-        parts += seg2.update(block.slice(a, b))
-    assert parts + seg2.finish() == events
 
 
 def test_segmenter_drops_a_candidate_that_settles_well_short_of_its_top() -> None:
@@ -638,20 +648,11 @@ def test_segmenter_drops_a_candidate_that_settles_well_short_of_its_top() -> Non
     )
     holds = sum(_ramp_rep(t, 18.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(4))
     primary = np.asarray(settle + holds)
-    still = np.abs(np.gradient(primary, t)) < 1.0
-    tg = Targets.from_exercise(LIB["deep-hip-lateral-rotator-level-1"])
-    block = _angle_block(t, primary, still)
-    seg = Segmenter(rate, tg)
-    events = seg.update(block) + seg.finish()
+    events = _segment_whole_and_chunked(t, primary, "deep-hip-lateral-rotator-level-1", 29)
     got = [e for e in events if isinstance(e, HoldEvent)]
     assert [h.enter_s for h in got] == [pytest.approx(18.0 + 17.5 * k, abs=0.5) for k in range(4)]
     for h in got:
         assert h.angle_deg == pytest.approx(4.0, abs=0.5)
-    seg2 = Segmenter(rate, tg)
-    parts: list[object] = []
-    for a, b in _splits(len(t), 29):
-        parts += seg2.update(block.slice(a, b))
-    assert parts + seg2.finish() == events
 
 
 def test_segmenter_follows_a_rest_level_that_drifts_rep_by_rep_past_the_onset_limit() -> None:
@@ -666,20 +667,11 @@ def test_segmenter_follows_a_rest_level_that_drifts_rep_by_rep_past_the_onset_li
     reps = sum(_ramp_rep(t, 3.0 + 5.0 * k, 12.0, 1.5, 0.5) for k in range(20))
     late = _ramp_rep(t, 133.0, 12.0, 1.5, 0.5)
     primary = np.asarray(drift + reps + late)
-    still = np.abs(np.gradient(primary, t)) < 1.0
-    tg = Targets.from_exercise(LIB["prone-hip-external-rotation"])
-    block = _angle_block(t, primary, still)
-    seg = Segmenter(rate, tg)
-    events = seg.update(block) + seg.finish()
+    events = _segment_whole_and_chunked(t, primary, "prone-hip-external-rotation", 23)
     got = [e for e in events if isinstance(e, RepEvent)]
     assert [r.start_s for r in got] == [pytest.approx(3.0 + 5.0 * k, abs=0.3) for k in range(20)]
     for r in got:
         assert r.rom_deg == pytest.approx(12.0, abs=1.0)
-    seg2 = Segmenter(rate, tg)
-    parts: list[object] = []
-    for a, b in _splits(len(t), 23):
-        parts += seg2.update(block.slice(a, b))
-    assert parts + seg2.finish() == events
 
 
 def test_segmenter_counts_reps_but_not_walking_that_swings_both_ways() -> None:

@@ -281,6 +281,20 @@ class Segmenter:
         self._rest_levels = np.where(last >= 0, lp[np.maximum(last, 0)], self._rest_level)
         self._rest_runs = runs
 
+    def _chained(self, start_deg: F64Array, t_s: F64Array) -> NDArray[np.bool_]:
+        """Whether a rep starting at `start_deg` at `t_s` starts where the last one did.
+
+        Within `onset_chain_deg` of the last rep's start, and no more than `set_gap_s`
+        after it ended (see `onset_chain_deg`).
+        """
+        s = self.settings
+        if self._chain is None:
+            return np.zeros(np.shape(start_deg), dtype=bool)
+        level, end_s = self._chain
+        return np.asarray(
+            (np.abs(start_deg - level) <= s.onset_chain_deg) & (t_s - end_s <= s.set_gap_s)
+        )
+
     def _rest_at(self, k: int) -> float:
         return float(self._rest_levels[k])
 
@@ -340,9 +354,8 @@ class Segmenter:
                 near = np.abs(low) <= onset_max
                 chain = self._chain
                 if chain is not None and abs(chain[0]) > onset_max - s.onset_chain_deg:
-                    near |= (np.abs(low - chain[0]) <= s.onset_chain_deg) & (
-                        buf.col(_T, i, stop) - chain[1] <= s.set_gap_s
-                    )
+                    # (Nearer neutral than that, a chained start is near anyway.)
+                    near |= self._chained(low, buf.col(_T, i, stop))
                 hit = np.flatnonzero(((lp - low > start_thr) & near) | (ref != self._ref))
                 if hit.size == 0:
                     self._baseline = float(low[-1])
@@ -378,25 +391,22 @@ class Segmenter:
                     | (runs > self._still_limit)
                     | (ref != self._ref)
                 )
+                # Settled somewhere the candidate did not start from: dropped, and the
+                # rest level is looked for from there, not in the dip before it. First,
+                # still well short of the top for longer than any hold or pause: back
+                # most of the way, after fidgeting.
+                settled_anew = low_runs >= self._settled_low_n
                 below = s.below_rest_deg
-                # Settled somewhere the candidate did not start from (see below): the
-                # rest level is looked for from there, not in the dip before it.
-                settled_anew: NDArray[np.bool_] | None = None
                 if b < self._cand_rest - below:
                     # Risen out of a dip well below the rest level (a pillow being
                     # adjusted) and settled back at that rest level: that was no rep,
                     # and reps from the rest level would never come back to the dip.
-                    settled_anew = (runs >= self._rest_n) & (np.abs(lp - self._cand_rest) <= below)
+                    settled_anew |= (runs >= self._rest_n) & (np.abs(lp - self._cand_rest) <= below)
                 if b < min(self._cand_rest - 0.5 * below, -below):
                     # Or settled at neutral, the start position, out of a dip below it
                     # and below the rest level: the rest level was taken while getting
                     # settled, a dip or two before the start position was back.
-                    at_neutral = (runs >= self._rest_n) & (np.abs(lp) <= below)
-                    settled_anew = at_neutral if settled_anew is None else settled_anew | at_neutral
-                # Still well short of the top for longer than any hold or pause: back
-                # most of the way, after fidgeting, and settled somewhere new.
-                low_still = low_runs >= self._settled_low_n
-                settled_anew = low_still if settled_anew is None else settled_anew | low_still
+                    settled_anew |= (runs >= self._rest_n) & (np.abs(lp) <= below)
                 stale |= settled_anew
                 hits = np.flatnonzero(back | fizzle | stale)
                 if hits.size == 0:
@@ -626,13 +636,7 @@ class Segmenter:
             return None
         # Exercise reps start from the start position and stay in their plane; walking,
         # getting up and fidgeting do not.
-        chain = self._chain
-        chained = (
-            chain is not None
-            and abs(th[onset] - chain[0]) <= self.settings.onset_chain_deg
-            and t[onset] - chain[1] <= self.settings.set_gap_s
-        )
-        if abs(th[onset]) > self.onset_max_deg and not chained:
+        if abs(th[onset]) > self.onset_max_deg and not self._chained(th[onset], t[onset]):
             return None
         if ph[onset] > self.settings.onset_max_off_plane_deg:
             return None

@@ -24,6 +24,7 @@ from hipsense.motion import (
     OrientationSettings,
     RepEvent,
     Segmenter,
+    SetEvent,
     Targets,
 )
 from hipsense.motion._filters import (
@@ -779,6 +780,23 @@ def test_segmenter_counts_a_lone_flagged_rep_only_when_another_rep_confirms_it()
         [90],
         [98],
     ]
+
+
+def test_segmenter_counts_doubtful_reps_that_only_confirm_each_other_from_three_in_a_row() -> None:
+    # Clamshells (range 25-55 deg). Two partial reps 6 s apart, 25 s from anything:
+    # two turns of a fidget, not counted. Three partial reps 6 s apart: a set done
+    # short of the prescription, all counted (the first two come out with the third).
+    rate = 50.0
+    t = np.arange(0, 110.0, 1 / rate)
+    starts = [5.0, 11.0, 40.0, 46.0, 52.0]
+    primary = np.asarray(sum(_ramp_rep(t, c, 12.0, 1.5, 1.0) for c in starts))
+    events = _segment_whole_and_chunked(t, primary, "clamshell", 31)
+    reps = [e for e in events if isinstance(e, RepEvent)]
+    assert [r.start_s for r in reps] == [pytest.approx(c, abs=0.3) for c in starts[2:]]
+    assert all("partial" in r.flags for r in reps)
+    assert [r.index for r in reps] == [0, 1, 2]
+    sets = [e for e in events if isinstance(e, SetEvent)]
+    assert [s.reps for s in sets] == [3]
 
 
 def test_segmenter_does_not_judge_the_tempo_of_a_phase_samples_were_lost_in() -> None:

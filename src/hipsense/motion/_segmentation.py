@@ -78,8 +78,13 @@ class SegmenterSettings:
     lone_rep_s: float = 10.0
     """A doubtful rep (partial, off the plane or its hold cut short) with no other rep
     starting or ending within this long of it is not counted: one such movement on its
-    own is more likely shifting or reaching than an exercise. It is held back until the
-    next rep confirms it or this long has passed without one."""
+    own is more likely shifting or reaching than an exercise. It is held back until a
+    rep that is not doubtful confirms it, or `doubtful_run` doubtful ones in a row do,
+    or this long has passed without one."""
+    doubtful_run: int = 3
+    """Doubtful reps in a row, each within `lone_rep_s` of the last, that confirm each
+    other: a patient doing every rep short of the prescription still does a set, but
+    two turns of a fidget are no set."""
     baseline_window_s: float = 3.0
     """The rest level a rep starts from is the lowest angle of this trailing window:
     it follows a slow drift or a shifted rest pose instead of remembering the lowest
@@ -193,7 +198,7 @@ class Segmenter:
         self._reps = 0
         self._holds = 0
         self._last_end_s: float | None = None
-        self._pending: RepEvent | None = None
+        self._pending: list[RepEvent] = []
         self._set: _OpenSet | None = None
         self._sets = 0
 
@@ -250,7 +255,7 @@ class Segmenter:
         if self._state == "returning":
             events += self._finalize(self._buf.end - 1)
         self._state = "idle"
-        self._pending = None  # no rep came to confirm it
+        self._pending = []  # no rep came to confirm them
         events += self._close_set()
         return events
 
@@ -489,22 +494,31 @@ class Segmenter:
         return self._offer(rep, float(buf.col(_T, self._cand, self._cand + 1)[0]))
 
     def _offer(self, rep: RepEvent, detected_s: float) -> list[Event]:
-        """Count a rep, or hold a lone doubtful one back until another rep confirms it.
+        """Count a rep, or hold lone doubtful ones back until a rep confirms them.
 
-        The next rep confirms it if it was detected (crossed the start threshold) within
-        `lone_rep_s` of the held one's end: detection times only grow as the stream is
-        scanned, so whether one can still come is known without waiting for its end.
+        A rep confirms the held ones if it was detected (crossed the start threshold)
+        within `lone_rep_s` of the last held one's end: detection times only grow as the
+        stream is scanned, so whether one can still come is known without waiting for
+        its end. A doubtful rep joins the held ones instead, until there are
+        `doubtful_run` of them.
         """
-        out: list[Event] = []
-        lone = self.settings.lone_rep_s
-        pending, self._pending = self._pending, None
-        if pending is not None and detected_s - pending.end_s <= lone:
-            out += self._add(pending)
-        recent = self._last_end_s is not None and rep.start_s - self._last_end_s <= lone
+        s = self.settings
+        pending = self._pending
+        if pending and detected_s - pending[-1].end_s > s.lone_rep_s:
+            pending.clear()
+        recent = (
+            not pending
+            and self._last_end_s is not None
+            and rep.start_s - self._last_end_s <= s.lone_rep_s
+        )
         doubtful = not _DOUBTFUL.isdisjoint(rep.flags) and Flag.DATA_GAP not in rep.flags
-        if doubtful and not recent:
-            self._pending = rep
-            return out
+        if doubtful and not recent and len(pending) + 1 < s.doubtful_run:
+            pending.append(rep)
+            return []
+        out: list[Event] = []
+        for held in pending:
+            out += self._add(held)
+        pending.clear()
         return out + self._add(rep)
 
     def _expire_pending(self) -> None:
@@ -514,13 +528,13 @@ class Segmenter:
         followed, whatever the block boundaries.
         """
         pending = self._pending
-        if pending is None or self._last_t is None:
+        if not pending or self._last_t is None:
             return
         now = self._last_t
         if self._state != "idle":
             now = float(self._buf.col(_T, self._cand, self._cand + 1)[0])
-        if now - pending.end_s > self.settings.lone_rep_s:
-            self._pending = None
+        if now - pending[-1].end_s > self.settings.lone_rep_s:
+            pending.clear()
 
     def _smooth(self, th: F64Array) -> F64Array:
         if th.shape[0] > 15:

@@ -227,11 +227,7 @@ class OrientationEstimator:
                 a = b
             if a < n:
                 parts.append(self._fuse(gyr[a:], acc[a:]))
-            return (
-                np.concatenate([p[0] for p in parts]),
-                np.concatenate([p[1] for p in parts]),
-                np.concatenate([p[2] for p in parts]),
-            )
+            return _join(parts)
         # VQF's state at the block's start, to go back to if the bias becomes known in
         # it: only when VQF's rest could reach `bias_known_rest_s` within the block.
         could = s.residual_bias_clip_dps is not None and self._rest_run + n >= self._known_rest_n
@@ -272,12 +268,8 @@ class OrientationEstimator:
         self._lock_bias()
         if k == gyr.shape[0]:
             return quat, bias, sigma
-        q2, b2, s2 = self._fuse(np.ascontiguousarray(gyr[k:]), np.ascontiguousarray(acc[k:]))
-        return (
-            np.concatenate([quat[:k], q2]),
-            np.concatenate([bias[:k], b2]),
-            np.concatenate([sigma[:k], s2]),
-        )
+        rest_of_block = self._fuse(np.ascontiguousarray(gyr[k:]), np.ascontiguousarray(acc[k:]))
+        return _join([(quat[:k], bias[:k], sigma[:k]), rest_of_block])
 
     def _lock_bias(self) -> None:
         """Take VQF's bias estimate off its input from now on.
@@ -331,3 +323,11 @@ class OrientationEstimator:
         rates = interval_rates(both, dt)
         self._last_quat = q[-1:].copy()
         return OrientationBlock(q, rates)
+
+
+def _join(
+    parts: list[tuple[F64Array, F64Array, F64Array]],
+) -> tuple[F64Array, F64Array, F64Array]:
+    """Orientation, bias and bias uncertainty of consecutive pieces, as one block's."""
+    quat, bias, sigma = zip(*parts, strict=True)
+    return np.concatenate(quat), np.concatenate(bias), np.concatenate(sigma)

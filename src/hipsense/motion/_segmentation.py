@@ -245,7 +245,9 @@ class Segmenter:
         rows[:, _REF] = block.reference
         rows[:, _PX : _PY + 1] = block.off_plane_xy_deg
         events = self._scan(start)
-        self._expire_pending()
+        now = self._detecting_from()
+        if now is not None:
+            self._expire_pending(now)
         self._trim()
         return events
 
@@ -504,8 +506,7 @@ class Segmenter:
         """
         s = self.settings
         pending = self._pending
-        if pending and detected_s - pending[-1].end_s > s.lone_rep_s:
-            pending.clear()
+        self._expire_pending(detected_s)
         recent = (
             not pending
             and self._last_end_s is not None
@@ -521,20 +522,21 @@ class Segmenter:
         pending.clear()
         return out + self._add(rep)
 
-    def _expire_pending(self) -> None:
-        """Drop a held-back rep once no rep can be detected soon enough to confirm it.
-
-        No rep is detected before the sample being scanned (idle) or the candidate being
-        followed, whatever the block boundaries.
-        """
+    def _expire_pending(self, now_s: float) -> None:
+        """Drop the held-back reps if a rep detected at `now_s` is too late to confirm them."""
         pending = self._pending
-        if not pending or self._last_t is None:
-            return
-        now = self._last_t
-        if self._state != "idle":
-            now = float(self._buf.col(_T, self._cand, self._cand + 1)[0])
-        if now - pending[-1].end_s > self.settings.lone_rep_s:
+        if pending and now_s - pending[-1].end_s > self.settings.lone_rep_s:
             pending.clear()
+
+    def _detecting_from(self) -> float | None:
+        """The earliest time a rep not yet detected can be detected at.
+
+        That is the sample being scanned (idle) or the candidate being followed,
+        whatever the block boundaries; None before any sample.
+        """
+        if self._last_t is None or self._state == "idle":
+            return self._last_t
+        return float(self._buf.col(_T, self._cand, self._cand + 1)[0])
 
     def _smooth(self, th: F64Array) -> F64Array:
         if th.shape[0] > 15:

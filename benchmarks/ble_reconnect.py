@@ -99,7 +99,8 @@ async def run(drops: int, mtu: int, address: str) -> None:
     )
     print(
         f"  emulator: link drops {counts['link_drops']}, packets sent {counts['packets_sent']}, "
-        f"injected loss {counts['lost_packets']}, duplicates {counts['duplicates']}; "
+        f"injected loss {counts['lost_packets']}, duplicates {counts['duplicates']}, "
+        f"kept packets resent after a reconnect {counts['replayed']}; "
         f"samples received {samples}"
     )
 

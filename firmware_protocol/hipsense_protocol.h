@@ -20,7 +20,7 @@ extern "C" {
 
 /* ---- Versions ------------------------------------------------------------------- */
 #define HS_PROTOCOL_MAJOR 1u
-#define HS_PROTOCOL_MINOR 0u
+#define HS_PROTOCOL_MINOR 1u
 #define HS_VERSION_BYTE ((uint8_t)((HS_PROTOCOL_MAJOR << 4) | HS_PROTOCOL_MINOR))
 
 /* ---- GATT identifiers (128-bit UUIDs as text; the base spells "hipsense-v01") ----- */
@@ -162,7 +162,7 @@ static inline size_t hs_encode_packet(uint8_t *out, size_t cap, uint8_t kind, ui
 
 /* ---- Control point ---------------------------------------------------------------- */
 enum hs_opcode {
-    HS_OP_START_STREAMING = 0x01, /* u8 kind */
+    HS_OP_START_STREAMING = 0x01, /* u8 kind [, u16 resume_seq (1.1)] */
     HS_OP_STOP_STREAMING = 0x02,  /* no parameter */
     HS_OP_SET_RATE = 0x03,        /* u16 rate_hz: 25, 50, 100, 200 */
     HS_OP_SET_RANGES = 0x04,      /* u8 accel_range_g: 2,4,8,16; u16 gyro_range_dps: 125..2000 */
@@ -182,6 +182,8 @@ enum hs_result {
 typedef struct {
     uint8_t opcode;
     uint8_t kind;            /* START_STREAMING */
+    uint8_t has_resume;      /* START_STREAMING: 1 when the host sent resume_seq (1.1) */
+    uint16_t resume_seq;     /* START_STREAMING: first kept packet the host wants */
     uint16_t rate_hz;        /* SET_RATE */
     uint8_t accel_range_g;   /* SET_RANGES */
     uint16_t gyro_range_dps; /* SET_RANGES */
@@ -206,10 +208,12 @@ static inline uint8_t hs_parse_command(const uint8_t *in, size_t len, hs_command
     static const uint8_t sizes[7] = {0, 2, 1, 3, 4, 5, 2};
     cmd->opcode = len ? in[0] : 0u;
     if (len == 0u || in[0] == 0u || in[0] > HS_OP_IDENTIFY) return HS_RESULT_OPCODE_NOT_SUPPORTED;
-    if (len != sizes[in[0]]) return HS_RESULT_INVALID_PARAMETER;
+    cmd->has_resume = (uint8_t)(in[0] == HS_OP_START_STREAMING && len == 4u);
+    if (len != sizes[in[0]] && !cmd->has_resume) return HS_RESULT_INVALID_PARAMETER;
     switch (in[0]) {
     case HS_OP_START_STREAMING:
         cmd->kind = in[1];
+        cmd->resume_seq = cmd->has_resume ? hs_get_u16(in + 2) : 0u;
         return hs_sample_size(in[1]) ? HS_RESULT_SUCCESS : HS_RESULT_INVALID_PARAMETER;
     case HS_OP_SET_RATE:
         cmd->rate_hz = hs_get_u16(in + 1);
@@ -245,7 +249,8 @@ static inline size_t hs_encode_response(uint8_t *out, uint8_t request, uint8_t r
 }
 
 /* ---- Status characteristic -------------------------------------------------------- */
-#define HS_STATUS_SIZE 14u
+#define HS_STATUS_SIZE 16u    /* 1.1; a 1.0 status ends after `errors` (14 bytes) */
+#define HS_STATUS_SIZE_1_0 14u
 #define HS_BATTERY_UNKNOWN 0xFFu
 
 enum hs_error_flag {
@@ -266,11 +271,13 @@ typedef struct HS_PACKED {
     uint8_t state;            /* bit 0: streaming */
     uint8_t battery_pct;      /* 0..100, HS_BATTERY_UNKNOWN if not measured */
     uint16_t errors;          /* hs_error_flag bits */
+    uint16_t backlog_packets; /* 1.1: packets kept across a disconnection, 0 if none */
 } hs_status_t;
 
 typedef char hs_check_status_size[(sizeof(hs_status_t) == HS_STATUS_SIZE) ? 1 : -1];
 
-/* Encode the status characteristic into `out` (HS_STATUS_SIZE bytes); returns the length. */
+/* Encode the status characteristic into `out` (HS_STATUS_SIZE bytes); returns the length:
+ * 14 bytes when `version` says minor 0, HS_STATUS_SIZE from 1.1 on. */
 static inline size_t hs_encode_status(uint8_t *out, const hs_status_t *s)
 {
     out[0] = s->version;
@@ -284,6 +291,8 @@ static inline size_t hs_encode_status(uint8_t *out, const hs_status_t *s)
     out[10] = s->state;
     out[11] = s->battery_pct;
     hs_put_u16(out + 12, s->errors);
+    if ((s->version & 0x0Fu) == 0u) return HS_STATUS_SIZE_1_0;
+    hs_put_u16(out + 14, s->backlog_packets);
     return HS_STATUS_SIZE;
 }
 

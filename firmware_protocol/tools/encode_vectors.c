@@ -3,9 +3,9 @@
  *
  * Reads one vector per line on stdin, writes "<name> <hex>" per line on stdout:
  *   P name kind seq timestamp_us count n_raw raw... n_quat quat...   (IMU packet)
- *   S name version fw_major fw_minor fw_patch rate g dps kind state battery errors
+ *   S name version fw_major fw_minor fw_patch rate g dps kind state battery errors backlog
  *   R name request result with_sync token sensor_time_us             (CP response)
- *   C name hex   -> "name result opcode kind rate g dps token duration" (CP command)
+ *   C name hex   -> "name result opcode kind rate g dps token duration has_resume resume_seq"
  * Build: cc -std=c99 -Wall -Wextra -Werror -pedantic -I.. encode_vectors.c
  */
 #include <stdio.h>
@@ -55,11 +55,11 @@ int main(void)
             }
             print_hex(name, out, len);
         } else if (strcmp(tag, "S") == 0) {
-            unsigned v[11];
+            unsigned v[12];
             hs_status_t s;
             uint8_t out[HS_STATUS_SIZE];
-            if (scanf("%u %u %u %u %u %u %u %u %u %u %u", &v[0], &v[1], &v[2], &v[3], &v[4],
-                      &v[5], &v[6], &v[7], &v[8], &v[9], &v[10]) != 11) return 2;
+            if (scanf("%u %u %u %u %u %u %u %u %u %u %u %u", &v[0], &v[1], &v[2], &v[3], &v[4],
+                      &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11]) != 12) return 2;
             s.version = (uint8_t)v[0];
             s.fw_major = (uint8_t)v[1];
             s.fw_minor = (uint8_t)v[2];
@@ -71,6 +71,7 @@ int main(void)
             s.state = (uint8_t)v[8];
             s.battery_pct = (uint8_t)v[9];
             s.errors = (uint16_t)v[10];
+            s.backlog_packets = (uint16_t)v[11];
             print_hex(name, out, hs_encode_status(out, &s));
         } else if (strcmp(tag, "R") == 0) {
             unsigned request, result;
@@ -98,9 +99,9 @@ int main(void)
             }
             memset(&cmd, 0, sizeof cmd);
             result = hs_parse_command(in, len, &cmd);
-            printf("%s %u %u %u %u %u %u %lu %u\n", name, result, cmd.opcode, cmd.kind,
+            printf("%s %u %u %u %u %u %u %lu %u %u %u\n", name, result, cmd.opcode, cmd.kind,
                    cmd.rate_hz, cmd.accel_range_g, cmd.gyro_range_dps, (unsigned long)cmd.token,
-                   cmd.duration_s);
+                   cmd.duration_s, cmd.has_resume, cmd.resume_seq);
         } else {
             fprintf(stderr, "unknown tag %s\n", tag);
             return 2;

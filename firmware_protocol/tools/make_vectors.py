@@ -19,7 +19,7 @@ G = 9.80665
 SIZES = {1: 12, 2: 8, 3: 20}
 
 
-def _header(kind: int, count: int, seq: int, ts: int, minor: int = 0) -> bytes:
+def _header(kind: int, count: int, seq: int, ts: int, minor: int = 1) -> bytes:
     return struct.pack("<BBHI", (1 << 4) | minor, (kind << 5) | count, seq, ts)
 
 
@@ -35,7 +35,7 @@ def _packet(
     rate_hz: int = 100,
     accel_range_g: int = 8,
     gyro_range_dps: int = 1000,
-    minor: int = 0,
+    minor: int = 1,
 ) -> dict[str, Any]:
     count = len(raw if raw is not None else quat or [])
     body = b""
@@ -225,12 +225,21 @@ def imu_packets() -> list[dict[str, Any]]:
         ),
         _packet(
             "newer_minor_version",
-            "protocol 1.3: a 1.0 host must accept it",
+            "protocol 1.3: a 1.1 host must accept it",
             kind=1,
             seq=10,
             ts=100_000,
             raw=_raw(1, 41),
             minor=3,
+        ),
+        _packet(
+            "older_minor_version",
+            "protocol 1.0 (packets did not change in 1.1): a 1.1 host must accept it",
+            kind=1,
+            seq=11,
+            ts=110_000,
+            raw=_raw(1, 42),
+            minor=0,
         ),
     ]
 
@@ -324,6 +333,11 @@ def control_point() -> dict[str, list[dict[str, Any]]]:
     commands = [
         cmd("start_raw", bytes([0x01, 1]), {"opcode": 1, "kind": 1}),
         cmd("start_raw_quat", bytes([0x01, 3]), {"opcode": 1, "kind": 3}),
+        cmd(
+            "start_raw_resume_0x1234",
+            struct.pack("<BBH", 0x01, 1, 0x1234),
+            {"opcode": 1, "kind": 1, "resume_seq": 0x1234},
+        ),
         cmd("stop", bytes([0x02]), {"opcode": 2}),
         cmd("set_rate_25", struct.pack("<BH", 0x03, 25), {"opcode": 3, "rate_hz": 25}),
         cmd("set_rate_200", struct.pack("<BH", 0x03, 200), {"opcode": 3, "rate_hz": 200}),
@@ -343,6 +357,7 @@ def control_point() -> dict[str, list[dict[str, Any]]]:
         cmd("bad_rate_30", struct.pack("<BH", 0x03, 30), {"opcode": 3}, result=3),
         cmd("bad_kind_4", bytes([0x01, 4]), {"opcode": 1}, result=3),
         cmd("bad_length_stop", bytes([0x02, 0]), {"opcode": 2}, result=3),
+        cmd("bad_length_start_3", bytes([0x01, 1, 0]), {"opcode": 1}, result=3),
         cmd("bad_ranges_3g", struct.pack("<BBH", 0x04, 3, 1000), {"opcode": 4}, result=3),
         cmd("bad_identify_0s", bytes([0x06, 0]), {"opcode": 6}, result=3),
     ]
@@ -390,6 +405,8 @@ def status() -> list[dict[str, Any]]:
             f["battery_pct"],
             f["errors"],
         )
+        if f["version"] & 0x0F >= 1:
+            data += struct.pack("<H", f["backlog_packets"])  # appended in 1.1
         return {"name": name, "hex": data.hex(), "fields": f}
 
     return [
@@ -434,6 +451,22 @@ def status() -> list[dict[str, Any]]:
             state=1,
             battery_pct=255,
             errors=0,
+            backlog_packets=0,
+        ),
+        st(
+            "streaming_keeps_64_packets",
+            version=0x11,
+            fw_major=1,
+            fw_minor=3,
+            fw_patch=0,
+            rate_hz=100,
+            accel_range_g=8,
+            gyro_range_dps=1000,
+            kind=1,
+            state=1,
+            battery_pct=87,
+            errors=0,
+            backlog_packets=64,
         ),
     ]
 
@@ -448,7 +481,7 @@ def main() -> None:
         "status.json": status(),
     }
     for name, content in files.items():
-        text = json.dumps({"protocol": "1.0", "vectors": content}, indent=1) + "\n"
+        text = json.dumps({"protocol": "1.1", "vectors": content}, indent=1) + "\n"
         (OUT / name).write_text(text)
         print(f"wrote {OUT / name}")
 

@@ -50,6 +50,9 @@ class Emulator:
     async def burst(self, packets: int) -> None:
         await self.call("Burst", "su", packets)
 
+    async def set_backlog(self, packets: int) -> None:
+        await self.call("SetBacklog", "su", packets)
+
     async def counts(self) -> dict[str, int]:
         (text,) = await self.call("Counts", "s")
         return dict(json.loads(str(text)))

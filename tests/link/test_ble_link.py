@@ -88,12 +88,14 @@ async def test_stream_heals_after_link_loss_and_a_stall_then_stops_cleanly(
         assert -70 <= link.telemetry.rssi_dbm <= -50
         assert 4 <= link.telemetry.packets_per_s <= 7  # 19 samples a packet at 100 Hz
 
-        # Link loss: BlueZ says Connected=false; the link reconnects by itself.
+        # Link loss: BlueZ says Connected=false; the link reconnects by itself and the
+        # sensor sends what it kept meanwhile (protocol 1.1 backlog), so nothing is lost.
         await emulator.drop_link(0.5)
         await until(lambda: link.telemetry.reconnects == 1, 20)
         before = got.samples
         await until(lambda: got.samples >= before + 200, 20)
-        assert got.gaps, "the time without a link is reported as a gap"
+        assert got.gaps == [], "the backlog covered the time without a link"
+        assert (await emulator.counts())["replayed"] > 0
 
         # Stall: connected, but the sensor sends nothing; the watchdog restarts the link.
         await emulator.stall(2.5)
@@ -101,6 +103,7 @@ async def test_stream_heals_after_link_loss_and_a_stall_then_stops_cleanly(
         await until(lambda: link.telemetry.reconnects == 2, 20)
         before = got.samples
         await until(lambda: got.samples >= before + 200, 20)
+        assert len(got.gaps) == 1, "what the stalled sensor never sent is a gap"
     assert not link.telemetry.connected
     counts = await emulator.counts()
     assert counts["link_drops"] == 1
@@ -111,6 +114,22 @@ async def test_stream_heals_after_link_loss_and_a_stall_then_stops_cleanly(
     sent = counts["packets_sent"]
     await asyncio.sleep(0.6)
     assert (await emulator.counts())["packets_sent"] == sent
+
+
+async def test_a_sensor_without_backlog_leaves_a_gap_of_the_time_it_was_away(
+    emulator: Emulator,
+) -> None:
+    await emulator.set_backlog(0)  # a protocol 1.0 sensor: it stops streaming when alone
+    async with BleLink(SENSOR, settings=FAST) as link, streaming(link) as got:
+        await until(lambda: got.samples >= 200, 20)
+        await emulator.drop_link(1.0)
+        await until(lambda: link.telemetry.reconnects == 1, 20)
+        before = got.samples
+        await until(lambda: got.samples >= before + 200, 20)
+    assert len(got.gaps) == 1
+    assert got.gaps[0].lost_samples >= 100  # at least the second the link was down
+    assert (await emulator.counts())["replayed"] == 0
+    assert_same_as_sent(got, link.fmt)
 
 
 @pytest.mark.parametrize("emulator", [23], indirect=True)

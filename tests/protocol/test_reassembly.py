@@ -269,3 +269,30 @@ def test_clock_drift_is_estimated_against_host_time() -> None:
     late = slice(n // 2, None)  # once a few minutes were seen
     err = th[late] - (true_s[late] + 0.012)
     assert np.abs(err).max() < 0.003, np.abs(err).max()
+
+
+def test_a_resumed_backlog_neither_leaves_a_gap_nor_tilts_the_clock() -> None:
+    # 80 ppm fast sensor; 60 s before the end the link drops for 9 s. The sensor keeps its
+    # packets (protocol 1.1 backlog) and replays them at the reconnection, back to back.
+    rng = np.random.default_rng(11)
+    n = 100 * 300
+    true_s = np.arange(n) * PERIOD_S + 3.0
+    sensor_us = np.round((true_s - 3.0) * (1 + 80e-6) * 1e6).astype(np.int64) + 777_000
+    pz = Packetizer(period_us=FMT.period_us)
+    packets = pz.packets(np.zeros((n, 6), np.int16), timestamps_us=sensor_us)
+    k = pz.samples_per_packet
+    last = np.minimum(np.arange(1, len(packets) + 1) * k, n) - 1
+    arrivals = true_s[last] + 0.012 + rng.exponential(0.01, len(packets))
+    down = (true_s[last] >= true_s[-1] - 60) & (true_s[last] < true_s[-1] - 51)
+    back_s = true_s[-1] - 51 + 0.012
+    arrivals[down] = back_s + 0.001 * np.arange(int(down.sum()))
+    arrivals = np.maximum.accumulate(arrivals)
+    r = hp.StreamReassembler(FMT)
+    items = r.push_many(packets, arrivals) + r.flush()
+    assert not [i for i in items if isinstance(i, hp.Gap)]
+    est = r.clock.estimate
+    assert est is not None
+    assert est.skew_ppm == pytest.approx(-80, abs=5)
+    th = np.concatenate([b.t_host_s for b in items if isinstance(b, hp.SampleBlock)])
+    err = th[n // 2 :] - (true_s[n // 2 :] + 0.012)
+    assert np.abs(err).max() < 0.003, np.abs(err).max()

@@ -147,6 +147,7 @@ def test_status_vectors(v: dict[str, Any]) -> None:
     assert st.streaming == bool(f["state"] & 1)
     assert st.battery_pct == (None if f["battery_pct"] == 255 else f["battery_pct"])
     assert int(st.errors) == f["errors"]
+    assert st.backlog_packets == f.get("backlog_packets", 0)
     assert hp.encode_status(st).hex() == v["hex"]
 
 
@@ -189,8 +190,8 @@ def _run_c(exe: Path, lines: list[str]) -> dict[str, str]:
 
 
 def test_c_encoder_matches_imu_vectors(c_encoder: Path) -> None:
-    # The C encoder always writes its own version (1.0); newer-minor vectors test hosts.
-    vs = [v for v in IMU if v["version_minor"] == 0]
+    # The C encoder always writes its own version; other-minor vectors test hosts.
+    vs = [v for v in IMU if v["version_minor"] == hp.PROTOCOL_MINOR]
     lines = []
     for v in vs:
         raw = [x for s in (v["raw"] or []) for x in s]
@@ -237,8 +238,9 @@ def test_c_encoder_matches_status_and_responses(c_encoder: Path) -> None:
             "state",
             "battery_pct",
             "errors",
+            "backlog_packets",
         ]
-        lines.append(" ".join(["S", v["name"], *(str(f[k]) for k in keys)]))
+        lines.append(" ".join(["S", v["name"], *(str(f.get(k, 0)) for k in keys)]))
     for v in CONTROL["responses"]:
         sync = v["sync_token"] is not None
         lines.append(
@@ -274,6 +276,8 @@ def test_c_command_parser_matches_vectors(c_encoder: Path) -> None:
         "gyro_range_dps",
         "token",
         "duration_s",
+        "has_resume",
+        "resume_seq",
     ]
     for v in cmds:
         got = dict(zip(names, map(int, out[v["name"]].split()), strict=True))

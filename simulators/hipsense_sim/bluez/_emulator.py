@@ -240,6 +240,11 @@ class _Control(ServiceInterface):
         self._sensor(address).burst(packets)
 
     @dbus_method()
+    def SetBacklog(self, address: DBusStr, packets: DBusUInt32) -> None:  # noqa: N802
+        """Packets the firmware keeps for a resume; 0 makes it a protocol 1.0 sensor."""
+        self._sensor(address).firmware.backlog_packets = packets
+
+    @dbus_method()
     def Counts(self, address: DBusStr) -> DBusStr:  # noqa: N802
         """What was sent and injected so far, as JSON."""
         return json.dumps(asdict(self._sensor(address).firmware.counts))

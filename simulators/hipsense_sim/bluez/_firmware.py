@@ -1,12 +1,14 @@
 """What a hipsense sensor's firmware does, without the radio: the protocol's behaviour.
 
 Answers the control point, reports its status, and cuts the IMU stream into packets on
-its own clock. Fault injection (loss, duplicates, malformed packets, stalls) happens
-here, and every injected fault is counted so a test can compare the host's telemetry
-with what really happened.
+its own clock. It keeps a backlog of its last packets across a disconnection and resumes
+from it when the host asks (protocol 1.1, section 4.3). Fault injection (loss,
+duplicates, malformed packets, stalls) happens here, and every injected fault is counted
+so a test can compare the host's telemetry with what really happened.
 """
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -76,6 +78,8 @@ class FaultCounts:
     malformed: int = 0
     link_drops: int = 0
     stalls: int = 0
+    replayed: int = 0
+    """Kept packets sent again after a resume."""
 
 
 @dataclass
@@ -92,6 +96,10 @@ class EmulatedFirmware:
     kind: PayloadKind = PayloadKind.RAW
     streaming: bool = False
     errors: ErrorFlag = ErrorFlag.CLOCK_UNSYNCED
+    backlog_packets: int = 64
+    """Packets kept for a resume (protocol 1.1); 0 behaves as a 1.0 sensor."""
+    keep_s: float = 600.0
+    """How long a stream stays open without a connection."""
     counts: FaultCounts = field(default_factory=FaultCounts)
     _boot_s: float = field(default_factory=time.monotonic)
     _packetizer: Packetizer | None = None
@@ -101,6 +109,9 @@ class EmulatedFirmware:
     _malformed: int = 0
     _stall_until_s: float = 0.0
     _last_packet: bytes | None = None
+    _ring: deque[tuple[int, bytes]] = field(default_factory=deque)
+    _lost_link_s: float | None = None
+    _replay: list[bytes] = field(default_factory=list)
 
     @property
     def period_us(self) -> int:
@@ -124,6 +135,7 @@ class EmulatedFirmware:
                 streaming=self.streaming,
                 battery_pct=self.battery_pct,
                 errors=self.errors,
+                backlog_packets=self.backlog_packets,
             )
         )
 
@@ -140,10 +152,13 @@ class EmulatedFirmware:
             case StartStreaming(kind) if kind is not PayloadKind.RAW:
                 # This emulated sensor does not fuse orientation itself.
                 return ControlResponse(request, ResultCode.INVALID_PARAMETER)
+            case StartStreaming(_, resume_seq) if resume_seq is not None and self._kept():
+                self._resume(resume_seq)
             case StartStreaming():
                 self._start()
             case StopStreaming():
                 self.streaming = False
+                self._ring.clear()
             case SetRate(rate_hz) if not self.streaming:
                 self.rate_hz = rate_hz
             case SetRanges(accel, gyro) if not self.streaming:
@@ -157,7 +172,23 @@ class EmulatedFirmware:
                 pass
         return ControlResponse(request, ResultCode.SUCCESS)
 
+    def _kept(self) -> bool:
+        """Whether a stream survived a disconnection, with its backlog, to be resumed."""
+        if not self.streaming or self._lost_link_s is None:
+            return False
+        return time.monotonic() - self._lost_link_s <= self.keep_s
+
+    def _resume(self, resume_seq: int) -> None:
+        """Send the kept packets from `resume_seq` on, oldest first, then go on live."""
+        self._lost_link_s = None
+        self._build()
+        # Sequence numbers wrap at 65536: "from resume_seq on" is the forward half.
+        self._replay = [p for seq, p in self._ring if (seq - resume_seq) & 0xFFFF < 0x8000]
+        self.counts.replayed += len(self._replay)
+
     def _start(self) -> None:
+        self._ring.clear()
+        self._lost_link_s = None
         seq = self._packetizer.seq if self._packetizer is not None else 0
         self._packetizer = Packetizer(
             kind=PayloadKind.RAW, att_payload=self.att_payload, period_us=self.period_us, seq=seq
@@ -169,8 +200,14 @@ class EmulatedFirmware:
         self.streaming = True
 
     def link_lost(self) -> None:
-        """The connection dropped: the sensor stops streaming (keeping seq and clock)."""
-        self.streaming = False
+        """The connection dropped: keep sampling into the backlog, or stop without one.
+
+        Either way the sequence counter and clock carry on.
+        """
+        if self.backlog_packets == 0:
+            self.streaming = False
+        elif self.streaming:
+            self._lost_link_s = time.monotonic()
 
     # -- fault injection ------------------------------------------------------------
 
@@ -187,23 +224,46 @@ class EmulatedFirmware:
 
     # -- the stream -----------------------------------------------------------------
 
-    def due_packets(self) -> list[bytes]:
-        """Packets due now: full packets of the samples taken since the last call."""
+    def _build(self) -> list[bytes]:
+        """Full packets of the samples taken since the last call, kept in the backlog."""
         if not self.streaming or self._packetizer is None:
             return []
         p = self._packetizer
+        spp = p.samples_per_packet
         k_now = self.now_us() // self.period_us
-        n = (k_now - self._next_k + 1) // p.samples_per_packet * p.samples_per_packet
-        if n <= 0:
+        n_packets = (k_now - self._next_k + 1) // spp
+        if n_packets <= 0:
             return []
+        if time.monotonic() < self._stall_until_s:
+            self._next_k += n_packets * spp
+            return []  # sampled but never sent; the sequence numbers stay unused
+        # Packets older than the ring were built and overwritten: their numbers are used.
+        dropped = max(0, n_packets - self.backlog_packets) if self.backlog_packets else 0
+        self._next_k += dropped * spp
+        p.seq += dropped
+        n = (n_packets - dropped) * spp
         k = np.arange(self._next_k, self._next_k + n, dtype=np.int64)
         self._next_k += n
-        if time.monotonic() < self._stall_until_s:
-            return []  # sampled but never sent; the sequence numbers stay unused
         src = sensor_source(self.seed, self.rate_hz, self.accel_range_g, self.gyro_range_dps)
         raw = src[k % src.shape[0]]
+        first_seq = p.seq
         built = p.packets(raw, timestamps_us=(k * self.period_us) & 0xFFFFFFFF)
-        out: list[bytes] = []
+        if self.backlog_packets:
+            if self._ring.maxlen != self.backlog_packets:
+                self._ring = deque(self._ring, maxlen=self.backlog_packets)
+            self._ring.extend(((first_seq + i) & 0xFFFF, pkt) for i, pkt in enumerate(built))
+        return built
+
+    def due_packets(self) -> list[bytes]:
+        """Packets due now: a resumed backlog first, then full packets of new samples."""
+        built = self._build()
+        replay, self._replay = self._replay, []
+        self.counts.packets_sent += len(replay)
+        self.counts.samples_sent += sum((len(pkt) - 8) // 12 for pkt in replay)
+        out: list[bytes] = list(replay)
+        p = self._packetizer
+        if p is None:
+            return out
         for pkt in built:
             if self._lose > 0:
                 self._lose -= 1
@@ -219,5 +279,5 @@ class EmulatedFirmware:
                 self._malformed -= 1
                 self.counts.malformed += 1
                 out.append(bytes([0xFF, 0x00, 0x13]))  # too short for a header
-        self.counts.packets_sent += len(out)
+        self.counts.packets_sent += len(out) - len(replay)
         return out

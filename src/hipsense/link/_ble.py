@@ -4,8 +4,10 @@ One named task keeps the connection: an explicit loop that finds the sensor, con
 sets it up as the protocol's section 7 says, watches for a lost link or a stalled
 stream, and on any failure waits a capped, jittered backoff and starts again. The
 notify callback only timestamps the bytes and puts them on a bounded queue; a second
-task decodes and reassembles them. One reassembler lives as long as the link, so after
-a reconnect the time without samples comes out as a `Gap`, never hidden.
+task decodes and reassembles them. One reassembler lives as long as the link: after a
+reconnect it asks a sensor that kept a backlog (protocol 1.1) to resume from the first
+packet it missed, and whatever the sensor could not keep comes out as a `Gap`, never
+hidden.
 """
 
 import asyncio
@@ -39,6 +41,7 @@ from hipsense.protocol import (
     ControlResponse,
     PayloadKind,
     ProtocolError,
+    SensorStatus,
     SetRanges,
     SetRate,
     StartStreaming,
@@ -405,22 +408,39 @@ class BleLink:
             self._responses.get_nowait()
         await client.start_notify(CONTROL_POINT_CHAR_UUID, self._on_control)
         s = self.settings
-        await self._command(client, StopStreaming())
-        await self._command(client, SetRate(s.rate_hz))
-        await self._command(client, SetRanges(s.accel_range_g, s.gyro_range_dps))
+        resume_seq = self._resume_seq(status)
+        if resume_seq is None:
+            await self._command(client, StopStreaming())
+            await self._command(client, SetRate(s.rate_hz))
+            await self._command(client, SetRanges(s.accel_range_g, s.gyro_range_dps))
         await self._command(client, TimeSync(secrets.randbits(32)))
         with contextlib.suppress(BleakError):
             await client.start_notify(STATUS_CHAR_UUID, self._on_status)
         await client.start_notify(IMU_DATA_CHAR_UUID, self._on_imu)
         self._last_rx_s = time.monotonic()
-        await self._command(client, StartStreaming(PayloadKind.RAW))
+        await self._command(client, StartStreaming(PayloadKind.RAW, resume_seq))
         log.info(
-            "ble %s: streaming %d Hz, ATT payload %d, firmware %s",
+            "ble %s: streaming %d Hz, ATT payload %d, firmware %s%s",
             self.target,
             s.rate_hz,
             self.att_payload,
             self.firmware_version,
+            "" if resume_seq is None else f", resumed from packet {resume_seq}",
         )
+
+    def _resume_seq(self, status: SensorStatus) -> int | None:
+        """The packet to resume from, when the sensor kept this link's stream open."""
+        seq = self._reassembler.resume_seq
+        s = self.settings
+        same = (status.rate_hz, status.accel_range_g, status.gyro_range_dps, status.kind) == (
+            s.rate_hz,
+            s.accel_range_g,
+            s.gyro_range_dps,
+            PayloadKind.RAW,
+        )
+        if seq is None or not status.streaming or status.backlog_packets == 0 or not same:
+            return None
+        return seq
 
     async def _command(self, client: BleakClient, cmd: ControlCommand) -> ControlResponse:
         name = type(cmd).__name__

@@ -48,7 +48,12 @@ class ClockMapper:
     """
 
     def __init__(
-        self, *, segment_s: float = 5.0, window_segments: int = 24, max_skew_ppm: float = 500.0
+        self,
+        *,
+        segment_s: float = 5.0,
+        window_segments: int = 24,
+        max_skew_ppm: float = 500.0,
+        late_s: float = 0.25,
     ) -> None:
         if segment_s <= 0 or window_segments < 2:
             raise ValueError(
@@ -58,6 +63,8 @@ class ClockMapper:
         self.segment_s = segment_s
         self.window_segments = window_segments
         self.max_skew_ppm = max_skew_ppm
+        self.late_s = late_s
+        """A segment whose minimum lies this far above the lowest one is left out of the fit."""
         self._segments: deque[tuple[float, float]] = deque(maxlen=window_segments)
         self._seg_start: float | None
         self._seg_min: tuple[float, float] | None
@@ -104,7 +111,11 @@ class ClockMapper:
         return est
 
     def _refit(self) -> None:
-        points = self._segments
+        lowest = min(d for _, d in self._segments)
+        # Packets a sensor kept through a disconnection (a 1.1 resume) arrive seconds late,
+        # so a segment made only of them sits far above the envelope and would tilt the
+        # line. Drift moves the envelope by far less than `late_s` over the window.
+        points = [(x, d) for x, d in self._segments if d <= lowest + self.late_s]
         if len(points) < 2:
             self._skew = 0.0
         else:

@@ -41,7 +41,7 @@ __all__ = [
 
 PROTOCOL_MAJOR: Final = 1
 """Major protocol version this host implements; a different major is refused."""
-PROTOCOL_MINOR: Final = 0
+PROTOCOL_MINOR: Final = 1
 """Minor protocol version this host was written against; newer minors are accepted."""
 
 

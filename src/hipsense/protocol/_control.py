@@ -74,9 +74,19 @@ class ResultCode(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class StartStreaming:
-    """Start notifying IMU data packets of `kind`."""
+    """Start notifying IMU data packets of `kind`.
+
+    With `resume_seq` (protocol 1.1) the host asks a sensor that kept a backlog across a
+    disconnection to send its kept packets from that sequence number on, oldest first,
+    before live ones. A sensor with nothing to resume starts a new stream as without it.
+    """
 
     kind: PayloadKind = PayloadKind.RAW
+    resume_seq: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.resume_seq is not None and not 0 <= self.resume_seq <= 0xFFFF:
+            raise ControlPointError("resume_seq", "0..65535", str(self.resume_seq))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +151,17 @@ _CMD_SIZE: Final = {
     Opcode.TIME_SYNC: 5,
     Opcode.IDENTIFY: 2,
 }
+# START_STREAMING with the resume sequence number of protocol 1.1.
+_START_RESUME_SIZE: Final = 4
 
 
 def encode_command(cmd: ControlCommand) -> bytes:
     """Bytes the host writes to the control point."""
     match cmd:
-        case StartStreaming(kind):
+        case StartStreaming(kind, None):
             return struct.pack("<BB", Opcode.START_STREAMING, kind)
+        case StartStreaming(kind, resume_seq):
+            return struct.pack("<BBH", Opcode.START_STREAMING, kind, resume_seq)
         case StopStreaming():
             return struct.pack("<B", Opcode.STOP_STREAMING)
         case SetRate(rate_hz):
@@ -178,6 +192,8 @@ def decode_command(data: bytes | bytearray | memoryview) -> ControlCommand:
     if op is Opcode.RESPONSE:
         raise ControlPointError("opcode", "a command", "0x80 (a response)")
     size = _CMD_SIZE[op]
+    if op is Opcode.START_STREAMING and len(buf) == _START_RESUME_SIZE:
+        size = _START_RESUME_SIZE
     if len(buf) < size:
         raise PacketTooShortError(f"{op.name} command", size, len(buf))
     if len(buf) > size:
@@ -187,7 +203,8 @@ def decode_command(data: bytes | bytearray | memoryview) -> ControlCommand:
             kinds = tuple(int(k) for k in PayloadKind)
             if buf[1] not in kinds:
                 raise UnknownPayloadKindError(kinds, buf[1])
-            return StartStreaming(PayloadKind(buf[1]))
+            resume = struct.unpack_from("<H", buf, 2)[0] if size == _START_RESUME_SIZE else None
+            return StartStreaming(PayloadKind(buf[1]), resume)
         case Opcode.STOP_STREAMING:
             return StopStreaming()
         case Opcode.SET_RATE:
@@ -257,6 +274,8 @@ def decode_response(data: bytes | bytearray | memoryview) -> ControlResponse:
 _STATUS: Final = struct.Struct("<BBBBHBHBBBH")
 STATUS_SIZE: Final = _STATUS.size
 """Bytes of the status characteristic in protocol 1.0; newer minors may append more."""
+# Appended in 1.1: how many packets the sensor keeps for a resume (0: none).
+_STATUS_1_1: Final = struct.Struct("<H")
 BATTERY_UNKNOWN: Final = 0xFF
 
 
@@ -278,6 +297,8 @@ class SensorStatus:
     battery_pct: int | None
     errors: ErrorFlag
     protocol_major: int = PROTOCOL_MAJOR
+    backlog_packets: int = 0
+    """Packets the sensor keeps across a disconnection for a resume (1.1; 0: none)."""
 
     @property
     def firmware_version(self) -> str:
@@ -288,16 +309,21 @@ class SensorStatus:
 def encode_status(status: SensorStatus) -> bytes:
     """Bytes of the status characteristic."""
     battery = BATTERY_UNKNOWN if status.battery_pct is None else status.battery_pct
-    return _STATUS.pack(
-        (status.protocol_major << 4) | status.protocol_minor,
-        *status.firmware,
-        status.rate_hz,
-        status.accel_range_g,
-        status.gyro_range_dps,
-        status.kind,
-        1 if status.streaming else 0,
-        battery,
-        int(status.errors),
+    # A 1.0 status has no backlog field; from 1.1 on it is always there.
+    tail = _STATUS_1_1.pack(status.backlog_packets) if status.protocol_minor >= 1 else b""
+    return (
+        _STATUS.pack(
+            (status.protocol_major << 4) | status.protocol_minor,
+            *status.firmware,
+            status.rate_hz,
+            status.accel_range_g,
+            status.gyro_range_dps,
+            status.kind,
+            1 if status.streaming else 0,
+            battery,
+            int(status.errors),
+        )
+        + tail
     )
 
 
@@ -317,6 +343,9 @@ def decode_status(data: bytes | bytearray | memoryview) -> SensorStatus:
     )
     if battery != BATTERY_UNKNOWN and battery > 100:
         raise ControlPointError("battery_pct", "0..100 or 255 (unknown)", str(battery))
+    backlog = 0
+    if ver & 0x0F >= 1 and len(buf) >= STATUS_SIZE + _STATUS_1_1.size:
+        backlog = _STATUS_1_1.unpack_from(buf, STATUS_SIZE)[0]
     # Unknown error bits from a newer minor version are kept, not refused.
     return SensorStatus(
         protocol_minor=ver & 0x0F,
@@ -329,4 +358,5 @@ def decode_status(data: bytes | bytearray | memoryview) -> SensorStatus:
         battery_pct=None if battery == BATTERY_UNKNOWN else battery,
         errors=ErrorFlag(errs),
         protocol_major=ver >> 4,
+        backlog_packets=backlog,
     )

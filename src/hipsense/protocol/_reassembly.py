@@ -185,6 +185,15 @@ class StreamReassembler:
         self._max_seq: int | None = None
         self._restarting = False
 
+    @property
+    def resume_seq(self) -> int | None:
+        """Sequence number (0..65535) of the first packet not yet delivered in order.
+
+        What a host asks a 1.1 sensor to resume from after a reconnection; None before
+        the first packet.
+        """
+        return None if self._next_seq is None else self._next_seq & 0xFFFF
+
     def push(self, packet: bytes | bytearray | memoryview, host_time_s: float) -> list[StreamItem]:
         """Take one packet; return what can be delivered now."""
         return self.push_many([packet], [host_time_s])

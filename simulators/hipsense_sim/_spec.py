@@ -94,6 +94,9 @@ class LinkSpec(_Spec):
     reorder_ratio: Annotated[float, Field(ge=0, le=0.2)] = 0.0
     disconnects: list[tuple[float, float]] = []
     """(start_s, duration_s) of link losses."""
+    backlog_s: Annotated[float, Field(ge=0)] = 10.0
+    """Seconds of packets the sensor keeps through a disconnection and sends after the
+    reconnection, oldest first (the protocol 1.1 backlog); 0 is a sensor without one."""
 
 
 class ScenarioSpec(_Spec):

@@ -21,7 +21,11 @@ LIB = load_library()
 
 
 def _events(name: str, sizes: list[int] | None) -> list[object]:
+    name, _, backlog_s = name.partition(":backlog_s=")
     spec = load_scenario(suite_dir() / f"{name}.toml")
+    if backlog_s:
+        link = spec.link.model_copy(update={"backlog_s": float(backlog_s)})
+        spec = spec.model_copy(update={"link": link})
     rec = simulate(spec).recording
     core = MotionCore(spec.imu.rate_hz, LIB[spec.exercise])
     n = len(rec)
@@ -43,7 +47,8 @@ def _events(name: str, sizes: list[int] | None) -> list[object]:
     "name",
     [
         "clamshell-home",  # side switch, fidgeting, pauses, 25 Hz
-        "fire-hydrant-bad-link",  # gaps and a disconnection
+        "fire-hydrant-bad-link",  # gaps, and a disconnection the sensor's backlog covers
+        "fire-hydrant-bad-link:backlog_s=0",  # the same disconnection as a gap
         "side-lying-hip-abduction-bad-link",  # a gap next to gyro values far apart
         "seated-hip-internal-rotation-home",
         "figure-4-stretch-supine-home",  # holds

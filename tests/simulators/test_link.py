@@ -77,7 +77,7 @@ def test_losses_come_in_bursts_of_the_asked_length() -> None:
 
 
 def test_a_disconnection_stops_the_stream_and_is_labelled() -> None:
-    r = _run(LinkSpec(disconnects=[(20.0, 5.0)]), reps=8)
+    r = _run(LinkSpec(disconnects=[(20.0, 5.0)], backlog_s=0.0), reps=8)
     truth = r.truth
     assert [g["cause"] for g in truth["gaps"]] == ["disconnect"]
     g = truth["gaps"][0]
@@ -85,6 +85,35 @@ def test_a_disconnection_stops_the_stream_and_is_labelled() -> None:
     assert 5.0 < g["end_s"] - g["start_s"] < 9.5
     _, _, gaps = _reassemble(r)
     assert len(gaps) == 1 and gaps[0].lost_packets == 0
+    assert gaps[0].lost_samples == g["lost_samples"]
+
+
+def test_a_backlog_sends_what_the_sensor_kept_through_a_disconnection() -> None:
+    # Down 5 s plus 1.5-4 s to reconnect: within a 10 s ring, nothing is lost.
+    r = _run(LinkSpec(disconnects=[(20.0, 5.0)], backlog_s=10.0), reps=8)
+    d = r.delivery
+    assert d.received.all() and r.truth["gaps"] == []
+    t, acc, gaps = _reassemble(r)
+    assert gaps == []
+    np.testing.assert_array_equal(t - t[0], r.sensor_time_us - r.sensor_time_us[0])
+    np.testing.assert_allclose(acc, r.recording.acc_m_s2, atol=1e-9)
+    # The kept packets arrive after the reconnection, back to back, before live ones.
+    packet_s = hp.max_samples_per_packet(hp.PayloadKind.RAW, 244) / 100
+    back_to_back = np.flatnonzero(np.diff(d.arrival_s) < 0.25 * packet_s) + 1
+    assert 6.5 / packet_s - 2 < back_to_back.size < 9.0 / packet_s + 2
+    assert d.arrival_s[back_to_back].min() > 26.5
+
+
+def test_a_disconnection_longer_than_the_backlog_loses_its_oldest_part() -> None:
+    r = _run(LinkSpec(disconnects=[(20.0, 12.0)], backlog_s=4.0), reps=8)
+    truth = r.truth
+    assert [g["cause"] for g in truth["gaps"]] == ["disconnect"]
+    g = truth["gaps"][0]
+    # Down 13.5-16 s; the last 4 s (a whole number of packets) came with the backlog.
+    assert g["start_s"] == pytest.approx(20.0, abs=0.2)
+    assert 13.5 - 4.0 - 0.2 < g["end_s"] - g["start_s"] < 16.0 - 4.0 + 0.2
+    _, _, gaps = _reassemble(r)
+    assert len(gaps) == 1 and gaps[0].lost_packets > 0
     assert gaps[0].lost_samples == g["lost_samples"]
 
 

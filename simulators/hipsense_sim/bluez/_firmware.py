@@ -159,6 +159,7 @@ class EmulatedFirmware:
             case StopStreaming():
                 self.streaming = False
                 self._ring.clear()
+                self._lost_link_s = None
             case SetRate(rate_hz) if not self.streaming:
                 self.rate_hz = rate_hz
             case SetRanges(accel, gyro) if not self.streaming:
@@ -257,6 +258,8 @@ class EmulatedFirmware:
     def due_packets(self) -> list[bytes]:
         """Packets due now: a resumed backlog first, then full packets of new samples."""
         built = self._build()
+        if self._lost_link_s is not None:
+            return []  # kept for the host's START_STREAMING after the reconnection
         replay, self._replay = self._replay, []
         self.counts.packets_sent += len(replay)
         self.counts.samples_sent += sum((len(pkt) - 8) // 12 for pkt in replay)

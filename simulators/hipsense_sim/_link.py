@@ -189,8 +189,8 @@ def _with_backlog(
     step = pz.samples_per_packet
     packets = pz.packets(raw_counts, quat_q14, timestamps_us=sensor_time_us)
     ranges = [(s, min(s + step, n)) for s in range(0, n, step)]
-    ready = true_s[np.array([b - 1 for _, b in ranges], dtype=np.intp)]
-    live = connected[np.array([b - 1 for _, b in ranges], dtype=np.intp)]
+    last = np.array([b - 1 for _, b in ranges], dtype=np.intp)
+    ready, live = true_s[last], connected[last]
     rate_hz = 1e6 / pz.period_us
     capacity = max(1, int(link.backlog_s * rate_hz / step))
     tx: list[int] = np.flatnonzero(live).tolist()

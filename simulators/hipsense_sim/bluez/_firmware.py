@@ -258,15 +258,11 @@ class EmulatedFirmware:
     def due_packets(self) -> list[bytes]:
         """Packets due now: a resumed backlog first, then full packets of new samples."""
         built = self._build()
-        if self._lost_link_s is not None:
-            return []  # kept for the host's START_STREAMING after the reconnection
-        replay, self._replay = self._replay, []
-        self.counts.packets_sent += len(replay)
-        self.counts.samples_sent += sum((len(pkt) - 8) // 12 for pkt in replay)
-        out: list[bytes] = list(replay)
         p = self._packetizer
-        if p is None:
-            return out
+        if self._lost_link_s is not None or p is None:
+            return []  # kept for the host's START_STREAMING after the reconnection
+        out, self._replay = self._replay, []
+        self.counts.samples_sent += len(out) * p.samples_per_packet  # all full packets
         for pkt in built:
             if self._lose > 0:
                 self._lose -= 1
@@ -282,5 +278,5 @@ class EmulatedFirmware:
                 self._malformed -= 1
                 self.counts.malformed += 1
                 out.append(bytes([0xFF, 0x00, 0x13]))  # too short for a header
-        self.counts.packets_sent += len(out) - len(replay)
+        self.counts.packets_sent += len(out)
         return out

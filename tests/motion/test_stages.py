@@ -19,6 +19,7 @@ from hipsense.exercises import load_library
 from hipsense.motion import (
     AngleBlock,
     AngleTracker,
+    Flag,
     HoldEvent,
     OrientationEstimator,
     OrientationSettings,
@@ -597,13 +598,13 @@ def _ramp_rep(
 
 
 def _segment_whole_and_chunked(
-    t: np.ndarray, primary: np.ndarray, exercise: str, seed: int
+    t: np.ndarray, primary: np.ndarray, exercise: str | None, seed: int
 ) -> list[object]:
     """Events of a planned angle (still: slower than 1 deg/s) fed whole; checks that
-    blocks split at random (`seed`) give the same events."""
+    blocks split at random (`seed`) give the same events. `None` is `auto`."""
     rate = 1.0 / float(t[1] - t[0])
     still = np.abs(np.gradient(primary, t)) < 1.0
-    tg = Targets.from_exercise(LIB[exercise])
+    tg = Targets.automatic() if exercise is None else Targets.from_exercise(LIB[exercise])
     block = _angle_block(t, primary, still)
     seg = Segmenter(rate, tg)
     events: list[object] = [*seg.update(block), *seg.finish()]
@@ -665,6 +666,29 @@ def test_segmenter_drops_a_rise_from_a_fidgeting_dip_that_settles_at_neutral() -
         assert h.angle_deg == pytest.approx(4.0, abs=0.5)
 
 
+def test_a_fidget_that_creeps_at_its_top_is_no_hold_but_a_hold_cut_short_is() -> None:
+    # Isometric holds of 4 deg (10 s). Shifting on the mat moves the leg 5 deg up,
+    # creeping on by 1.5 deg for 1.5 s, and back: measured with its creep, its top
+    # lasts 1.5 s, less than a fifth of the hold. Then a hold given up after 3.5 s
+    # (a third of it) and two full ones: three holds, the first one cut short.
+    rate = 50.0
+    t = np.arange(0, 75.0, 1 / rate)
+    fidget = (
+        _ramp_rep(t, 5.0, 5.0, 1.0, 1e3)
+        + 1.5 * np.clip((t - 6.0) / 1.5, 0.0, 1.0)
+        + _ramp_rep(t, 7.5, -6.5, 1.0, 1e3)
+    )
+    holds = _ramp_rep(t, 15.0, 4.0, 2.0, 3.5) + sum(
+        _ramp_rep(t, 30.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(2)
+    )
+    primary = np.asarray(fidget + holds)
+    events = _segment_whole_and_chunked(t, primary, "deep-hip-lateral-rotator-level-1", 37)
+    got = [e for e in events if isinstance(e, HoldEvent)]
+    assert [h.enter_s for h in got] == [pytest.approx(s, abs=0.5) for s in (15.0, 30.0, 47.5)]
+    assert [h.hold_s for h in got] == [pytest.approx(h, abs=1.0) for h in (3.5, 10.0, 10.0)]
+    assert [Flag.HOLD_SHORT in h.flags for h in got] == [True, False, False]
+
+
 def test_segmenter_drops_a_candidate_that_settles_well_short_of_its_top() -> None:
     # Settling in for isometric holds of 4 deg (10 s): a dip to -4 deg, up to +5 and
     # back to -0.5, where the leg then rests for 12 s (past half way back from +5, not
@@ -686,6 +710,35 @@ def test_segmenter_drops_a_candidate_that_settles_well_short_of_its_top() -> Non
     assert [h.enter_s for h in got] == [pytest.approx(18.0 + 17.5 * k, abs=0.5) for k in range(4)]
     for h in got:
         assert h.angle_deg == pytest.approx(4.0, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("exercise", "rom_deg"), [("side-lying-hip-abduction", 30.0), (None, 10.0)]
+)
+def test_a_hold_that_sags_by_a_quarter_of_its_range_is_held_to_the_end(
+    exercise: str | None, rom_deg: float
+) -> None:
+    # Straight-leg raises held 4.5 s, the leg sinking steadily by a quarter of its range
+    # while held (as real raises do), then lowered in 1.2 s. The sag sinks below the
+    # top 20 % of the range 0.9 s before the leg is lowered: judged against a flat
+    # top, the hold would end there and the lowering would take the rest.
+    rate = 50.0
+    t = np.arange(0, 60.0, 1 / rate)
+    primary = np.zeros_like(t)
+    starts = [3.0 + 11.0 * k for k in range(5)]
+    for c in starts:
+        up = _ramp_rep(t, c, rom_deg, 1.2, 1e3)
+        sag = -0.25 * rom_deg * np.clip((t - c - 1.2) / 4.5, 0.0, 1.0)
+        down = _ramp_rep(t, c + 5.7, -0.75 * rom_deg, 1.2, 1e3)
+        primary += up + sag + down
+    events = _segment_whole_and_chunked(t, primary, exercise, 31)
+    got = [e for e in events if isinstance(e, RepEvent)]
+    assert [r.start_s for r in got] == [pytest.approx(c, abs=0.3) for c in starts]
+    for r in got:
+        assert r.hold_s == pytest.approx(4.5, abs=0.3)
+        assert r.concentric_s == pytest.approx(1.2, abs=0.3)
+        assert r.eccentric_s == pytest.approx(1.2, abs=0.3)
+        assert Flag.HOLD_SHORT not in r.flags
 
 
 def test_segmenter_follows_a_rest_level_that_drifts_rep_by_rep_past_the_onset_limit() -> None:

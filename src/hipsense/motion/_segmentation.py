@@ -89,10 +89,12 @@ class SegmenterSettings:
     """The rest level a rep starts from is the lowest angle of this trailing window:
     it follows a slow drift or a shifted rest pose instead of remembering the lowest
     angle ever seen (one dip while getting settled would hide every later rep)."""
-    hold_min_ratio: float = 0.1
+    hold_min_ratio: float = 0.2
     """A hold exercise's movement with less than this share of the prescribed hold at
     its top is the limb passing through the position (fidgeting, settling in), not a
-    hold cut short."""
+    hold cut short. Holds are measured with their drift, so a fidget that creeps on
+    for a second or two at its top measures as long: a tenth of a 10 s hold is too
+    little to tell them apart."""
     hold_band_deg: float = 2.0
     hold_band_ratio: float = 0.15
     settled_low_s: float = 2.0
@@ -582,8 +584,9 @@ class Segmenter:
             high = min(high, th[ip] - min(1.0, 0.5 * exc))
         seg = slice(iv_out, iv_ret + 1)
         # A real hold is rarely flat: the limb sags (or creeps on) slowly. Arrival and
-        # departure are judged against the hold's own drift, so a steady sag is part of
-        # the hold and not the start of the way back.
+        # departure are judged against the hold's own drift, both its speed and its
+        # level, so a steady sag is part of the hold and not the start of the way back
+        # (a leg held up 5 s may sink by a quarter of its range).
         drift = 0.0
         calm = np.flatnonzero(
             np.abs(v[seg]) < self.settings.plateau_velocity_ratio * min(v_out, v_ret)
@@ -593,9 +596,10 @@ class Segmenter:
         may_hold = self.targets.check_hold or self.targets.auto
         if may_hold and calm.size and calm[-1] - calm[0] >= round(0.5 * self.rate_hz):
             drift = _median(v[iv_out + int(calm[0]) : iv_out + int(calm[-1]) + 1])
-        arrive = np.flatnonzero((v[seg] - drift < f * v_out) & (th[seg] >= high))
+        at_top = th[seg] - drift * (t[seg] - t[ip]) >= high
+        arrive = np.flatnonzero((v[seg] - drift < f * v_out) & at_top)
         arrival = iv_out + int(arrive[0]) if arrive.size else ip
-        leave = np.flatnonzero((v[seg] - drift > -f * v_ret) & (th[seg] >= high))
+        leave = np.flatnonzero((v[seg] - drift > -f * v_ret) & at_top)
         departure = iv_out + int(leave[-1]) if leave.size else ip
         departure = max(departure, arrival)
         low_back = float(th[ip : iv_ret + reach_back].min())

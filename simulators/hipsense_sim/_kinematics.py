@@ -76,18 +76,24 @@ def body_quat(position: BodyPosition, side: Side, *, working_side_down: bool = F
     raise ValueError(f"body position: unknown {position!r}")  # pragma: no cover
 
 
-def thigh_in_body_quat(hip_flexion_deg: float) -> F64Array:
-    """Thigh-to-body rotation at a hip flexion, no abduction or rotation."""
+def thigh_in_body_quat(
+    hip_flexion_deg: float, hip_rotation_deg: float = 0.0, side: Side = "right"
+) -> F64Array:
+    """Thigh-to-body rotation at a hip flexion and external rotation, no abduction."""
     # Standing, the thigh's x (distal) is body -z, y is body y, z is body x; flexion turns
     # it about body x.
     standing = _from_columns(-_Z, _Y, _X)
-    return quat_mul(_q(_X, hip_flexion_deg), standing)
+    # External rotation turns the thigh's front (y) outwards, about the femur (x): towards
+    # thigh z, which is lateral on the right leg and medial on the left.
+    outwards = hip_rotation_deg if side == "right" else -hip_rotation_deg
+    return quat_mul(quat_mul(_q(_X, hip_flexion_deg), standing), _q(_X, outwards))
 
 
 def neutral_thigh_quat(exercise: Exercise, side: Side) -> F64Array:
     """Thigh-to-world rotation of the exercise's start position."""
     body = body_quat(exercise.body_position, side, working_side_down=exercise.lying_on_working_side)
-    return quat_mul(body, thigh_in_body_quat(exercise.hip_flexion_deg))
+    thigh = thigh_in_body_quat(exercise.hip_flexion_deg, exercise.hip_rotation_deg, side)
+    return quat_mul(body, thigh)
 
 
 def mounting_quat(side: Side, misalignment_deg: float, rng: np.random.Generator) -> F64Array:

@@ -742,8 +742,8 @@ def test_a_hold_that_sags_by_a_quarter_of_its_range_is_held_to_the_end(
 
 
 def test_segmenter_follows_a_rest_level_that_drifts_rep_by_rep_past_the_onset_limit() -> None:
-    # Prone hip rotations of 12 deg every 5 s while the rest level drifts down at
-    # 0.2 deg/s (heading drift about a vertical movement axis): after 60 s the reps
+    # Reps of 12 deg every 5 s while the rest level drifts down at 0.2 deg/s (heading
+    # drift about a near-vertical movement axis, rotation lost in gaps): after 60 s the reps
     # start more than 12 deg from neutral, where movements are not taken for reps
     # unless they start where the last rep started. All 20 count; a movement from
     # that far off after a pause longer than a set gap does not.

@@ -16,6 +16,8 @@ from hipsense_sim import (
     NonExerciseSpec,
     ScenarioSpec,
     SetSpec,
+    axis_angle_quat,
+    neutral_thigh_quat,
     quat_conj,
     quat_mul,
     rotate,
@@ -104,6 +106,28 @@ def test_gravity_direction_follows_the_orientation() -> None:
         i = int(np.argmin(np.abs(t - rep["top_s"])))
         g_sensor = rotate(quat_conj(m.q_ws[k]), np.array([0.0, 0.0, G]))
         np.testing.assert_allclose(r.recording.acc_m_s2[i], g_sensor, atol=0.15)
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize(
+    "exercise",
+    [
+        "clamshell",  # "lift the top knee up"
+        "prone-hip-external-rotation",  # "gently lift your right knee off the floor"
+        "side-lying-hip-abduction",  # "raise the straight upper leg"
+    ],
+)
+def test_lifts_raise_the_knee_from_the_start_pose(exercise: str, side: str) -> None:
+    # The start pose and the movement axis together say where the knee goes: for these
+    # exercises the instructions lift it against gravity. 10 deg of the working rotation
+    # must raise the knee (1 femur length from the hip) by at least half its arc.
+    ex = LIB[exercise]
+    q0 = neutral_thigh_quat(ex, side)  # type: ignore[arg-type]
+    axis = np.array(ex.axis_for(side))  # type: ignore[arg-type]
+    q1 = quat_mul(q0, axis_angle_quat(axis, np.array(np.deg2rad(10.0))))
+    knee = np.array([1.0, 0.0, 0.0])
+    rise = rotate(q1, knee)[2] - rotate(q0, knee)[2]
+    assert rise > 0.5 * np.sin(np.deg2rad(10.0))
 
 
 def test_truth_matches_the_motion() -> None:

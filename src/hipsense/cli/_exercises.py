@@ -59,7 +59,8 @@ def _describe(ex: Exercise) -> str:
         + (f", level {ex.level}" if ex.level else "")
         + ")",
         f"start pose:    hip flexion {ex.hip_flexion_deg:g} deg, knee flexion "
-        f"{ex.knee_flexion_deg:g} deg",
+        f"{ex.knee_flexion_deg:g} deg"
+        + (f", hip rotation {ex.hip_rotation_deg:g} deg" if ex.hip_rotation_deg else ""),
         f"range:         typical {ex.rom.typical_deg:g} deg, target "
         f"{ex.rom.target_min_deg:g}-{ex.rom.target_max_deg:g} deg",
         f"dosage:        {ex.dosage.describe(ex.kind)}",

@@ -222,6 +222,10 @@ class Exercise(_Strict):
     hip_flexion_deg: Annotated[float, Field(ge=-30, le=130)]
     """Hip flexion of the start position: 0 lying straight or standing, 90 seated."""
     knee_flexion_deg: Annotated[float, Field(ge=0, le=150)]
+    hip_rotation_deg: Annotated[float, Field(ge=-90, le=90)] = 0.0
+    """Hip external rotation of the start position (negative: internal), about the
+    femur: lying prone with the bent leg's ankle resting on the other calf is about 80,
+    the thigh's front then facing out to the side instead of down."""
     axis_thigh: tuple[float, float, float]
     """Rotation axis of the movement in the thigh frame, for the right leg, pointing so
     that a positive rotation is the working direction; mirrored for the left leg."""

@@ -247,6 +247,22 @@ def test_a_small_partial_rep_is_measured_through_tremor(offset: int) -> None:
         assert sorted(str(f) for f in got.flags) == want["faults"]
 
 
+def test_a_rep_whose_top_was_lost_is_not_judged_on_the_rest_of_its_way_back() -> None:
+    # Prone hip rotations over a bad link, draw +4000: 1.1 s lost at 41.0-42.2 s hides
+    # the top of a rep at the prescribed tempo and the start of its way back. What is
+    # left of the way back lasts 0.55 s; judged alone, it was flagged too fast. A gap
+    # anywhere after half way out leaves the way back unknown: data_gap says so.
+    spec = load_scenario(suite_dir() / "prone-hip-external-rotation-bad-link.toml")
+    spec = spec.model_copy(update={"seed": spec.seed + 4000})
+    sim = simulate(spec)
+    res = analyze(sim.recording, LIB[spec.exercise])
+    gaps = [g for g in sim.truth["gaps"] if 40.5 < g["start_s"] < 41.5]
+    assert gaps and gaps[0]["end_s"] - gaps[0]["start_s"] > 1.0
+    got = min(res.reps, key=lambda r: abs(r.start_s - 40.4))
+    assert got.start_s < gaps[0]["start_s"] < got.end_s
+    assert [str(f) for f in got.flags] == ["data_gap"]
+
+
 def test_reps_straight_one_into_the_next_are_measured_from_the_start_not_the_tops() -> None:
     # Rests at the start position only before the first rep; then straight leg raises
     # held 4 s at the top, each lowered straight into the next, so the only still poses

@@ -701,9 +701,11 @@ class Segmenter:
         conc_limit *= tg.too_fast_ratio
         ecc_limit *= tg.too_fast_ratio
         # A phase with lost samples in it is not known to be fast: the angle jumps across
-        # the gap (data_gap says so instead).
-        out_seen = not w[onset : arrival + 2, _GAP].any()
-        ret_seen = not w[departure : end + 2, _GAP].any()
+        # the gap (data_gap says so instead). Nor is one next to a gap at the top: the
+        # samples lost there may hold the end of the way out or the start of the way back
+        # (smoothing moves the jump across a gap before it, as in the hold below).
+        out_seen = not w[onset : departure + 2, _GAP].any()
+        ret_seen = not w[(onset + arrival) // 2 : end + 2, _GAP].any()
         conc_seen, ecc_seen = (
             (out_seen, ret_seen) if tg.outward_phase == "concentric" else (ret_seen, out_seen)
         )

@@ -616,6 +616,12 @@ def _segment_whole_and_chunked(
     return events
 
 
+def _isometric_holds(t: np.ndarray, primary: np.ndarray, seed: int) -> list[HoldEvent]:
+    """The holds of 4 deg isometric holds (10 s) in a planned angle, whole == chunked."""
+    events = _segment_whole_and_chunked(t, primary, "deep-hip-lateral-rotator-level-1", seed)
+    return [e for e in events if isinstance(e, HoldEvent)]
+
+
 def test_segmenter_finds_the_rest_level_again_after_a_dip() -> None:
     # Turning over dips the angle 25 deg below neutral; then 5 clamshells from neutral.
     # A baseline that remembered the dip would wait for a return that never comes.
@@ -658,8 +664,7 @@ def test_segmenter_drops_a_rise_from_a_fidgeting_dip_that_settles_at_neutral() -
     settle += _ramp_rep(t, 15.0, 6.0, 1.0, 0.0)
     holds = sum(_ramp_rep(t, 25.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(5))
     primary = np.asarray(settle + holds)
-    events = _segment_whole_and_chunked(t, primary, "deep-hip-lateral-rotator-level-1", 17)
-    got = [e for e in events if isinstance(e, HoldEvent)]
+    got = _isometric_holds(t, primary, 17)
     assert [h.enter_s for h in got] == [pytest.approx(25.0 + 17.5 * k, abs=0.5) for k in range(5)]
     for h in got:
         assert h.hold_s == pytest.approx(10.0, abs=1.0)
@@ -682,8 +687,7 @@ def test_a_fidget_that_creeps_at_its_top_is_no_hold_but_a_hold_cut_short_is() ->
         _ramp_rep(t, 30.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(2)
     )
     primary = np.asarray(fidget + holds)
-    events = _segment_whole_and_chunked(t, primary, "deep-hip-lateral-rotator-level-1", 37)
-    got = [e for e in events if isinstance(e, HoldEvent)]
+    got = _isometric_holds(t, primary, 37)
     assert [h.enter_s for h in got] == [pytest.approx(s, abs=0.5) for s in (15.0, 30.0, 47.5)]
     assert [h.hold_s for h in got] == [pytest.approx(h, abs=1.0) for h in (3.5, 10.0, 10.0)]
     assert [Flag.HOLD_SHORT in h.flags for h in got] == [True, False, False]
@@ -705,8 +709,7 @@ def test_segmenter_drops_a_candidate_that_settles_well_short_of_its_top() -> Non
     )
     holds = sum(_ramp_rep(t, 18.0 + 17.5 * k, 4.0, 2.0, 10.0) for k in range(4))
     primary = np.asarray(settle + holds)
-    events = _segment_whole_and_chunked(t, primary, "deep-hip-lateral-rotator-level-1", 29)
-    got = [e for e in events if isinstance(e, HoldEvent)]
+    got = _isometric_holds(t, primary, 29)
     assert [h.enter_s for h in got] == [pytest.approx(18.0 + 17.5 * k, abs=0.5) for k in range(4)]
     for h in got:
         assert h.angle_deg == pytest.approx(4.0, abs=0.5)

@@ -702,10 +702,12 @@ class Segmenter:
         ecc_limit *= tg.too_fast_ratio
         # A phase with lost samples in it is not known to be fast: the angle jumps across
         # the gap (data_gap says so instead). Nor is one next to a gap at the top: the
-        # samples lost there may hold the end of the way out or the start of the way back
-        # (smoothing moves the jump across a gap before it, as in the hold below).
+        # samples lost there may hold the end of the way out or the start of the way back.
+        # Lost samples from half way out count for the top and the way back: smoothing
+        # across a gap moves the angle's jump before it, which looks like leaving the top.
         out_seen = not w[onset : departure + 2, _GAP].any()
-        ret_seen = not w[(onset + arrival) // 2 : end + 2, _GAP].any()
+        top_seen = not w[(onset + arrival) // 2 : end + 2, _GAP].any()
+        ret_seen = top_seen
         conc_seen, ecc_seen = (
             (out_seen, ret_seen) if tg.outward_phase == "concentric" else (ret_seen, out_seen)
         )
@@ -731,10 +733,7 @@ class Segmenter:
         if off > tg.off_plane_deg or (off > 3.0 and off > 0.35 * rom):
             flags.append(Flag.OFF_PLANE)
         # A hold cut by lost samples is not known to be short: data_gap says so instead.
-        # Lost samples anywhere after the arrival count: smoothing across a gap moves the
-        # angle's jump before it, which looks like leaving the top.
-        hold_seen = not w[(onset + arrival) // 2 : end + 2, _GAP].any()
-        if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s and hold_seen:
+        if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s and top_seen:
             flags.append(Flag.HOLD_SHORT)
         if tg.check_eccentric:
             if tg.eccentric_fast_s is not None:

@@ -20,6 +20,10 @@ __all__ = [
 
 F64Array = NDArray[np.float64]
 
+# Up to this many rows `lmul_apply` builds all 16 products at once (fewer calls); for
+# more, four passes over the rows touch less memory.
+_FEW_ROWS = 32
+
 
 def axis_angle_quat(axis: NDArray[np.float64], angle_rad: F64Array) -> F64Array:
     """Quaternions (n, 4) of rotations by `angle_rad` (n,) about one unit `axis` (3,)."""
@@ -74,6 +78,13 @@ def lmul_matrix(p: F64Array) -> F64Array:
 def lmul_apply(m: F64Array, q: F64Array) -> F64Array:
     """The product p * q for each row of q (n, 4), with m = `lmul_matrix(p)`."""
     q = np.asarray(q, dtype=np.float64)
+    # Both ways add the four products of each element in order, c = 0 to 3, whatever the
+    # number of rows: the same bits (a matmul may group them differently by block size,
+    # which streaming output must not see).
+    if q.shape[0] <= _FEW_ROWS:
+        # Two array operations instead of seven: for a short block the calls cost more
+        # than the arithmetic. Summed over an outer axis, numpy adds term by term.
+        return np.asarray((q[:, :, None] * m.T).sum(axis=1), dtype=np.float64)
     out = q[:, 0:1] * m[:, 0]
     out += q[:, 1:2] * m[:, 1]
     out += q[:, 2:3] * m[:, 2]

@@ -31,7 +31,10 @@ from hipsense.motion import (
 from hipsense.motion._filters import (
     Biquad,
     Lowpass,
+    any_true,
     butter2_lowpass,
+    first_true,
+    largest,
     run_lengths,
     trailing_min,
     trailing_min_from,
@@ -923,6 +926,23 @@ def test_smoothness_of_a_minimum_jerk_movement_is_its_known_value() -> None:
     assert _ldlj(t, th + tremor) < _ldlj(t, th) - 1.0
 
 
+def test_short_block_reductions_equal_numpy() -> None:
+    rng = np.random.default_rng(11)
+    for n in range(1, 40):
+        x = rng.normal(size=n)
+        assert largest(x) == float(x.max())
+        ints = rng.integers(-5, 5, size=n)
+        assert largest(ints) == float(ints.max())
+        for p in (0.0, 0.1, 0.5, 1.0):
+            mask = rng.random(n) < p
+            assert any_true(mask) == bool(mask.any())
+            hits = np.flatnonzero(mask)
+            assert first_true(mask) == (int(hits[0]) if hits.size else -1)
+    x = np.array([1.0, np.nan, 3.0])
+    assert math.isnan(largest(x))  # as x.max(): NaN wins
+    assert first_true(np.zeros(0, bool)) == -1
+
+
 def test_median_helper_equals_numpy() -> None:
     from hipsense.motion._segmentation import _median
 
@@ -966,7 +986,8 @@ def test_fast_quaternion_helpers_agree_with_the_general_ones() -> None:
     rv = swing_axes * swing_rad[:, None]
     np.testing.assert_allclose(xy, np.stack([rv @ perp, rv @ e2], axis=1), atol=1e-9)
     np.testing.assert_allclose(twist_swing_plane(-q, plane_frame(basis))[2], xy, atol=1e-12)
-    parts = [twist_swing_plane(q[a:b], plane_frame(basis)) for a, b in ((0, 7), (7, 500))]
+    # Blocks of 1 to 97 rows: short blocks take `lmul_apply`'s path for few rows.
+    parts = [twist_swing_plane(q[a:b], plane_frame(basis)) for a, b in _splits(500, 4)]
     for k in range(3):
         np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), (tw, sw, xy)[k])
     # Measured from a reference pose in the same map: as from p * q in two steps.

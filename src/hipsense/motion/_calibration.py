@@ -31,7 +31,7 @@ from hipsense._quat import (
     twist_swing_plane,
 )
 
-from ._filters import Lowpass, run_lengths
+from ._filters import Lowpass, any_true, first_true, largest, run_lengths
 
 __all__ = ["AngleBlock", "AngleTracker", "Calibration", "CalibrationSettings"]
 
@@ -567,7 +567,7 @@ class AngleTracker:
         # The last sample before each one whose gyro bias was not known.
         last_unknown: NDArray[np.int64] | int = self._last_unknown
         sigma = bias_sigma_rad_s
-        if sigma is not None and float(np.maximum.reduce(sigma)) > self._sigma_max:
+        if sigma is not None and largest(sigma) > self._sigma_max:
             last_unknown = np.maximum.accumulate(
                 np.where(sigma > self._sigma_max, first + np.arange(n), -1)
             )
@@ -645,11 +645,11 @@ class AngleTracker:
             block = self._angles(t_s[i:], quat[i:], gyr_rad_s[i:], still[i:])
             # A still pose well off the plane is a new start position (side switch).
             prim, off_plane = block.primary_deg, block.off_plane_deg
-            if int(np.maximum.reduce(runs[i:])) < min(self._still_n, self._settled_n):
+            if largest(runs[i:]) < min(self._still_n, self._settled_n):
                 # Moving (the common case): nothing can be a new start position yet.
-                if float(np.maximum.reduce(off_plane)) > s.reposition_deg:
+                if largest(off_plane) > s.reposition_deg:
                     wild = (off_plane > s.reposition_deg) & (off_plane > np.abs(prim))
-                    if wild.any():
+                    if any_true(wild):
                         self._last_unexplained = first + i + int(np.flatnonzero(wild)[-1])
                 out.append(block)
                 break
@@ -672,8 +672,8 @@ class AngleTracker:
             retake = self._retake(i, n, first, runs, last_unknown)
             if retake is not None:
                 moved |= retake
-            if moved.any():
-                k = int(np.flatnonzero(moved)[0])
+            k = first_true(moved)
+            if k >= 0:
                 self._last_spell = int(spells[k + 1])
                 out.append(block.slice(0, k))
                 j = i + k

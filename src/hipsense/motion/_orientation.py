@@ -10,7 +10,7 @@ from vqf import VQF
 
 from hipsense._quat import interval_rates
 
-from ._filters import run_lengths
+from ._filters import any_true, largest, run_lengths
 
 __all__ = ["OrientationBlock", "OrientationEstimator", "OrientationSettings"]
 
@@ -141,7 +141,7 @@ class OrientationEstimator:
         self._last_t = float(t[-1])
         longest = float(t[0]) - first
         if n > 1:
-            longest = max(longest, float(np.maximum.reduce(t[1:] - t[:-1])))
+            longest = max(longest, largest(t[1:] - t[:-1]))
         if longest * self.rate_hz < 1.5:
             # No interval is long enough to hold a lost sample (the usual case, told
             # without per-sample rounding).
@@ -244,7 +244,7 @@ class OrientationEstimator:
             return quat, bias, sigma
         resting = np.asarray(out["restDetected"], dtype=bool)
         m = self._known_rest_n // 2
-        if not resting.any():
+        if not any_true(resting):
             # Moving (the usual case): any later rest starts after this block, so the
             # estimates so far are of no use to it.
             self._rest_run = 0

@@ -19,7 +19,16 @@ from numpy.typing import NDArray
 
 from ._calibration import AngleBlock
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
-from ._filters import Biquad, Lowpass, butter2_lowpass, run_lengths, trailing_min_from, true_runs
+from ._filters import (
+    Biquad,
+    Lowpass,
+    butter2_lowpass,
+    first_true,
+    largest,
+    run_lengths,
+    trailing_min_from,
+    true_runs,
+)
 from ._targets import Targets
 
 __all__ = ["Segmenter", "SegmenterSettings"]
@@ -140,6 +149,9 @@ class _Buffer:
     def rows(self, start: int, stop: int) -> F64Array:
         return self.data[self.start + start - self.base : self.start + stop - self.base]
 
+    def at(self, c: int, index: int) -> float:
+        return float(self.data[self.start + index - self.base, c])
+
     def col(self, c: int, start: int, stop: int | None = None) -> F64Array:
         return self.rows(start, self.end if stop is None else stop)[:, c]
 
@@ -166,6 +178,7 @@ class Segmenter:
         self._rest_n = max(1, round(self.settings.rest_min_s * self.rate_hz))
         self._still_limit = round(targets.settled_s(self.settings.still_candidate_s) * self.rate_hz)
         self._settled_low_n = round(max(targets.hold_s, self.settings.settled_low_s) * self.rate_hz)
+        self._pre_n = round(self.settings.pre_s * self.rate_hz)
         self.reset()
 
     @property
@@ -218,7 +231,7 @@ class Segmenter:
         rows = self._buf.extend(n)
         longest = float(block.t_s[0]) - first
         if n > 1:
-            longest = max(longest, float(np.maximum.reduce(block.t_s[1:] - block.t_s[:-1])))
+            longest = max(longest, largest(block.t_s[1:] - block.t_s[:-1]))
         if longest <= 1.5 * period:
             rows[:, _GAP] = 0.0  # the usual case, without a per-sample comparison
         else:
@@ -285,10 +298,16 @@ class Segmenter:
         """
         still = self._buf.col(_STILL, i, stop) > 0.5
         runs = run_lengths(still, self._rest_run)
-        resting = runs >= self._rest_n
-        last = np.maximum.accumulate(np.where(resting, np.arange(lp.shape[0]), -1))
-        self._rest_levels = np.where(last >= 0, lp[np.maximum(last, 0)], self._rest_level)
         self._rest_runs = runs
+        resting = runs >= self._rest_n
+        # At rest throughout, or moving throughout, are the usual cases.
+        if resting[resting.argmin()]:
+            self._rest_levels = lp
+        elif not resting[resting.argmax()]:
+            self._rest_levels = np.full(lp.shape[0], self._rest_level)
+        else:
+            last = np.maximum.accumulate(np.where(resting, np.arange(lp.shape[0]), -1))
+            self._rest_levels = np.where(last >= 0, lp[np.maximum(last, 0)], self._rest_level)
 
     def _chained(self, start_deg: F64Array, t_s: F64Array) -> NDArray[np.bool_]:
         """Whether a rep starting at `start_deg` at `t_s` starts where the last one did.
@@ -324,11 +343,12 @@ class Segmenter:
         return trailing_min_from(self._buf.col(_LP, a, stop), w, i - a)
 
     def _trim(self) -> None:
-        pre = max(round(self.settings.pre_s * self.rate_hz), self._window)
+        pre = max(self._pre_n, self._window)
         keep = self._buf.end - pre - 1
         if self._state != "idle":
             keep = min(keep, self._cand - pre)
-        self._buf.drop_before(max(keep, 0))
+        if keep > self._buf.base:
+            self._buf.drop_before(keep)
         self._floor = max(self._floor, self._buf.base)
 
     def _scan(self, i: int) -> list[Event]:
@@ -365,13 +385,12 @@ class Segmenter:
                 if chain is not None and abs(chain[0]) > onset_max - s.onset_chain_deg:
                     # (Nearer neutral than that, a chained start is near anyway.)
                     near |= self._chained(low, buf.col(_T, i, stop))
-                hit = np.flatnonzero(((lp - low > start_thr) & near) | (ref != self._ref))
-                if hit.size == 0:
+                k = first_true(((lp - low > start_thr) & near) | (ref != self._ref))
+                if k < 0:
                     self._baseline = float(low[-1])
                     self._leave_idle(lp.shape[0])
                     i = stop
                     continue
-                k = int(hit[0])
                 self._leave_idle(k)
                 if ref[k] != self._ref:
                     i += k
@@ -387,7 +406,7 @@ class Segmenter:
                 i += k + 1
             elif self._state == "active":
                 b = self._baseline
-                peak = np.maximum.accumulate(np.concatenate([[self._peak], lp]))[1:]
+                peak = np.maximum(np.maximum.accumulate(lp), self._peak)
                 exc = peak - b
                 back = (exc >= t.detect_deg) & (lp - b < s.return_ratio * exc)
                 fizzle = (exc < t.detect_deg) & (lp - b < 0.5 * start_thr)
@@ -396,7 +415,7 @@ class Segmenter:
                 runs = run_lengths(calm, self._still_run)
                 low_runs = run_lengths(calm & (lp - b < 0.5 * exc), self._low_run)
                 stale = (
-                    (tt - buf.col(_T, self._cand, self._cand + 1)[0] > s.max_candidate_s)
+                    (tt - buf.at(_T, self._cand) > s.max_candidate_s)
                     | (runs > self._still_limit)
                     | (ref != self._ref)
                 )
@@ -417,14 +436,13 @@ class Segmenter:
                     # settled, a dip or two before the start position was back.
                     settled_anew |= (runs >= self._rest_n) & (np.abs(lp) <= below)
                 stale |= settled_anew
-                hits = np.flatnonzero(back | fizzle | stale)
-                if hits.size == 0:
+                k = first_true(back | fizzle | stale)
+                if k < 0:
                     self._peak = float(peak[-1])
                     self._still_run = int(runs[-1])
                     self._low_run = int(low_runs[-1])
                     i = stop
                     continue
-                k = int(hits[0])
                 if back[k] and not stale[k]:
                     self._peak = float(peak[k])
                     self._ret = i + k
@@ -439,14 +457,18 @@ class Segmenter:
                         self._floor = max(self._floor, i + k)
                     i += k if stale[k] else k + 1
             else:
-                low = np.minimum.accumulate(np.concatenate([[self._low], lp]))[1:]
+                low = np.minimum(np.minimum.accumulate(lp), self._low)
                 # Where the lowest point so far is: a new rep may rise from it.
-                newer = lp < np.concatenate([[self._low], low[:-1]])
-                low_i = np.maximum.accumulate(
-                    np.concatenate([[self._low_i], np.where(newer, i + np.arange(lp.shape[0]), -1)])
-                )[1:]
+                before = np.empty_like(low)
+                before[0] = self._low
+                before[1:] = low[:-1]
+                newer = lp < before
+                low_i = np.maximum(
+                    np.maximum.accumulate(np.where(newer, i + np.arange(lp.shape[0]), -1)),
+                    self._low_i,
+                )
                 tt = buf.col(_T, i, stop)
-                t_ret = float(buf.col(_T, self._ret, self._ret + 1)[0])
+                t_ret = buf.at(_T, self._ret)
                 # A slow way back (a prescribed eccentric lowering) is still under way
                 # well after it passed a third of the excursion.
                 settle = max(s.settle_s, 0.75 * t.return_s)
@@ -459,13 +481,12 @@ class Segmenter:
                     | (tt - t_ret > settle)
                     | (ref != self._ref)
                 )
-                hits = np.flatnonzero(settled | rising)
-                if hits.size == 0:
+                k = first_true(settled | rising)
+                if k < 0:
                     self._low = float(low[-1])
                     self._low_i = int(low_i[-1])
                     i = stop
                     continue
-                k = int(hits[0])
                 self._state = "idle"
                 self._baseline = float(low[k])
                 bottom = int(low_i[k])
@@ -482,8 +503,7 @@ class Segmenter:
 
     def _finalize(self, stop: int) -> list[Event]:
         buf = self._buf
-        pre = round(self.settings.pre_s * self.rate_hz)
-        start = max(self._floor, self._cand - pre, buf.base)
+        start = max(self._floor, self._cand - self._pre_n, buf.base)
         stop = min(stop + 1, buf.end)
         self._floor = stop - 1
         if stop - start < 4:
@@ -495,7 +515,7 @@ class Segmenter:
         rep = self._measure_rep(w)
         if rep is None:
             return []
-        return self._offer(rep, float(buf.col(_T, self._cand, self._cand + 1)[0]))
+        return self._offer(rep, buf.at(_T, self._cand))
 
     def _offer(self, rep: RepEvent, detected_s: float) -> list[Event]:
         """Count a rep, or hold lone doubtful ones back until a rep confirms them.
@@ -538,7 +558,7 @@ class Segmenter:
         """
         if self._last_t is None or self._state == "idle":
             return self._last_t
-        return float(self._buf.col(_T, self._cand, self._cand + 1)[0])
+        return self._buf.at(_T, self._cand)
 
     def _smooth(self, th: F64Array) -> F64Array:
         if th.shape[0] > 15:

@@ -128,6 +128,10 @@ def test_trailing_min_matches_plain_numpy_and_ndimage(w: int) -> None:
     # Only the last samples' minima, as a stream asks for them: the same values.
     for start in (0, 1, 350, 650, 680, 699):
         np.testing.assert_array_equal(trailing_min_from(x, w, start), plain[start:])
+    # And streams shorter than the window, whose windows all reach back to the first sample.
+    for stop in (w // 2 + 1, w, w + 7):
+        for start in {0, 1, stop // 2, stop - 3, stop - 1} & set(range(stop)):
+            np.testing.assert_array_equal(trailing_min_from(x[:stop], w, start), plain[start:stop])
 
 
 def test_orientation_chunked_equals_whole_and_tracks_gravity() -> None:

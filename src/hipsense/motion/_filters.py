@@ -229,6 +229,13 @@ def trailing_min_from(x: F64Array, w: int, start: int) -> F64Array:
         return np.empty(0)
     if w <= 1 or 2 * m > w:
         return np.asarray(trailing_min(x, w)[start:], dtype=np.float64)
+    if n <= w:
+        # Every window reaches back to x[0] (the streaming case soon after a rep, whose
+        # end bounds the windows): a running minimum, from the minimum before start.
+        out = np.minimum.accumulate(x[start:n])
+        if start:
+            np.minimum(out, x[:start].min(), out=out)
+        return out
     if start >= w - 1:
         # Every window lies within x (the streaming case): window j (of sample start + j)
         # is head[j:] (the m - 1 samples before the shared part), the shared part, and

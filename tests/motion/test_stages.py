@@ -894,6 +894,36 @@ def test_segmenter_counts_doubtful_reps_that_only_confirm_each_other_from_three_
     assert [s.reps for s in sets] == [3]
 
 
+@pytest.mark.parametrize(
+    ("extra_starts", "counted"),
+    [
+        ([], 0),  # the set alone
+        ([75.0], 0),  # one more rep on its own, 15 s after the set: settling, not a rep
+        ([75.0, 81.0], 2),  # two more in rhythm: the patient going on, both counted
+        ([62.0], 1),  # one more, 2 s after the last: still in rhythm, counted at once
+    ],
+)
+def test_segmenter_holds_back_a_lone_rep_after_the_set_is_done(
+    extra_starts: list[float], counted: int
+) -> None:
+    # Seated 90-90 foot lifts: 10 reps a set, range 8-30 deg, 1.5 s each way. Ten
+    # reps 5 s apart (the last ends at 59 s), then the extra reps.
+    ex = "seated-90-90-foot-lift"
+    cap = Targets.from_exercise(LIB[ex]).reps_per_set
+    assert cap == 10
+    rate = 50.0
+    t = np.arange(0, 100.0, 1 / rate)
+    starts = [5.0 + 5.0 * k for k in range(cap)] + extra_starts
+    primary = np.asarray(sum(_ramp_rep(t, c, 20.0, 1.5, 0.0) for c in starts))
+    reps = [e for e in _segment_whole_and_chunked(t, primary, ex, 41) if isinstance(e, RepEvent)]
+    assert [r.start_s for r in reps] == [pytest.approx(c, abs=0.3) for c in starts[: cap + counted]]
+    assert all(r.flags == () for r in reps)
+    # Without a prescription (`auto`) nothing marks the set as done: the extra rep counts.
+    if extra_starts == [75.0]:
+        auto = _segment_whole_and_chunked(t, primary, None, 42)
+        assert sum(isinstance(e, RepEvent) for e in auto) == cap + 1
+
+
 def test_segmenter_does_not_judge_the_tempo_of_a_phase_samples_were_lost_in() -> None:
     # Three clamshells at the prescribed tempo; the second one's way back is lost in a
     # 3 s disconnection. The angle jumps across the gap: that rep is flagged data_gap,

@@ -194,3 +194,27 @@ def test_a_program_naming_an_unknown_exercise_is_refused(tmp_path: Path) -> None
     )
     with pytest.raises(ExerciseError, match=r"exercises\.0\.exercise: .* got 'moonwalk'"):
         load_programs(tmp_path)
+
+
+def test_the_core_knows_a_set_is_done_from_the_prescription() -> None:
+    # The prescription's 6 reps a set, not the library's 20-30: a seventh rep on its
+    # own, 15 s after the sixth, is the patient settling after the set (docs/motion.md,
+    # lone reps). Without a prescription the library's dosage leaves room for it.
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="clamshell", sets=2, reps=6, side="right")],
+    )
+    spec = ScenarioSpec(
+        name="rx", exercise="clamshell", seed=5,
+        sets=[SetSpec(reps=6, rest_after_s=15.0), SetSpec(reps=1)],
+    )  # fmt: skip
+    ex = _library()["clamshell"]
+    rec = simulate(spec, ex).recording
+    counts = []
+    for tracker in (PrescriptionTracker(rx, _library()), None):
+        p = SessionPipeline(
+            session_id="s", sensor_id="x", rate_hz=100, exercise=ex, tracker=tracker
+        )
+        events = p.core.update(rec.time_s, gyr_rad_s=rec.gyr_rad_s, acc_m_s2=rec.acc_m_s2)
+        counts.append(sum(isinstance(e, RepEvent) for e in [*events, *p.core.finish()]))
+    assert counts == [6, 7]

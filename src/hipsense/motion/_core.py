@@ -1,7 +1,7 @@
 """The motion core: samples in, calibrations, reps, holds and sets out."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -62,7 +62,13 @@ class MotionCore:
         *,
         variant: str | None = None,
         settings: CoreSettings | None = None,
+        reps_per_set: int | None = None,
     ) -> None:
+        """The core for one exercise (None: `auto`) at `rate_hz`.
+
+        `reps_per_set` is a clinician's prescription of reps a set, when it is not the
+        exercise's own dosage (see `Targets.reps_per_set`).
+        """
         self.rate_hz = float(rate_hz)
         self.exercise = exercise
         self.settings = settings if settings is not None else CoreSettings()
@@ -71,6 +77,8 @@ class MotionCore:
             if exercise is not None
             else Targets.automatic()
         )
+        if reps_per_set is not None and self.targets.reps_per_set is not None:
+            self.targets = replace(self.targets, reps_per_set=reps_per_set)
         self.orientation = OrientationEstimator(self.rate_hz, self.settings.orientation)
         self.segmenter = Segmenter(self.rate_hz, self.targets, self.settings.segmentation)
         self.angles = AngleTracker(

@@ -85,11 +85,13 @@ class SegmenterSettings:
     """Slower than this times the prescribed tempo both ways is not a rep (turning over)."""
     set_gap_s: float = 25.0
     lone_rep_s: float = 10.0
-    """A doubtful rep (partial, off the plane or its hold cut short) with no other rep
-    starting or ending within this long of it is not counted: one such movement on its
-    own is more likely shifting or reaching than an exercise. It is held back until a
-    rep that is not doubtful confirms it, or `doubtful_run` doubtful ones in a row do,
-    or this long has passed without one."""
+    """A doubtful rep with no rep ending within this long before it is held back: one
+    such movement on its own is more likely shifting or reaching than an exercise. A rep
+    is doubtful if flagged partial, off the plane or with its hold cut short, or if it
+    comes after its set has all its prescribed reps (the patient settling after a set,
+    see `Targets.reps_per_set`). It counts once a rep that is not flagged is detected
+    within this long of its end, or `doubtful_run` flagged ones in a row are; if none
+    is, it is dropped."""
     doubtful_run: int = 3
     """Doubtful reps in a row, each within `lone_rep_s` of the last, that confirm each
     other: a patient doing every rep short of the prescription still does a set, but
@@ -523,8 +525,9 @@ class Segmenter:
         A rep confirms the held ones if it was detected (crossed the start threshold)
         within `lone_rep_s` of the last held one's end: detection times only grow as the
         stream is scanned, so whether one can still come is known without waiting for
-        its end. A doubtful rep joins the held ones instead, until there are
-        `doubtful_run` of them.
+        its end. A flagged doubtful rep joins the held ones instead, until there are
+        `doubtful_run` of them. A rep past its set's prescription, on its own, is held
+        back too, and any rep that is not flagged confirms it (see `Targets.reps_per_set`).
         """
         s = self.settings
         pending = self._pending
@@ -534,8 +537,13 @@ class Segmenter:
             and self._last_end_s is not None
             and rep.start_s - self._last_end_s <= s.lone_rep_s
         )
-        doubtful = not _DOUBTFUL.isdisjoint(rep.flags) and Flag.DATA_GAP not in rep.flags
-        if doubtful and not recent and len(pending) + 1 < s.doubtful_run:
+        # Samples lost around a rep may have held the reps that would confirm it.
+        gap = Flag.DATA_GAP in rep.flags
+        flagged = not _DOUBTFUL.isdisjoint(rep.flags) and not gap
+        if flagged and not recent and len(pending) + 1 < s.doubtful_run:
+            pending.append(rep)
+            return []
+        if not flagged and not gap and not recent and not pending and self._set_done(rep):
             pending.append(rep)
             return []
         out: list[Event] = []
@@ -543,6 +551,17 @@ class Segmenter:
             out += self._add(held)
         pending.clear()
         return out + self._add(rep)
+
+    def _set_done(self, rep: RepEvent) -> bool:
+        """Whether `rep` would join a set that already has all its prescribed reps."""
+        cap = self.targets.reps_per_set
+        cur = self._set
+        return (
+            cap is not None
+            and cur is not None
+            and rep.start_s - cur.end_s <= self.settings.set_gap_s
+            and len(cur.reps) >= cap
+        )
 
     def _expire_pending(self, now_s: float) -> None:
         """Drop the held-back reps if a rep detected at `now_s` is too late to confirm them."""

@@ -35,6 +35,10 @@ class Targets:
     partial_ratio: float = 0.8
     hold_short_ratio: float = 0.7
     eccentric_fast_s: float | None = None
+    reps_per_set: int | None = None
+    """Most reps a set is prescribed (the top of a range such as "20 to 30 times"); None
+    for holds and `auto`. A rep past it, on its own after the set's last rep, is held back
+    as doubtful: a patient who goes on in rhythm confirms it, one who fidgets does not."""
     auto: bool = False
 
     @classmethod
@@ -63,6 +67,7 @@ class Targets:
             off_plane_deg=limits.get(FormCheck.OFF_PLANE) or 12.0,
             partial_ratio=partial if partial is not None and partial <= 1 else 0.8,
             eccentric_fast_s=limits.get(FormCheck.ECCENTRIC_FAST),
+            reps_per_set=None if ex.kind is ExerciseKind.HOLD else (d.reps_max or d.reps),
         )
 
     @classmethod

@@ -85,15 +85,17 @@ class SessionPipeline:
         self.sensor_id = sensor_id
         self.patient_id = patient_id
         self.exercise_id = exercise.id if exercise is not None else "auto"
-        self.core = MotionCore(rate_hz, exercise, variant=variant)
+        self.tracker = tracker
+        """Progress against the prescription, shared by the sessions of one prescription."""
+        prescribed = None
+        if tracker is not None and exercise is not None and tracker.select(exercise.id):
+            prescribed = tracker.line.line.reps
+        # The core knows when a set is done from the prescription, not the library's dosage.
+        self.core = MotionCore(rate_hz, exercise, variant=variant, reps_per_set=prescribed)
         self.live_period_s = 1.0 / live_rate_hz
         self.started_at = started_at if started_at is not None else utc_now()
         self.tally = SessionTally()
-        self.tracker = tracker
-        """Progress against the prescription, shared by the sessions of one prescription."""
         self.progress: str | None = None
-        if tracker is not None and exercise is not None:
-            tracker.select(exercise.id)
         self._t0: float | None = None
         self.last_t_s: F64Array = np.empty(0)
         """Session times of the last block fed (for keeping its raw samples)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hipsense.exercises import ExerciseError, ExerciseLibrary, load_library
-from hipsense.motion import Flag, HoldEvent, RepEvent, SetEvent
+from hipsense.motion import Flag, HoldEvent, MotionEvent, RepEvent, SetEvent
 from hipsense.mqtt import PrescribedExercise, Prescription
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 from hipsense_sim import ScenarioSpec, SetSpec, simulate
@@ -152,24 +152,28 @@ def test_says_so_when_the_patient_does_something_else() -> None:
     assert "fire-hydrant was done but is not in the prescription" in t.notes
 
 
-def test_a_simulated_session_meets_its_prescription() -> None:
-    # Reference: the simulated patient did exactly the prescription.
-    rx = Prescription(
+def _clamshell_2x6() -> Prescription:
+    return Prescription(
         patient_id="p-1",
         exercises=[PrescribedExercise(exercise="clamshell", sets=2, reps=6, side="right")],
     )
-    spec = ScenarioSpec(
-        name="rx", exercise="clamshell", seed=5,
-        sets=[SetSpec(reps=6, rest_after_s=50.0), SetSpec(reps=6)],
-    )  # fmt: skip
-    result = simulate(spec, _library()["clamshell"])
-    p = SessionPipeline(
-        session_id="s", sensor_id="x", rate_hz=100, exercise=_library()["clamshell"]
-    )
-    t = PrescriptionTracker(rx, _library())
-    rec = result.recording
+
+
+def _simulated_clamshell_events(
+    sets: list[SetSpec], tracker: PrescriptionTracker | None = None
+) -> list[MotionEvent]:
+    """The core events of a simulated clamshell session, through a session pipeline."""
+    ex = _library()["clamshell"]
+    rec = simulate(ScenarioSpec(name="rx", exercise="clamshell", seed=5, sets=sets), ex).recording
+    p = SessionPipeline(session_id="s", sensor_id="x", rate_hz=100, exercise=ex, tracker=tracker)
     events = p.core.update(rec.time_s, gyr_rad_s=rec.gyr_rad_s, acc_m_s2=rec.acc_m_s2)
-    for ev in [*events, *p.core.finish()]:
+    return [*events, *p.core.finish()]
+
+
+def test_a_simulated_session_meets_its_prescription() -> None:
+    # Reference: the simulated patient did exactly the prescription.
+    t = PrescriptionTracker(_clamshell_2x6(), _library())
+    for ev in _simulated_clamshell_events([SetSpec(reps=6, rest_after_s=50.0), SetSpec(reps=6)]):
         t.add(ev)
     assert [s.reps for s in t.line.sets if s.reps] == [6, 6]
     assert t.adherence() == 1.0
@@ -200,21 +204,9 @@ def test_the_core_knows_a_set_is_done_from_the_prescription() -> None:
     # The prescription's 6 reps a set, not the library's 20-30: a seventh rep on its
     # own, 15 s after the sixth, is the patient settling after the set (docs/motion.md,
     # lone reps). Without a prescription the library's dosage leaves room for it.
-    rx = Prescription(
-        patient_id="p-1",
-        exercises=[PrescribedExercise(exercise="clamshell", sets=2, reps=6, side="right")],
-    )
-    spec = ScenarioSpec(
-        name="rx", exercise="clamshell", seed=5,
-        sets=[SetSpec(reps=6, rest_after_s=15.0), SetSpec(reps=1)],
-    )  # fmt: skip
-    ex = _library()["clamshell"]
-    rec = simulate(spec, ex).recording
-    counts = []
-    for tracker in (PrescriptionTracker(rx, _library()), None):
-        p = SessionPipeline(
-            session_id="s", sensor_id="x", rate_hz=100, exercise=ex, tracker=tracker
-        )
-        events = p.core.update(rec.time_s, gyr_rad_s=rec.gyr_rad_s, acc_m_s2=rec.acc_m_s2)
-        counts.append(sum(isinstance(e, RepEvent) for e in [*events, *p.core.finish()]))
+    sets = [SetSpec(reps=6, rest_after_s=15.0), SetSpec(reps=1)]
+    counts = [
+        sum(isinstance(e, RepEvent) for e in _simulated_clamshell_events(sets, tracker))
+        for tracker in (PrescriptionTracker(_clamshell_2x6(), _library()), None)
+    ]
     assert counts == [6, 7]

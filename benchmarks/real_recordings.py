@@ -13,6 +13,12 @@ Blocks are the core's own sets when it finds three, else reps 1-10, 11-20, 21-30
 The short `template_session.txt` recordings (9 executions, 3 of each type, done with
 less rest between them) are run the same way and their counts printed after.
 
+Then, as other people would do the same protocol: each `test.txt` played faster and
+slower (time scaled by 0.7 to 1.5, rates by the inverse, resampled at 25 Hz), each with
+the unit as worn and turned on the thigh by a random rotation (the same 30 executions;
+only the tempo, the rests and the strap differ). It prints the reps counted per variant;
+no target, a figure of how much the count depends on one subject's tempo.
+
 Targets (issue: motion core): 30 on every recording; first-block hold 5 +- 0.5 s;
 >= 90 % of the too-fast and low-amplitude reps told apart.
 """
@@ -22,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATASET_DIR, load_dataset_file
+from _common import DATASET_DIR, DATASET_RATE_HZ, load_dataset_file
 from hipsense.motion import Flag, RepEvent, analyze
+from hipsense.recording import Recording
 
 
 def blocks(reps: list[RepEvent]) -> list[list[RepEvent]]:
@@ -34,6 +41,39 @@ def blocks(reps: list[RepEvent]) -> list[list[RepEvent]]:
     if len(by_set) == 3:
         return [by_set[k] for k in sorted(by_set)]
     return [reps[0:10], reps[10:20], reps[20:30]]
+
+
+TEMPO_FACTORS = (0.7, 0.85, 1.0, 1.2, 1.5)
+
+
+def variant(rec: Recording, factor: float, turn: np.ndarray) -> Recording:
+    """`rec` done `factor` times as slowly, with the unit turned by the rotation `turn`."""
+    t = rec.time_s * factor
+    grid = np.arange(0.0, float(t[-1]), 1.0 / DATASET_RATE_HZ)
+
+    def resample(x: np.ndarray) -> np.ndarray:
+        return np.stack([np.interp(grid, t, x[:, i]) for i in range(3)], axis=1)
+
+    return Recording(
+        time_s=grid,
+        acc_m_s2=resample(rec.acc_m_s2 @ turn.T),
+        gyr_rad_s=resample(rec.gyr_rad_s @ turn.T / factor),
+        quat=None,
+        metadata=rec.metadata,
+    )
+
+
+def random_turn(rng: np.random.Generator) -> np.ndarray:
+    """A rotation matrix drawn uniformly (from a normalised Gaussian quaternion)."""
+    q = rng.standard_normal(4)
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def main() -> int:
@@ -64,6 +104,26 @@ def main() -> int:
         res = analyze(load_dataset_file(f), None)
         name = str(f.relative_to(args.dataset / "data"))
         print(f"{name:32} {len(res.reps):4}  ranges {[round(r.rom_deg, 1) for r in res.reps]}")
+    print()
+    print("reps counted (truth 30) with the tempo scaled; 'turned': the unit turned on the thigh")
+    print(f"{'recording':24} " + " ".join(f"{f:>5}x {'turned':>6}" for f in TEMPO_FACTORS))
+    rng = np.random.default_rng(2026)
+    errors: list[int] = []
+    for f in files:
+        rec = load_dataset_file(f)
+        cells = []
+        for factor in TEMPO_FACTORS:
+            for turn in (np.eye(3), random_turn(rng)):
+                n = len(analyze(variant(rec, factor, turn), None).reps)
+                cells.append(n)
+                errors.append(abs(n - 30))
+        name = str(f.relative_to(args.dataset / "data"))
+        print(f"{name:24} " + " ".join(f"{n:6}" for n in cells))
+    exact = sum(e == 0 for e in errors)
+    print(
+        f"{exact} of {len(errors)} variants counted exactly; "
+        f"count error {sum(errors)} reps over {30 * len(errors)}"
+    )
     return 0
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import DATASET_DIR, DATASET_RATE_HZ, load_dataset_file
+from hipsense._quat import rotate
 from hipsense.motion import Flag, RepEvent, analyze
 from hipsense.recording import Recording
 
@@ -47,7 +48,7 @@ TEMPO_FACTORS = (0.7, 0.85, 1.0, 1.2, 1.5)
 
 
 def variant(rec: Recording, factor: float, turn: np.ndarray) -> Recording:
-    """`rec` done `factor` times as slowly, with the unit turned by the rotation `turn`."""
+    """`rec` done `factor` times as slowly, with the unit turned by the quaternion `turn`."""
     t = rec.time_s * factor
     grid = np.arange(0.0, float(t[-1]), 1.0 / DATASET_RATE_HZ)
 
@@ -56,24 +57,17 @@ def variant(rec: Recording, factor: float, turn: np.ndarray) -> Recording:
 
     return Recording(
         time_s=grid,
-        acc_m_s2=resample(rec.acc_m_s2 @ turn.T),
-        gyr_rad_s=resample(rec.gyr_rad_s @ turn.T / factor),
+        acc_m_s2=resample(rotate(turn, rec.acc_m_s2)),
+        gyr_rad_s=resample(rotate(turn, rec.gyr_rad_s) / factor),
         quat=None,
         metadata=rec.metadata,
     )
 
 
 def random_turn(rng: np.random.Generator) -> np.ndarray:
-    """A rotation matrix drawn uniformly (from a normalised Gaussian quaternion)."""
+    """A rotation drawn uniformly: a normalised Gaussian quaternion."""
     q = rng.standard_normal(4)
-    w, x, y, z = q / np.linalg.norm(q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-        ]
-    )
+    return np.asarray(q / np.linalg.norm(q))
 
 
 def main() -> int:
@@ -113,7 +107,7 @@ def main() -> int:
         rec = load_dataset_file(f)
         cells = []
         for factor in TEMPO_FACTORS:
-            for turn in (np.eye(3), random_turn(rng)):
+            for turn in (np.array([1.0, 0.0, 0.0, 0.0]), random_turn(rng)):
                 n = len(analyze(variant(rec, factor, turn), None).reps)
                 cells.append(n)
                 errors.append(abs(n - 30))

@@ -48,17 +48,34 @@ TEMPO_FACTORS = (0.7, 0.85, 1.0, 1.2, 1.5)
 
 
 def variant(rec: Recording, factor: float, turn: np.ndarray) -> Recording:
-    """`rec` done `factor` times as slowly, with the unit turned by the quaternion `turn`."""
+    """`rec` done `factor` times as slowly, with the unit turned by the quaternion `turn`.
+
+    The gyro is resampled by its integral (each new sample is the mean rate over its own
+    sample interval), so every variant turns through the same angles as the recording:
+    plain interpolation at a lower rate skips short peaks of rate, and the limb would not
+    come back to where it started (a few degrees per rep at 0.7x). Factor 1 is the
+    recording itself, turned.
+    """
+    acc = rotate(turn, rec.acc_m_s2)
+    gyr = rotate(turn, rec.gyr_rad_s) / factor
+    if factor == 1.0:
+        return Recording(rec.time_s, acc, gyr, None, rec.metadata)
     t = rec.time_s * factor
     grid = np.arange(0.0, float(t[-1]), 1.0 / DATASET_RATE_HZ)
+    # Trapezoid integral of the rate, read at the edges of each new sample interval.
+    area = np.concatenate(
+        [np.zeros((1, 3)), np.cumsum(0.5 * (gyr[1:] + gyr[:-1]) * np.diff(t)[:, None], axis=0)]
+    )
+    lo = np.clip(grid - 0.5 / DATASET_RATE_HZ, t[0], t[-1])
+    hi = np.clip(grid + 0.5 / DATASET_RATE_HZ, t[0], t[-1])
 
-    def resample(x: np.ndarray) -> np.ndarray:
-        return np.stack([np.interp(grid, t, x[:, i]) for i in range(3)], axis=1)
+    def resample(x: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return np.stack([np.interp(at, t, x[:, i]) for i in range(3)], axis=1)
 
     return Recording(
         time_s=grid,
-        acc_m_s2=resample(rotate(turn, rec.acc_m_s2)),
-        gyr_rad_s=resample(rotate(turn, rec.gyr_rad_s) / factor),
+        acc_m_s2=resample(acc, grid),
+        gyr_rad_s=(resample(area, hi) - resample(area, lo)) / (hi - lo)[:, None],
         quat=None,
         metadata=rec.metadata,
     )

@@ -19,6 +19,8 @@ from hipsense.exercises import load_library
 from hipsense.motion import (
     AngleBlock,
     AngleTracker,
+    Calibration,
+    CalibrationSettings,
     Flag,
     HoldEvent,
     OrientationEstimator,
@@ -579,6 +581,96 @@ def test_small_holds_come_back_within_drift_of_neutral() -> None:
     for a, b in _splits(len(t), 6):
         parts += tracker2.update(t[a:b], q[a:b], w[a:b])[1]
     assert parts == cals
+
+
+def _track_whole_and_chunked(
+    t: np.ndarray,
+    q: np.ndarray,
+    w: np.ndarray,
+    seed: int,
+    settings: CalibrationSettings | None = None,
+) -> tuple[AngleBlock, list[Calibration]]:
+    """Angles and calibrations fed whole; checks that random blocks (`seed`) give the same."""
+    tracker = AngleTracker(50, settings, min_rotation_deg=12.0)
+    block, cals = tracker.update(t, q, w)
+    tracker2 = AngleTracker(50, settings, min_rotation_deg=12.0)
+    blocks, parts = [], []
+    for a, b in _splits(len(t), seed):
+        got, c = tracker2.update(t[a:b], q[a:b], w[a:b])
+        blocks.append(got)
+        parts += c
+    assert parts == cals
+    whole = AngleBlock.concat(blocks)
+    np.testing.assert_array_equal(whole.t_s, block.t_s)
+    np.testing.assert_array_equal(whole.primary_deg, block.primary_deg)
+    np.testing.assert_array_equal(whole.off_plane_deg, block.off_plane_deg)
+    return block, cals
+
+
+def _planned_reps(
+    t: np.ndarray, starts: list[float], rom_deg: float, move_s: float, top_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poses, rates and angle of reps about `_TILTED_AXIS` starting at `starts`."""
+    angle = np.asarray(sum(_ramp_rep(t, s0, rom_deg, move_s, top_s) for s0 in starts))
+    q = axis_angle_quat(_TILTED_AXIS, np.radians(angle))
+    w = np.radians(np.gradient(angle, t))[:, None] * _TILTED_AXIS
+    return q, w, angle
+
+
+@pytest.mark.parametrize("opening", ["at the start position", "elsewhere"])
+def test_a_first_rep_begun_before_a_still_start_is_measured_from_where_it_began(
+    opening: str,
+) -> None:
+    # Reps of 12 deg with 5 s at the top and 0.5 s rests: the subject begins the first
+    # one 0.8 s after the stream opens, so the first still spell of 1.5 s is its top,
+    # and the rests are never still that long. The stream opened where the reps go back
+    # to: that is the start position, and the samples from the opening on are measured
+    # from it (the first rep too). Opened still somewhere else (turned 12 deg about
+    # another axis, moving from there to the start of the reps): the opening says
+    # nothing, the top stays neutral, and the reps read from it, the other way up.
+    rate = 50.0
+    t = np.arange(0, 40.0, 1 / rate)
+    starts = [0.8 + 7.5 * k for k in range(5)]
+    q, w, angle = _planned_reps(t, starts, 12.0, 1.0, 5.0)
+    if opening == "elsewhere":
+        other = np.cross(_TILTED_AXIS, UP)
+        other /= np.linalg.norm(other)
+        away = np.radians(12.0) * (1.0 - np.clip((t - 0.8) / 1.0, 0.0, 1.0))
+        q = quat_mul(axis_angle_quat(other, away), q)
+        w = w + np.gradient(away, t)[:, None] * other
+    block, cals = _track_whole_and_chunked(t, q, w, seed=21)
+    assert [c.reason for c in cals] == ["still", "axis"]
+    assert 3.0 < cals[0].t_s < 5.0  # the first top
+    assert abs(float(np.dot(cals[1].axis_sensor, _TILTED_AXIS))) > 0.99
+    late = block.t_s > 10.0
+    planned = angle[np.isin(t, block.t_s)]
+    if opening == "elsewhere":
+        assert block.t_s[0] > 3.0
+        np.testing.assert_allclose(block.primary_deg[late], 12.0 - planned[late], atol=0.5)
+        return
+    np.testing.assert_allclose(cals[1].neutral_quat, q[0], atol=5e-3)  # 0.6 deg
+    assert block.t_s[0] == 0.0  # from the opening on
+    np.testing.assert_allclose(block.primary_deg, planned, atol=0.5)
+
+
+def test_reps_without_a_rest_at_the_start_position_find_the_axis_at_the_first_turn() -> None:
+    # Reps of 12 deg, each straight into the next: the limb turns round at neutral at
+    # 14 deg/s, never still there (2 s at the top, 1 s out, 1 s back). That turn is the
+    # end of the first rep: the axis is found then, not after 90 s of waiting.
+    rate = 50.0
+    t = np.arange(0, 30.0, 1 / rate)
+    angle = 12.0 * np.clip(1.5 * np.abs(np.sin(np.pi * (t - 3.0) / 4.0)), 0.0, 1.0) * (t > 3.0)
+    q = axis_angle_quat(_TILTED_AXIS, np.radians(angle))
+    w = np.radians(np.gradient(angle, t))[:, None] * _TILTED_AXIS
+    block, cals = _track_whole_and_chunked(t, q, w, seed=22)
+    assert [c.reason for c in cals] == ["still", "axis"]
+    assert 7.0 < cals[1].t_s < 7.5  # just after the turn at 7 s
+    assert abs(float(np.dot(cals[1].axis_sensor, _TILTED_AXIS))) > 0.99
+    np.testing.assert_allclose(block.primary_deg, angle[np.isin(t, block.t_s)], atol=0.5)
+    # Waiting for a still moment back at neutral, there is none until the reps end.
+    stays = CalibrationSettings(axis_back_turn_deg=math.inf)
+    _, cals_still = _track_whole_and_chunked(t, q, w, seed=22, settings=stays)
+    assert [c.reason for c in cals_still] == ["still"]
 
 
 def _angle_block(

@@ -88,6 +88,12 @@ class CalibrationSettings:
     axis_back_ratio: float = 0.35
     """The axis is taken once the limb is back within this share of its furthest
     excursion from neutral."""
+    axis_back_turn_deg: float = 3.0
+    """Or, from neutral, back within `axis_back_ratio` and out again by this much the way
+    it went before, without a still moment (a subject who goes from one rep straight into
+    the next), if the rotation seen is planar beyond doubt (`axis_sure_quality`). Passing
+    through neutral (walking) goes out the other way; fidgeting is not that planar; such
+    turns are no sign, and are not counted as refused axes either."""
     axis_back_drift_deg: float = 2.0
     """Or back within this (the heading drifts by a degree or two over a few holds when
     the gyro bias is a tenth of a degree per second off), if that is at most half the
@@ -104,6 +110,22 @@ class CalibrationSettings:
     """After motion that no exercise rep makes (off the plane by `reposition_deg` and
     further off it than along it: turning over, moving the sensor to the other thigh),
     the first still pose at least this far from neutral is a new start position."""
+    opening_still_s: float = 0.5
+    """A stream that opens still this long (less than `still_min_s`) and moves before
+    `still_min_s` opened at the start position: a subject who begins the first rep at
+    once. The first still spell is then that rep's end-range hold. Once the axis is found
+    (the limb went out and came back to that hold), if the opening pose lies, seen from
+    neutral, where the excursion went (within `opening_within_ratio` of it, at least
+    half as far), the far end of the excursion is the start position and the hold its
+    top: neutral moves there, and the samples from the opening on are measured from it."""
+    opening_lead_s: float = 10.0
+    """Only while the stream is at most this (plus `still_min_s`) old when its neutral is
+    taken: the heading drifts until the gyro bias is known, so an older opening pose says
+    little (and its samples are held back until the axis)."""
+    opening_within_ratio: float = 0.5
+    """How far (as a share of its distance from neutral along the excursion) the opening
+    pose may lie off the line of the excursion: the heading drifts by a degree a second
+    or so before the bias is known, and a first rep rarely ends where the next start."""
     restore_deg: float = 5.0
     """After a new start position was taken while the axis was known, a still pose within
     this of the old one, before any new axis, undoes it: that was a pause on the way
@@ -187,6 +209,11 @@ class _Reach(NamedTuple):
     rotation_deg: F64Array
     peak_deg: F64Array
     dist_deg: F64Array
+    closest_deg: F64Array
+    """Nearest the pose came to the reference since it was last furthest from it."""
+    onward: NDArray[np.bool_]
+    """The pose is on the same side of the reference as when last furthest from it."""
+    peak_r: F64Array
 
     def turned(self) -> F64Array:
         """Rotation seen: by the rate, or by the reach out and back.
@@ -205,6 +232,20 @@ class _Reach(NamedTuple):
         near = np.maximum(back_ratio * self.peak_deg, np.minimum(drift_deg, 0.5 * self.peak_deg))
         return (self.turned() >= min_rotation_deg) & (self.dist_deg <= near)
 
+    def turned_back(
+        self, min_rotation_deg: float, back_ratio: float, turn_deg: float
+    ) -> NDArray[np.bool_]:
+        """Turned one rep's worth and round near the reference without stopping.
+
+        Back within `back_ratio` of the furthest reach since, and away again by `turn_deg`.
+        """
+        return (
+            (self.turned() >= min_rotation_deg)
+            & (self.closest_deg <= back_ratio * self.peak_deg)
+            & (self.dist_deg >= self.closest_deg + turn_deg)
+            & self.onward
+        )
+
 
 @dataclass
 class _Sweep:
@@ -214,6 +255,12 @@ class _Sweep:
     rotation_deg: float = 0.0
     peak_deg: float = 0.0
     """Furthest pose from the reference so far."""
+    closest_deg: float = math.inf
+    """Nearest pose to the reference since the furthest."""
+    peak_r: F64Array = field(default_factory=lambda: np.zeros(3))
+    """Rotation vector of the furthest pose."""
+    turning: bool = False
+    """The last sample had turned back (`_Reach.turned_back`)."""
 
     def run(self, r: F64Array, steps: F64Array, min_angle_deg: float) -> _Reach:
         """Running axis sums, rotation, reach and distance over rotation vectors `r`."""
@@ -224,13 +271,27 @@ class _Sweep:
         m_cum = np.cumsum(np.concatenate([self.m[None, :], outer]), axis=0)[1:]
         rot_cum = np.cumsum(np.concatenate([[self.rotation_deg], steps]))[1:]
         peak = np.maximum.accumulate(np.concatenate([[self.peak_deg], dist]))[1:]
-        return _Reach(m_cum, rot_cum, peak, dist)
+        # A running minimum that starts again at every new furthest pose, exactly (the
+        # same whatever the blocks): on ranks, each stretch lowered below all before it.
+        vals = np.concatenate([[self.closest_deg], dist])
+        stretch = np.cumsum(np.concatenate([[False], dist >= peak]))
+        order = np.argsort(vals, kind="stable")
+        rank = np.empty_like(order)
+        rank[order] = np.arange(vals.shape[0])
+        step = vals.shape[0]
+        lowest = np.minimum.accumulate(rank - step * stretch) + step * stretch
+        at_peak = np.maximum.accumulate(np.where(dist >= peak, np.arange(dist.shape[0]), -1))
+        peak_r = np.where((at_peak >= 0)[:, None], r[np.maximum(at_peak, 0)], self.peak_r)
+        onward = np.einsum("ij,ij->i", r, peak_r) > 0.0
+        return _Reach(m_cum, rot_cum, peak, dist, vals[order[lowest]][1:], onward, peak_r)
 
     def keep(self, reach: _Reach, k: int) -> None:
         """Carry the running values at sample k."""
         self.m = reach.m[k]
         self.rotation_deg = float(reach.rotation_deg[k])
         self.peak_deg = float(reach.peak_deg[k])
+        self.closest_deg = float(reach.closest_deg[k])
+        self.peak_r = reach.peak_r[k]
 
 
 class _History:
@@ -274,6 +335,35 @@ class _Candidate:
     sweep: _Sweep = field(default_factory=_Sweep)
     neutral_at_peak_deg: float = math.inf
     """Distance from neutral where the limb was furthest from this pose since."""
+
+
+@dataclass
+class _Opening:
+    """The pose a stream opened still at, and the samples from there to the first neutral."""
+
+    q: F64Array
+    t: F64Array
+    quat: F64Array
+    w: F64Array
+    still: NDArray[np.bool_]
+
+    def extend(self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]) -> None:
+        """Append samples that were not released (neutral re-taken, axis refused)."""
+        self.t = np.concatenate([self.t, t])
+        self.quat = np.concatenate([self.quat, quat])
+        self.w = np.concatenate([self.w, w])
+        self.still = np.concatenate([self.still, still])
+
+
+@dataclass
+class _Lead:
+    """The samples from the stream's start until its first neutral pose (bounded)."""
+
+    t: list[F64Array] = field(default_factory=list)
+    q: list[F64Array] = field(default_factory=list)
+    w: list[F64Array] = field(default_factory=list)
+    still: list[NDArray[np.bool_]] = field(default_factory=list)
+    count: int = 0
 
 
 @dataclass
@@ -360,6 +450,9 @@ class AngleTracker:
         self._frame_of: tuple[F64Array, F64Array] | None = None  # axis and neutral of `_frame`
         self._frame_map = np.eye(4)
         self._pending: _Pending | None = None
+        self._lead: _Lead | None = _Lead()  # until the first neutral pose
+        # Where the stream opened, until the first axis (see `opening_still_s`).
+        self._opening: _Opening | None = None
         self._last_axis: F64Array | None = None  # the last axis found, taken or not
         # Neutral, axis and its quality before a reposition, until a new axis is found.
         self._before: tuple[F64Array, F64Array, float] | None = None
@@ -414,6 +507,9 @@ class AngleTracker:
 
     def _set_neutral(self, t: float, q_window: F64Array, reason: str) -> Calibration:
         self._provisional = None
+        if reason != "still" or self.fixed_axis is not None:
+            self._lead = None
+            self._opening = None
         if reason == "explicit":
             self._before = None
         self._neutral = _mean_pose(q_window)
@@ -440,6 +536,73 @@ class AngleTracker:
     def _spell(self, hist_q: F64Array, off: int, j: int) -> F64Array:
         """The still_n poses up to the block's sample j (`hist_q[off]` is sample 0)."""
         return hist_q[off + j - self._still_n + 1 : off + j + 1]
+
+    def _add_lead(self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]) -> None:
+        lead = self._lead
+        assert lead is not None
+        lead.t.append(t)
+        lead.q.append(quat)
+        lead.w.append(w)
+        lead.still.append(still)
+        lead.count += t.shape[0]
+        if lead.count > self._opening_max_n:
+            self._lead = None  # too long before the first neutral: no opening kept
+
+    @property
+    def _opening_max_n(self) -> int:
+        s = self.settings
+        return round((s.still_min_s + s.opening_lead_s) * self.rate_hz)
+
+    def _keep_opening(
+        self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]
+    ) -> None:
+        """Add samples not released to the opening's; forget it when it gets too old."""
+        o = self._opening
+        if o is None:
+            return
+        o.extend(t, quat, w, still)
+        if o.t.shape[0] > self._opening_max_n:
+            self._opening = None
+
+    def _take_opening(self) -> _Opening | None:
+        """The stream's opening pose, and its samples so far, at its first neutral pose."""
+        lead, self._lead = self._lead, None
+        if lead is None or not lead.t:
+            return None
+        still = np.concatenate(lead.still)
+        moving = np.flatnonzero(~still)
+        opened = int(moving[0]) if moving.size else still.shape[0]
+        if opened < round(self.settings.opening_still_s * self.rate_hz) or opened >= self._still_n:
+            return None
+        q = np.concatenate(lead.q)
+        return _Opening(
+            _mean_pose(q[:opened]), np.concatenate(lead.t), q, np.concatenate(lead.w), still
+        )
+
+    def _opened_at_start(self, q_all: F64Array) -> F64Array | None:
+        """Neutral at the far end of the excursion, if it went back to the opening pose.
+
+        `q_all`: the pending poses. None when the opening says nothing.
+        """
+        assert self._neutral is not None
+        if self._opening is None or q_all.shape[0] == 0:
+            return None
+        s = self.settings
+        to_neutral = quat_conj(self._neutral)
+        r = rotation_vector(quat_lmul(to_neutral, q_all)) * _DEG
+        dist = np.sqrt(r[:, 0] ** 2 + r[:, 1] ** 2 + r[:, 2] ** 2)
+        far = int(np.argmax(dist))
+        reach = float(dist[far])
+        if reach <= 0.0:
+            return None
+        u = r[far] / reach
+        r_open = rotation_vector(quat_lmul(to_neutral, self._opening.q[None, :]))[0] * _DEG
+        along = float(r_open @ u)
+        across = float(np.linalg.norm(r_open - along * u))
+        if along < 0.5 * reach or across > s.opening_within_ratio * along:
+            return None
+        near = np.linalg.norm(r - r[far], axis=1) <= s.axis_back_drift_deg
+        return _mean_pose(q_all[near])
 
     def _angles(
         self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]
@@ -504,12 +667,32 @@ class AngleTracker:
             if chosen is None:
                 # Not an exercise movement from this pose: drop what was seen, wait for
                 # the next still start position.
+                if p.t:
+                    self._keep_opening(
+                        np.concatenate(p.t),
+                        np.concatenate(p.q),
+                        np.concatenate(p.w),
+                        np.concatenate(p.still),
+                    )
                 self._pending = None
                 self._neutral = None
                 return AngleBlock.empty(), None
             axis = chosen
         self._before = None
         q_all = np.concatenate(p.q) if p.q else np.empty((0, 4))
+        start = self._opened_at_start(q_all)
+        o, self._opening = self._opening, None
+        if start is not None:
+            assert o is not None
+            # The first still spell was the top of the first rep; the start position is
+            # where the excursion from it went, and the first rep began at the opening.
+            self._neutral = start
+            assert self.calibration is not None
+            self.calibration = replace(
+                self.calibration, neutral_quat=_tuple4(start), gravity_sensor=_up(start)
+            )
+            p.t, p.q, p.w, p.still = [o.t, *p.t], [o.quat, *p.q], [o.w, *p.w], [o.still, *p.still]
+            q_all = np.concatenate(p.q)
         q_rel = quat_lmul(quat_conj(self._neutral), q_all)
         if q_rel.shape[0]:
             # Sign: the pose furthest from neutral is the working direction.
@@ -584,10 +767,17 @@ class AngleTracker:
                 continue
             if self._neutral is None:
                 ready = np.flatnonzero(runs[i:] >= self._still_n)
+                end = i + int(ready[0]) + 1 if ready.size else n
+                if self._lead is not None:
+                    self._add_lead(t_s[i:end], quat[i:end], gyr_rad_s[i:end], still[i:end])
+                else:
+                    self._keep_opening(t_s[i:end], quat[i:end], gyr_rad_s[i:end], still[i:end])
                 if ready.size == 0:
                     break
                 j = i + int(ready[0])
                 window = self._spell(hist_q, off, j)
+                if self._lead is not None:
+                    self._opening = self._take_opening()
                 cals.append(self._set_neutral(float(t_s[j]), window, "still"))
                 lu = last_unknown if isinstance(last_unknown, int) else int(last_unknown[j])
                 if lu > first + j - self._still_n:
@@ -637,6 +827,15 @@ class AngleTracker:
                 j = i
                 window = self._spell(hist_q, off, j)
                 again = retake is not None and bool(retake[stop])
+                p_old = self._pending
+                if again and p_old is not None and self._opening is not None:
+                    # The same still spell: what was pending leads to the new neutral.
+                    self._keep_opening(
+                        np.concatenate([*p_old.t, t_s[j : j + 1]]),
+                        np.concatenate([*p_old.q, quat[j : j + 1]]),
+                        np.concatenate([*p_old.w, gyr_rad_s[j : j + 1]]),
+                        np.concatenate([*p_old.still, still[j : j + 1]]),
+                    )
                 cals.append(
                     self._set_neutral(float(t_s[j]), window, "still" if again else "reposition")
                 )
@@ -754,9 +953,20 @@ class AngleTracker:
         assert p.start_s is not None
         waited = t_s[i:stop] - p.start_s
         sums = p.sweep.run(r, steps, s.axis_min_angle_deg)
+        turning = sums.turned_back(self.min_rotation_deg, s.axis_back_ratio, s.axis_back_turn_deg)
+        turned = turning & ~np.concatenate([[p.sweep.turning], turning[:-1]])
+        if any_true(turned):
+            # Only a turn about an axis beyond doubt: a doubtful one waits for a rest.
+            at = np.flatnonzero(turned)
+            vals = np.linalg.eigvalsh(sums.m[at].reshape(-1, 3, 3))
+            total = vals.sum(axis=1)
+            sure = vals[:, -1] >= s.axis_sure_quality * np.where(total > 0, total, np.inf)
+            turned[at[~sure]] = False
         ready = (
-            sums.came_back(self.min_rotation_deg, s.axis_back_ratio, s.axis_back_drift_deg) & calm
-        ) | ((waited >= s.axis_max_wait_s) & (sums.turned() > 0))
+            (sums.came_back(self.min_rotation_deg, s.axis_back_ratio, s.axis_back_drift_deg) & calm)
+            | turned
+            | ((waited >= s.axis_max_wait_s) & (sums.turned() > 0))
+        )
         distinct = sums.dist_deg >= 2.0 * s.axis_min_angle_deg
         cand_sums = []
         confirms = []
@@ -799,6 +1009,7 @@ class AngleTracker:
         p.still.append(still[i : i + k])
         p.count += k
         p.sweep.keep(sums, k - 1)
+        p.sweep.turning = bool(turning[k - 1])
         for c, cs, n_at_peak in zip(p.candidates, cand_sums, cand_n_at_peak, strict=True):
             c.sweep.keep(cs, k - 1)
             c.neutral_at_peak_deg = float(n_at_peak[k - 1])
@@ -826,6 +1037,7 @@ class AngleTracker:
             p.drop_before(c.first)
             p.sweep = c.sweep
             p.candidates = []
+            self._opening = None
             self._emit_axis(float(t_s[i + e]), out, cals)
         else:
             j = i + e

@@ -617,7 +617,7 @@ def _planned_reps(
     return q, w, angle
 
 
-@pytest.mark.parametrize("opening", ["at the start position", "elsewhere"])
+@pytest.mark.parametrize("opening", ["at the start position", "with a noisy rate", "elsewhere"])
 def test_a_first_rep_begun_before_a_still_start_is_measured_from_where_it_began(
     opening: str,
 ) -> None:
@@ -625,9 +625,11 @@ def test_a_first_rep_begun_before_a_still_start_is_measured_from_where_it_began(
     # one 0.8 s after the stream opens, so the first still spell of 1.5 s is its top,
     # and the rests are never still that long. The stream opened where the reps go back
     # to: that is the start position, and the samples from the opening on are measured
-    # from it (the first rep too). Opened still somewhere else (turned 12 deg about
-    # another axis, moving from there to the start of the reps): the opening says
-    # nothing, the top stays neutral, and the reps read from it, the other way up.
+    # from it (the first rep too). The opening is still by its pose: a rate as noisy as
+    # a gyro's with its bias not yet known (3 deg/s) does not hide it. Opened still
+    # somewhere else (turned 12 deg about another axis, moving from there to the start
+    # of the reps): the opening says nothing, the top stays neutral, and the reps read
+    # from it, the other way up.
     rate = 50.0
     t = np.arange(0, 40.0, 1 / rate)
     starts = [0.8 + 7.5 * k for k in range(5)]
@@ -638,6 +640,13 @@ def test_a_first_rep_begun_before_a_still_start_is_measured_from_where_it_began(
         away = np.radians(12.0) * (1.0 - np.clip((t - 0.8) / 1.0, 0.0, 1.0))
         q = quat_mul(axis_angle_quat(other, away), q)
         w = w + np.gradient(away, t)[:, None] * other
+    if opening == "with a noisy rate":
+        w = (
+            w
+            + np.radians(3.0)
+            * np.random.default_rng(5).standard_normal(w.shape)
+            * (t < 0.8)[:, None]
+        )
     block, cals = _track_whole_and_chunked(t, q, w, seed=21)
     assert [c.reason for c in cals] == ["still", "axis"]
     assert 3.0 < cals[0].t_s < 5.0  # the first top

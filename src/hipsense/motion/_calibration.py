@@ -111,21 +111,25 @@ class CalibrationSettings:
     further off it than along it: turning over, moving the sensor to the other thigh),
     the first still pose at least this far from neutral is a new start position."""
     opening_still_s: float = 0.5
-    """A stream that opens still this long (less than `still_min_s`) and moves before
-    `still_min_s` opened at the start position: a subject who begins the first rep at
-    once. The first still spell is then that rep's end-range hold. Once the axis is found
-    (the limb went out and came back to that hold), if the opening pose lies, seen from
-    neutral, where the excursion went (within `opening_within_ratio` of it, at least
-    half as far), the far end of the excursion is the start position and the hold its
-    top: neutral moves there, and the samples from the opening on are measured from it."""
+    """A stream that opens still this long (its pose within `axis_min_angle_deg` of the
+    first) and moves before it has been still `still_min_s` opened at the start
+    position: a subject who begins the first rep at once. The first still spell is then
+    that rep's end-range hold. Once the axis is found (the limb went out and came back
+    to that hold), if the opening pose lies, seen from neutral, where the excursion went
+    (within `opening_within_ratio` of it, at least half as far), the far end of the
+    excursion is the start position and the hold its top: neutral moves there, and the
+    samples from the opening on are measured from it. A neutral taken in the opening
+    itself lies there: the opening then says nothing."""
     opening_lead_s: float = 10.0
     """Only while the stream is at most this (plus `still_min_s`) old when its neutral is
     taken: the heading drifts until the gyro bias is known, so an older opening pose says
     little (and its samples are held back until the axis)."""
-    opening_within_ratio: float = 0.5
+    opening_within_ratio: float = 0.75
     """How far (as a share of its distance from neutral along the excursion) the opening
-    pose may lie off the line of the excursion: the heading drifts by a degree a second
-    or so before the bias is known, and a first rep rarely ends where the next start."""
+    pose may lie off the line of the excursion (about 37 deg off it): the heading drifts
+    at the gyro bias, 1-2 deg/s, until the bias is known (8.7 deg across 15.3 along after
+    4 s at 2 deg/s, on a real recording), and a subject's first rep need not end where
+    it began (7 deg off, on another)."""
     restore_deg: float = 5.0
     """After a new start position was taken while the axis was known, a still pose within
     this of the old one, before any new axis, undoes it: that was a pause on the way
@@ -569,14 +573,21 @@ class AngleTracker:
         lead, self._lead = self._lead, None
         if lead is None or not lead.t:
             return None
-        still = np.concatenate(lead.still)
-        moving = np.flatnonzero(~still)
-        opened = int(moving[0]) if moving.size else still.shape[0]
-        if opened < round(self.settings.opening_still_s * self.rate_hz) or opened >= self._still_n:
-            return None
         q = np.concatenate(lead.q)
+        # Still by the pose, not the rate: until the gyro bias is known the rate carries
+        # it (a bias of 2 deg/s and the noise flicker about the still threshold), while
+        # over half a second the pose moves by a degree at most.
+        turned = np.degrees(2.0 * np.arccos(np.minimum(1.0, np.abs(q @ q[0]))))
+        away = np.flatnonzero(turned > self.settings.axis_min_angle_deg)
+        opened = int(away[0]) if away.size else q.shape[0]
+        if opened < round(self.settings.opening_still_s * self.rate_hz):
+            return None
         return _Opening(
-            _mean_pose(q[:opened]), np.concatenate(lead.t), q, np.concatenate(lead.w), still
+            _mean_pose(q[:opened]),
+            np.concatenate(lead.t),
+            q,
+            np.concatenate(lead.w),
+            np.concatenate(lead.still),
         )
 
     def _opened_at_start(self, q_all: F64Array) -> F64Array | None:

@@ -342,55 +342,57 @@ class _Candidate:
 
 
 @dataclass
+class _Samples:
+    """Samples held back, block by block: times, sensor-to-world poses, rates, still."""
+
+    t: list[F64Array] = field(default_factory=list)
+    q: list[F64Array] = field(default_factory=list)
+    w: list[F64Array] = field(default_factory=list)
+    still: list[NDArray[np.bool_]] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, t: F64Array, q: F64Array, w: F64Array, still: NDArray[np.bool_]) -> None:
+        """Append a run of samples."""
+        self.t.append(t)
+        self.q.append(q)
+        self.w.append(w)
+        self.still.append(still)
+        self.count += t.shape[0]
+
+    def joined(self) -> tuple[F64Array, F64Array, F64Array, NDArray[np.bool_]]:
+        """All of them, as four arrays (at least one run was added)."""
+        return (
+            np.concatenate(self.t),
+            np.concatenate(self.q),
+            np.concatenate(self.w),
+            np.concatenate(self.still),
+        )
+
+    def drop_before(self, first: int) -> None:
+        """Forget the samples before sample `first`."""
+        t, q, w, still = self.joined()
+        self.t, self.q, self.w, self.still = [t[first:]], [q[first:]], [w[first:]], [still[first:]]
+        self.count -= first
+
+
+@dataclass
 class _Opening:
-    """The pose a stream opened still at, and the samples from there to the first neutral."""
+    """The pose a stream opened still at, and the samples from its start not released."""
 
     q: F64Array
-    t: F64Array
-    quat: F64Array
-    w: F64Array
-    still: NDArray[np.bool_]
-
-    def extend(self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]) -> None:
-        """Append samples that were not released (neutral re-taken, axis refused)."""
-        self.t = np.concatenate([self.t, t])
-        self.quat = np.concatenate([self.quat, quat])
-        self.w = np.concatenate([self.w, w])
-        self.still = np.concatenate([self.still, still])
+    samples: _Samples
 
 
 @dataclass
-class _Lead:
-    """The samples from the stream's start until its first neutral pose (bounded)."""
+class _Pending(_Samples):
+    """Samples after a neutral pose, waiting for the axis.
 
-    t: list[F64Array] = field(default_factory=list)
-    q: list[F64Array] = field(default_factory=list)
-    w: list[F64Array] = field(default_factory=list)
-    still: list[NDArray[np.bool_]] = field(default_factory=list)
-    count: int = 0
+    Angles are taken from the neutral the search ends with.
+    """
 
-
-@dataclass
-class _Pending:
-    """Samples after a neutral pose, waiting for the axis."""
-
-    t: list[F64Array] = field(default_factory=list)
-    q: list[F64Array] = field(default_factory=list)
-    """Sensor-to-world poses: angles are taken from the neutral the search ends with."""
-    w: list[F64Array] = field(default_factory=list)
-    still: list[NDArray[np.bool_]] = field(default_factory=list)
-    count: int = 0
     sweep: _Sweep = field(default_factory=_Sweep)
     candidates: list[_Candidate] = field(default_factory=list)
     start_s: float | None = None
-
-    def drop_before(self, first: int) -> None:
-        """Forget the samples before pending sample `first`."""
-        self.t = [np.concatenate(self.t)[first:]]
-        self.q = [np.concatenate(self.q)[first:]]
-        self.w = [np.concatenate(self.w)[first:]]
-        self.still = [np.concatenate(self.still)[first:]]
-        self.count -= first
 
 
 class AngleTracker:
@@ -454,7 +456,7 @@ class AngleTracker:
         self._frame_of: tuple[F64Array, F64Array] | None = None  # axis and neutral of `_frame`
         self._frame_map = np.eye(4)
         self._pending: _Pending | None = None
-        self._lead: _Lead | None = _Lead()  # until the first neutral pose
+        self._lead: _Samples | None = _Samples()  # until the first neutral pose
         # Where the stream opened, until the first axis (see `opening_still_s`).
         self._opening: _Opening | None = None
         self._last_axis: F64Array | None = None  # the last axis found, taken or not
@@ -544,11 +546,7 @@ class AngleTracker:
     def _add_lead(self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]) -> None:
         lead = self._lead
         assert lead is not None
-        lead.t.append(t)
-        lead.q.append(quat)
-        lead.w.append(w)
-        lead.still.append(still)
-        lead.count += t.shape[0]
+        lead.add(t, quat, w, still)
         if lead.count > self._opening_max_n:
             self._lead = None  # too long before the first neutral: no opening kept
 
@@ -564,8 +562,8 @@ class AngleTracker:
         o = self._opening
         if o is None:
             return
-        o.extend(t, quat, w, still)
-        if o.t.shape[0] > self._opening_max_n:
+        o.samples.add(t, quat, w, still)
+        if o.samples.count > self._opening_max_n:
             self._opening = None
 
     def _take_opening(self) -> _Opening | None:
@@ -574,6 +572,7 @@ class AngleTracker:
         if lead is None or not lead.t:
             return None
         q = np.concatenate(lead.q)
+        lead.q = [q]
         # Still by the pose, not the rate: until the gyro bias is known the rate carries
         # it (a bias of 2 deg/s and the noise flicker about the still threshold), while
         # over half a second the pose moves by a degree at most.
@@ -582,13 +581,7 @@ class AngleTracker:
         opened = int(away[0]) if away.size else q.shape[0]
         if opened < round(self.settings.opening_still_s * self.rate_hz):
             return None
-        return _Opening(
-            _mean_pose(q[:opened]),
-            np.concatenate(lead.t),
-            q,
-            np.concatenate(lead.w),
-            np.concatenate(lead.still),
-        )
+        return _Opening(_mean_pose(q[:opened]), lead)
 
     def _opened_at_start(self, q_all: F64Array) -> F64Array | None:
         """Neutral at the far end of the excursion, if it went back to the opening pose.
@@ -679,12 +672,7 @@ class AngleTracker:
                 # Not an exercise movement from this pose: drop what was seen, wait for
                 # the next still start position.
                 if p.t:
-                    self._keep_opening(
-                        np.concatenate(p.t),
-                        np.concatenate(p.q),
-                        np.concatenate(p.w),
-                        np.concatenate(p.still),
-                    )
+                    self._keep_opening(*p.joined())
                 self._pending = None
                 self._neutral = None
                 return AngleBlock.empty(), None
@@ -702,7 +690,14 @@ class AngleTracker:
             self.calibration = replace(
                 self.calibration, neutral_quat=_tuple4(start), gravity_sensor=_up(start)
             )
-            p.t, p.q, p.w, p.still = [o.t, *p.t], [o.quat, *p.q], [o.w, *p.w], [o.still, *p.still]
+            lead = o.samples
+            p.t, p.q, p.w, p.still = (
+                [*lead.t, *p.t],
+                [*lead.q, *p.q],
+                [*lead.w, *p.w],
+                [*lead.still, *p.still],
+            )
+            p.count += lead.count
             q_all = np.concatenate(p.q)
         q_rel = quat_lmul(quat_conj(self._neutral), q_all)
         if q_rel.shape[0]:
@@ -841,12 +836,10 @@ class AngleTracker:
                 p_old = self._pending
                 if again and p_old is not None and self._opening is not None:
                     # The same still spell: what was pending leads to the new neutral.
-                    self._keep_opening(
-                        np.concatenate([*p_old.t, t_s[j : j + 1]]),
-                        np.concatenate([*p_old.q, quat[j : j + 1]]),
-                        np.concatenate([*p_old.w, gyr_rad_s[j : j + 1]]),
-                        np.concatenate([*p_old.still, still[j : j + 1]]),
+                    p_old.add(
+                        t_s[j : j + 1], quat[j : j + 1], gyr_rad_s[j : j + 1], still[j : j + 1]
                     )
+                    self._keep_opening(*p_old.joined())
                 cals.append(
                     self._set_neutral(float(t_s[j]), window, "still" if again else "reposition")
                 )
@@ -1014,11 +1007,7 @@ class AngleTracker:
         e_spell = first(spell)
         e = min([e_ready, e_spell, *e_confirm])
         k = min(e + 1, n)
-        p.t.append(t_s[i : i + k])
-        p.q.append(quat[i : i + k])
-        p.w.append(w[i : i + k])
-        p.still.append(still[i : i + k])
-        p.count += k
+        p.add(t_s[i : i + k], quat[i : i + k], w[i : i + k], still[i : i + k])
         p.sweep.keep(sums, k - 1)
         p.sweep.turning = bool(turning[k - 1])
         for c, cs, n_at_peak in zip(p.candidates, cand_sums, cand_n_at_peak, strict=True):
@@ -1087,14 +1076,7 @@ class AngleTracker:
         self._pending = None
         p.drop_before(first)
         if p.q:
-            out.append(
-                self._angles(
-                    np.concatenate(p.t),
-                    np.concatenate(p.q),
-                    np.concatenate(p.w),
-                    np.concatenate(p.still),
-                )
-            )
+            out.append(self._angles(*p.joined()))
         cal = Calibration(
             t_s=t,
             reason="reposition",

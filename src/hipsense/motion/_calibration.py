@@ -543,28 +543,24 @@ class AngleTracker:
         """The still_n poses up to the block's sample j (`hist_q[off]` is sample 0)."""
         return hist_q[off + j - self._still_n + 1 : off + j + 1]
 
-    def _add_lead(self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]) -> None:
-        lead = self._lead
-        assert lead is not None
-        lead.add(t, quat, w, still)
-        if lead.count > self._opening_max_n:
-            self._lead = None  # too long before the first neutral: no opening kept
-
-    @property
-    def _opening_max_n(self) -> int:
-        s = self.settings
-        return round((s.still_min_s + s.opening_lead_s) * self.rate_hz)
-
-    def _keep_opening(
+    def _hold_back(
         self, t: F64Array, quat: F64Array, w: F64Array, still: NDArray[np.bool_]
     ) -> None:
-        """Add samples not released to the opening's; forget it when it gets too old."""
-        o = self._opening
-        if o is None:
-            return
-        o.samples.add(t, quat, w, still)
-        if o.samples.count > self._opening_max_n:
-            self._opening = None
+        """Keep samples not released with the stream's opening.
+
+        Before the first neutral, in the lead the opening is found in. Forgotten once the
+        stream is too old for its opening to say anything.
+        """
+        s = self.settings
+        most = round((s.still_min_s + s.opening_lead_s) * self.rate_hz)
+        if self._lead is not None:
+            self._lead.add(t, quat, w, still)
+            if self._lead.count > most:
+                self._lead = None
+        elif self._opening is not None:
+            self._opening.samples.add(t, quat, w, still)
+            if self._opening.samples.count > most:
+                self._opening = None
 
     def _take_opening(self) -> _Opening | None:
         """The stream's opening pose, and its samples so far, at its first neutral pose."""
@@ -672,7 +668,7 @@ class AngleTracker:
                 # Not an exercise movement from this pose: drop what was seen, wait for
                 # the next still start position.
                 if p.t:
-                    self._keep_opening(*p.joined())
+                    self._hold_back(*p.joined())
                 self._pending = None
                 self._neutral = None
                 return AngleBlock.empty(), None
@@ -774,10 +770,7 @@ class AngleTracker:
             if self._neutral is None:
                 ready = np.flatnonzero(runs[i:] >= self._still_n)
                 end = i + int(ready[0]) + 1 if ready.size else n
-                if self._lead is not None:
-                    self._add_lead(t_s[i:end], quat[i:end], gyr_rad_s[i:end], still[i:end])
-                else:
-                    self._keep_opening(t_s[i:end], quat[i:end], gyr_rad_s[i:end], still[i:end])
+                self._hold_back(t_s[i:end], quat[i:end], gyr_rad_s[i:end], still[i:end])
                 if ready.size == 0:
                     break
                 j = i + int(ready[0])
@@ -839,7 +832,7 @@ class AngleTracker:
                     p_old.add(
                         t_s[j : j + 1], quat[j : j + 1], gyr_rad_s[j : j + 1], still[j : j + 1]
                     )
-                    self._keep_opening(*p_old.joined())
+                    self._hold_back(*p_old.joined())
                 cals.append(
                     self._set_neutral(float(t_s[j]), window, "still" if again else "reposition")
                 )

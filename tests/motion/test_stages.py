@@ -946,9 +946,10 @@ def test_segmenter_skips_movements_no_rep_of_the_exercise_makes() -> None:
 
 def test_segmenter_counts_a_lone_flagged_rep_only_when_another_rep_confirms_it() -> None:
     # Clamshells (range 25-55 deg, 1 s hold). A partial rep alone, 20 s from anything:
-    # not counted. A good rep alone: counted. A partial rep followed 4 s later by a
-    # good one: both counted (the first, held back, comes out with the second). A
-    # partial rep 4 s after a good one: counted at once.
+    # not counted. A good rep alone: counted (the first against the neutral, at 30 s,
+    # once another is detected within a set gap; the one at 90 s at once). A partial
+    # rep followed 4 s later by a good one: both counted (the first, held back, comes
+    # out with the second). A partial rep 4 s after a good one: counted at once.
     rate = 50.0
     t = np.arange(0, 130.0, 1 / rate)
     plan = [(5.0, 12.0, False), (30.0, 35.0, True), (55.0, 12.0, True), (63.0, 35.0, True),
@@ -971,10 +972,41 @@ def test_segmenter_counts_a_lone_flagged_rep_only_when_another_rep_confirms_it()
     assert [e for evs in per_block for e in evs] == events
     together = [evs for evs in per_block if any(isinstance(e, RepEvent) for e in evs)]
     assert [[round(e.start_s) for e in evs if isinstance(e, RepEvent)] for evs in together] == [
-        [30],
-        [55, 63],
+        [30, 55, 63],
         [90],
         [98],
+    ]
+
+
+def test_segmenter_counts_the_first_rep_against_a_neutral_once_another_confirms_it() -> None:
+    # Clamshells. The first rep against a neutral may be the fidget its axis was learned
+    # from: one at 5 s with nothing for 40 s is not counted; the next, at 50 s, is, once
+    # the one at 70 s (within a set gap, 25 s, of its end) confirms it. At a second
+    # neutral (from 100 s) the rep at 110 s is the first, and the patient settles at a
+    # third (from 120 s) before another comes: it is dropped. Of the two reps against the
+    # third, the first comes out with the second.
+    rate = 50.0
+    t = np.arange(0, 170.0, 1 / rate)
+    starts = [5.0, 50.0, 70.0, 110.0, 130.0, 137.0]
+    primary = np.asarray(sum(_ramp_rep(t, c, 35.0, 1.5, 1.0) for c in starts))
+    still = np.abs(np.gradient(primary, t)) < 1.0
+    block = _angle_block(t, primary, still)
+    block.reference[t >= 100.0] = 1
+    block.reference[t >= 120.0] = 2
+    tg = Targets.from_exercise(LIB["clamshell"])
+    seg = Segmenter(rate, tg)
+    events = seg.update(block) + seg.finish()
+    reps = [e for e in events if isinstance(e, RepEvent)]
+    assert [round(r.start_s) for r in reps] == [50, 70, 130, 137]
+    assert [r.set_index for r in reps] == [0, 0, 1, 1]
+    seg2 = Segmenter(rate, tg)
+    per_block = [seg2.update(block.slice(a, a + 50)) for a in range(0, len(t), 50)]
+    per_block.append(seg2.finish())
+    assert [e for evs in per_block for e in evs] == events
+    together = [evs for evs in per_block if any(isinstance(e, RepEvent) for e in evs)]
+    assert [[round(e.start_s) for e in evs if isinstance(e, RepEvent)] for evs in together] == [
+        [50, 70],
+        [130, 137],
     ]
 
 

@@ -122,26 +122,32 @@ class MotionCore:
             raise ValueError(f"t_s: expected {ori.quat.shape[0]} times, got {t.shape[0]}")
         block, cals = self.angles.update(t, ori.quat, ori.gyr_rad_s, ori.bias_sigma_rad_s)
         self.last_angles = block
-        events: list[MotionEvent] = [*cals, *self.segmenter.update(block)]
+        seg = self.segmenter
+        timed: list[tuple[float, MotionEvent]] = [(c.t_s, c) for c in cals]
+        timed += _timed(seg, seg.update(block))
         for cal in cals:
             if cal.reason != "axis":
-                events += self.segmenter.close_reference(cal.reference)
-        # In time order, whatever the block size: a block may close a rep and start a
-        # new calibration after it, and a whole file returns everything at once.
-        return sorted(events, key=_event_time)
+                timed += _timed(seg, seg.close_reference(cal.reference))
+        # In the order they were settled, whatever the block size: a block may close a
+        # rep and start a new calibration after it, a rep held back until another
+        # confirms it comes out after calibrations made in the meantime, and a whole
+        # file returns everything at once.
+        return _in_order(timed)
 
     def finish(self) -> list[MotionEvent]:
         """End of stream: report what is still open."""
-        return sorted(self.segmenter.finish(), key=_event_time)
+        seg = self.segmenter
+        return _in_order(_timed(seg, seg.finish()))
 
 
-def _event_time(ev: MotionEvent) -> float:
-    """When an event is settled: a calibration at once, a rep or set at its end."""
-    if isinstance(ev, Calibration):
-        return ev.t_s
-    if isinstance(ev, HoldEvent):
-        return ev.exit_s
-    return ev.end_s
+def _timed(seg: Segmenter, events: list[Any]) -> list[tuple[float, MotionEvent]]:
+    """The events `seg` just returned, each with the time it was settled."""
+    return list(zip(seg.settled_s, events, strict=True))
+
+
+def _in_order(timed: list[tuple[float, MotionEvent]]) -> list[MotionEvent]:
+    """Events by the time they were settled (stable: ties keep their order)."""
+    return [ev for _, ev in sorted(timed, key=lambda p: p[0])]
 
 
 @dataclass(frozen=True)

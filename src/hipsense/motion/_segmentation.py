@@ -212,10 +212,17 @@ class Segmenter:
         self._floor = 0  # no window reaches back before this index (the last rep's end)
         self._last_t: float | None = None
         self._ref = -1
+        self._counted_ref = -1  # the reference of the last rep or hold counted
         self._reps = 0
         self._holds = 0
         self._last_end_s: float | None = None
         self._pending: list[RepEvent] = []
+        self._wait_s = self.settings.lone_rep_s  # how long the held reps wait: see `_offer`
+        self._keys: list[float] = []  # see `settled_s`
+        self.settled_s: tuple[float, ...] = ()
+        """When each of the events last returned was settled, for merging them in time
+        order with other events: a rep's or hold's end (for a rep held back, the end of
+        the rep that confirmed it), a set's end."""
         self._set: _OpenSet | None = None
         self._sets = 0
 
@@ -225,7 +232,7 @@ class Segmenter:
         """Take calibrated samples; return the events completed by them."""
         n = block.t_s.shape[0]
         if n == 0:
-            return []
+            return self._settled([])
         period = 1.0 / self.rate_hz
         first = float(block.t_s[0]) if self._last_t is None else self._last_t
         self._last_t = float(block.t_s[-1])
@@ -266,7 +273,7 @@ class Segmenter:
         if now is not None:
             self._expire_pending(now)
         self._trim()
-        return events
+        return self._settled(events)
 
     def finish(self) -> list[Event]:
         """End of stream: measure a rep in progress, close the open set."""
@@ -276,7 +283,7 @@ class Segmenter:
         self._state = "idle"
         self._pending = []  # no rep came to confirm them
         events += self._close_set()
-        return events
+        return self._settled(events)
 
     def close_reference(self, reference: int) -> list[Event]:
         """A new neutral was taken: end what belongs to the old one now.
@@ -285,12 +292,18 @@ class Segmenter:
         rep in progress and the open set must not wait for them.
         """
         if reference <= self._ref:
-            return []
+            return self._settled([])
         events: list[Event] = []
         if self._state == "returning":
             events += self._finalize(self._buf.end - 1)
         self._state = "idle"
-        return events + self._close_set()
+        return self._settled(events + self._close_set())
+
+    def _settled(self, events: list[Event]) -> list[Event]:
+        keys, self._keys = self._keys, []
+        assert len(keys) == len(events), "every event has its time"
+        self.settled_s = tuple(keys)
+        return events
 
     def _track_rest(self, i: int, stop: int, lp: F64Array) -> None:
         """Rest levels while idle: the angle of the latest still spell of `rest_min_s`.
@@ -370,7 +383,11 @@ class Segmenter:
             if self._state == "idle":
                 if ref[0] != self._ref:
                     # A new reference (calibration): the baseline starts again, and no
-                    # window reaches back into the old one.
+                    # window reaches back into the old one. Reps held back as the first
+                    # against the old neutral were never confirmed by another: the patient
+                    # has since settled somewhere else, so they were not reps of a set.
+                    if self._counted_ref != self._ref:
+                        self._pending.clear()
                     self._ref = int(ref[0])
                     self._baseline = np.inf
                     self._rest_level, self._rest_run = 0.0, 0
@@ -528,6 +545,12 @@ class Segmenter:
         its end. A flagged doubtful rep joins the held ones instead, until there are
         `doubtful_run` of them. A rep past its set's prescription, on its own, is held
         back too, and any rep that is not flagged confirms it (see `Targets.reps_per_set`).
+
+        The first rep against a neutral is held back as well, until another rep is
+        detected within a set gap of it: the movement the axis was learned from may be a
+        fidget that turned out and back in one plane, which nothing else tells from one
+        rep (`set_gap_s`, as a set has more than one rep). If the patient settles at a
+        new neutral first, it is dropped.
         """
         s = self.settings
         pending = self._pending
@@ -540,15 +563,21 @@ class Segmenter:
         # Samples lost around a rep may have held the reps that would confirm it.
         gap = Flag.DATA_GAP in rep.flags
         flagged = not _DOUBTFUL.isdisjoint(rep.flags) and not gap
+        self._wait_s = s.lone_rep_s
         if flagged and not recent and len(pending) + 1 < s.doubtful_run:
             pending.append(rep)
             return []
-        if not flagged and not gap and not recent and not pending and self._set_done(rep):
-            pending.append(rep)
-            return []
+        if not flagged and not gap and not recent and not pending:
+            if self._counted_ref != self._ref:
+                self._wait_s = s.set_gap_s
+                pending.append(rep)
+                return []
+            if self._set_done(rep):
+                pending.append(rep)
+                return []
         out: list[Event] = []
         for held in pending:
-            out += self._add(held)
+            out += self._add(held, settled_s=rep.end_s)
         pending.clear()
         return out + self._add(rep)
 
@@ -566,7 +595,7 @@ class Segmenter:
     def _expire_pending(self, now_s: float) -> None:
         """Drop the held-back reps if a rep detected at `now_s` is too late to confirm them."""
         pending = self._pending
-        if pending and now_s - pending[-1].end_s > self.settings.lone_rep_s:
+        if pending and now_s - pending[-1].end_s > self._wait_s:
             pending.clear()
 
     def _detecting_from(self) -> float | None:
@@ -866,7 +895,7 @@ class Segmenter:
 
     # -- sets ------------------------------------------------------------------------
 
-    def _add(self, ev: RepEvent | HoldEvent) -> list[Event]:
+    def _add(self, ev: RepEvent | HoldEvent, settled_s: float | None = None) -> list[Event]:
         out: list[Event] = []
         begin = ev.start_s if isinstance(ev, RepEvent) else ev.enter_s
         finish = ev.end_s if isinstance(ev, RepEvent) else ev.exit_s
@@ -886,7 +915,9 @@ class Segmenter:
             cur.holds.append(ev.index)
             self._holds += 1
         self._last_end_s = finish
+        self._counted_ref = self._ref
         out.append(ev)
+        self._keys.append(finish if settled_s is None else settled_s)
         return out
 
     def _close_set(self) -> list[Event]:
@@ -904,6 +935,7 @@ class Segmenter:
             hold_indices=tuple(cur.holds),
         )
         self._sets += 1
+        self._keys.append(cur.end_s)
         return [ev]
 
 

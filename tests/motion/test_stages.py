@@ -730,6 +730,29 @@ def _isometric_holds(t: np.ndarray, primary: np.ndarray, seed: int) -> list[Hold
     return [e for e in events if isinstance(e, HoldEvent)]
 
 
+def test_segmenter_splits_reps_that_come_back_half_way_and_go_out_again() -> None:
+    # Real low-amplitude raises: the first comes back only 55 % of the way (the rest
+    # level creeps up) and the next goes out from there. Two reps, measured from their
+    # own starts. A third comes back half way and stays: no rep. Nor is a fourth that
+    # comes back half way, goes out again and stays (a pillow adjusted, in two humps).
+    t = np.arange(0, 75.0, 1 / 50)
+
+    def step(t0: float, amp: float) -> np.ndarray:
+        x = np.clip((t - t0) / 1.5, 0.0, 1.0)
+        return np.asarray(amp * x**3 * (10 - 15 * x + 6 * x**2))
+
+    primary = (
+        step(5.0, 10.0) + step(7.5, -5.5) + step(10.5, 10.0) + step(13.0, -10.0)
+        + step(30.0, 10.0) + step(32.5, -5.5)
+        + step(50.0, 10.0) + step(52.5, -5.5) + step(55.0, 4.0)
+    )  # fmt: skip
+    events = _segment_whole_and_chunked(t, primary, None, 41)
+    reps = [e for e in events if isinstance(e, RepEvent)]
+    assert [round(r.start_s, 1) for r in reps] == pytest.approx([5.0, 10.5], abs=0.15)
+    assert [r.rom_deg for r in reps] == pytest.approx([10.0, 10.0], abs=0.3)
+    assert reps[0].end_s == pytest.approx(9.0, abs=0.5)
+
+
 def test_segmenter_finds_the_rest_level_again_after_a_dip() -> None:
     # Turning over dips the angle 25 deg below neutral; then 5 clamshells from neutral.
     # A baseline that remembered the dip would wait for a return that never comes.

@@ -54,6 +54,9 @@ class SegmenterSettings:
     """A candidate starts this share of `detect_deg` above the baseline."""
     return_ratio: float = 0.35
     """A rep is coming back once below this share of its excursion."""
+    rebound_ratio: float = 0.5
+    """A candidate that came back below this share of its excursion and rises again
+    (by the start threshold) from there was a rep, and the next starts from its bottom."""
     settle_s: float = 1.0
     pre_s: float = 3.0
     """Look-back before the start crossing for the movement onset."""
@@ -199,6 +202,9 @@ class Segmenter:
         self._cand = 0
         self._still_run = 0
         self._low_run = 0  # still and more than half way back, while a candidate
+        self._trough = np.inf  # lowest since the candidate came half way back (or inf)
+        self._trough_i = 0
+        self._rebounded = False  # the candidate ended where the next rose: see `_offer`
         self._rest_run = 0
         self._rest_level = 0.0
         self._cand_rest = 0.0
@@ -420,6 +426,8 @@ class Segmenter:
                 self._peak = float(lp[k])
                 self._still_run = 0
                 self._low_run = 0
+                self._trough = np.inf
+                self._rebounded = False
                 self._rest_run = 0
                 self._state = "active"
                 i += k + 1
@@ -429,6 +437,14 @@ class Segmenter:
                 exc = peak - b
                 back = (exc >= t.detect_deg) & (lp - b < s.return_ratio * exc)
                 fizzle = (exc < t.detect_deg) & (lp - b < 0.5 * start_thr)
+                # Half way back and out again: the limb came back to rest short of where
+                # it started (the rest level creeps up rep by rep) and the next rep began
+                # from there. This rep ends at the bottom between them.
+                half = (exc >= t.detect_deg) & (lp - b < s.rebound_ratio * exc)
+                since = np.logical_or.accumulate(half) | (self._trough < np.inf)
+                trough = np.minimum.accumulate(np.where(since, lp, np.inf))
+                trough = np.minimum(trough, self._trough)
+                rebound = lp - trough > start_thr
                 tt = buf.col(_T, i, stop)
                 calm = buf.col(_STILL, i, stop) > 0.5
                 runs = run_lengths(calm, self._still_run)
@@ -455,12 +471,32 @@ class Segmenter:
                     # settled, a dip or two before the start position was back.
                     settled_anew |= (runs >= self._rest_n) & (np.abs(lp) <= below)
                 stale |= settled_anew
-                k = first_true(back | fizzle | stale)
+                # Where the trough is: the latest sample at its level.
+                lower = np.flatnonzero(since & (lp <= trough))
+                k = first_true(back | fizzle | stale | rebound)
                 if k < 0:
                     self._peak = float(peak[-1])
                     self._still_run = int(runs[-1])
                     self._low_run = int(low_runs[-1])
+                    if since[-1]:
+                        self._trough = float(trough[-1])
+                        if lower.size:
+                            self._trough_i = i + int(lower[-1])
                     i = stop
+                    continue
+                if rebound[k] and not (back[k] or fizzle[k] or stale[k]):
+                    # Coming back from the trough: the returning state ends the rep there
+                    # and looks for the next from it.
+                    before_k = lower[lower < k]
+                    if before_k.size:
+                        self._trough_i = i + int(before_k[-1])
+                    self._peak = float(peak[k])
+                    self._ret = self._trough_i
+                    self._low = float(trough[k])
+                    self._low_i = self._trough_i
+                    self._rebounded = True
+                    self._state = "returning"
+                    i = self._trough_i + 1
                     continue
                 if back[k] and not stale[k]:
                     self._peak = float(peak[k])
@@ -534,9 +570,9 @@ class Segmenter:
         rep = self._measure_rep(w)
         if rep is None:
             return []
-        return self._offer(rep, buf.at(_T, self._cand))
+        return self._offer(rep, buf.at(_T, self._cand), doubtful=self._rebounded)
 
-    def _offer(self, rep: RepEvent, detected_s: float) -> list[Event]:
+    def _offer(self, rep: RepEvent, detected_s: float, *, doubtful: bool = False) -> list[Event]:
         """Count a rep, or hold lone doubtful ones back until a rep confirms them.
 
         A rep confirms the held ones if it was detected (crossed the start threshold)
@@ -551,6 +587,10 @@ class Segmenter:
         fidget that turned out and back in one plane, which nothing else tells from one
         rep (`set_gap_s`, as a set has more than one rep). If the patient settles at a
         new neutral first, it is dropped.
+
+        A rep that ended half way back because the limb went out again from there
+        (`doubtful`) is doubtful like a flagged one: on its own, that was one movement
+        with two humps (a pillow adjusted), which the next rep, if it is one, confirms.
         """
         s = self.settings
         pending = self._pending
@@ -562,7 +602,7 @@ class Segmenter:
         )
         # Samples lost around a rep may have held the reps that would confirm it.
         gap = Flag.DATA_GAP in rep.flags
-        flagged = not _DOUBTFUL.isdisjoint(rep.flags) and not gap
+        flagged = (doubtful or not _DOUBTFUL.isdisjoint(rep.flags)) and not gap
         self._wait_s = s.lone_rep_s
         if flagged and not recent and len(pending) + 1 < s.doubtful_run:
             pending.append(rep)

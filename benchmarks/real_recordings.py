@@ -11,7 +11,12 @@ third-block reps whose range is well below (< 75 % of) the first block's median.
 Blocks are the core's own sets when it finds three, else reps 1-10, 11-20, 21-30.
 
 The short `template_session.txt` recordings (9 executions, 3 of each type, done with
-less rest between them) are run the same way and their counts printed after.
+less rest between them) are run the same way and their counts printed after. The
+dataset's authors marked one execution of each type in them by hand
+(`template_times.txt`): the reps that overlap them most are printed against the marks,
+start and end, with their phases. No target; it is the one reference for where real reps
+begin and end, and it shows how long the subject held (a correct execution marked 5.6 s
+from start to end cannot hold for 5 s).
 
 Then, as other people would do the same protocol: each `test.txt` played faster and
 slower (time scaled by 0.7 to 1.5, rates by the inverse, resampled at 25 Hz), each with
@@ -49,6 +54,60 @@ def blocks(reps: list[RepEvent]) -> list[list[RepEvent]]:
 
 TEMPO_FACTORS = (0.7, 0.85, 1.0, 1.2, 1.5)
 BIASES_DPS = (0.5, 1.0, 2.0)
+
+
+def template_times(session: Path) -> list[tuple[int, float, float]]:
+    """The executions the dataset's authors marked by hand in a template session.
+
+    `template_times.txt` (next to the unit folders): execution type (1 correct, 2 too
+    fast, 3 low amplitude), start and end as time indices (n -> (n - 1) / 25 s).
+    """
+    path = session.parents[1] / "template_times.txt"
+    if not path.exists():
+        return []
+    rows = np.loadtxt(path, delimiter=";", skiprows=1, ndmin=2)
+    return [(int(k), (a - 1) / DATASET_RATE_HZ, (b - 1) / DATASET_RATE_HZ) for k, a, b in rows]
+
+
+def match(reps: list[RepEvent], start_s: float, end_s: float) -> RepEvent | None:
+    """The rep that overlaps the marked execution most, if any does."""
+    best, most = None, 0.0
+    for r in reps:
+        overlap = min(end_s, r.end_s) - max(start_s, r.start_s)
+        if overlap > most:
+            best, most = r, overlap
+    return best
+
+
+def print_templates(marked: list[tuple[str, int, float, float, RepEvent | None]]) -> None:
+    """Our reps against the executions the authors marked: start and end, and phases."""
+    kinds = {1: "correct", 2: "too fast", 3: "low amplitude"}
+    print("the executions the dataset's authors marked by hand (template_times.txt), and ours")
+    print(
+        f"{'recording':32} {'execution':13} {'marked_s':>13} {'ours_s':>13} "
+        f"{'d_start':>7} {'d_end':>6} {'up_s':>5} {'hold_s':>6} {'down_s':>6}"
+    )
+    errors: list[float] = []
+    for name, kind, a, b, r in marked:
+        head = f"{name:32} {kinds.get(kind, str(kind)):13} {a:6.1f}-{b:6.1f}"
+        if r is None:
+            print(f"{head} {'none':>13}")
+            continue
+        errors += [abs(r.start_s - a), abs(r.end_s - b)]
+        print(
+            f"{head} {r.start_s:6.1f}-{r.end_s:6.1f} {r.start_s - a:+7.2f} {r.end_s - b:+6.2f} "
+            f"{r.concentric_s:5.2f} {r.hold_s:6.2f} {r.eccentric_s:6.2f}"
+        )
+    if errors:
+        print(
+            f"start and end against the marks ({len(errors) // 2} executions): |error| median "
+            f"{np.median(errors):.2f} s, mean {np.mean(errors):.2f} s, largest "
+            f"{np.max(errors):.2f} s"
+        )
+        print(
+            "(a correct execution marked shorter than its way up and down plus 5 s was held "
+            "for less than the protocol's 5 s)"
+        )
 
 
 def variant(rec: Recording, factor: float, turn: np.ndarray) -> Recording:
@@ -115,10 +174,14 @@ def main() -> int:
         )
     print()
     print(f"{'recording':32} {'reps':>4}  (truth 9: 3 correct, 3 too fast, 3 low amplitude)")
+    marked: list[tuple[str, int, float, float, RepEvent | None]] = []
     for f in sorted(args.dataset.glob("data/e*/u3/template_session.txt")):
         res = analyze(load_dataset_file(f), None)
         name = str(f.relative_to(args.dataset / "data"))
         print(f"{name:32} {len(res.reps):4}  ranges {[round(r.rom_deg, 1) for r in res.reps]}")
+        marked += [(name, *m, match(res.reps, *m[1:])) for m in template_times(f)]
+    print()
+    print_templates(marked)
     print()
     print("reps counted (truth 30) with the tempo scaled; 'turned': the unit turned on the thigh")
     print(f"{'recording':24} " + " ".join(f"{f:>5}x {'turned':>6}" for f in TEMPO_FACTORS))

@@ -123,8 +123,11 @@ class MotionCore:
         block, cals = self.angles.update(t, ori.quat, ori.gyr_rad_s, ori.bias_sigma_rad_s)
         self.last_angles = block
         seg = self.segmenter
+        found = seg.update(block)
+        if not cals and not found:
+            return []
         timed: list[tuple[float, MotionEvent]] = [(c.t_s, c) for c in cals]
-        timed += _timed(seg, seg.update(block))
+        timed += _timed(seg, found)
         for cal in cals:
             if cal.reason != "axis":
                 timed += _timed(seg, seg.close_reference(cal.reference))

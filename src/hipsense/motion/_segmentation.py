@@ -435,20 +435,26 @@ class Segmenter:
                 b = self._baseline
                 peak = np.maximum(np.maximum.accumulate(lp), self._peak)
                 exc = peak - b
-                back = (exc >= t.detect_deg) & (lp - b < s.return_ratio * exc)
-                fizzle = (exc < t.detect_deg) & (lp - b < 0.5 * start_thr)
+                up = lp - b
+                big = exc >= t.detect_deg
+                back = big & (up < s.return_ratio * exc)
+                fizzle = ~big & (up < 0.5 * start_thr)
                 # Half way back and out again: the limb came back to rest short of where
                 # it started (the rest level creeps up rep by rep) and the next rep began
                 # from there. This rep ends at the bottom between them.
-                half = (exc >= t.detect_deg) & (lp - b < s.rebound_ratio * exc)
-                since = np.logical_or.accumulate(half) | (self._trough < np.inf)
-                trough = np.minimum.accumulate(np.where(since, lp, np.inf))
-                trough = np.minimum(trough, self._trough)
-                rebound = lp - trough > start_thr
+                half = big & (up < s.rebound_ratio * exc)
+                halfway = self._trough < np.inf or bool(half.any())
+                if halfway:
+                    since = np.logical_or.accumulate(half) | (self._trough < np.inf)
+                    trough = np.minimum.accumulate(np.where(since, lp, np.inf))
+                    trough = np.minimum(trough, self._trough)
+                    rebound = lp - trough > start_thr
+                    # Where the trough is: the latest sample at its level.
+                    lower = np.flatnonzero(since & (lp <= trough))
                 tt = buf.col(_T, i, stop)
                 calm = buf.col(_STILL, i, stop) > 0.5
                 runs = run_lengths(calm, self._still_run)
-                low_runs = run_lengths(calm & (lp - b < 0.5 * exc), self._low_run)
+                low_runs = run_lengths(calm & (up < 0.5 * exc), self._low_run)
                 stale = (
                     (tt - buf.at(_T, self._cand) > s.max_candidate_s)
                     | (runs > self._still_limit)
@@ -471,20 +477,19 @@ class Segmenter:
                     # settled, a dip or two before the start position was back.
                     settled_anew |= (runs >= self._rest_n) & (np.abs(lp) <= below)
                 stale |= settled_anew
-                # Where the trough is: the latest sample at its level.
-                lower = np.flatnonzero(since & (lp <= trough))
-                k = first_true(back | fizzle | stale | rebound)
+                ended = back | fizzle | stale
+                k = first_true(ended | rebound if halfway else ended)
                 if k < 0:
                     self._peak = float(peak[-1])
                     self._still_run = int(runs[-1])
                     self._low_run = int(low_runs[-1])
-                    if since[-1]:
+                    if halfway:
                         self._trough = float(trough[-1])
                         if lower.size:
                             self._trough_i = i + int(lower[-1])
                     i = stop
                     continue
-                if rebound[k] and not (back[k] or fizzle[k] or stale[k]):
+                if halfway and rebound[k] and not ended[k]:
                     # Coming back from the trough: the returning state ends the rep there
                     # and looks for the next from it.
                     before_k = lower[lower < k]

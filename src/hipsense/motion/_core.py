@@ -1,6 +1,6 @@
 """The motion core: samples in, calibrations, reps, holds and sets out."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -143,7 +143,7 @@ class MotionCore:
         return _in_order(_timed(seg, seg.finish()))
 
 
-def _timed(seg: Segmenter, events: list[Any]) -> list[tuple[float, MotionEvent]]:
+def _timed(seg: Segmenter, events: Sequence[MotionEvent]) -> list[tuple[float, MotionEvent]]:
     """The events `seg` just returned, each with the time it was settled."""
     return list(zip(seg.settled_s, events, strict=True))
 

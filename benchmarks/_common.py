@@ -32,3 +32,8 @@ def load_dataset_file(path: Path) -> Recording:
         quat=None,
         metadata={"source": str(path)},
     )
+
+
+def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    """How long the spans [a0, a1] and [b0, b1] share (s), 0 if they are apart."""
+    return max(0.0, min(a1, b1) - max(a0, b0))

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from _common import overlap
 from hipsense.exercises import load_library
 from hipsense.motion import Flag, analyze
 from hipsense_sim import ScenarioSpec, load_suite, simulate
@@ -74,14 +75,10 @@ class Tally:
         self.missed += o.missed
 
 
-def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
-    return max(0.0, min(a1, b1) - max(a0, b0))
-
-
 def _seen(rep: dict[str, Any], is_hold: bool, gaps: list[tuple[float, float]]) -> bool:
     """Whether most of the way out to the top (or into the hold) was delivered."""
     a, b = (rep["enter_s"], rep["start_s"]) if is_hold else (rep["start_s"], rep["top_s"])
-    lost = sum(_overlap(a, b, g0, g1) for g0, g1 in gaps)
+    lost = sum(overlap(a, b, g0, g1) for g0, g1 in gaps)
     return lost < 0.5 * (b - a)
 
 
@@ -103,7 +100,7 @@ def evaluate(spec: ScenarioSpec) -> tuple[str, Tally, list[str]]:
     d_span = [(h.enter_s, h.exit_s) if is_hold else (h.start_s, h.end_s) for h in d_items]  # type: ignore[union-attr]
     # Greedy one-to-one matching by overlap.
     pairs = sorted(
-        ((_overlap(*ts, *ds), i, j) for i, ts in enumerate(t_span) for j, ds in enumerate(d_span)),
+        ((overlap(*ts, *ds), i, j) for i, ts in enumerate(t_span) for j, ds in enumerate(d_span)),
         reverse=True,
     )
     t_used: dict[int, int] = {}
@@ -122,7 +119,7 @@ def evaluate(spec: ScenarioSpec) -> tuple[str, Tally, list[str]]:
         tr, dr = t_items[i], d_items[j]
         true_flags = set(tr["faults"])
         lo, hi = t_span[i]
-        if any(_overlap(lo, hi, g0, g1) > 0 or lo <= g0 <= hi for g0, g1 in gaps):
+        if any(overlap(lo, hi, g0, g1) > 0 or lo <= g0 <= hi for g0, g1 in gaps):
             true_flags.add("data_gap")
         got = {str(f) for f in dr.flags}
         for f in FLAGS:
@@ -160,7 +157,7 @@ def evaluate(spec: ScenarioSpec) -> tuple[str, Tally, list[str]]:
     for ne in truth["non_exercise"]:
         tally.non_exercise_s += ne["end_s"] - ne["start_s"]
         tally.false_reps_non_exercise += sum(
-            1 for a, b in d_span if _overlap(a, b, ne["start_s"], ne["end_s"]) > 0.5 * (b - a)
+            1 for a, b in d_span if overlap(a, b, ne["start_s"], ne["end_s"]) > 0.5 * (b - a)
         )
     if not truth["sets"] and d_items:
         notes.append(f"{spec.name}: {len(d_items)} reps in pure non-exercise motion")

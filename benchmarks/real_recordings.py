@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import DATASET_DIR, DATASET_RATE_HZ, load_dataset_file
+from _common import DATASET_DIR, DATASET_RATE_HZ, load_dataset_file, overlap
 from hipsense._quat import rotate
 from hipsense.motion import Flag, RepEvent, analyze
 from hipsense.recording import Recording
@@ -73,9 +73,9 @@ def match(reps: list[RepEvent], start_s: float, end_s: float) -> RepEvent | None
     """The rep that overlaps the marked execution most, if any does."""
     best, most = None, 0.0
     for r in reps:
-        overlap = min(end_s, r.end_s) - max(start_s, r.start_s)
-        if overlap > most:
-            best, most = r, overlap
+        shared = overlap(start_s, end_s, r.start_s, r.end_s)
+        if shared > most:
+            best, most = r, shared
     return best
 
 

@@ -53,8 +53,10 @@ class Targets:
         return cls(
             exercise_id=ex.id,
             kind="hold" if ex.kind is ExerciseKind.HOLD else "reps",
-            # Partial reps (down to about a third of the target) must still count.
-            detect_deg=max(1.5, 0.25 * ex.rom.target_min_deg),
+            # Partial reps (down to about a third of the target) must still count: for a
+            # pelvic drop (4 deg minimum) that is 1.3 deg. 1 deg is still well above the
+            # sway at rest, and a lone partial rep is held back until another confirms it.
+            detect_deg=max(1.0, 0.25 * ex.rom.target_min_deg),
             target_min_deg=ex.rom.target_min_deg,
             target_max_deg=ex.rom.target_max_deg,
             outward_phase=ex.outward_phase,

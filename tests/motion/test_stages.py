@@ -846,6 +846,38 @@ def test_segmenter_drops_a_candidate_that_settles_well_short_of_its_top() -> Non
         assert h.angle_deg == pytest.approx(4.0, abs=0.5)
 
 
+def test_a_hold_risen_into_slowly_after_a_fidget_counts_where_the_leg_came_to_rest() -> None:
+    # Isometric holds of 4 deg (10 s). A fidget dips the leg to -9 deg for 2 s (taken
+    # as the rest level), then it comes back to neutral and rests. The first hold rises
+    # so gently (4 deg in 3 s) that the limb stays still to the detector (3 deg/s)
+    # until it is lowered: 20 s after coming to rest, the candidate that rose out of
+    # the dip is dropped in the middle of that hold. The rest level is looked for again
+    # from where the leg came to rest, so that hold counts like the three after it.
+    rate = 50.0
+    t = np.arange(0, 90.0, 1 / rate)
+    fidget = _ramp_rep(t, 3.0, -9.0, 1.0, 2.0)
+    starts = [15.0 + 17.5 * k for k in range(4)]
+    holds = sum(
+        _ramp_rep(t, c, 4.0, 3.0, 1e3) + _ramp_rep(t, c + 13.0, -4.0, 2.0, 1e3) for c in starts
+    )
+    primary = np.asarray(fidget + holds)
+    still = np.abs(np.gradient(primary, t)) < 3.0
+    assert still[(t > 7.0) & (t < 28.0)].all()
+    tg = Targets.from_exercise(LIB["deep-hip-lateral-rotator-level-1"])
+    block = _angle_block(t, primary, still)
+    seg = Segmenter(rate, tg)
+    events = seg.update(block) + seg.finish()
+    got = [e for e in events if isinstance(e, HoldEvent)]
+    assert [h.enter_s for h in got] == [pytest.approx(c, abs=0.5) for c in starts]
+    for h in got:
+        assert h.angle_deg == pytest.approx(4.0, abs=0.5)
+    seg2 = Segmenter(rate, tg)
+    parts: list[object] = []
+    for a, b in _splits(len(t), 43):
+        parts += seg2.update(block.slice(a, b))
+    assert parts + seg2.finish() == events
+
+
 @pytest.mark.parametrize(
     ("exercise", "rom_deg"), [("side-lying-hip-abduction", 30.0), (None, 10.0)]
 )

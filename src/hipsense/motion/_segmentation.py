@@ -119,7 +119,7 @@ class SegmenterSettings:
     still_candidate_s: float = 10.0
     """A candidate rep still for longer than the prescribed hold plus this (or twice the
     hold) has come to rest somewhere that is not its start: it is dropped and the rest
-    level found again."""
+    level found again from where it came to rest."""
 
 
 class _Buffer:
@@ -515,7 +515,16 @@ class Segmenter:
                     self._baseline = float(lp[k]) if stale[k] else b
                     if settled_anew[k]:
                         self._floor = max(self._floor, i + k)
-                    i += k if stale[k] else k + 1
+                    if runs[k] > self._still_limit and not settled_anew[k] and ref[k] == self._ref:
+                        # Come to rest somewhere it did not start from: the rest level is
+                        # looked for from where it came to rest, since what followed (a
+                        # slow rise into a small hold, still to the detector) may be a rep.
+                        rest = max(i + k - int(runs[k]) + 1, self._cand + 1)
+                        self._floor = max(self._floor, rest)
+                        self._baseline = buf.at(_LP, rest)
+                        i = rest
+                    else:
+                        i += k if stale[k] else k + 1
             else:
                 low = np.minimum(np.minimum.accumulate(lp), self._low)
                 # Where the lowest point so far is: a new rep may rise from it.

@@ -706,12 +706,12 @@ def _ramp_rep(
 
 
 def _segment_whole_and_chunked(
-    t: np.ndarray, primary: np.ndarray, exercise: str | None, seed: int
+    t: np.ndarray, primary: np.ndarray, exercise: str | None, seed: int, still_dps: float = 1.0
 ) -> list[object]:
-    """Events of a planned angle (still: slower than 1 deg/s) fed whole; checks that
+    """Events of a planned angle (still: slower than `still_dps`) fed whole; checks that
     blocks split at random (`seed`) give the same events. `None` is `auto`."""
     rate = 1.0 / float(t[1] - t[0])
-    still = np.abs(np.gradient(primary, t)) < 1.0
+    still = np.abs(np.gradient(primary, t)) < still_dps
     tg = Targets.automatic() if exercise is None else Targets.from_exercise(LIB[exercise])
     block = _angle_block(t, primary, still)
     seg = Segmenter(rate, tg)
@@ -861,21 +861,14 @@ def test_a_hold_risen_into_slowly_after_a_fidget_counts_where_the_leg_came_to_re
         _ramp_rep(t, c, 4.0, 3.0, 1e3) + _ramp_rep(t, c + 13.0, -4.0, 2.0, 1e3) for c in starts
     )
     primary = np.asarray(fidget + holds)
-    still = np.abs(np.gradient(primary, t)) < 3.0
-    assert still[(t > 7.0) & (t < 28.0)].all()
-    tg = Targets.from_exercise(LIB["deep-hip-lateral-rotator-level-1"])
-    block = _angle_block(t, primary, still)
-    seg = Segmenter(rate, tg)
-    events = seg.update(block) + seg.finish()
+    assert (np.abs(np.gradient(primary, t))[(t > 7.0) & (t < 28.0)] < 3.0).all()
+    events = _segment_whole_and_chunked(
+        t, primary, "deep-hip-lateral-rotator-level-1", 43, still_dps=3.0
+    )
     got = [e for e in events if isinstance(e, HoldEvent)]
     assert [h.enter_s for h in got] == [pytest.approx(c, abs=0.5) for c in starts]
     for h in got:
         assert h.angle_deg == pytest.approx(4.0, abs=0.5)
-    seg2 = Segmenter(rate, tg)
-    parts: list[object] = []
-    for a, b in _splits(len(t), 43):
-        parts += seg2.update(block.slice(a, b))
-    assert parts + seg2.finish() == events
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ __all__ = [
     "lmul_matrix",
     "plane_frame",
     "quat_conj",
+    "quat_from_columns",
     "quat_lmul",
     "quat_mul",
     "rotate",
@@ -32,6 +33,29 @@ def axis_angle_quat(axis: NDArray[np.float64], angle_rad: F64Array) -> F64Array:
     half = 0.5 * np.asarray(angle_rad, dtype=np.float64)
     s = np.sin(half)
     return np.asarray(np.stack([np.cos(half), s * a[0], s * a[1], s * a[2]], axis=-1), np.float64)
+
+
+def quat_from_columns(x: F64Array, y: F64Array, z: F64Array) -> F64Array:
+    """Quaternion of the rotation whose matrix columns are x, y, z."""
+    m = np.stack([x, y, z], axis=1)
+    w = np.sqrt(max(0.0, 1.0 + m[0, 0] + m[1, 1] + m[2, 2])) / 2.0
+    if w > 1e-6:
+        return np.array(
+            [
+                w,
+                (m[2, 1] - m[1, 2]) / (4 * w),
+                (m[0, 2] - m[2, 0]) / (4 * w),
+                (m[1, 0] - m[0, 1]) / (4 * w),
+            ]
+        )
+    # 180 degree turn: take the axis from the largest diagonal element.
+    i = int(np.argmax(np.diag(m)))
+    j, k = (i + 1) % 3, (i + 2) % 3
+    v = np.zeros(3)
+    v[i] = np.sqrt(max(0.0, 1.0 + m[i, i] - m[j, j] - m[k, k])) / 2.0
+    v[j] = (m[j, i] + m[i, j]) / (4 * v[i])
+    v[k] = (m[k, i] + m[i, k]) / (4 * v[i])
+    return np.array([(m[k, j] - m[j, k]) / (4 * v[i]), *v])
 
 
 def quat_conj(q: F64Array) -> F64Array:

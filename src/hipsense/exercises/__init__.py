@@ -1,5 +1,6 @@
 """The exercise library: what each prescribed exercise is, from the seeds, validated."""
 
+from ._anatomy import axis_from_vertical_deg, body_quat, neutral_thigh_quat, thigh_in_body_quat
 from ._library import ExerciseError, ExerciseLibrary, default_library_dir, load_library
 from ._model import (
     BodyPosition,
@@ -31,6 +32,10 @@ __all__ = [
     "SensorThigh",
     "Tempo",
     "Variant",
+    "axis_from_vertical_deg",
+    "body_quat",
     "default_library_dir",
     "load_library",
+    "neutral_thigh_quat",
+    "thigh_in_body_quat",
 ]

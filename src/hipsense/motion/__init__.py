@@ -3,7 +3,6 @@
 Pure and synchronous: numpy blocks in, events out, explicit state in each stage.
 """
 
-from ._calibration import AngleBlock, AngleTracker, Calibration, CalibrationSettings
 from ._core import (
     MIN_RATE_HZ,
     Analysis,
@@ -15,16 +14,15 @@ from ._core import (
 )
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
 from ._orientation import OrientationBlock, OrientationEstimator, OrientationSettings
-from ._segmentation import Segmenter, SegmenterSettings
+from ._reference import AngleBlock, Calibration, Reference, ReferenceSettings, ReferenceTracker
+from ._reps import Segmenter, SegmenterSettings
 from ._targets import Targets
 
 __all__ = [
     "MIN_RATE_HZ",
     "Analysis",
     "AngleBlock",
-    "AngleTracker",
     "Calibration",
-    "CalibrationSettings",
     "CoreSettings",
     "Flag",
     "HoldEvent",
@@ -34,6 +32,9 @@ __all__ = [
     "OrientationBlock",
     "OrientationEstimator",
     "OrientationSettings",
+    "Reference",
+    "ReferenceSettings",
+    "ReferenceTracker",
     "RepEvent",
     "Segmenter",
     "SegmenterSettings",

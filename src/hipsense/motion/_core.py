@@ -11,10 +11,16 @@ from hipsense._errors import HipsenseError
 from hipsense.exercises import Exercise
 from hipsense.recording import Recording
 
-from ._calibration import AngleBlock, AngleTracker, Calibration, CalibrationSettings
 from ._events import HoldEvent, RepEvent, SetEvent
 from ._orientation import OrientationEstimator, OrientationSettings
-from ._segmentation import Segmenter, SegmenterSettings
+from ._reference import (
+    AngleBlock,
+    Calibration,
+    ReferenceSettings,
+    ReferenceTracker,
+    up_in_sensor,
+)
+from ._reps import Segmenter, SegmenterSettings
 from ._targets import Targets
 
 __all__ = [
@@ -29,6 +35,8 @@ __all__ = [
 
 F64Array = NDArray[np.float64]
 MotionEvent = Calibration | RepEvent | HoldEvent | SetEvent
+_TINY_M_S2 = 1e-9
+"""An accelerometer reading of zero (free fall, a broken sensor) has no direction."""
 MIN_RATE_HZ = 20.0
 """Below this, reps of 0.5 s (swinging through) are a handful of samples."""
 
@@ -42,7 +50,7 @@ class CoreSettings:
     """Settings of every stage; the defaults are the product's."""
 
     orientation: OrientationSettings = field(default_factory=OrientationSettings)
-    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    reference: ReferenceSettings = field(default_factory=ReferenceSettings)
     segmentation: SegmenterSettings = field(default_factory=SegmenterSettings)
 
 
@@ -79,28 +87,38 @@ class MotionCore:
         )
         if reps_per_set is not None and self.targets.reps_per_set is not None:
             self.targets = replace(self.targets, reps_per_set=reps_per_set)
+        tg = self.targets
         self.orientation = OrientationEstimator(self.rate_hz, self.settings.orientation)
-        self.segmenter = Segmenter(self.rate_hz, self.targets, self.settings.segmentation)
-        self.angles = AngleTracker(
+        self.reference = ReferenceTracker(
             self.rate_hz,
-            self.settings.calibration,
-            min_rotation_deg=self.targets.min_axis_rotation_deg,
-            max_primary_deg=1.5 * self.targets.target_max_deg + 10.0,
-            settled_s=self.targets.settled_s(self.settings.segmentation.still_candidate_s),
-            rest_max_deg=self.segmenter.onset_max_deg,
+            self.settings.reference,
+            floor_deg=tg.detect_deg,
+            rest_max_deg=tg.rest_max_deg,
+            top_max_deg=tg.top_max_deg,
+            settled_s=tg.settled_s,
+            hold_s=tg.hold_s,
+            single_movement=tg.kind == "hold",
+            axis_from_vertical_deg=tg.axis_from_vertical_deg,
+        )
+        self.segmenter = Segmenter(
+            self.rate_hz,
+            tg,
+            self.settings.segmentation,
+            rest_max_deg=tg.rest_max_deg,
+            settled_s=tg.settled_s,
         )
         self.last_angles = AngleBlock.empty()
 
     def reset(self) -> None:
         """Forget everything measured; settings and exercise stay."""
         self.orientation.reset()
-        self.angles.reset()
+        self.reference.reset()
         self.segmenter.reset()
         self.last_angles = AngleBlock.empty()
 
     def calibrate(self) -> None:
         """Take the next sample as the neutral start position."""
-        self.angles.calibrate()
+        self.reference.calibrate()
 
     def update(
         self,
@@ -110,47 +128,31 @@ class MotionCore:
         acc_m_s2: F64Array | None = None,
         quat: F64Array | None = None,
     ) -> list[MotionEvent]:
-        """Take a block of samples; return the events it completed."""
+        """Take a block of samples; return the events it completed, in stream order."""
         t = np.asarray(t_s, dtype=np.float64)
         if quat is not None:
             ori = self.orientation.update_quat(quat, t)
+            up = up_in_sensor(ori.quat)
         elif gyr_rad_s is not None and acc_m_s2 is not None:
             ori = self.orientation.update_raw(gyr_rad_s, acc_m_s2, t)
+            acc = np.asarray(acc_m_s2, dtype=np.float64)
+            up = acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), _TINY_M_S2)
         else:
             raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
         if ori.quat.shape[0] != t.shape[0]:
             raise ValueError(f"t_s: expected {ori.quat.shape[0]} times, got {t.shape[0]}")
-        block, cals = self.angles.update(t, ori.quat, ori.gyr_rad_s, ori.bias_sigma_rad_s)
-        self.last_angles = block
-        seg = self.segmenter
-        found = seg.update(block)
-        if not cals and not found:
-            return []
-        timed: list[tuple[float, MotionEvent]] = [(c.t_s, c) for c in cals]
-        timed += _timed(seg, found)
-        for cal in cals:
-            if cal.reason != "axis":
-                timed += _timed(seg, seg.close_reference(cal.reference))
-        # In the order they were settled, whatever the block size: a block may close a
-        # rep and start a new calibration after it, a rep held back until another
-        # confirms it comes out after calibrations made in the meantime, and a whole
-        # file returns everything at once.
-        return _in_order(timed)
+        events: list[MotionEvent] = []
+        for item in self.reference.update(t, up, ori.quat, ori.gyr_rad_s):
+            if isinstance(item, Calibration):
+                events.append(item)
+            else:
+                self.last_angles = item
+                events += self.segmenter.update(item)
+        return events
 
     def finish(self) -> list[MotionEvent]:
         """End of stream: report what is still open."""
-        seg = self.segmenter
-        return _in_order(_timed(seg, seg.finish()))
-
-
-def _timed(seg: Segmenter, events: Sequence[MotionEvent]) -> list[tuple[float, MotionEvent]]:
-    """The events `seg` just returned, each with the time it was settled."""
-    return list(zip(seg.settled_s, events, strict=True))
-
-
-def _in_order(timed: list[tuple[float, MotionEvent]]) -> list[MotionEvent]:
-    """Events by the time they were settled (stable: ties keep their order)."""
-    return [ev for _, ev in sorted(timed, key=lambda p: p[0])]
+        return list(self.segmenter.finish())
 
 
 @dataclass(frozen=True)

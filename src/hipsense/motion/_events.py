@@ -46,6 +46,8 @@ class RepEvent:
     """Arrival at end range."""
     hold_end_s: float = 0.0
     """Departure from end range."""
+    recovered: bool = False
+    """Measured late: made before the reference was known, released with it."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -75,6 +77,8 @@ class HoldEvent:
     confidence: float
     enter_s: float = 0.0
     exit_s: float = 0.0
+    recovered: bool = False
+    """Measured late: made before the reference was known, released with it."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -3,11 +3,21 @@
 from dataclasses import dataclass
 from typing import Literal
 
-from hipsense.exercises import Exercise, ExerciseKind, FormCheck
+from hipsense.exercises import Exercise, ExerciseKind, FormCheck, axis_from_vertical_deg
 
 __all__ = ["Targets"]
 
 _DEFAULT_PHASE_S = 1.5
+_SETTLED_MARGIN_S = 10.0
+"""A held position ends within seconds of its prescription; a patient who has settled
+somewhere stays there longer."""
+_TOP_MAX_RATIO = 1.75
+"""Beyond this times the top of the range is not a rep (standing up from the chair a
+seated exercise is done in: 80 deg where the range ends at 40)."""
+_TOP_MAX_DEG = 180.0
+_REST_MAX_DEG = 12.0
+"""A rep starts from the start position: the rest poses of a real set stay within a few
+degrees of each other; walking and getting up start further away."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,9 @@ class Targets:
     """A phase shorter than this share of its prescribed duration is too fast."""
     too_fast_dps: float | None = None
     off_plane_deg: float = 12.0
+    off_plane_floor_deg: float = 3.0
+    off_plane_ratio: float = 0.35
+    """Also off the plane: more than `off_plane_floor_deg` and this share of the range."""
     partial_ratio: float = 0.8
     hold_short_ratio: float = 0.7
     eccentric_fast_s: float | None = None
@@ -40,6 +53,9 @@ class Targets:
     for holds and `auto`. A rep past it, on its own after the set's last rep, is held back
     as doubtful: a patient who goes on in rhythm confirms it, one who fidgets does not."""
     auto: bool = False
+    axis_from_vertical_deg: float | None = None
+    """The library's angle between the movement axis and the vertical at the start
+    position (None: `auto`, unknown)."""
 
     @classmethod
     def from_exercise(cls, ex: Exercise, variant: str | None = None) -> "Targets":
@@ -70,6 +86,7 @@ class Targets:
             partial_ratio=partial if partial is not None and partial <= 1 else 0.8,
             eccentric_fast_s=limits.get(FormCheck.ECCENTRIC_FAST),
             reps_per_set=None if ex.kind is ExerciseKind.HOLD else (d.reps_max or d.reps),
+            axis_from_vertical_deg=axis_from_vertical_deg(ex),
         )
 
     @classmethod
@@ -94,13 +111,19 @@ class Targets:
         )
 
     @property
-    def min_axis_rotation_deg(self) -> float:
-        """Rotation to see before estimating the movement axis: about one rep out and back."""
-        return max(4.0, 1.2 * self.target_min_deg)
+    def rest_max_deg(self) -> float:
+        """Furthest from neutral a rep may start: 12 deg, or half the top of the range."""
+        return max(_REST_MAX_DEG, 0.5 * self.target_max_deg)
 
-    def settled_s(self, margin_s: float) -> float:
+    @property
+    def top_max_deg(self) -> float:
+        """Furthest from neutral a rep may go, however badly done (none in `auto`)."""
+        return _TOP_MAX_DEG if self.auto else _TOP_MAX_RATIO * self.target_max_deg
+
+    @property
+    def settled_s(self) -> float:
         """Still for longer than this away from the start is not a hold but a new rest.
 
-        Twice the prescribed hold, and at least the hold plus `margin_s`.
+        Twice the prescribed hold, and at least the hold plus `_SETTLED_MARGIN_S`.
         """
-        return max(2.0 * self.hold_s, self.hold_s + margin_s)
+        return max(2.0 * self.hold_s, self.hold_s + _SETTLED_MARGIN_S)

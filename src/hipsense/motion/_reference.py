@@ -1,0 +1,683 @@
+"""The reference: the start position and the movement axis, found from the movements.
+
+A thigh rests on its support between reps, and every rep turns it about one axis and
+back. The reference stage keeps the samples in one bounded backlog until it has seen
+that: movements that turn the thigh about one axis (`planar_max`), out from one end of
+their range and back to it at least `returns_min` times, with the limb at rest there at
+least once. That end is the start position (neutral), the axis is the movements' own,
+and the angles of every sample in the backlog are released at once, measured from it.
+
+Angles are measured from gravity wherever gravity can see them: the direction of "up"
+in the sensor's frame (the accelerometer, or the sensor's own fused orientation) turns
+about the movement axis by the rep's angle, whatever the gyroscope's bias or drift.
+Only a movement about an axis within `vertical_axis_deg` of the vertical (the library's
+anatomy says which; in `auto` mode the gyroscope does) is measured by the heading of the
+fused orientation instead. The sensor may sit at any rotation on the thigh.
+
+States: *searching* (samples go to the backlog; a search runs every `search_every_s` of
+samples) and *referenced* (samples come out as angles). A referenced stream goes back to
+searching when the limb settles, longer than any hold, somewhere no rep starts (further
+than a rep may start from neutral, or off the movement plane): a reposition, the other
+side, a slipped strap. `calibrate()` takes the next sample as neutral.
+"""
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from hipsense._quat import dot3, quat_conj, rotate
+
+from ._filters import Lowpass, any_true, first_true, run_lengths, true_runs
+
+__all__ = ["AngleBlock", "Calibration", "Reference", "ReferenceSettings", "ReferenceTracker"]
+
+F64Array = NDArray[np.float64]
+BoolArray = NDArray[np.bool_]
+_UP = np.array([0.0, 0.0, 1.0])
+
+
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """How the start position and the axis are found (angles in deg, times in s)."""
+
+    lowpass_hz: float = 3.0
+    """The angle's low-pass for finding rests and reps: voluntary thigh movements of
+    0.4 s or longer lie below it; tremor (8-12 Hz) and the spikes of a heel landing on
+    the bed lie above."""
+    still_dps: float = 4.0
+    """At rest: the low-passed angle turns slower than this. A resting thigh sways by a
+    fraction of a degree per second, while the slowest prescribed phase (10 s for 40 deg)
+    turns at 4 deg/s on average and faster in its middle."""
+    backlog_s: float = 60.0
+    """Samples kept while no reference is known: the reps in them are recovered once
+    one is. Fifteen slow reps with 5 s holds, or a whole set of quick ones."""
+    search_every_s: float = 0.5
+    """How often the backlog is searched: a reference comes at most this late."""
+    axis_window_s: float = 30.0
+    """The movements the axis is fitted to: the latest few reps, not what came before
+    (fidgeting while getting settled)."""
+    planar_max: float = 0.25
+    """Movements about one axis move gravity along one line on the sphere: the spread
+    across that line is at most this share of the spread along it (real thigh reps with
+    their wobble: 0.02-0.2; fidgeting turns every way)."""
+    returns_min: int = 3
+    """Movements out from an end of the range and back to it before that end is taken for
+    the start position: a reach, a roll or settling in goes out once. (One, for an
+    exercise that is a single held position: its set may be one hold.)"""
+    rest_min_s: float = 0.4
+    """The limb rests at the start position at least this long, once: a walking or
+    swinging thigh turns round in a few hundredths of a second."""
+    end_band_ratio: float = 0.25
+    """A pose is at an end of the movements' range when within this share of it."""
+    vertical_axis_deg: float = 30.0
+    """An axis within this of the vertical turns gravity by less than half the rep's
+    angle (sin 30 deg): such movements are measured by the fused heading."""
+    reposition_deg: float = 20.0
+    """Off the movement plane by this much, the limb is in another position: the backlog
+    released with a reference starts after the last such pose, and a referenced limb at
+    rest this far off the plane has been repositioned."""
+    axis_agree_deg: float = 30.0
+    """The latest movements turning this far from the axis (over `axis_window_s`) are
+    done about another axis: the reference is found again from them. A rep's own wobble
+    and a compensating rep tilt the path by less, on average."""
+    moved_still_s: float = 2.0
+    """At rest off the plane this long beyond the prescribed hold: put somewhere else
+    (the other thigh, another position), not holding a rep's top."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A new reference: neutral pose and movement axis."""
+
+    t_s: float
+    reason: Literal["still", "explicit", "reposition", "axis"]
+    """`axis`: the first reference of the stream; `reposition`: a later one, after the
+    limb settled elsewhere; `explicit`: neutral taken at `calibrate()`. (`still` is not
+    emitted: no reference is taken from a still start alone.)"""
+    neutral_quat: tuple[float, float, float, float]
+    gravity_sensor: tuple[float, float, float]
+    """Unit vector of 'up' in the sensor frame at neutral."""
+    axis_sensor: tuple[float, float, float] | None = None
+    axis_quality: float = 0.0
+    """How planar the movements were, 0 to 1 (1 - spread across / spread along)."""
+    reference: int = 0
+    """Counts up with every new reference; angles carry it in `AngleBlock.reference`."""
+
+
+@dataclass(frozen=True, eq=False)
+class AngleBlock:
+    """Angles of samples, measured from a reference."""
+
+    t_s: F64Array
+    primary_deg: F64Array
+    """Rotation about the movement axis from neutral, positive in the working direction."""
+    off_plane_deg: F64Array
+    """How far the limb is tilted out of the movement plane, from neutral."""
+    lowpass_deg: F64Array
+    """`primary_deg` low-passed (causal, `lowpass_hz`), restarted with each reference."""
+    still: BoolArray
+    gap: BoolArray
+    """Samples were lost just before this one."""
+    reference: int
+    recovered: bool = False
+    """Released from the backlog when the reference was found (not live)."""
+
+    @staticmethod
+    def empty() -> "AngleBlock":
+        """A block without samples."""
+        z = np.empty(0)
+        b = np.empty(0, dtype=bool)
+        return AngleBlock(z, z, z, z, b, b, -1)
+
+    def __len__(self) -> int:
+        return int(self.t_s.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class Reference:
+    """Neutral and axis, and how angles are measured from them."""
+
+    mode: Literal["gravity", "heading"]
+    axis: F64Array
+    """Unit movement axis in the sensor frame, positive in the working direction."""
+    e1: F64Array
+    e2: F64Array
+    """Gravity mode: the plane at right angles to the axis (angle = atan2(u.e2, u.e1))."""
+    primary0_deg: float
+    """The angle of neutral in that basis (heading mode: the neutral heading)."""
+    elevation0_deg: float
+    """Gravity mode: elevation of up above the plane at neutral."""
+    up0: F64Array
+    quat0: F64Array
+    sign: float
+    """Heading mode: +1 or -1, the working direction."""
+    quality: float
+
+    def elevation(self, up: F64Array) -> F64Array:
+        """Signed tilt (deg) out of the movement plane from neutral (heading mode: the
+        tilt of up from neutral's)."""
+        if self.mode == "gravity":
+            elev = np.degrees(np.arcsin(np.clip(dot3(up, self.axis), -1.0, 1.0)))
+            return np.asarray(elev - self.elevation0_deg, np.float64)
+        return np.degrees(np.arccos(np.clip(dot3(up, self.up0), -1.0, 1.0)))
+
+    def angles(self, up: F64Array, quat: F64Array) -> tuple[F64Array, F64Array]:
+        """Primary and off-plane angles (deg) of samples: up (n, 3), fused poses (n, 4)."""
+        if self.mode == "gravity":
+            raw = np.degrees(np.arctan2(dot3(up, self.e2), dot3(up, self.e1)))
+            return _wrap(raw - self.primary0_deg), np.abs(self.elevation(up))
+        heading = self.sign * _wrap(_heading_deg(quat) - self.primary0_deg)
+        return heading, self.elevation(up)
+
+
+class _History:
+    """The last samples, by absolute index: times, up (raw and low-passed), poses, rates,
+    and running sums of the angles measured from the current reference."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.cols = np.empty((2 * keep + 1024, _NCOL))
+        self.n = 0
+        self.first = 0
+        """Absolute index of the first row kept."""
+
+    def add(self, rows: F64Array) -> F64Array:
+        """Append rows (their sums filled in later, in place); return them."""
+        k = rows.shape[0]
+        if self.n + k > self.cols.shape[0]:
+            drop = max(0, self.n + k - self.keep)
+            kept = self.cols[drop : self.n].copy()
+            if kept.shape[0] + k > self.cols.shape[0]:
+                self.cols = np.empty((2 * (kept.shape[0] + k), _NCOL))
+            self.cols[: kept.shape[0]] = kept
+            self.n = kept.shape[0]
+            self.first += drop
+        self.cols[self.n : self.n + k] = rows
+        self.n += k
+        return self.cols[self.n - k : self.n]
+
+    @property
+    def end(self) -> int:
+        return self.first + self.n
+
+    def since(self, index: int) -> F64Array:
+        """Rows from absolute `index` (or the oldest kept, at most `keep`) to the end."""
+        start = max(index, self.first, self.end - self.keep)
+        return self.cols[start - self.first : self.n]
+
+
+# History columns: t, up raw (3), up low-passed (3), fused pose (4), rate (3), gap, and
+# the running sums of primary^2, elevation^2 and primary x elevation (low-passed, deg^2).
+_T, _U, _ULP, _Q, _W, _GAP = 0, slice(1, 4), slice(4, 7), slice(7, 11), slice(11, 14), 14
+_SUMS = slice(15, 18)
+_NCOL = 18
+
+
+class ReferenceTracker:
+    """Finds the reference and turns samples into angles (see the module's docstring).
+
+    `update(...)` returns, in stream order, the angle blocks and calibrations the block
+    completed. `floor_deg` is the smallest range worth a reference (the exercise's
+    detection floor); `rest_max_deg` how far from neutral a rep may start;
+    `top_max_deg` the furthest a rep may go; `settled_s` longer than any prescribed
+    hold; `hold_s` the prescribed hold; `single_movement` that one hold is a whole set;
+    `axis_from_vertical_deg` the library's angle between axis and vertical (None:
+    `auto`, unknown).
+    """
+
+    def __init__(
+        self,
+        rate_hz: float,
+        settings: ReferenceSettings | None = None,
+        *,
+        floor_deg: float = 1.5,
+        rest_max_deg: float = 12.0,
+        top_max_deg: float = 180.0,
+        settled_s: float = 20.0,
+        hold_s: float = 0.0,
+        single_movement: bool = False,
+        axis_from_vertical_deg: float | None = None,
+    ) -> None:
+        self.rate_hz = float(rate_hz)
+        self.settings = s = settings if settings is not None else ReferenceSettings()
+        self.floor_deg = floor_deg
+        self.rest_max_deg = rest_max_deg
+        self.top_max_deg = top_max_deg
+        self.axis_from_vertical_deg = axis_from_vertical_deg
+        self._settled_n = max(2, round(settled_s * self.rate_hz))
+        self._moved_n = max(2, round((hold_s + s.moved_still_s) * self.rate_hz))
+        self._rest_n = max(1, round(s.rest_min_s * self.rate_hz))
+        self._returns_min = 1 if single_movement else s.returns_min
+        self._search_n = max(1, round(s.search_every_s * self.rate_hz))
+        # A set of held positions needs one whole hold in view, with the rests around it.
+        self._backlog_n = round(max(s.backlog_s, 2.0 * settled_s) * self.rate_hz)
+        self._window_n = round(max(s.axis_window_s, settled_s) * self.rate_hz)
+        self._still_step = s.still_dps / self.rate_hz
+        self._agree = math.cos(math.radians(s.axis_agree_deg))
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the reference, the history and every filter's state."""
+        s = self.settings
+        self._up_lp = Lowpass(s.lowpass_hz, self.rate_hz, channels=3)
+        self._angle_lp = Lowpass(s.lowpass_hz, self.rate_hz)
+        self._hist = _History(self._backlog_n)
+        self._last_t: float | None = None
+        self.reference: Reference | None = None
+        self._index = -1
+        self._explicit = False
+        self._search_from = 0  # absolute index the search looks from (no reference)
+        self._opens_at_rest = True  # the search's first sample is a rest pose
+        self._ref_from = 0  # first sample measured from the current reference
+        self._sums = np.zeros(3)
+        self._last_lp = math.nan
+        self._still_run = 0
+        self.calibration: Calibration | None = None
+        self.trace: list[tuple[float, str]] | None = None
+        """Set to a list to record each decision: (time, what was decided)."""
+
+    def calibrate(self) -> None:
+        """Take the next sample as neutral."""
+        self._explicit = True
+
+    def _note(self, t_s: float, what: str) -> None:
+        if self.trace is not None:
+            self.trace.append((t_s, what))
+
+    # -- streaming -----------------------------------------------------------------
+
+    def update(
+        self, t_s: F64Array, up: F64Array, quat: F64Array, gyr_rad_s: F64Array
+    ) -> list[AngleBlock | Calibration]:
+        """Take a block: times (n,), up in the sensor frame (n, 3), fused poses (n, 4) and
+        bias-corrected rates (n, 3); return what it completed, in stream order."""
+        n = t_s.shape[0]
+        out: list[AngleBlock | Calibration] = []
+        if n == 0:
+            return out
+        prev = t_s[0] if self._last_t is None else self._last_t
+        self._last_t = float(t_s[-1])
+        rows = np.empty((n, _NCOL))
+        rows[:, _T] = t_s
+        rows[:, _U] = up
+        rows[:, _ULP] = self._up_lp(up)
+        rows[:, _Q] = quat
+        rows[:, _W] = gyr_rad_s
+        rows[:, _GAP] = np.diff(t_s, prepend=prev) > 1.5 / self.rate_hz
+        rows[:, _SUMS] = 0.0
+        i = 0
+        while i < n:
+            if self._explicit:
+                self._explicit = False
+                out.append(self._take_neutral(rows[i]))
+            # Up to and including the next tick: absolute j with (j + 1) % search_n == 0.
+            at = self._hist.end
+            tick = at + (-(at + 1)) % self._search_n
+            stop = min(n, i + tick - at + 1)
+            piece = self._hist.add(rows[i:stop])
+            if self.reference is not None:
+                done = self._measure(piece, out)
+                if done < piece.shape[0]:
+                    i += done
+                    continue
+            i = stop
+            if self._hist.end - 1 == tick:
+                if self.reference is None:
+                    self._search(out)
+                else:
+                    self._check(out)
+        return out
+
+    def _measure(self, r: F64Array, out: list[AngleBlock | Calibration]) -> int:
+        """Angles of history rows r; stop where the limb has gone where no rep goes.
+
+        Returns how many rows were measured; the rest are searched.
+        """
+        ref = self.reference
+        assert ref is not None
+        primary, off = ref.angles(r[:, _U], r[:, _Q])
+        lp = self._angle_lp(primary)
+        still = self._still(lp)
+        runs = run_lengths(still, self._still_run)
+        # Where the limb is, on the low-passed path: the accelerometer's kicks as a fast
+        # movement starts and stops are not poses.
+        rise = ref.elevation(r[:, _ULP])
+        off_lp = np.abs(rise)
+        # Somewhere no rep goes: behind neutral, beyond the range, or further off the
+        # plane than along it.
+        far_off = off_lp > self.settings.reposition_deg
+        gone = (lp < -self.rest_max_deg) | (lp > self.top_max_deg) | (far_off & (off_lp > lp))
+        k = first_true(gone)
+        moved = runs >= self._moved_n
+        if any_true(moved):
+            # At rest off the plane for longer than a rep's top is held; or settled far
+            # from neutral for longer than any hold.
+            away = (runs >= self._settled_n) & (np.abs(lp) > self.rest_max_deg)
+            j = first_true((moved & far_off) | away)
+            k = j if k < 0 or 0 <= j < k else k
+        stop = r.shape[0] if k < 0 else k + 1
+        self._still_run = int(runs[stop - 1])
+        self._last_lp = float(lp[stop - 1])
+        self._fill_sums(r[:stop], lp[:stop], rise[:stop])
+        out.append(
+            AngleBlock(
+                r[:stop, _T].copy(),
+                primary[:stop],
+                off[:stop],
+                lp[:stop],
+                still[:stop],
+                r[:stop, _GAP] > 0.5,
+                self._index,
+            )
+        )
+        if k >= 0:
+            # Look for the reference again from the next sample (at rest, if the limb
+            # settled there).
+            self._note(float(r[k, _T]), "reference lost: the limb is where no rep goes")
+            self.reference = None
+            self._search_from = self._hist.end - r.shape[0] + stop
+            self._opens_at_rest = bool(still[k])
+        return stop
+
+    def _fill_sums(self, r: F64Array, lp: F64Array, rise: F64Array) -> None:
+        """Running sums of the movement's spread along and across the plane."""
+        prod = np.stack([lp * lp, rise * rise, lp * rise], axis=1)
+        sums = np.cumsum(np.concatenate([self._sums[None, :], prod]), axis=0)[1:]
+        r[:, _SUMS] = sums
+        if sums.shape[0]:
+            self._sums = sums[-1].copy()
+
+    def _still(self, lp: F64Array) -> BoolArray:
+        """At rest: the low-passed angle moved less than `still_dps` over the last sample."""
+        prev = lp[0] if math.isnan(self._last_lp) else self._last_lp
+        return np.asarray(np.abs(np.diff(lp, prepend=prev)) < self._still_step)
+
+    def _search(self, out: list[AngleBlock | Calibration]) -> None:
+        """Look for a reference in the samples since the search began."""
+        rows = self._hist.since(self._search_from)
+        opened = self._opens_at_rest and self._hist.end - rows.shape[0] == self._search_from
+        found = self._find(rows, opened)
+        if found is not None:
+            self._start(found[0], rows[found[1] :], out)
+
+    def _check(self, out: list[AngleBlock | Calibration]) -> None:
+        """Whether the latest movements still turn about the reference's axis.
+
+        If they mostly move across its plane instead (a set done another way, a wrong
+        first axis), the reference is found again from them, and the samples since are
+        measured again from it.
+        """
+        ref = self.reference
+        assert ref is not None
+        if ref.mode != "gravity":
+            return
+        end = self._hist.end
+        start = max(self._ref_from, end - self._window_n, self._hist.first)
+        if end - start < self._search_n:
+            return
+        rows = self._hist.since(start)
+        before = self._hist.cols[start - self._hist.first - 1, _SUMS] if start > self._ref_from else 0.0
+        saa, see, sae = rows[-1, _SUMS] - before
+        count = rows.shape[0]
+        if (saa + see) / count < (0.5 * self.floor_deg) ** 2:
+            return
+        # The main direction of the movements in the plane at right angles to up at
+        # neutral: 0 along the axis's path, 90 deg across it.
+        across = 0.5 * math.atan2(2.0 * sae, saa - see)
+        if math.cos(across) >= self._agree:
+            return
+        found = self._find(self._hist.since(end - self._backlog_n), False)
+        if found is None or abs(float(found[0].axis @ ref.axis)) >= self._agree:
+            return
+        t = float(rows[-1, _T])
+        self._note(t, f"movements {math.degrees(across):.0f} deg off the axis: a new axis")
+        self._start(found[0], self._hist.since(end - self._backlog_n)[found[1] :], out)
+
+    # -- the search ----------------------------------------------------------------
+
+    def _find(self, rows: F64Array, opens_at_rest: bool) -> tuple[Reference, int] | None:
+        """A reference from history rows, and the first row to measure from it; or None.
+
+        `opens_at_rest`: the first row is a rest pose (the stream's start, or where the
+        limb settled when the last reference was lost).
+        """
+        s = self.settings
+        n = rows.shape[0]
+        if n < self._search_n:
+            return None
+        w0 = max(0, n - self._window_n)
+        up_lp, quat, gyr = rows[:, _ULP], rows[:, _Q], rows[:, _W]
+        basis = self._axis(up_lp[w0:], gyr[w0:])
+        if basis is None:
+            return None
+        mode, axis, e1, e2, quality = basis
+        if mode == "gravity":
+            phi = np.degrees(np.arctan2(dot3(up_lp, e2), dot3(up_lp, e1)))
+            elev = np.degrees(np.arcsin(np.clip(dot3(up_lp, axis), -1.0, 1.0)))
+        else:
+            phi = _wrap(_heading_deg(quat) - _heading_deg(quat[w0 : w0 + 1])[0])
+            elev = np.zeros(n)
+        # The structure (ends, rests, returns) over all the rows; the axis from the latest.
+        side = self._neutral_side(phi, opens_at_rest)
+        if side is None:
+            return None
+        level, sign = side
+        near = np.abs(phi - level) <= s.end_band_ratio * self._range(phi)
+        k = int(np.flatnonzero(near)[-1])
+        up0 = _unit(rows[k, _ULP])
+        elev0 = float(elev[k])
+        # Release from after the last pose well off the movement plane.
+        off = np.flatnonzero(np.abs(elev[: n] - elev0) > s.reposition_deg)
+        release = int(off[-1]) + 1 if off.size else 0
+        if mode == "gravity":
+            e2 = e2 * sign
+            level *= sign
+            axis = axis * sign
+        ref = Reference(
+            mode=mode,
+            axis=axis,
+            e1=e1,
+            e2=e2,
+            primary0_deg=level,
+            elevation0_deg=elev0 * (sign if mode == "gravity" else 1.0),
+            up0=up0,
+            quat0=rows[k, _Q].copy(),
+            sign=sign if mode == "heading" else 1.0,
+            quality=quality,
+        )
+        return ref, release
+
+    def _axis(
+        self, up: F64Array, gyr: F64Array
+    ) -> tuple[Literal["gravity", "heading"], F64Array, F64Array, F64Array, float] | None:
+        """The movement axis and plane from gravity's path (or the heading), or None."""
+        s = self.settings
+        mean = _unit(up.mean(axis=0))
+        d = up - mean
+        vals, vecs = np.linalg.eigh(np.einsum("ij,ik->jk", d, d))
+        along = vecs[:, 2]
+        spread = math.degrees(math.sqrt(max(vals[2], 0.0) / up.shape[0]))
+        planar = vals[1] / vals[2] if vals[2] > 0 else math.inf
+        tilt = self.axis_from_vertical_deg
+        if tilt is None:
+            # `auto`: gravity barely moving while the gyroscope turns is a vertical axis.
+            tilt = self._gyro_tilt(gyr, mean) if spread < 0.5 * self.floor_deg else 90.0
+        if tilt is None:
+            return None
+        if tilt < s.vertical_axis_deg:
+            return "heading", mean, mean, mean, 1.0
+        if planar > s.planar_max or spread < 0.25 * self.floor_deg:
+            return None
+        across = _unit(np.cross(mean, along))
+        axis = across
+        if tilt < 90.0 - 1e-9:
+            # Tilted towards the vertical by the anatomy: which way, the gyroscope says.
+            rate_up = dot3(gyr, mean)
+            rate_across = dot3(gyr, across)
+            side = 1.0 if float(np.sum(rate_up * rate_across)) >= 0 else -1.0
+            axis = _unit(
+                math.sin(math.radians(tilt)) * across + side * math.cos(math.radians(tilt)) * mean
+            )
+        e1 = _unit(mean - float(mean @ axis) * axis)
+        e2 = np.cross(axis, e1)
+        return "gravity", axis, e1, e2, float(1.0 - planar)
+
+    def _gyro_tilt(self, gyr: F64Array, up: F64Array) -> float | None:
+        """Angle between the rates' main axis and the vertical, if the limb turned."""
+        speed = np.sqrt(dot3(gyr * gyr, np.ones(3)))
+        moving = gyr[speed > math.radians(self.settings.still_dps)]
+        if moving.shape[0] < self._search_n:
+            return None
+        vals, vecs = np.linalg.eigh(np.einsum("ij,ik->jk", moving, moving))
+        return math.degrees(math.acos(min(1.0, abs(float(vecs[:, 2] @ up)))))
+
+    def _range(self, phi: F64Array) -> float:
+        lo, hi = np.percentile(phi, [2.0, 98.0])
+        return float(hi - lo)
+
+    def _neutral_side(self, phi: F64Array, opens_at_rest: bool) -> tuple[float, float] | None:
+        """Neutral's level and the working direction (+1: up the angle), or None.
+
+        The start position is the end of the range the limb goes out from and comes back
+        to (`returns_min` times), resting there at least once. Of the two ends, the one
+        where it rested longer than any hold; else the one the backlog opened at, if it
+        opened at rest; else the one it rested at longer.
+        """
+        s = self.settings
+        lo, hi = np.percentile(phi, [2.0, 98.0])
+        span = float(hi - lo)
+        if span < self.floor_deg:
+            return None
+        band = s.end_band_ratio * span
+        at_lo = phi <= lo + band
+        at_hi = phi >= hi - band
+        # Rest: the angle moving slower than still_dps (on the low-passed path) for at
+        # least rest_min_s.
+        slow = np.abs(np.diff(phi, prepend=phi[0])) < self._still_step
+        starts, stops = true_runs(slow)
+        still = np.zeros(phi.shape[0], dtype=bool)
+        for a, b in zip(starts, stops, strict=True):
+            if b - a >= self._rest_n:
+                still[a:b] = True
+        ends = np.where(at_lo, -1, np.where(at_hi, 1, 0))
+        # The ends visited in turn: each end-other-end is a movement out and back.
+        visits = ends[ends != 0]
+        turns = visits[np.flatnonzero(np.diff(visits, prepend=0))]
+        back = turns[2:][turns[2:] == turns[:-2]]
+        returns = {e: int(np.count_nonzero(back == e)) for e in (-1, 1)}
+        dwell = {e: int(np.sum(still & (ends == e))) for e in (-1, 1)}
+        longest = {e: _longest_run(still & (ends == e)) for e in (-1, 1)}
+        candidates = [e for e in (-1, 1) if returns[e] >= self._returns_min and dwell[e] > 0]
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            side = candidates[0]
+        elif max(longest.values()) >= self._settled_n and longest[-1] != longest[1]:
+            side = -1 if longest[-1] > longest[1] else 1
+        elif opens_at_rest and ends[0] != 0:
+            side = int(ends[0])
+        else:
+            side = -1 if dwell[-1] >= dwell[1] else 1
+        mask = still & (ends == side)
+        level = float(np.median(phi[mask]))
+        return level, float(-side)
+
+    # -- references ----------------------------------------------------------------
+
+    def _start(self, ref: Reference, rows: F64Array, out: list[AngleBlock | Calibration]) -> None:
+        """Take a found reference; measure the history rows given from it."""
+        t_now = float(self._hist.cols[self._hist.n - 1, _T])
+        self._index += 1
+        self.reference = ref
+        cal = Calibration(
+            t_s=t_now,
+            reason="axis" if self._index == 0 else "reposition",
+            neutral_quat=_tuple4(ref.quat0),
+            gravity_sensor=_tuple3(ref.up0),
+            axis_sensor=_tuple3(ref.axis),
+            axis_quality=ref.quality,
+            reference=self._index,
+        )
+        self.calibration = cal
+        out.append(cal)
+        self._note(t_now, f"reference {self._index} ({ref.mode}), quality {ref.quality:.2f}")
+        self._restart(self._hist.end - rows.shape[0])
+        if rows.shape[0]:
+            self._measure(rows, out)
+            last = out[-1]
+            if isinstance(last, AngleBlock):
+                out[-1] = replace(last, recovered=True)
+
+    def _restart(self, at: int) -> None:
+        """Angles from a new reference begin at absolute sample `at`."""
+        self._angle_lp.reset()
+        self._last_lp = math.nan
+        self._still_run = 0
+        self._sums = np.zeros(3)
+        self._ref_from = at
+
+    def _take_neutral(self, row: F64Array) -> Calibration:
+        """`calibrate()`: the sample's pose is neutral (the axis stays, if known)."""
+        ref = self.reference
+        up0 = _unit(row[_U])
+        self._index += 1
+        if ref is not None:
+            primary, _ = ref.angles(up0[None, :], row[None, _Q])
+            shift = float(primary[0]) * (1.0 if ref.mode == "gravity" else ref.sign)
+            self.reference = ref = replace(
+                ref,
+                primary0_deg=ref.primary0_deg + shift,
+                elevation0_deg=ref.elevation0_deg + float(ref.elevation(up0[None, :])[0]),
+                up0=up0,
+                quat0=row[_Q].copy(),
+            )
+            self._restart(self._hist.end)
+        else:
+            self._search_from = self._hist.end
+            self._opens_at_rest = True
+        cal = Calibration(
+            t_s=float(row[_T]),
+            reason="explicit",
+            neutral_quat=_tuple4(row[_Q]),
+            gravity_sensor=_tuple3(up0),
+            axis_sensor=None if ref is None else _tuple3(ref.axis),
+            axis_quality=0.0 if ref is None else ref.quality,
+            reference=self._index,
+        )
+        self.calibration = cal
+        return cal
+
+
+def _heading_deg(quat: F64Array) -> F64Array:
+    """Heading (deg) of sensor-to-world poses: their twist about the vertical."""
+    return np.asarray(np.degrees(2.0 * np.arctan2(quat[:, 3], quat[:, 0])), np.float64)
+
+
+def _wrap(deg: F64Array) -> F64Array:
+    return np.asarray((deg + 180.0) % 360.0 - 180.0, np.float64)
+
+
+def _longest_run(mask: BoolArray) -> int:
+    return int(run_lengths(mask, 0).max()) if mask.shape[0] else 0
+
+
+def _unit(v: F64Array) -> F64Array:
+    return np.asarray(v / np.linalg.norm(v), dtype=np.float64)
+
+
+def _tuple3(v: F64Array) -> tuple[float, float, float]:
+    return (float(v[0]), float(v[1]), float(v[2]))
+
+
+def _tuple4(v: F64Array) -> tuple[float, float, float, float]:
+    return (float(v[0]), float(v[1]), float(v[2]), float(v[3]))
+
+
+def up_in_sensor(quat: F64Array) -> F64Array:
+    """'Up' in the sensor frame of sensor-to-world poses (n, 4)."""
+    return rotate(quat_conj(quat), np.broadcast_to(_UP, (quat.shape[0], 3)))
+
+

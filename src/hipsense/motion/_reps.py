@@ -1,0 +1,400 @@
+"""Reps, holds and sets from angles: detection, measurement, acceptance, set grouping.
+
+`Segmenter.update(block)` takes `AngleBlock`s in stream order. The detector
+(`_detect.py`) finds candidates causally; each is measured (`_measure.py`, a pure
+function of its samples); acceptance, a fold over the measured candidates in order,
+decides what each is:
+
+1. *not a rep*, dropped: smaller than the detection floor; out and back quicker than two
+   of the detector's shortest phases (`min_phase_s`); swinging off the plane more
+   than about the axis (fidgeting turns every way); starting far from neutral or well
+   below the rest it started from (walking swings both ways); for a known exercise,
+   going far past its range or taking several times its tempo both ways;
+2. a *rebound*, dropped: smaller than `rebound_ratio` of the rep just before and begun
+   within `rebound_s` of its end (a heel bouncing off the bed);
+3. *small for its set*, held back: under `small_ratio` of the set's typical range (the
+   median of its last reps). It counts in a run of `doubtful_run` such reps, each within
+   `lone_rep_s` of the last (the set's scale has changed: a low-amplitude block); a rep
+   of the set's size drops it (a heel bouncing off the bed, the leg settling);
+4. *doubtful*, held back: flagged partial, off the plane or with its hold cut short, or
+   past the set's prescribed reps. It counts once a rep that is not doubtful is detected
+   within `lone_rep_s` of its end, or `doubtful_run` doubtful ones come in a row; if
+   neither comes, it is dropped. One such movement on its own is more likely shifting
+   or reaching than a rep;
+5. a *rep*, counted at once.
+
+Sets end after `set_gap_s` without a rep, or at a new reference.
+"""
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._detect import (
+    GAP,
+    LP,
+    OFF,
+    RECOVERED,
+    STILL,
+    TH,
+    Candidate,
+    CandidateDetector,
+    DetectorSettings,
+    SampleBuffer,
+    T,
+)
+from ._events import Flag, HoldEvent, RepEvent, SetEvent
+from ._measure import Measured, MeasureSettings, measure
+from ._reference import AngleBlock
+from ._targets import Targets
+
+__all__ = ["AcceptSettings", "Segmenter", "SegmenterSettings"]
+
+F64Array = NDArray[np.float64]
+Event = RepEvent | HoldEvent | SetEvent
+_DOUBTFUL = frozenset({Flag.PARTIAL, Flag.OFF_PLANE, Flag.HOLD_SHORT})
+
+
+@dataclass(frozen=True)
+class AcceptSettings:
+    """What a measured candidate must be to count."""
+
+    off_plane_max_ratio: float = 1.0
+    """Swinging off the plane further than this share of the range about the axis (plus
+    `noise_deg`) is not a rep of the exercise, however badly done."""
+    noise_deg: float = 2.0
+    """Angles this small are within the sway and wobble of a real thigh at rest."""
+    below_rest_ratio: float = 0.3
+    """A rep starts and ends no further below its rest level than this share of its
+    range (plus `noise_deg`): walking and rocking swing to both sides of it."""
+    max_tempo_ratio: float = 3.0
+    """Slower than this times a known exercise's tempo both ways is not a rep."""
+    rebound_ratio: float = 0.5
+    """Smaller than this share of the rep just before, and begun within `rebound_s` of
+    its end: the limb bouncing back (a heel off the bed), not a new rep."""
+    rebound_s: float = 1.0
+    """A bounce comes while the last movement settles; a new rep, however small, after
+    at least a moment's pause."""
+    small_ratio: float = 0.2
+    """A rep under this share of its set's typical range (the median of its last reps) is
+    doubtful: effort within a set varies less (fatigue takes 15-30 %), and a
+    low-amplitude set after a wide one is a third of it or more (both real subjects)."""
+    lone_rep_s: float = 10.0
+    doubtful_run: int = 3
+    """Doubtful (or small) reps in a row that confirm each other: a patient doing every
+    rep short of the prescription still does a set; two turns of a fidget are no set."""
+
+
+@dataclass(frozen=True)
+class SegmenterSettings:
+    """Settings of detection, measurement and acceptance."""
+
+    detect: DetectorSettings = field(default_factory=DetectorSettings)
+    measure: MeasureSettings = field(default_factory=MeasureSettings)
+    accept: AcceptSettings = field(default_factory=AcceptSettings)
+
+
+@dataclass
+class _OpenSet:
+    start_s: float
+    end_s: float
+    reps: list[int] = field(default_factory=list)
+    holds: list[int] = field(default_factory=list)
+
+
+class Segmenter:
+    """Streams `AngleBlock`s in; reps, holds and sets out (see the module docstring)."""
+
+    def __init__(
+        self,
+        rate_hz: float,
+        targets: Targets,
+        settings: SegmenterSettings | None = None,
+        *,
+        rest_max_deg: float = 12.0,
+        settled_s: float = 20.0,
+    ) -> None:
+        self.rate_hz = float(rate_hz)
+        self.targets = targets
+        self.settings = settings if settings is not None else SegmenterSettings()
+        self.rest_max_deg = rest_max_deg
+        self._settled_s = settled_s
+        self._pre_n = round(
+            (2.0 * max(targets.outward_s, targets.return_s) + 1.0) * self.rate_hz
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all samples and events."""
+        self._buf = SampleBuffer()
+        self._det = CandidateDetector(
+            self.rate_hz, self.targets.detect_deg, self._settled_s, self.settings.detect
+        )
+        self._ref = -1
+        self._reps = 0
+        self._holds = 0
+        self._sets = 0
+        self._set: _OpenSet | None = None
+        self._last_end_s: float | None = None
+        self._pending: list[RepEvent] = []
+        self._small: list[RepEvent] = []  # reps small for their set, held (rule 3)
+        self._last_rep: RepEvent | None = None  # the last rep measured (rule 2)
+        self._typical: list[float] = []  # ranges of the set's last reps
+        self.trace: list[tuple[float, str]] | None = None
+        """Set to a list to record each decision: (time, which rule and what it decided)."""
+
+    def _note(self, t_s: float, what: str) -> None:
+        if self.trace is not None:
+            self.trace.append((t_s, what))
+
+    # -- streaming -----------------------------------------------------------------
+
+    def update(self, block: AngleBlock) -> list[Event]:
+        """Take a block of angles (one reference); return the events it completed."""
+        n = len(block)
+        if n == 0:
+            return []
+        events: list[Event] = []
+        if block.reference != self._ref:
+            events += self.close_reference()
+            self._ref = block.reference
+            self._det.reset(self._buf.end)
+        rows = self._buf.extend(n)
+        rows[:, T] = block.t_s
+        rows[:, TH] = block.primary_deg
+        rows[:, OFF] = block.off_plane_deg
+        rows[:, LP] = block.lowpass_deg
+        rows[:, STILL] = block.still
+        rows[:, GAP] = block.gap
+        rows[:, RECOVERED] = block.recovered
+        for cand in self._det.scan(self._buf):
+            events += self._take(cand)
+        events += self._expire(self._det.scanning_from)
+        self._trim()
+        return events
+
+    def finish(self) -> list[Event]:
+        """End of stream: a rep on its way back ends; the held-back reps had nothing to
+        confirm them; the set closes."""
+        events: list[Event] = []
+        if self._buf.n:
+            for cand in self._det.flush(self._buf):
+                events += self._take(cand)
+        return events + self.close_reference()
+
+    def close_reference(self) -> list[Event]:
+        """The reference ends: what belongs to it ends now."""
+        self._pending = []
+        self._small = []
+        self._det.reset(self._buf.end)
+        return self._close_set()
+
+    def _trim(self) -> None:
+        keep = min(self._det.scanning_from - self._pre_n, self._buf.end - self._pre_n)
+        if keep > self._buf.base + 4096:
+            self._buf.drop_before(keep)
+
+    # -- one candidate ---------------------------------------------------------------
+
+    def _take(self, c: Candidate) -> list[Event]:
+        buf = self._buf
+        begin = max(c.begin, c.start - self._pre_n, buf.base)
+        stop = min(c.decided + 1, buf.end)
+        w = buf.rows(begin, stop)
+        m = measure(
+            w[:, T],
+            w[:, TH],
+            w[:, OFF],
+            w[:, GAP] > 0.5,
+            c.peak - begin,
+            c.end - begin,
+            self.targets,
+            self.settings.measure,
+            self.rate_hz,
+        )
+        t_start = float(buf.rows(c.start, c.start + 1)[0, T])
+        if m is None:
+            self._note(t_start, "candidate: not measurable")
+            return []
+        why = self._implausible(m, w[:, LP], c.start - begin)
+        if why:
+            self._note(t_start, f"not a rep: {why}")
+            return []
+        recovered = bool(buf.rows(c.decided, c.decided + 1)[0, RECOVERED] > 0.5)
+        ev = replace(m.event, recovered=recovered)
+        begin_s = ev.start_s if isinstance(ev, RepEvent) else ev.enter_s
+        if self._last_end_s is not None and begin_s < self._last_end_s:
+            # Measured again from a new reference: it was counted (or its time was).
+            self._note(t_start, "already counted")
+            return []
+        if isinstance(ev, HoldEvent):
+            return self._add(ev)
+        last, self._last_rep = self._last_rep, ev
+        if self._rebound(ev, last):
+            self._note(t_start, f"rebound: {ev.rom_deg:.1f} deg")
+            return []
+        if self._typical and ev.rom_deg < self.settings.accept.small_ratio * float(
+            np.median(self._typical)
+        ):
+            return self._offer_small(ev, t_start)
+        self._small = []
+        return self._offer(ev, t_start)
+
+    def _implausible(self, m: Measured, lp: F64Array, start: int) -> str:
+        """Why the movement is no rep of the exercise at all (rule 1), or ""."""
+        s = self.settings.accept
+        tg = self.targets
+        ev = m.event
+        rom = ev.rom_deg if isinstance(ev, RepEvent) else ev.angle_deg
+        if rom < tg.detect_deg:
+            return f"range {rom:.1f} deg under the floor"
+        if m.moving_s < 2.0 * self.settings.detect.min_phase_s:
+            return f"out and back in {m.moving_s:.2f} s: quicker than any voluntary rep"
+        if m.swept_off_deg > s.off_plane_max_ratio * rom + s.noise_deg:
+            return f"off the plane {m.swept_off_deg:.1f} deg for {rom:.1f} deg"
+        if abs(m.onset_deg) > self.rest_max_deg:
+            return f"starts {m.onset_deg:.1f} deg from neutral"
+        rest = float(lp[: start + 1].min())
+        below = rest - (s.below_rest_ratio * rom + s.noise_deg)
+        if m.onset_deg < below or m.end_deg < below:
+            return f"swings below the rest level {rest:.1f} deg"
+        if rom > tg.top_max_deg:
+            return f"range {rom:.1f} deg beyond the exercise's"
+        if isinstance(ev, RepEvent) and Flag.DATA_GAP not in ev.flags:
+            outward = ev.concentric_s if tg.outward_phase == "concentric" else ev.eccentric_s
+            back = ev.eccentric_s if tg.outward_phase == "concentric" else ev.concentric_s
+            slow = s.max_tempo_ratio
+            if outward > slow * tg.outward_s and back > slow * tg.return_s:
+                return f"too slow both ways ({outward:.1f} s, {back:.1f} s)"
+        return ""
+
+    def _rebound(self, ev: RepEvent, last: RepEvent | None) -> bool:
+        """Small beside the rep just before, and begun as that one ended (rule 2)."""
+        s = self.settings.accept
+        return (
+            last is not None
+            and ev.rom_deg < s.rebound_ratio * last.rom_deg
+            and ev.start_s - last.end_s < s.rebound_s
+        )
+
+    def _offer_small(self, rep: RepEvent, detected_s: float) -> list[Event]:
+        """A rep small for its set counts only in a run of such reps (rule 3)."""
+        s = self.settings.accept
+        small = self._small
+        if small and detected_s - small[-1].end_s > s.lone_rep_s:
+            small.clear()
+        small.append(rep)
+        if len(small) < s.doubtful_run:
+            self._note(rep.start_s, f"held: {rep.rom_deg:.1f} deg is small for its set")
+            return []
+        out: list[Event] = []
+        for held in small:
+            out += self._add(held)
+        small.clear()
+        return out
+
+    def _offer(self, rep: RepEvent, detected_s: float) -> list[Event]:
+        """Count a rep, or hold a doubtful one back until it is confirmed (rule 4)."""
+        s = self.settings.accept
+        pending = self._pending
+        if pending and detected_s - pending[-1].end_s > s.lone_rep_s:
+            self._note(detected_s, f"dropped {len(pending)} held: none confirmed them")
+            pending.clear()
+        gap = Flag.DATA_GAP in rep.flags
+        recent = (
+            not pending
+            and self._last_end_s is not None
+            and rep.start_s - self._last_end_s <= s.lone_rep_s
+        )
+        flagged = not gap and not _DOUBTFUL.isdisjoint(rep.flags)
+        if flagged and not recent and len(pending) + 1 < s.doubtful_run:
+            self._note(rep.start_s, "held: doubtful, " + ",".join(map(str, rep.flags)))
+            pending.append(rep)
+            return []
+        if not flagged and not gap and not recent and not pending and self._set_done(rep):
+            self._note(rep.start_s, "held: past the set's prescribed reps")
+            pending.append(rep)
+            return []
+        out: list[Event] = []
+        for held in pending:
+            out += self._add(held)
+        pending.clear()
+        return out + self._add(rep)
+
+    def _set_done(self, rep: RepEvent) -> bool:
+        cap = self.targets.reps_per_set
+        cur = self._set
+        return (
+            cap is not None
+            and cur is not None
+            and rep.start_s - cur.end_s <= self.settings.detect.set_gap_s
+            and len(cur.reps) >= cap
+        )
+
+    def _expire(self, scanning_from: int) -> list[Event]:
+        """Drop held reps that nothing can confirm any more; close a set after its gap."""
+        if scanning_from >= self._buf.end:
+            scanning_from = self._buf.end - 1
+        now = float(self._buf.rows(scanning_from, scanning_from + 1)[0, T])
+        lone = self.settings.accept.lone_rep_s
+        if self._pending and now - self._pending[-1].end_s > lone:
+            self._note(now, f"dropped {len(self._pending)} held: none confirmed them")
+            self._pending.clear()
+        if self._small and now - self._small[-1].end_s > lone:
+            self._note(now, f"dropped {len(self._small)} small: no run of them")
+            self._small.clear()
+        # A rep not yet found starts at most `_pre_n` samples before its detection.
+        earliest = now - self._pre_n / self.rate_hz
+        if (
+            self._set is not None
+            and not self._pending
+            and not self._small
+            and earliest - self._set.end_s > self.settings.detect.set_gap_s
+        ):
+            return self._close_set()
+        return []
+
+    # -- sets ------------------------------------------------------------------------
+
+    def _add(self, ev: RepEvent | HoldEvent) -> list[Event]:
+        out: list[Event] = []
+        begin = ev.start_s if isinstance(ev, RepEvent) else ev.enter_s
+        finish = ev.end_s if isinstance(ev, RepEvent) else ev.exit_s
+        if self._set is not None and begin - self._set.end_s > self.settings.detect.set_gap_s:
+            out += self._close_set()
+        if self._set is None:
+            self._set = _OpenSet(start_s=begin, end_s=finish)
+        cur = self._set
+        cur.end_s = finish
+        if isinstance(ev, RepEvent):
+            rest = None if self._last_end_s is None else ev.start_s - self._last_end_s
+            ev = replace(ev, index=self._reps, set_index=self._sets, rest_before_s=rest)
+            cur.reps.append(ev.index)
+            self._reps += 1
+            self._typical = [*self._typical, ev.rom_deg][-self.settings.detect.typical_reps :]
+        else:
+            ev = replace(ev, index=self._holds, set_index=self._sets)
+            cur.holds.append(ev.index)
+            self._holds += 1
+        self._last_end_s = finish
+        out.append(ev)
+        return out
+
+    def _close_set(self) -> list[Event]:
+        cur = self._set
+        if cur is None:
+            return []
+        self._set = None
+        self._typical = []
+        ev = SetEvent(
+            index=self._sets,
+            start_s=cur.start_s,
+            end_s=cur.end_s,
+            reps=len(cur.reps),
+            holds=len(cur.holds),
+            rep_indices=tuple(cur.reps),
+            hold_indices=tuple(cur.holds),
+        )
+        self._sets += 1
+        return [ev]

@@ -249,6 +249,7 @@ class ReferenceTracker:
         self.axis_from_vertical_deg = axis_from_vertical_deg
         self._settled_n = max(2, round(settled_s * self.rate_hz))
         self._moved_n = max(2, round((hold_s + s.moved_still_s) * self.rate_hz))
+        self._moved_rest_n = max(2, round(s.moved_still_s * self.rate_hz))
         self._rest_n = max(1, round(s.rest_min_s * self.rate_hz))
         self._returns_min = 1 if single_movement else s.returns_min
         self._search_n = max(1, round(s.search_every_s * self.rate_hz))
@@ -396,12 +397,29 @@ class ReferenceTracker:
         return np.asarray(np.abs(np.diff(lp, prepend=prev)) < self._still_step)
 
     def _search(self, out: list[AngleBlock | Calibration]) -> None:
-        """Look for a reference in the samples since the search began."""
+        """Look for a reference in the samples since the search began.
+
+        If there is none, also in those since the limb first rested `moved_still_s`: what
+        came before may have been the limb being put in place (turning over, fidgeting).
+        """
         rows = self._hist.since(self._search_from)
         opened = self._opens_at_rest and self._hist.end - rows.shape[0] == self._search_from
         found = self._find(rows, opened)
+        if found is None:
+            rest = self._first_rest(rows)
+            if rest > 0:
+                rows = rows[rest:]
+                found = self._find(rows, True)
         if found is not None:
             self._start(found[0], rows[found[1] :], out)
+
+    def _first_rest(self, rows: F64Array) -> int:
+        """Where the limb's first rest of `moved_still_s` began (0: none)."""
+        step = np.sqrt(np.sum(np.diff(rows[:, _ULP], axis=0) ** 2, axis=1))
+        slow = step < math.radians(self._still_step)
+        starts, stops = true_runs(slow)
+        long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n)
+        return int(starts[long_enough[0]]) + 1 if long_enough.size else 0
 
     def _check(self, out: list[AngleBlock | Calibration]) -> None:
         """Whether the latest movements still turn about the reference's axis.

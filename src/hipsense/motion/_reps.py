@@ -5,8 +5,8 @@
 function of its samples); acceptance, a fold over the measured candidates in order,
 decides what each is:
 
-1. *not a rep*, dropped: smaller than the detection floor; out and back quicker than two
-   of the detector's shortest phases (`min_phase_s`); swinging off the plane more
+1. *not a rep*, dropped: smaller than the detection floor; out and back quicker than the
+   detector's shortest phase (`min_phase_s`); swinging off the plane more
    than about the axis (fidgeting turns every way); starting far from neutral or well
    below the rest it started from (walking swings both ways); for a known exercise,
    going far past its range or taking several times its tempo both ways;
@@ -72,7 +72,7 @@ class AcceptSettings:
     """Slower than this times a known exercise's tempo both ways is not a rep."""
     rebound_ratio: float = 0.5
     """Smaller than this share of the rep just before, and begun within `rebound_s` of
-    its end: the limb bouncing back (a heel off the bed), not a new rep."""
+    its end: the limb bouncing back (a heel off the bed) returns less than half way."""
     rebound_s: float = 1.0
     """A bounce comes while the last movement settles; a new rep, however small, after
     at least a moment's pause."""
@@ -139,7 +139,7 @@ class Segmenter:
         self._last_end_s: float | None = None
         self._pending: list[RepEvent] = []
         self._small: list[RepEvent] = []  # reps small for their set, held (rule 3)
-        self._last_rep: RepEvent | None = None  # the last rep measured (rule 2)
+        self._last_rep: Measured | None = None  # the last rep measured (rule 2)
         self._typical: list[float] = []  # ranges of the set's last reps
         self.trace: list[tuple[float, str]] | None = None
         """Set to a list to record each decision: (time, which rule and what it decided)."""
@@ -230,8 +230,8 @@ class Segmenter:
             return []
         if isinstance(ev, HoldEvent):
             return self._add(ev)
-        last, self._last_rep = self._last_rep, ev
-        if self._rebound(ev, last):
+        last, self._last_rep = self._last_rep, m
+        if self._rebound(m, last):
             self._note(t_start, f"rebound: {ev.rom_deg:.1f} deg")
             return []
         if self._typical and ev.rom_deg < self.settings.accept.small_ratio * float(
@@ -249,7 +249,7 @@ class Segmenter:
         rom = ev.rom_deg if isinstance(ev, RepEvent) else ev.angle_deg
         if rom < tg.detect_deg:
             return f"range {rom:.1f} deg under the floor"
-        if m.moving_s < 2.0 * self.settings.detect.min_phase_s:
+        if m.moving_s < self.settings.detect.min_phase_s:
             return f"out and back in {m.moving_s:.2f} s: quicker than any voluntary rep"
         if m.swept_off_deg > s.off_plane_max_ratio * rom + s.noise_deg:
             return f"off the plane {m.swept_off_deg:.1f} deg for {rom:.1f} deg"
@@ -269,13 +269,17 @@ class Segmenter:
                 return f"too slow both ways ({outward:.1f} s, {back:.1f} s)"
         return ""
 
-    def _rebound(self, ev: RepEvent, last: RepEvent | None) -> bool:
+    def _rebound(self, m: Measured, last: Measured | None) -> bool:
         """Small beside the rep just before, and begun as that one ended (rule 2)."""
+        if last is None:
+            return False
         s = self.settings.accept
+        ev, prev = m.event, last.event
+        assert isinstance(ev, RepEvent)
+        assert isinstance(prev, RepEvent)
         return (
-            last is not None
-            and ev.rom_deg < s.rebound_ratio * last.rom_deg
-            and ev.start_s - last.end_s < s.rebound_s
+            ev.start_s - prev.end_s < s.rebound_s
+            and ev.rom_deg < s.rebound_ratio * prev.rom_deg
         )
 
     def _offer_small(self, rep: RepEvent, detected_s: float) -> list[Event]:

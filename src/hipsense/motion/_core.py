@@ -20,7 +20,8 @@ from ._reference import (
     ReferenceTracker,
     up_in_sensor,
 )
-from ._reps import Segmenter, SegmenterSettings
+from ._reps import Segmenter
+from ._settings import SegmenterSettings
 from ._targets import Targets
 
 __all__ = [
@@ -106,6 +107,7 @@ class MotionCore:
             self.settings.segmentation,
             rest_max_deg=tg.rest_max_deg,
             settled_s=tg.settled_s,
+            rest_min_s=self.settings.reference.rest_min_s,
         )
         self.last_angles = AngleBlock.empty()
 

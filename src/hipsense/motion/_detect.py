@@ -4,65 +4,36 @@ States and what moves the detector between them, checked in this order at each s
 
 - *idle*, at the rest level (the lowest angle of the last `baseline_window_s`, never
   reaching back past the last rep's end). It goes *out* once the angle is `threshold`
-  above it: the larger of half the exercise's detection floor and `start_ratio` of the
-  set's typical excursion (the median of its last `typical_reps`).
+  above it: the larger of half the exercise's detection floor and `scale_ratio` of the
+  set's typical excursion (the median of its last `run_reps`).
 - *out*, rising to and holding at the top, whose highest angle is followed. It goes
-  *back* once the angle falls below half its excursion (`return_ratio`).
+  *back* once the angle falls below `half_ratio` of its excursion.
 - *back*: the lowest angle since (the valley) is followed. If the angle rises over half
   way again before the limb was back near the start (`back_ratio`) and at least
   `min_phase_s` after the top, that was a dip at the top: *out* again, the same rep.
   Otherwise the rep has ended at the valley when the angle rises from it by `threshold`
-  (the next rep starts there, *out*), or when the limb rests (`settle_s` near the
-  start, `settled_low_s` further up): *idle*.
+  (the next rep starts there, *out*), or when the limb rests (the reference's
+  `rest_min_s` near the start, `settled_low_s` further up): *idle*.
 
 A candidate that rests longer than any hold (`settled_s`) before it came back has not
 been a rep: it is dropped, and the rest level is looked for from where the limb rests.
 """
 
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ._filters import first_true, run_lengths, trailing_min_from
+from ._settings import SegmenterSettings
 
-__all__ = ["Candidate", "CandidateDetector", "DetectorSettings", "SampleBuffer"]
+__all__ = ["Candidate", "CandidateDetector", "SampleBuffer"]
 
 F64Array = NDArray[np.float64]
 
 # Columns of the sample buffer.
 T, TH, OFF, LP, STILL, GAP, RECOVERED = range(7)
 NCOL = 7
-
-
-@dataclass(frozen=True)
-class DetectorSettings:
-    """When a movement is a candidate rep (angles in degrees, times in seconds)."""
-
-    start_ratio: float = 0.25
-    """Of the set's typical excursion: a rise smaller than a quarter of the reps around
-    it is a rebound or tremor, not the start of a rep (a low-amplitude block after a wide
-    one is a third of it or more on the real recordings)."""
-    return_ratio: float = 0.5
-    """Below half its excursion, a rep is on its way back."""
-    back_ratio: float = 0.35
-    """Within this share of its excursion from its start, the limb is back at the start
-    (real rest levels creep up by a quarter of a small rep's range)."""
-    min_phase_s: float = 0.3
-    """No voluntary movement of the thigh is quicker (the fastest real reps take 0.4 s
-    a way): a dip at the top that comes back sooner is a heel bouncing or the
-    accelerometer's kick as the leg stops, not a return."""
-    settle_s: float = 0.3
-    """At rest this long back near the start, the rep has ended."""
-    settled_low_s: float = 2.0
-    """Half way back but not near the start: a pause on the way down is shorter."""
-    baseline_window_s: float = 3.0
-    """The rest level is the lowest angle of this trailing window: it follows a slow
-    drift of the rest pose instead of remembering one low dip for ever."""
-    typical_reps: int = 3
-    set_gap_s: float = 25.0
-    """Longer than this without a rep, a new set begins: its scale is not the last one's."""
 
 
 class Candidate(NamedTuple):
@@ -128,13 +99,14 @@ class CandidateDetector:
         rate_hz: float,
         floor_deg: float,
         settled_s: float,
-        settings: DetectorSettings | None = None,
+        rest_min_s: float,
+        settings: SegmenterSettings,
     ) -> None:
         self.rate_hz = float(rate_hz)
-        self.settings = s = settings if settings is not None else DetectorSettings()
+        self.settings = s = settings
         self.floor_deg = floor_deg
         self._window = max(1, round(s.baseline_window_s * self.rate_hz))
-        self._settle_n = max(1, round(s.settle_s * self.rate_hz))
+        self._settle_n = max(1, round(rest_min_s * self.rate_hz))
         self._low_n = max(1, round(s.settled_low_s * self.rate_hz))
         self._settled_n = max(2, round(settled_s * self.rate_hz))
         self.reset(0)
@@ -166,8 +138,8 @@ class CandidateDetector:
         floor = 0.5 * self.floor_deg
         if not self._excursions:
             return np.full(t_s.shape[0], floor)
-        typical = float(np.median(self._excursions[-s.typical_reps :]))
-        scaled = max(floor, s.start_ratio * typical)
+        typical = float(np.median(self._excursions[-s.run_reps :]))
+        scaled = max(floor, s.scale_ratio * typical)
         return np.where(t_s - self._last_end_t > s.set_gap_s, floor, scaled)
 
     def scan(self, buf: SampleBuffer) -> list[Candidate]:
@@ -212,7 +184,7 @@ class CandidateDetector:
     def _out(self, buf: SampleBuffer, i: int, end: int) -> None:
         lp = buf.col(LP, i, end)
         top = np.maximum.accumulate(np.concatenate([[self._peak], lp]))[1:]
-        half = self._base + self.settings.return_ratio * (top - self._base)
+        half = self._base + self.settings.half_ratio * (top - self._base)
         runs = run_lengths(buf.col(STILL, i, end) > 0.5, self._still_run)
         falling = lp < half
         rested = runs >= self._settled_n
@@ -240,7 +212,7 @@ class CandidateDetector:
         lp = buf.col(LP, i, end)
         t = buf.col(T, i, end)
         exc = self._peak - self._base
-        half = self._base + s.return_ratio * exc
+        half = self._base + s.half_ratio * exc
         near = self._base + s.back_ratio * exc
         low = np.minimum.accumulate(np.concatenate([[self._valley], lp]))[1:]
         runs = run_lengths(buf.col(STILL, i, end) > 0.5, self._still_run)
@@ -256,7 +228,9 @@ class CandidateDetector:
             return None
         self._follow_valley(lp[: k + 1], i)
         at = i + k
-        quick = self._t(buf, self._valley_i) - self._t(buf, self._peak_i) < self.settings.min_phase_s
+        quick = (
+            self._t(buf, self._valley_i) - self._t(buf, self._peak_i) < self.settings.min_phase_s
+        )
         if not settled[k] and (quick or not back[k]):
             # A dip at the top (or a pause on the way down): the same rep goes on.
             self.state = "out"
@@ -306,4 +280,3 @@ class CandidateDetector:
     @staticmethod
     def _t(buf: SampleBuffer, index: int) -> float:
         return float(buf.data[buf.start + index - buf.base, T])
-

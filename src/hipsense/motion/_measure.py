@@ -10,7 +10,6 @@ top `top_ratio` of the excursion) above the onset's. Flags follow the exercise's
 """
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -18,27 +17,15 @@ from numpy.typing import NDArray
 
 from ._events import Flag, HoldEvent, RepEvent
 from ._filters import Biquad, butter2_lowpass, true_runs
+from ._settings import SegmenterSettings
 from ._targets import Targets
 
-__all__ = ["MeasureSettings", "Measured", "measure"]
+__all__ = ["Measured", "measure"]
 
 F64Array = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class MeasureSettings:
-    """How a candidate is measured."""
-
-    measure_lowpass_hz: float = 4.0
-    """Zero-phase smoothing before the phases are read: keeps a 0.4 s phase's shape."""
-    phase_speed_ratio: float = 0.05
-    """A phase starts and ends where its speed is this share of its peak (given back the
-    time a minimum-jerk movement spends below it)."""
-    top_ratio: float = 0.2
-    """End range: within this share of the excursion of the top (at least 1 deg, or the
-    hold's tolerance band for held positions, up to half the excursion)."""
-    hold_band_deg: float = 2.0
-    """A held position's tolerance: this, or 15 % of the angle held if larger."""
+_HOLD_BAND_RATIO = 0.15
+"""A held position's tolerance grows with the angle held (15 %, the band physiotherapists
+accept for a stretch)."""
 
 
 class Measured(NamedTuple):
@@ -75,7 +62,7 @@ def measure(
     peak: int,
     end: int,
     targets: Targets,
-    settings: MeasureSettings,
+    settings: SegmenterSettings,
     rate_hz: float,
 ) -> Measured | None:
     """Measure the candidate whose samples are given (`peak`, `end`: indices in them)."""
@@ -139,16 +126,16 @@ def _smooth(th: F64Array, rate_hz: float, cutoff_hz: float) -> F64Array:
     return Biquad(b, a).filtfilt(th)
 
 
-def _top_band(exc: float, targets: Targets, s: MeasureSettings) -> float:
+def _top_band(exc: float, targets: Targets, s: SegmenterSettings) -> float:
     """How far below the top the end range reaches."""
     band = max(s.top_ratio * exc, 1.0)
     if targets.kind == "hold":
-        band = max(band, s.hold_band_deg, 0.15 * exc)
+        band = max(band, s.noise_deg, _HOLD_BAND_RATIO * exc)
     return min(band, 0.5 * exc)
 
 
 def _phases(
-    t: F64Array, th: F64Array, peak: int, end: int, targets: Targets, s: MeasureSettings
+    t: F64Array, th: F64Array, peak: int, end: int, targets: Targets, s: SegmenterSettings
 ) -> _Phases | None:
     """Onset, arrival at the top, departure from it, and end (s), with their indices."""
     n = th.shape[0]
@@ -268,12 +255,12 @@ def _hold(
     off: float,
     lost: bool,
     tg: Targets,
-    s: MeasureSettings,
+    s: SegmenterSettings,
     rate_hz: float,
 ) -> HoldEvent:
     seg = smooth[ph.i_top : ph.i_leave + 1]
     level = float(np.median(seg)) if seg.shape[0] else rom
-    band = max(s.hold_band_deg, 0.15 * rom)
+    band = max(s.noise_deg, _HOLD_BAND_RATIO * rom)
     inside = np.abs(seg - level) <= band
     starts, stops = true_runs(~inside)
     broken = int(np.count_nonzero(stops - starts >= round(0.5 * rate_hz)))

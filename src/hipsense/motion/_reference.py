@@ -210,10 +210,11 @@ class _History:
 
 
 # History columns: t, up raw (3), up low-passed (3), fused pose (4), rate (3), gap, and
-# the running sums of primary^2, elevation^2 and primary x elevation (low-passed, deg^2).
+# the running sums of primary^2, elevation^2, primary x elevation (low-passed, deg^2) and
+# of the samples counted, over the moving samples.
 _T, _U, _ULP, _Q, _W, _GAP = 0, slice(1, 4), slice(4, 7), slice(7, 11), slice(11, 14), 14
-_SUMS = slice(15, 18)
-_NCOL = 18
+_SUMS = slice(15, 19)
+_NCOL = 19
 
 
 class ReferenceTracker:
@@ -273,7 +274,7 @@ class ReferenceTracker:
         self._search_from = 0  # absolute index the search looks from (no reference)
         self._opens_at_rest = True  # the search's first sample is a rest pose
         self._ref_from = 0  # first sample measured from the current reference
-        self._sums = np.zeros(3)
+        self._sums = np.zeros(4)
         self._last_lp = math.nan
         self._still_run = 0
         self.calibration: Calibration | None = None
@@ -362,7 +363,7 @@ class ReferenceTracker:
         stop = r.shape[0] if k < 0 else k + 1
         self._still_run = int(runs[stop - 1])
         self._last_lp = float(lp[stop - 1])
-        self._fill_sums(r[:stop], lp[:stop], rise[:stop])
+        self._fill_sums(r[:stop], lp[:stop], rise[:stop], still[:stop])
         out.append(
             AngleBlock(
                 r[:stop, _T].copy(),
@@ -383,9 +384,14 @@ class ReferenceTracker:
             self._opens_at_rest = bool(still[k])
         return stop
 
-    def _fill_sums(self, r: F64Array, lp: F64Array, rise: F64Array) -> None:
-        """Running sums of the movement's spread along and across the plane."""
-        prod = np.stack([lp * lp, rise * rise, lp * rise], axis=1)
+    def _fill_sums(self, r: F64Array, lp: F64Array, rise: F64Array, still: BoolArray) -> None:
+        """Running sums of the movements' spread along and across the plane (and of the
+        moving samples), over the samples that move: a rest away from neutral is no
+        movement."""
+        moving = ~still
+        prod = np.stack(
+            [lp * lp * moving, rise * rise * moving, lp * rise * moving, moving], axis=1
+        )
         sums = np.cumsum(np.concatenate([self._sums[None, :], prod]), axis=0)[1:]
         r[:, _SUMS] = sums
         if sums.shape[0]:
@@ -437,10 +443,11 @@ class ReferenceTracker:
         if end - start < self._search_n:
             return
         rows = self._hist.since(start)
-        before = self._hist.cols[start - self._hist.first - 1, _SUMS] if start > self._ref_from else 0.0
-        saa, see, sae = rows[-1, _SUMS] - before
-        count = rows.shape[0]
-        if (saa + see) / count < (0.5 * self.floor_deg) ** 2:
+        before = (
+            self._hist.cols[start - self._hist.first - 1, _SUMS] if start > self._ref_from else 0.0
+        )
+        saa, see, sae, count = rows[-1, _SUMS] - before
+        if count < self._search_n or (saa + see) / count < self.floor_deg**2:
             return
         # The main direction of the movements in the plane at right angles to up at
         # neutral: 0 along the axis's path, 90 deg across it.
@@ -488,7 +495,7 @@ class ReferenceTracker:
         up0 = _unit(rows[k, _ULP])
         elev0 = float(elev[k])
         # Release from after the last pose well off the movement plane.
-        off = np.flatnonzero(np.abs(elev[: n] - elev0) > s.reposition_deg)
+        off = np.flatnonzero(np.abs(elev[:n] - elev0) > s.reposition_deg)
         release = int(off[-1]) + 1 if off.size else 0
         if mode == "gravity":
             e2 = e2 * sign
@@ -634,7 +641,7 @@ class ReferenceTracker:
         self._angle_lp.reset()
         self._last_lp = math.nan
         self._still_run = 0
-        self._sums = np.zeros(3)
+        self._sums = np.zeros(4)
         self._ref_from = at
 
     def _take_neutral(self, row: F64Array) -> Calibration:
@@ -697,5 +704,3 @@ def _tuple4(v: F64Array) -> tuple[float, float, float, float]:
 def up_in_sensor(quat: F64Array) -> F64Array:
     """'Up' in the sensor frame of sensor-to-world poses (n, 4)."""
     return rotate(quat_conj(quat), np.broadcast_to(_UP, (quat.shape[0], 3)))
-
-

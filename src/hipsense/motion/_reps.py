@@ -10,15 +10,15 @@ decides what each is:
    than about the axis (fidgeting turns every way); starting far from neutral or well
    below the rest it started from (walking swings both ways); for a known exercise,
    going far past its range or taking several times its tempo both ways;
-2. a *rebound*, dropped: smaller than `rebound_ratio` of the rep just before and begun
+2. a *rebound*, dropped: smaller than `half_ratio` of the rep just before and begun
    within `rebound_s` of its end (a heel bouncing off the bed);
-3. *small for its set*, held back: under `small_ratio` of the set's typical range (the
-   median of its last reps). It counts in a run of `doubtful_run` such reps, each within
+3. *small for its set*, held back: under `scale_ratio` of the set's typical range (the
+   median of its last `run_reps`). It counts in a run of `run_reps` such reps, each within
    `lone_rep_s` of the last (the set's scale has changed: a low-amplitude block); a rep
    of the set's size drops it (a heel bouncing off the bed, the leg settling);
 4. *doubtful*, held back: flagged partial, off the plane or with its hold cut short, or
    past the set's prescribed reps. It counts once a rep that is not doubtful is detected
-   within `lone_rep_s` of its end, or `doubtful_run` doubtful ones come in a row; if
+   within `lone_rep_s` of its end, or `run_reps` doubtful ones come in a row; if
    neither comes, it is dropped. One such movement on its own is more likely shifting
    or reaching than a rep;
 5. a *rep*, counted at once.
@@ -40,59 +40,20 @@ from ._detect import (
     TH,
     Candidate,
     CandidateDetector,
-    DetectorSettings,
     SampleBuffer,
     T,
 )
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
-from ._measure import Measured, MeasureSettings, measure
+from ._measure import Measured, measure
 from ._reference import AngleBlock
+from ._settings import SegmenterSettings
 from ._targets import Targets
 
-__all__ = ["AcceptSettings", "Segmenter", "SegmenterSettings"]
+__all__ = ["Segmenter"]
 
 F64Array = NDArray[np.float64]
 Event = RepEvent | HoldEvent | SetEvent
 _DOUBTFUL = frozenset({Flag.PARTIAL, Flag.OFF_PLANE, Flag.HOLD_SHORT})
-
-
-@dataclass(frozen=True)
-class AcceptSettings:
-    """What a measured candidate must be to count."""
-
-    off_plane_max_ratio: float = 1.0
-    """Swinging off the plane further than this share of the range about the axis (plus
-    `noise_deg`) is not a rep of the exercise, however badly done."""
-    noise_deg: float = 2.0
-    """Angles this small are within the sway and wobble of a real thigh at rest."""
-    below_rest_ratio: float = 0.3
-    """A rep starts and ends no further below its rest level than this share of its
-    range (plus `noise_deg`): walking and rocking swing to both sides of it."""
-    max_tempo_ratio: float = 3.0
-    """Slower than this times a known exercise's tempo both ways is not a rep."""
-    rebound_ratio: float = 0.5
-    """Smaller than this share of the rep just before, and begun within `rebound_s` of
-    its end: the limb bouncing back (a heel off the bed) returns less than half way."""
-    rebound_s: float = 1.0
-    """A bounce comes while the last movement settles; a new rep, however small, after
-    at least a moment's pause."""
-    small_ratio: float = 0.2
-    """A rep under this share of its set's typical range (the median of its last reps) is
-    doubtful: effort within a set varies less (fatigue takes 15-30 %), and a
-    low-amplitude set after a wide one is a third of it or more (both real subjects)."""
-    lone_rep_s: float = 10.0
-    doubtful_run: int = 3
-    """Doubtful (or small) reps in a row that confirm each other: a patient doing every
-    rep short of the prescription still does a set; two turns of a fidget are no set."""
-
-
-@dataclass(frozen=True)
-class SegmenterSettings:
-    """Settings of detection, measurement and acceptance."""
-
-    detect: DetectorSettings = field(default_factory=DetectorSettings)
-    measure: MeasureSettings = field(default_factory=MeasureSettings)
-    accept: AcceptSettings = field(default_factory=AcceptSettings)
 
 
 @dataclass
@@ -114,22 +75,22 @@ class Segmenter:
         *,
         rest_max_deg: float = 12.0,
         settled_s: float = 20.0,
+        rest_min_s: float = 0.4,
     ) -> None:
         self.rate_hz = float(rate_hz)
         self.targets = targets
         self.settings = settings if settings is not None else SegmenterSettings()
         self.rest_max_deg = rest_max_deg
         self._settled_s = settled_s
-        self._pre_n = round(
-            (2.0 * max(targets.outward_s, targets.return_s) + 1.0) * self.rate_hz
-        )
+        self._rest_min_s = rest_min_s
+        self._pre_n = round((2.0 * max(targets.outward_s, targets.return_s) + 1.0) * self.rate_hz)
         self.reset()
 
     def reset(self) -> None:
         """Forget all samples and events."""
         self._buf = SampleBuffer()
         self._det = CandidateDetector(
-            self.rate_hz, self.targets.detect_deg, self._settled_s, self.settings.detect
+            self.rate_hz, self.targets.detect_deg, self._settled_s, self._rest_min_s, self.settings
         )
         self._ref = -1
         self._reps = 0
@@ -210,7 +171,7 @@ class Segmenter:
             c.peak - begin,
             c.end - begin,
             self.targets,
-            self.settings.measure,
+            self.settings,
             self.rate_hz,
         )
         t_start = float(buf.rows(c.start, c.start + 1)[0, T])
@@ -234,7 +195,7 @@ class Segmenter:
         if self._rebound(m, last):
             self._note(t_start, f"rebound: {ev.rom_deg:.1f} deg")
             return []
-        if self._typical and ev.rom_deg < self.settings.accept.small_ratio * float(
+        if self._typical and ev.rom_deg < self.settings.scale_ratio * float(
             np.median(self._typical)
         ):
             return self._offer_small(ev, t_start)
@@ -243,20 +204,20 @@ class Segmenter:
 
     def _implausible(self, m: Measured, lp: F64Array, start: int) -> str:
         """Why the movement is no rep of the exercise at all (rule 1), or ""."""
-        s = self.settings.accept
+        s = self.settings
         tg = self.targets
         ev = m.event
         rom = ev.rom_deg if isinstance(ev, RepEvent) else ev.angle_deg
         if rom < tg.detect_deg:
             return f"range {rom:.1f} deg under the floor"
-        if m.moving_s < self.settings.detect.min_phase_s:
+        if m.moving_s < self.settings.min_phase_s:
             return f"out and back in {m.moving_s:.2f} s: quicker than any voluntary rep"
         if m.swept_off_deg > s.off_plane_max_ratio * rom + s.noise_deg:
             return f"off the plane {m.swept_off_deg:.1f} deg for {rom:.1f} deg"
         if abs(m.onset_deg) > self.rest_max_deg:
             return f"starts {m.onset_deg:.1f} deg from neutral"
         rest = float(lp[: start + 1].min())
-        below = rest - (s.below_rest_ratio * rom + s.noise_deg)
+        below = rest - (s.back_ratio * rom + s.noise_deg)
         if m.onset_deg < below or m.end_deg < below:
             return f"swings below the rest level {rest:.1f} deg"
         if rom > tg.top_max_deg:
@@ -273,23 +234,20 @@ class Segmenter:
         """Small beside the rep just before, and begun as that one ended (rule 2)."""
         if last is None:
             return False
-        s = self.settings.accept
+        s = self.settings
         ev, prev = m.event, last.event
         assert isinstance(ev, RepEvent)
         assert isinstance(prev, RepEvent)
-        return (
-            ev.start_s - prev.end_s < s.rebound_s
-            and ev.rom_deg < s.rebound_ratio * prev.rom_deg
-        )
+        return ev.start_s - prev.end_s < s.rebound_s and ev.rom_deg < s.half_ratio * prev.rom_deg
 
     def _offer_small(self, rep: RepEvent, detected_s: float) -> list[Event]:
         """A rep small for its set counts only in a run of such reps (rule 3)."""
-        s = self.settings.accept
+        s = self.settings
         small = self._small
         if small and detected_s - small[-1].end_s > s.lone_rep_s:
             small.clear()
         small.append(rep)
-        if len(small) < s.doubtful_run:
+        if len(small) < s.run_reps:
             self._note(rep.start_s, f"held: {rep.rom_deg:.1f} deg is small for its set")
             return []
         out: list[Event] = []
@@ -300,7 +258,7 @@ class Segmenter:
 
     def _offer(self, rep: RepEvent, detected_s: float) -> list[Event]:
         """Count a rep, or hold a doubtful one back until it is confirmed (rule 4)."""
-        s = self.settings.accept
+        s = self.settings
         pending = self._pending
         if pending and detected_s - pending[-1].end_s > s.lone_rep_s:
             self._note(detected_s, f"dropped {len(pending)} held: none confirmed them")
@@ -312,7 +270,7 @@ class Segmenter:
             and rep.start_s - self._last_end_s <= s.lone_rep_s
         )
         flagged = not gap and not _DOUBTFUL.isdisjoint(rep.flags)
-        if flagged and not recent and len(pending) + 1 < s.doubtful_run:
+        if flagged and not recent and len(pending) + 1 < s.run_reps:
             self._note(rep.start_s, "held: doubtful, " + ",".join(map(str, rep.flags)))
             pending.append(rep)
             return []
@@ -332,7 +290,7 @@ class Segmenter:
         return (
             cap is not None
             and cur is not None
-            and rep.start_s - cur.end_s <= self.settings.detect.set_gap_s
+            and rep.start_s - cur.end_s <= self.settings.set_gap_s
             and len(cur.reps) >= cap
         )
 
@@ -341,7 +299,7 @@ class Segmenter:
         if scanning_from >= self._buf.end:
             scanning_from = self._buf.end - 1
         now = float(self._buf.rows(scanning_from, scanning_from + 1)[0, T])
-        lone = self.settings.accept.lone_rep_s
+        lone = self.settings.lone_rep_s
         if self._pending and now - self._pending[-1].end_s > lone:
             self._note(now, f"dropped {len(self._pending)} held: none confirmed them")
             self._pending.clear()
@@ -354,7 +312,7 @@ class Segmenter:
             self._set is not None
             and not self._pending
             and not self._small
-            and earliest - self._set.end_s > self.settings.detect.set_gap_s
+            and earliest - self._set.end_s > self.settings.set_gap_s
         ):
             return self._close_set()
         return []
@@ -365,7 +323,7 @@ class Segmenter:
         out: list[Event] = []
         begin = ev.start_s if isinstance(ev, RepEvent) else ev.enter_s
         finish = ev.end_s if isinstance(ev, RepEvent) else ev.exit_s
-        if self._set is not None and begin - self._set.end_s > self.settings.detect.set_gap_s:
+        if self._set is not None and begin - self._set.end_s > self.settings.set_gap_s:
             out += self._close_set()
         if self._set is None:
             self._set = _OpenSet(start_s=begin, end_s=finish)
@@ -376,7 +334,7 @@ class Segmenter:
             ev = replace(ev, index=self._reps, set_index=self._sets, rest_before_s=rest)
             cur.reps.append(ev.index)
             self._reps += 1
-            self._typical = [*self._typical, ev.rom_deg][-self.settings.detect.typical_reps :]
+            self._typical = [*self._typical, ev.rom_deg][-self.settings.run_reps :]
         else:
             ev = replace(ev, index=self._holds, set_index=self._sets)
             cur.holds.append(ev.index)

@@ -30,13 +30,15 @@ from numpy.typing import NDArray
 
 from hipsense._quat import dot3, quat_conj, rotate
 
-from ._filters import Lowpass, any_true, first_true, run_lengths, true_runs
+from ._filters import Biquad, Lowpass, butter2_lowpass, first_true, run_lengths, true_runs
 
 __all__ = ["AngleBlock", "Calibration", "Reference", "ReferenceSettings", "ReferenceTracker"]
 
 F64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 _UP = np.array([0.0, 0.0, 1.0])
+_FILTFILT_MIN_N = 15
+"""Fewer samples than this are too few to smooth forwards and backwards."""
 
 
 @dataclass(frozen=True)
@@ -159,23 +161,29 @@ class Reference:
     def elevation(self, up: F64Array) -> F64Array:
         """Signed tilt (deg) out of the movement plane from neutral (heading mode: the
         tilt of up from neutral's)."""
-        if self.mode == "gravity":
-            elev = np.degrees(np.arcsin(np.clip(dot3(up, self.axis), -1.0, 1.0)))
-            return np.asarray(elev - self.elevation0_deg, np.float64)
-        return np.degrees(np.arccos(np.clip(dot3(up, self.up0), -1.0, 1.0)))
+        return self.angles(up, np.broadcast_to(self.quat0, (up.shape[0], 4)))[2]
 
-    def angles(self, up: F64Array, quat: F64Array) -> tuple[F64Array, F64Array]:
-        """Primary and off-plane angles (deg) of samples: up (n, 3), fused poses (n, 4)."""
+    def angles(self, up: F64Array, quat: F64Array) -> tuple[F64Array, F64Array, F64Array]:
+        """Primary angle, off-plane angle and signed tilt out of the plane (deg) of samples:
+        up (n, 3), fused poses (n, 4)."""
         if self.mode == "gravity":
-            raw = np.degrees(np.arctan2(dot3(up, self.e2), dot3(up, self.e1)))
-            return _wrap(raw - self.primary0_deg), np.abs(self.elevation(up))
-        heading = self.sign * _wrap(_heading_deg(quat) - self.primary0_deg)
-        return heading, self.elevation(up)
+            # One pass over the samples for the three projections, summed in a fixed
+            # order whatever the block size (einsum without BLAS).
+            p = np.einsum("ij,kj->ik", up, self._basis)
+            raw = np.degrees(np.arctan2(p[:, 1], p[:, 0]))
+            rise = np.degrees(np.arcsin(np.clip(p[:, 2], -1.0, 1.0))) - self.elevation0_deg
+            return _wrap(raw - self.primary0_deg), np.abs(rise), rise
+        tilt = np.degrees(np.arccos(np.clip(dot3(up, self.up0), -1.0, 1.0)))
+        return self.sign * _wrap(_heading_deg(quat) - self.primary0_deg), tilt, tilt
+
+    @property
+    def _basis(self) -> F64Array:
+        return np.stack([self.e1, self.e2, self.axis])
 
 
 class _History:
-    """The last samples, by absolute index: times, up (raw and low-passed), poses, rates,
-    and running sums of the angles measured from the current reference."""
+    """The last samples, by absolute index: times, up, poses, rates, lost samples, and
+    running sums of the angles measured from the current reference."""
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
@@ -184,18 +192,18 @@ class _History:
         self.first = 0
         """Absolute index of the first row kept."""
 
-    def add(self, rows: F64Array) -> F64Array:
-        """Append rows (their sums filled in later, in place); return them."""
-        k = rows.shape[0]
+    def extend(self, k: int) -> F64Array:
+        """Append k rows; return them, to be filled in place."""
         if self.n + k > self.cols.shape[0]:
-            drop = max(0, self.n + k - self.keep)
+            # Keep `keep` rows before the new ones: a search at any sample of the block
+            # sees as far back as the block's first one does.
+            drop = max(0, self.n - self.keep)
             kept = self.cols[drop : self.n].copy()
             if kept.shape[0] + k > self.cols.shape[0]:
                 self.cols = np.empty((2 * (kept.shape[0] + k), _NCOL))
             self.cols[: kept.shape[0]] = kept
             self.n = kept.shape[0]
             self.first += drop
-        self.cols[self.n : self.n + k] = rows
         self.n += k
         return self.cols[self.n - k : self.n]
 
@@ -203,18 +211,17 @@ class _History:
     def end(self) -> int:
         return self.first + self.n
 
-    def since(self, index: int) -> F64Array:
-        """Rows from absolute `index` (or the oldest kept, at most `keep`) to the end."""
-        start = max(index, self.first, self.end - self.keep)
-        return self.cols[start - self.first : self.n]
+    def span(self, start: int, stop: int) -> F64Array:
+        """Rows from absolute `start` (or the oldest kept) to `stop` (exclusive)."""
+        start = max(start, self.first)
+        return self.cols[start - self.first : stop - self.first]
 
 
-# History columns: t, up raw (3), up low-passed (3), fused pose (4), rate (3), gap, and
-# the running sums of primary^2, elevation^2, primary x elevation (low-passed, deg^2) and
-# of the samples counted, over the moving samples.
-_T, _U, _ULP, _Q, _W, _GAP = 0, slice(1, 4), slice(4, 7), slice(7, 11), slice(11, 14), 14
-_SUMS = slice(15, 19)
-_NCOL = 19
+# History columns: t, up (3), fused pose (4), rate (3), samples lost before, and the
+# running sums of primary^2, elevation^2, primary x elevation (low-passed, deg^2) and of
+# the samples counted, over the moving samples.
+_T, _U, _Q, _W, _GAP, _SUMS = 0, slice(1, 4), slice(4, 8), slice(8, 11), 11, slice(12, 16)
+_NCOL = 16
 
 
 class ReferenceTracker:
@@ -259,13 +266,12 @@ class ReferenceTracker:
         self._window_n = round(max(s.axis_window_s, settled_s) * self.rate_hz)
         self._still_step = s.still_dps / self.rate_hz
         self._agree = math.cos(math.radians(s.axis_agree_deg))
+        self._find_lp = Biquad(*butter2_lowpass(min(s.lowpass_hz, 0.4 * rate_hz), rate_hz))
         self.reset()
 
     def reset(self) -> None:
         """Forget the reference, the history and every filter's state."""
-        s = self.settings
-        self._up_lp = Lowpass(s.lowpass_hz, self.rate_hz, channels=3)
-        self._angle_lp = Lowpass(s.lowpass_hz, self.rate_hz)
+        self._angle_lp = Lowpass(self.settings.lowpass_hz, self.rate_hz, channels=2)
         self._hist = _History(self._backlog_n)
         self._last_t: float | None = None
         self.reference: Reference | None = None
@@ -302,166 +308,191 @@ class ReferenceTracker:
             return out
         prev = t_s[0] if self._last_t is None else self._last_t
         self._last_t = float(t_s[-1])
-        rows = np.empty((n, _NCOL))
+        begin = self._hist.end
+        rows = self._hist.extend(n)
         rows[:, _T] = t_s
         rows[:, _U] = up
-        rows[:, _ULP] = self._up_lp(up)
         rows[:, _Q] = quat
         rows[:, _W] = gyr_rad_s
         rows[:, _GAP] = np.diff(t_s, prepend=prev) > 1.5 / self.rate_hz
-        rows[:, _SUMS] = 0.0
-        i = 0
-        while i < n:
+        at = begin
+        end = begin + n
+        while at < end:
             if self._explicit:
                 self._explicit = False
-                out.append(self._take_neutral(rows[i]))
-            # Up to and including the next tick: absolute j with (j + 1) % search_n == 0.
-            at = self._hist.end
-            tick = at + (-(at + 1)) % self._search_n
-            stop = min(n, i + tick - at + 1)
-            piece = self._hist.add(rows[i:stop])
-            if self.reference is not None:
-                done = self._measure(piece, out)
-                if done < piece.shape[0]:
-                    i += done
-                    continue
-            i = stop
-            if self._hist.end - 1 == tick:
-                if self.reference is None:
-                    self._search(out)
-                else:
-                    self._check(out)
+                out.append(self._take_neutral(at))
+            if self.reference is None:
+                at = self._search_until(at, end, out)
+            else:
+                at = self._measure(at, end, out)
         return out
 
-    def _measure(self, r: F64Array, out: list[AngleBlock | Calibration]) -> int:
-        """Angles of history rows r; stop where the limb has gone where no rep goes.
+    def _ticks(self, start: int, stop: int) -> NDArray[np.int64]:
+        """Search ticks among absolute samples start to stop: (j + 1) % search_n == 0."""
+        first = start + (-(start + 1)) % self._search_n
+        return np.arange(first, stop, self._search_n, dtype=np.int64)
 
-        Returns how many rows were measured; the rest are searched.
-        """
+    def _search_until(self, start: int, stop: int, out: list[AngleBlock | Calibration]) -> int:
+        """Search at the ticks of samples start to stop; where a reference is found, the
+        samples after it are measured."""
+        for j in self._ticks(start, stop).tolist():
+            if self._search(j + 1, out):
+                return j + 1
+        return stop
+
+    def _measure(
+        self, start: int, stop: int, out: list[AngleBlock | Calibration], *, live: bool = True
+    ) -> int:
+        """Angles of samples start to stop; stop early where the limb has gone where no
+        rep goes (searching again), or (`live`) where its movements need a new axis."""
         ref = self.reference
         assert ref is not None
-        primary, off = ref.angles(r[:, _U], r[:, _Q])
-        lp = self._angle_lp(primary)
+        r = self._hist.span(start, stop)
+        primary, off, rise = ref.angles(r[:, _U], r[:, _Q])
+        both = self._angle_lp(np.stack([primary, rise], axis=1))
+        lp, rise_lp = both[:, 0], both[:, 1]
         still = self._still(lp)
         runs = run_lengths(still, self._still_run)
-        # Where the limb is, on the low-passed path: the accelerometer's kicks as a fast
-        # movement starts and stops are not poses.
-        rise = ref.elevation(r[:, _ULP])
-        off_lp = np.abs(rise)
-        # Somewhere no rep goes: behind neutral, beyond the range, or further off the
-        # plane than along it.
+        # Where the limb is (low-passed: the accelerometer's kicks as a fast movement
+        # starts and stops are no pose). Somewhere no rep goes: behind neutral, beyond
+        # the range, or further off the plane than along it.
+        off_lp = np.abs(rise_lp)
         far_off = off_lp > self.settings.reposition_deg
         gone = (lp < -self.rest_max_deg) | (lp > self.top_max_deg) | (far_off & (off_lp > lp))
         k = first_true(gone)
-        moved = runs >= self._moved_n
-        if any_true(moved):
+        if runs[runs.argmax()] >= self._moved_n:
             # At rest off the plane for longer than a rep's top is held; or settled far
             # from neutral for longer than any hold.
+            moved = runs >= self._moved_n
             away = (runs >= self._settled_n) & (np.abs(lp) > self.rest_max_deg)
             j = first_true((moved & far_off) | away)
             k = j if k < 0 or 0 <= j < k else k
-        stop = r.shape[0] if k < 0 else k + 1
-        self._still_run = int(runs[stop - 1])
-        self._last_lp = float(lp[stop - 1])
-        self._fill_sums(r[:stop], lp[:stop], rise[:stop], still[:stop])
-        out.append(
-            AngleBlock(
-                r[:stop, _T].copy(),
-                primary[:stop],
-                off[:stop],
-                lp[:stop],
-                still[:stop],
-                r[:stop, _GAP] > 0.5,
-                self._index,
-            )
+        n = r.shape[0] if k < 0 else k + 1
+        self._fill_sums(r, lp, rise_lp, still, n)
+        # Not while measuring again what a new reference released: the past's ticks were
+        # checked when they were live.
+        switched = self._check(start, start + n) if live else None
+        if switched is not None:
+            n = switched[2] - start
+            k = -1
+        self._still_run = int(runs[n - 1])
+        self._last_lp = float(lp[n - 1])
+        block = AngleBlock(
+            r[:n, _T].copy(),
+            primary[:n],
+            off[:n],
+            lp[:n],
+            still[:n],
+            r[:n, _GAP] > 0.5,
+            self._index,
         )
+        if switched is not None:
+            out.append(block)
+            self._start(*switched, out)
+            return start + n
+        out.append(block)
         if k >= 0:
             # Look for the reference again from the next sample (at rest, if the limb
             # settled there).
             self._note(float(r[k, _T]), "reference lost: the limb is where no rep goes")
             self.reference = None
-            self._search_from = self._hist.end - r.shape[0] + stop
+            self._search_from = start + n
             self._opens_at_rest = bool(still[k])
-        return stop
+        return start + n
 
-    def _fill_sums(self, r: F64Array, lp: F64Array, rise: F64Array, still: BoolArray) -> None:
+    def _fill_sums(
+        self, r: F64Array, lp: F64Array, rise: F64Array, still: BoolArray, n: int
+    ) -> None:
         """Running sums of the movements' spread along and across the plane (and of the
-        moving samples), over the samples that move: a rest away from neutral is no
-        movement."""
-        moving = ~still
-        prod = np.stack(
-            [lp * lp * moving, rise * rise * moving, lp * rise * moving, moving], axis=1
-        )
-        sums = np.cumsum(np.concatenate([self._sums[None, :], prod]), axis=0)[1:]
-        r[:, _SUMS] = sums
-        if sums.shape[0]:
-            self._sums = sums[-1].copy()
+        moving samples) for rows :n; a rest away from neutral is no movement."""
+        moving = ~still[:n]
+        prod = np.empty((n + 1, 4))
+        prod[0] = self._sums
+        prod[1:, 0] = lp[:n] * lp[:n]
+        prod[1:, 1] = rise[:n] * rise[:n]
+        prod[1:, 2] = lp[:n] * rise[:n]
+        prod[1:, 3] = 1.0
+        prod[1:] *= moving[:, None]
+        sums = np.cumsum(prod, axis=0)
+        r[:n, _SUMS] = sums[1:]
+        self._sums = sums[-1].copy()
 
     def _still(self, lp: F64Array) -> BoolArray:
         """At rest: the low-passed angle moved less than `still_dps` over the last sample."""
         prev = lp[0] if math.isnan(self._last_lp) else self._last_lp
         return np.asarray(np.abs(np.diff(lp, prepend=prev)) < self._still_step)
 
-    def _search(self, out: list[AngleBlock | Calibration]) -> None:
-        """Look for a reference in the samples since the search began.
+    def _search(self, stop: int, out: list[AngleBlock | Calibration]) -> bool:
+        """Look for a reference in the samples from the search's start to `stop`.
 
         If there is none, also in those since the limb first rested `moved_still_s`: what
         came before may have been the limb being put in place (turning over, fidgeting).
         """
-        rows = self._hist.since(self._search_from)
-        opened = self._opens_at_rest and self._hist.end - rows.shape[0] == self._search_from
-        found = self._find(rows, opened)
+        rows = self._hist.span(max(self._search_from, stop - self._backlog_n), stop)
+        first = stop - rows.shape[0]
+        found = self._find(rows, self._opens_at_rest and first == self._search_from)
         if found is None:
             rest = self._first_rest(rows)
             if rest > 0:
-                rows = rows[rest:]
-                found = self._find(rows, True)
-        if found is not None:
-            self._start(found[0], rows[found[1] :], out)
+                first += rest
+                found = self._find(rows[rest:], True)
+        if found is None:
+            return False
+        self._start(found[0], first + found[1], stop, out)
+        return True
 
     def _first_rest(self, rows: F64Array) -> int:
         """Where the limb's first rest of `moved_still_s` began (0: none)."""
-        step = np.sqrt(np.sum(np.diff(rows[:, _ULP], axis=0) ** 2, axis=1))
-        slow = step < math.radians(self._still_step)
-        starts, stops = true_runs(slow)
+        up = self._smooth_up(np.array(rows))
+        step = np.sqrt(np.sum(np.diff(up, axis=0) ** 2, axis=1))
+        starts, stops = true_runs(step < math.radians(self._still_step))
         long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n)
         return int(starts[long_enough[0]]) + 1 if long_enough.size else 0
 
-    def _check(self, out: list[AngleBlock | Calibration]) -> None:
-        """Whether the latest movements still turn about the reference's axis.
+    def _check(self, start: int, stop: int) -> tuple[Reference, int, int] | None:
+        """Whether the movements up to each tick of samples start to stop still turn
+        about the reference's axis.
 
         If they mostly move across its plane instead (a set done another way, a wrong
         first axis), the reference is found again from them, and the samples since are
-        measured again from it.
+        measured again from it: returns the new reference, the first sample to measure
+        from it, and the end of the tick it was found at.
         """
         ref = self.reference
         assert ref is not None
         if ref.mode != "gravity":
-            return
-        end = self._hist.end
-        start = max(self._ref_from, end - self._window_n, self._hist.first)
-        if end - start < self._search_n:
-            return
-        rows = self._hist.since(start)
-        before = (
-            self._hist.cols[start - self._hist.first - 1, _SUMS] if start > self._ref_from else 0.0
-        )
-        saa, see, sae, count = rows[-1, _SUMS] - before
-        if count < self._search_n or (saa + see) / count < self.floor_deg**2:
-            return
-        # The main direction of the movements in the plane at right angles to up at
-        # neutral: 0 along the axis's path, 90 deg across it.
-        across = 0.5 * math.atan2(2.0 * sae, saa - see)
-        if math.cos(across) >= self._agree:
-            return
-        found = self._find(self._hist.since(end - self._backlog_n), False)
-        if found is None or abs(float(found[0].axis @ ref.axis)) >= self._agree:
-            return
-        t = float(rows[-1, _T])
-        self._note(t, f"movements {math.degrees(across):.0f} deg off the axis: a new axis")
-        self._start(found[0], self._hist.since(end - self._backlog_n)[found[1] :], out)
+            return None
+        for j in self._ticks(start, stop).tolist():
+            a = max(self._ref_from, j + 1 - self._window_n, self._hist.first)
+            if j + 1 - a < self._search_n:
+                continue
+            cols = self._hist.cols
+            now = cols[j - self._hist.first, _SUMS]
+            before = cols[a - 1 - self._hist.first, _SUMS] if a > self._ref_from else 0.0
+            saa, see, sae, count = now - before
+            if count < self._search_n or (saa + see) / count < self.floor_deg**2:
+                continue
+            # The movements' main direction in the plane at right angles to neutral's up:
+            # 0 along the axis's path, 90 deg across it.
+            across = 0.5 * math.atan2(2.0 * sae, saa - see)
+            if math.cos(across) >= self._agree:
+                continue
+            rows = self._hist.span(j + 1 - self._backlog_n, j + 1)
+            found = self._find(rows, False)
+            if found is None or abs(float(found[0].axis @ ref.axis)) >= self._agree:
+                continue
+            t = float(cols[j - self._hist.first, _T])
+            self._note(t, f"movements {math.degrees(across):.0f} deg off the axis: a new axis")
+            return found[0], j + 1 - rows.shape[0] + found[1], j + 1
+        return None
 
-    # -- the search ----------------------------------------------------------------
+    def _smooth_up(self, rows: F64Array) -> F64Array:
+        """Up of history rows, low-passed without lag (`lowpass_hz`)."""
+        up = rows[:, _U]
+        if up.shape[0] <= _FILTFILT_MIN_N:
+            return np.asarray(up, np.float64)
+        lp = np.stack([self._find_lp.filtfilt(up[:, c]) for c in range(3)], axis=1)
+        return lp / np.linalg.norm(lp, axis=1, keepdims=True)
 
     def _find(self, rows: F64Array, opens_at_rest: bool) -> tuple[Reference, int] | None:
         """A reference from history rows, and the first row to measure from it; or None.
@@ -469,12 +500,15 @@ class ReferenceTracker:
         `opens_at_rest`: the first row is a rest pose (the stream's start, or where the
         limb settled when the last reference was lost).
         """
+        # A fresh copy: reductions over it then add in the same order whatever the rows'
+        # place in the history (numpy's vectorized sums depend on memory alignment).
+        rows = np.array(rows)
         s = self.settings
         n = rows.shape[0]
         if n < self._search_n:
             return None
         w0 = max(0, n - self._window_n)
-        up_lp, quat, gyr = rows[:, _ULP], rows[:, _Q], rows[:, _W]
+        up_lp, quat, gyr = self._smooth_up(rows), rows[:, _Q], rows[:, _W]
         basis = self._axis(up_lp[w0:], gyr[w0:])
         if basis is None:
             return None
@@ -492,7 +526,7 @@ class ReferenceTracker:
         level, sign = side
         near = np.abs(phi - level) <= s.end_band_ratio * self._range(phi)
         k = int(np.flatnonzero(near)[-1])
-        up0 = _unit(rows[k, _ULP])
+        up0 = _unit(up_lp[k])
         elev0 = float(elev[k])
         # Release from after the last pose well off the movement plane.
         off = np.flatnonzero(np.abs(elev[:n] - elev0) > s.reposition_deg)
@@ -612,9 +646,12 @@ class ReferenceTracker:
 
     # -- references ----------------------------------------------------------------
 
-    def _start(self, ref: Reference, rows: F64Array, out: list[AngleBlock | Calibration]) -> None:
-        """Take a found reference; measure the history rows given from it."""
-        t_now = float(self._hist.cols[self._hist.n - 1, _T])
+    def _start(
+        self, ref: Reference, first: int, stop: int, out: list[AngleBlock | Calibration]
+    ) -> None:
+        """Take a found reference at sample `stop`; measure samples `first` to `stop`
+        from it again (they come out marked as recovered)."""
+        t_now = float(self._hist.cols[stop - 1 - self._hist.first, _T])
         self._index += 1
         self.reference = ref
         cal = Calibration(
@@ -629,12 +666,15 @@ class ReferenceTracker:
         self.calibration = cal
         out.append(cal)
         self._note(t_now, f"reference {self._index} ({ref.mode}), quality {ref.quality:.2f}")
-        self._restart(self._hist.end - rows.shape[0])
-        if rows.shape[0]:
-            self._measure(rows, out)
-            last = out[-1]
-            if isinstance(last, AngleBlock):
-                out[-1] = replace(last, recovered=True)
+        self._restart(first)
+        at = first
+        while at < stop and self.reference is ref:
+            mark = len(out)
+            at = self._measure(at, stop, out, live=False)
+            for m in range(mark, len(out)):
+                item = out[m]
+                if isinstance(item, AngleBlock) and item.reference == self._index:
+                    out[m] = replace(item, recovered=True)
 
     def _restart(self, at: int) -> None:
         """Angles from a new reference begin at absolute sample `at`."""
@@ -644,24 +684,25 @@ class ReferenceTracker:
         self._sums = np.zeros(4)
         self._ref_from = at
 
-    def _take_neutral(self, row: F64Array) -> Calibration:
-        """`calibrate()`: the sample's pose is neutral (the axis stays, if known)."""
+    def _take_neutral(self, at: int) -> Calibration:
+        """`calibrate()`: sample `at`'s pose is neutral (the axis stays, if known)."""
+        row = self._hist.cols[at - self._hist.first]
         ref = self.reference
         up0 = _unit(row[_U])
         self._index += 1
         if ref is not None:
-            primary, _ = ref.angles(up0[None, :], row[None, _Q])
+            primary, _, rise = ref.angles(up0[None, :], row[None, _Q])
             shift = float(primary[0]) * (1.0 if ref.mode == "gravity" else ref.sign)
             self.reference = ref = replace(
                 ref,
                 primary0_deg=ref.primary0_deg + shift,
-                elevation0_deg=ref.elevation0_deg + float(ref.elevation(up0[None, :])[0]),
+                elevation0_deg=ref.elevation0_deg + float(rise[0]),
                 up0=up0,
                 quat0=row[_Q].copy(),
             )
-            self._restart(self._hist.end)
+            self._restart(at)
         else:
-            self._search_from = self._hist.end
+            self._search_from = at
             self._opens_at_rest = True
         cal = Calibration(
             t_s=float(row[_T]),

@@ -110,6 +110,12 @@ class MotionCore:
             rest_min_s=self.settings.reference.rest_min_s,
         )
         self.last_angles = AngleBlock.empty()
+        # Raw input is fused (VQF) only where the heading may be needed: an axis close to
+        # the vertical, or `auto`, whose axis is not known. Elsewhere gravity measures
+        # every angle and the gyroscope's fusion is not needed.
+        vertical = self.settings.reference.vertical_axis_deg
+        tilt = tg.axis_from_vertical_deg
+        self._fuses = tilt is None or tilt < vertical
 
     def reset(self) -> None:
         """Forget everything measured; settings and exercise stay."""
@@ -132,19 +138,29 @@ class MotionCore:
     ) -> list[MotionEvent]:
         """Take a block of samples; return the events it completed, in stream order."""
         t = np.asarray(t_s, dtype=np.float64)
+        fused: F64Array | None
         if quat is not None:
             ori = self.orientation.update_quat(quat, t)
-            up = up_in_sensor(ori.quat)
+            fused, gyr = ori.quat, ori.gyr_rad_s
+            up = up_in_sensor(fused)
         elif gyr_rad_s is not None and acc_m_s2 is not None:
-            ori = self.orientation.update_raw(gyr_rad_s, acc_m_s2, t)
             acc = np.asarray(acc_m_s2, dtype=np.float64)
+            gyr = np.asarray(gyr_rad_s, dtype=np.float64)
+            if acc.shape != gyr.shape or acc.ndim != 2 or acc.shape[1] != 3:
+                raise ValueError(
+                    f"gyr_rad_s, acc_m_s2: expected two (n, 3) arrays, got {gyr.shape}, {acc.shape}"
+                )
+            fused = None
+            if self._fuses:
+                ori = self.orientation.update_raw(gyr, acc, t)
+                fused, gyr = ori.quat, ori.gyr_rad_s
             up = acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), _TINY_M_S2)
         else:
             raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
-        if ori.quat.shape[0] != t.shape[0]:
-            raise ValueError(f"t_s: expected {ori.quat.shape[0]} times, got {t.shape[0]}")
+        if up.shape[0] != t.shape[0]:
+            raise ValueError(f"t_s: expected {up.shape[0]} times, got {t.shape[0]}")
         events: list[MotionEvent] = []
-        for item in self.reference.update(t, up, ori.quat, ori.gyr_rad_s):
+        for item in self.reference.update(t, up, fused, gyr):
             if isinstance(item, Calibration):
                 events.append(item)
             else:

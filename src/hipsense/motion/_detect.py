@@ -31,6 +31,7 @@ __all__ = ["Candidate", "CandidateDetector", "SampleBuffer"]
 
 F64Array = NDArray[np.float64]
 
+_SCAN_N = 1024
 # Columns of the sample buffer.
 T, TH, OFF, LP, STILL, GAP, RECOVERED = range(7)
 NCOL = 7
@@ -145,9 +146,11 @@ class CandidateDetector:
     def scan(self, buf: SampleBuffer) -> list[Candidate]:
         """Scan the rows not yet seen; return the candidates that ended in them."""
         found: list[Candidate] = []
-        end = buf.end
-        while self._next < end:
+        while self._next < buf.end:
             i = self._next
+            # A long stream is scanned a piece at a time: each step looks only as far as
+            # it needs to (the same states whatever the pieces, the pass being causal).
+            end = min(buf.end, i + _SCAN_N)
             if self.state == "idle":
                 self._idle(buf, i, end)
             elif self.state == "out":

@@ -20,9 +20,12 @@ from ._filters import Biquad, butter2_lowpass, true_runs
 from ._settings import SegmenterSettings
 from ._targets import Targets
 
-__all__ = ["Measured", "measure"]
+__all__ = ["Measured", "measure", "smoother"]
 
 F64Array = NDArray[np.float64]
+_NYQUIST_SHARE = 0.4
+_FILTFILT_MIN_N = 15
+"""Fewer samples than this are too few to smooth forwards and backwards."""
 _HOLD_BAND_RATIO = 0.15
 """A held position's tolerance grows with the angle held (15 %, the band physiotherapists
 accept for a stretch)."""
@@ -64,9 +67,13 @@ def measure(
     targets: Targets,
     settings: SegmenterSettings,
     rate_hz: float,
+    lowpass: Biquad,
 ) -> Measured | None:
-    """Measure the candidate whose samples are given (`peak`, `end`: indices in them)."""
-    smooth = _smooth(th, rate_hz, settings.measure_lowpass_hz)
+    """Measure the candidate whose samples are given (`peak`, `end`: indices in them).
+
+    `lowpass` is the zero-phase smoothing (`smoother(rate_hz, settings)`).
+    """
+    smooth = _smooth(th, lowpass)
     ph = _phases(t, smooth, peak, end, targets, settings)
     if ph is None:
         return None
@@ -79,7 +86,7 @@ def measure(
     level = float(np.median(held)) if held.shape[0] >= 3 else high
     rom = level - base
     seg = slice(ph.i_on, ph.i_end + 1)
-    tilt = _smooth(off, rate_hz, settings.measure_lowpass_hz)[seg]
+    tilt = _smooth(off, lowpass)[seg]
     off_deg = float(tilt.max() - tilt[0]) if tilt.shape[0] else 0.0
     swept = float(np.abs(tilt - tilt[0]).max()) if tilt.shape[0] else 0.0
     lost = bool(gap[ph.i_on + 1 : ph.i_end + 1].any())
@@ -119,11 +126,16 @@ def measure(
     return Measured(rep, base, float(smooth[ph.i_end]), moving, swept)
 
 
-def _smooth(th: F64Array, rate_hz: float, cutoff_hz: float) -> F64Array:
-    if th.shape[0] <= 15:
+def smoother(rate_hz: float, settings: SegmenterSettings) -> Biquad:
+    """The zero-phase smoothing of `measure` (below the Nyquist rate at any rate)."""
+    cutoff = min(settings.measure_lowpass_hz, _NYQUIST_SHARE * rate_hz)
+    return Biquad(*butter2_lowpass(cutoff, rate_hz))
+
+
+def _smooth(th: F64Array, lowpass: Biquad) -> F64Array:
+    if th.shape[0] <= _FILTFILT_MIN_N:
         return th
-    b, a = butter2_lowpass(min(cutoff_hz, 0.4 * rate_hz), rate_hz)
-    return Biquad(b, a).filtfilt(th)
+    return lowpass.filtfilt(th)
 
 
 def _top_band(exc: float, targets: Targets, s: SegmenterSettings) -> float:

@@ -22,6 +22,7 @@ side, a slipped strap. `calibrate()` takes the next sample as neutral.
 """
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -37,6 +38,13 @@ __all__ = ["AngleBlock", "Calibration", "Reference", "ReferenceSettings", "Refer
 F64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 _UP = np.array([0.0, 0.0, 1.0])
+_HALF_TURN_DEG = 180.0
+_GAP_STEPS = 1.5
+"""A sample interval this many periods long lost samples."""
+_SEARCH_HZ = 25.0
+"""The search looks at means over samples at about this rate: a thigh's voluntary
+movements lie below 3 Hz, and the real recordings are sampled at 25 Hz."""
+_NYQUIST_SHARE = 0.4
 _FILTFILT_MIN_N = 15
 """Fewer samples than this are too few to smooth forwards and backwards."""
 
@@ -167,18 +175,25 @@ class Reference:
         """Primary angle, off-plane angle and signed tilt out of the plane (deg) of samples:
         up (n, 3), fused poses (n, 4)."""
         if self.mode == "gravity":
-            # One pass over the samples for the three projections, summed in a fixed
-            # order whatever the block size (einsum without BLAS).
-            p = np.einsum("ij,kj->ik", up, self._basis)
+            # The three projections in one product (row by row, the same bits however the
+            # stream is cut: tests/motion check it).
+            p = up @ self._basis_t
             raw = np.degrees(np.arctan2(p[:, 1], p[:, 0]))
-            rise = np.degrees(np.arcsin(np.clip(p[:, 2], -1.0, 1.0))) - self.elevation0_deg
-            return _wrap(raw - self.primary0_deg), np.abs(rise), rise
+            rise = np.degrees(np.arctan2(p[:, 2], np.hypot(p[:, 0], p[:, 1])))
+            rise -= self.elevation0_deg
+            raw -= self.primary0_deg
+            return _wrap(raw), np.abs(rise), rise
         tilt = np.degrees(np.arccos(np.clip(dot3(up, self.up0), -1.0, 1.0)))
         return self.sign * _wrap(_heading_deg(quat) - self.primary0_deg), tilt, tilt
 
     @property
-    def _basis(self) -> F64Array:
-        return np.stack([self.e1, self.e2, self.axis])
+    def _basis_t(self) -> F64Array:
+        """Columns e1, e2, axis (made once per reference)."""
+        basis = self.__dict__.get("_basis_columns")
+        if basis is None:
+            basis = np.ascontiguousarray(np.stack([self.e1, self.e2, self.axis], axis=1))
+            object.__setattr__(self, "_basis_columns", basis)
+        return np.asarray(basis, np.float64)
 
 
 class _History:
@@ -217,11 +232,13 @@ class _History:
         return self.cols[start - self.first : stop - self.first]
 
 
-# History columns: t, up (3), fused pose (4), rate (3), samples lost before, and the
-# running sums of primary^2, elevation^2, primary x elevation (low-passed, deg^2) and of
-# the samples counted, over the moving samples.
-_T, _U, _Q, _W, _GAP, _SUMS = 0, slice(1, 4), slice(4, 8), slice(8, 11), 11, slice(12, 16)
-_NCOL = 16
+# History columns: t, up (3), fused pose (4), rate (3), samples lost before, and, measured
+# from the current reference, the low-passed primary angle, the tilt out of the plane and
+# whether at rest.
+_T, _U, _Q, _W, _GAP = 0, slice(1, 4), slice(4, 8), slice(8, 11), 11
+_LP, _RISE, _STILL = 12, 13, 14
+_NCOL = 15
+_HALF = 0.5
 
 
 class ReferenceTracker:
@@ -266,12 +283,15 @@ class ReferenceTracker:
         self._window_n = round(max(s.axis_window_s, settled_s) * self.rate_hz)
         self._still_step = s.still_dps / self.rate_hz
         self._agree = math.cos(math.radians(s.axis_agree_deg))
-        self._find_lp = Biquad(*butter2_lowpass(min(s.lowpass_hz, 0.4 * rate_hz), rate_hz))
+        self._find_lp = Biquad(
+            *butter2_lowpass(min(s.lowpass_hz, _NYQUIST_SHARE * rate_hz), rate_hz)
+        )
+        self._search_lps: dict[int, Biquad] = {}
         self.reset()
 
     def reset(self) -> None:
         """Forget the reference, the history and every filter's state."""
-        self._angle_lp = Lowpass(self.settings.lowpass_hz, self.rate_hz, channels=2)
+        self._angle_lp = Lowpass(self.settings.lowpass_hz, self.rate_hz)
         self._hist = _History(self._backlog_n)
         self._last_t: float | None = None
         self.reference: Reference | None = None
@@ -280,7 +300,8 @@ class ReferenceTracker:
         self._search_from = 0  # absolute index the search looks from (no reference)
         self._opens_at_rest = True  # the search's first sample is a rest pose
         self._ref_from = 0  # first sample measured from the current reference
-        self._sums = np.zeros(4)
+        self._bins: deque[tuple[float, float, float, float]] = deque()
+        self._bin_total = [0.0, 0.0, 0.0, 0.0]
         self._last_lp = math.nan
         self._still_run = 0
         self.calibration: Calibration | None = None
@@ -298,10 +319,11 @@ class ReferenceTracker:
     # -- streaming -----------------------------------------------------------------
 
     def update(
-        self, t_s: F64Array, up: F64Array, quat: F64Array, gyr_rad_s: F64Array
+        self, t_s: F64Array, up: F64Array, quat: F64Array | None, gyr_rad_s: F64Array
     ) -> list[AngleBlock | Calibration]:
-        """Take a block: times (n,), up in the sensor frame (n, 3), fused poses (n, 4) and
-        bias-corrected rates (n, 3); return what it completed, in stream order."""
+        """Take a block: times (n,), up in the sensor frame (n, 3), fused poses (n, 4)
+        (None: not fused, no heading) and rates (n, 3); return what it completed, in
+        stream order."""
         n = t_s.shape[0]
         out: list[AngleBlock | Calibration] = []
         if n == 0:
@@ -312,9 +334,15 @@ class ReferenceTracker:
         rows = self._hist.extend(n)
         rows[:, _T] = t_s
         rows[:, _U] = up
-        rows[:, _Q] = quat
+        if quat is not None:
+            rows[:, _Q] = quat
+        else:
+            rows[:, _Q] = np.nan
         rows[:, _W] = gyr_rad_s
-        rows[:, _GAP] = np.diff(t_s, prepend=prev) > 1.5 / self.rate_hz
+        gap = rows[:, _GAP]
+        gap[0] = t_s[0] - prev
+        np.subtract(t_s[1:], t_s[:-1], out=gap[1:])
+        np.greater(gap, _GAP_STEPS / self.rate_hz, out=gap)
         at = begin
         end = begin + n
         while at < end:
@@ -327,15 +355,14 @@ class ReferenceTracker:
                 at = self._measure(at, end, out)
         return out
 
-    def _ticks(self, start: int, stop: int) -> NDArray[np.int64]:
+    def _ticks(self, start: int, stop: int) -> range:
         """Search ticks among absolute samples start to stop: (j + 1) % search_n == 0."""
-        first = start + (-(start + 1)) % self._search_n
-        return np.arange(first, stop, self._search_n, dtype=np.int64)
+        return range(start + (-(start + 1)) % self._search_n, stop, self._search_n)
 
     def _search_until(self, start: int, stop: int, out: list[AngleBlock | Calibration]) -> int:
         """Search at the ticks of samples start to stop; where a reference is found, the
         samples after it are measured."""
-        for j in self._ticks(start, stop).tolist():
+        for j in self._ticks(start, stop):
             if self._search(j + 1, out):
                 return j + 1
         return stop
@@ -349,16 +376,19 @@ class ReferenceTracker:
         assert ref is not None
         r = self._hist.span(start, stop)
         primary, off, rise = ref.angles(r[:, _U], r[:, _Q])
-        both = self._angle_lp(np.stack([primary, rise], axis=1))
-        lp, rise_lp = both[:, 0], both[:, 1]
+        lp = self._angle_lp(primary)
         still = self._still(lp)
         runs = run_lengths(still, self._still_run)
-        # Where the limb is (low-passed: the accelerometer's kicks as a fast movement
-        # starts and stops are no pose). Somewhere no rep goes: behind neutral, beyond
-        # the range, or further off the plane than along it.
-        off_lp = np.abs(rise_lp)
-        far_off = off_lp > self.settings.reposition_deg
-        gone = (lp < -self.rest_max_deg) | (lp > self.top_max_deg) | (far_off & (off_lp > lp))
+        r[:, _LP] = lp
+        r[:, _RISE] = rise
+        r[:, _STILL] = still
+        # Somewhere no rep goes: behind neutral, beyond the range, or at rest further off
+        # the plane than along it (at rest: the accelerometer's kicks as a fast movement
+        # starts and stops are no pose).
+        far_off = off > self.settings.reposition_deg
+        gone = (lp < -self.rest_max_deg) | (lp > self.top_max_deg)
+        if far_off[far_off.argmax()]:
+            gone |= far_off & still & (off > lp)
         k = first_true(gone)
         if runs[runs.argmax()] >= self._moved_n:
             # At rest off the plane for longer than a rep's top is held; or settled far
@@ -368,7 +398,6 @@ class ReferenceTracker:
             j = first_true((moved & far_off) | away)
             k = j if k < 0 or 0 <= j < k else k
         n = r.shape[0] if k < 0 else k + 1
-        self._fill_sums(r, lp, rise_lp, still, n)
         # Not while measuring again what a new reference released: the past's ticks were
         # checked when they were live.
         switched = self._check(start, start + n) if live else None
@@ -377,21 +406,20 @@ class ReferenceTracker:
             k = -1
         self._still_run = int(runs[n - 1])
         self._last_lp = float(lp[n - 1])
-        block = AngleBlock(
-            r[:n, _T].copy(),
-            primary[:n],
-            off[:n],
-            lp[:n],
-            still[:n],
-            r[:n, _GAP] > 0.5,
-            self._index,
+        out.append(
+            AngleBlock(
+                r[:n, _T].copy(),
+                primary[:n],
+                off[:n],
+                lp[:n],
+                still[:n],
+                r[:n, _GAP] > 0.5,
+                self._index,
+            )
         )
         if switched is not None:
-            out.append(block)
             self._start(*switched, out)
-            return start + n
-        out.append(block)
-        if k >= 0:
+        elif k >= 0:
             # Look for the reference again from the next sample (at rest, if the limb
             # settled there).
             self._note(float(r[k, _T]), "reference lost: the limb is where no rep goes")
@@ -400,27 +428,12 @@ class ReferenceTracker:
             self._opens_at_rest = bool(still[k])
         return start + n
 
-    def _fill_sums(
-        self, r: F64Array, lp: F64Array, rise: F64Array, still: BoolArray, n: int
-    ) -> None:
-        """Running sums of the movements' spread along and across the plane (and of the
-        moving samples) for rows :n; a rest away from neutral is no movement."""
-        moving = ~still[:n]
-        prod = np.empty((n + 1, 4))
-        prod[0] = self._sums
-        prod[1:, 0] = lp[:n] * lp[:n]
-        prod[1:, 1] = rise[:n] * rise[:n]
-        prod[1:, 2] = lp[:n] * rise[:n]
-        prod[1:, 3] = 1.0
-        prod[1:] *= moving[:, None]
-        sums = np.cumsum(prod, axis=0)
-        r[:n, _SUMS] = sums[1:]
-        self._sums = sums[-1].copy()
-
     def _still(self, lp: F64Array) -> BoolArray:
         """At rest: the low-passed angle moved less than `still_dps` over the last sample."""
-        prev = lp[0] if math.isnan(self._last_lp) else self._last_lp
-        return np.asarray(np.abs(np.diff(lp, prepend=prev)) < self._still_step)
+        step = np.empty_like(lp)
+        step[0] = lp[0] - (lp[0] if math.isnan(self._last_lp) else self._last_lp)
+        np.subtract(lp[1:], lp[:-1], out=step[1:])
+        return np.asarray(np.abs(step) < self._still_step)
 
     def _search(self, stop: int, out: list[AngleBlock | Calibration]) -> bool:
         """Look for a reference in the samples from the search's start to `stop`.
@@ -443,11 +456,11 @@ class ReferenceTracker:
 
     def _first_rest(self, rows: F64Array) -> int:
         """Where the limb's first rest of `moved_still_s` began (0: none)."""
-        up = self._smooth_up(np.array(rows))
+        k, skip, up, _, _ = self._coarse(rows)
         step = np.sqrt(np.sum(np.diff(up, axis=0) ** 2, axis=1))
-        starts, stops = true_runs(step < math.radians(self._still_step))
-        long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n)
-        return int(starts[long_enough[0]]) + 1 if long_enough.size else 0
+        starts, stops = true_runs(step < math.radians(self._still_step * k))
+        long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n / k)
+        return skip + k * (int(starts[long_enough[0]]) + 1) if long_enough.size else 0
 
     def _check(self, start: int, stop: int) -> tuple[Reference, int, int] | None:
         """Whether the movements up to each tick of samples start to stop still turn
@@ -462,37 +475,95 @@ class ReferenceTracker:
         assert ref is not None
         if ref.mode != "gravity":
             return None
-        for j in self._ticks(start, stop).tolist():
-            a = max(self._ref_from, j + 1 - self._window_n, self._hist.first)
-            if j + 1 - a < self._search_n:
+        for j in self._ticks(start, stop):
+            self._bin(j + 1)
+            if len(self._bins) * self._search_n < self._search_n + 1:
                 continue
-            cols = self._hist.cols
-            now = cols[j - self._hist.first, _SUMS]
-            before = cols[a - 1 - self._hist.first, _SUMS] if a > self._ref_from else 0.0
-            saa, see, sae, count = now - before
-            if count < self._search_n or (saa + see) / count < self.floor_deg**2:
+            across = self._across_bins()
+            if across is None or math.cos(across) >= self._agree:
                 continue
-            # The movements' main direction in the plane at right angles to neutral's up:
-            # 0 along the axis's path, 90 deg across it.
-            across = 0.5 * math.atan2(2.0 * sae, saa - see)
-            if math.cos(across) >= self._agree:
+            # Confirmed on the tilt low-passed: a fast movement's kicks are no tilt.
+            a = max(self._ref_from, j + 1 - self._window_n)
+            recent = np.array(self._hist.span(a, j + 1)[:, _LP : _STILL + 1])
+            across = self._across(recent)
+            if across is None or math.cos(across) >= self._agree:
                 continue
             rows = self._hist.span(j + 1 - self._backlog_n, j + 1)
             found = self._find(rows, False)
             if found is None or abs(float(found[0].axis @ ref.axis)) >= self._agree:
                 continue
-            t = float(cols[j - self._hist.first, _T])
+            t = float(rows[-1, _T])
             self._note(t, f"movements {math.degrees(across):.0f} deg off the axis: a new axis")
             return found[0], j + 1 - rows.shape[0] + found[1], j + 1
         return None
 
-    def _smooth_up(self, rows: F64Array) -> F64Array:
-        """Up of history rows, low-passed without lag (`lowpass_hz`)."""
-        up = rows[:, _U]
-        if up.shape[0] <= _FILTFILT_MIN_N:
-            return np.asarray(up, np.float64)
-        lp = np.stack([self._find_lp.filtfilt(up[:, c]) for c in range(3)], axis=1)
-        return lp / np.linalg.norm(lp, axis=1, keepdims=True)
+    def _bin(self, stop: int) -> None:
+        """Sums over the moving samples of the tick that ends at `stop`: primary^2,
+        tilt^2, primary x tilt, and their count (for the window's main direction)."""
+        a = max(self._ref_from, stop - self._search_n)
+        recent = np.array(self._hist.span(a, stop)[:, _LP : _STILL + 1])
+        moving = recent[:, 2] < _HALF
+        lp, rise = recent[moving, 0], recent[moving, 1]
+        sums = (float(lp @ lp), float(rise @ rise), float(lp @ rise), float(lp.shape[0]))
+        self._bins.append(sums)
+        total = self._bin_total
+        for c in range(len(sums)):
+            total[c] += sums[c]
+        while len(self._bins) * self._search_n > self._window_n:
+            old = self._bins.popleft()
+            for c in range(len(old)):
+                total[c] -= old[c]
+
+    def _across_bins(self) -> float | None:
+        return self._direction(*self._bin_total)
+
+    def _across(self, recent: F64Array) -> float | None:
+        """The main direction of the moving samples' path, on the tilt low-passed."""
+        lp, rise, still = recent[:, 0], recent[:, 1], recent[:, 2]
+        if rise.shape[0] > _FILTFILT_MIN_N:
+            rise = self._find_lp.filtfilt(rise)
+        moving = still < _HALF
+        a, e = lp[moving], rise[moving]
+        return self._direction(float(a @ a), float(e @ e), float(a @ e), float(a.shape[0]))
+
+    def _direction(self, saa: float, see: float, sae: float, count: float) -> float | None:
+        """The main direction (rad) of a path in the plane at right angles to neutral's
+        up, from its sums: 0 along the axis's path, pi / 2 across it; None if it moved too
+        little to tell."""
+        if count < self._search_n or (saa + see) / count < self.floor_deg**2:
+            return None
+        return 0.5 * math.atan2(2.0 * sae, saa - see)
+
+    def _coarse(self, rows: F64Array) -> tuple[int, int, F64Array, F64Array, F64Array]:
+        """History rows as the search sees them: means over `k` samples (at about
+        `_SEARCH_HZ`), the last ones aligned with the last row; up low-passed without lag.
+
+        Returns k, the row the first mean begins at, and up (m, 3), poses (m, 4) and rates
+        (m, 3). A fresh array: reductions over it add in the same order whatever the
+        rows' place in the history (numpy's vectorized sums depend on memory alignment).
+        """
+        k = max(1, round(self.rate_hz / _SEARCH_HZ))
+        m = rows.shape[0] // k
+        skip = rows.shape[0] - m * k
+        block = np.array(rows[skip:]).reshape(m, k, _NCOL)
+        up = block[:, :, _U].mean(axis=1)
+        gyr = block[:, :, _W].mean(axis=1)
+        quat = np.array(block[:, -1, _Q])
+        if m > _FILTFILT_MIN_N:
+            lp = self._search_lp(k)
+            up = np.stack([lp.filtfilt(up[:, c]) for c in range(3)], axis=1)
+        up /= np.linalg.norm(up, axis=1, keepdims=True)
+        return k, skip, up, quat, gyr
+
+    def _search_lp(self, k: int) -> Biquad:
+        lp = self._search_lps.get(k)
+        if lp is None:
+            rate = self.rate_hz / k
+            lp = Biquad(
+                *butter2_lowpass(min(self.settings.lowpass_hz, _NYQUIST_SHARE * rate), rate)
+            )
+            self._search_lps[k] = lp
+        return lp
 
     def _find(self, rows: F64Array, opens_at_rest: bool) -> tuple[Reference, int] | None:
         """A reference from history rows, and the first row to measure from it; or None.
@@ -500,16 +571,14 @@ class ReferenceTracker:
         `opens_at_rest`: the first row is a rest pose (the stream's start, or where the
         limb settled when the last reference was lost).
         """
-        # A fresh copy: reductions over it then add in the same order whatever the rows'
-        # place in the history (numpy's vectorized sums depend on memory alignment).
-        rows = np.array(rows)
         s = self.settings
-        n = rows.shape[0]
-        if n < self._search_n:
+        k, skip, up_lp, quat, gyr = self._coarse(rows)
+        n = up_lp.shape[0]
+        rate = self.rate_hz / k
+        if n < s.search_every_s * rate:
             return None
-        w0 = max(0, n - self._window_n)
-        up_lp, quat, gyr = self._smooth_up(rows), rows[:, _Q], rows[:, _W]
-        basis = self._axis(up_lp[w0:], gyr[w0:])
+        w0 = max(0, n - round(self._window_n / k))
+        basis = self._axis(up_lp[w0:], gyr[w0:], rate)
         if basis is None:
             return None
         mode, axis, e1, e2, quality = basis
@@ -520,17 +589,17 @@ class ReferenceTracker:
             phi = _wrap(_heading_deg(quat) - _heading_deg(quat[w0 : w0 + 1])[0])
             elev = np.zeros(n)
         # The structure (ends, rests, returns) over all the rows; the axis from the latest.
-        side = self._neutral_side(phi, opens_at_rest)
+        side = self._neutral_side(phi, opens_at_rest, rate)
         if side is None:
             return None
         level, sign = side
         near = np.abs(phi - level) <= s.end_band_ratio * self._range(phi)
-        k = int(np.flatnonzero(near)[-1])
-        up0 = _unit(up_lp[k])
-        elev0 = float(elev[k])
+        near_k = int(np.flatnonzero(near)[-1])
+        up0 = _unit(up_lp[near_k])
+        elev0 = float(elev[near_k])
         # Release from after the last pose well off the movement plane.
         off = np.flatnonzero(np.abs(elev[:n] - elev0) > s.reposition_deg)
-        release = int(off[-1]) + 1 if off.size else 0
+        release = skip + k * (int(off[-1]) + 1) if off.size else 0
         if mode == "gravity":
             e2 = e2 * sign
             level *= sign
@@ -543,14 +612,14 @@ class ReferenceTracker:
             primary0_deg=level,
             elevation0_deg=elev0 * (sign if mode == "gravity" else 1.0),
             up0=up0,
-            quat0=rows[k, _Q].copy(),
+            quat0=_pose(quat[near_k], up0),
             sign=sign if mode == "heading" else 1.0,
             quality=quality,
         )
         return ref, release
 
     def _axis(
-        self, up: F64Array, gyr: F64Array
+        self, up: F64Array, gyr: F64Array, rate: float
     ) -> tuple[Literal["gravity", "heading"], F64Array, F64Array, F64Array, float] | None:
         """The movement axis and plane from gravity's path (or the heading), or None."""
         s = self.settings
@@ -563,7 +632,7 @@ class ReferenceTracker:
         tilt = self.axis_from_vertical_deg
         if tilt is None:
             # `auto`: gravity barely moving while the gyroscope turns is a vertical axis.
-            tilt = self._gyro_tilt(gyr, mean) if spread < 0.5 * self.floor_deg else 90.0
+            tilt = self._gyro_tilt(gyr, mean, rate) if spread < 0.5 * self.floor_deg else 90.0
         if tilt is None:
             return None
         if tilt < s.vertical_axis_deg:
@@ -584,11 +653,11 @@ class ReferenceTracker:
         e2 = np.cross(axis, e1)
         return "gravity", axis, e1, e2, float(1.0 - planar)
 
-    def _gyro_tilt(self, gyr: F64Array, up: F64Array) -> float | None:
+    def _gyro_tilt(self, gyr: F64Array, up: F64Array, rate: float) -> float | None:
         """Angle between the rates' main axis and the vertical, if the limb turned."""
         speed = np.sqrt(dot3(gyr * gyr, np.ones(3)))
         moving = gyr[speed > math.radians(self.settings.still_dps)]
-        if moving.shape[0] < self._search_n:
+        if moving.shape[0] < self.settings.search_every_s * rate:
             return None
         vals, vecs = np.linalg.eigh(np.einsum("ij,ik->jk", moving, moving))
         return math.degrees(math.acos(min(1.0, abs(float(vecs[:, 2] @ up)))))
@@ -597,7 +666,9 @@ class ReferenceTracker:
         lo, hi = np.percentile(phi, [2.0, 98.0])
         return float(hi - lo)
 
-    def _neutral_side(self, phi: F64Array, opens_at_rest: bool) -> tuple[float, float] | None:
+    def _neutral_side(
+        self, phi: F64Array, opens_at_rest: bool, rate: float
+    ) -> tuple[float, float] | None:
         """Neutral's level and the working direction (+1: up the angle), or None.
 
         The start position is the end of the range the limb goes out from and comes back
@@ -615,11 +686,11 @@ class ReferenceTracker:
         at_hi = phi >= hi - band
         # Rest: the angle moving slower than still_dps (on the low-passed path) for at
         # least rest_min_s.
-        slow = np.abs(np.diff(phi, prepend=phi[0])) < self._still_step
+        slow = np.abs(np.diff(phi, prepend=phi[0])) < s.still_dps / rate
         starts, stops = true_runs(slow)
         still = np.zeros(phi.shape[0], dtype=bool)
         for a, b in zip(starts, stops, strict=True):
-            if b - a >= self._rest_n:
+            if b - a >= s.rest_min_s * rate:
                 still[a:b] = True
         ends = np.where(at_lo, -1, np.where(at_hi, 1, 0))
         # The ends visited in turn: each end-other-end is a movement out and back.
@@ -634,7 +705,9 @@ class ReferenceTracker:
             return None
         if len(candidates) == 1:
             side = candidates[0]
-        elif max(longest.values()) >= self._settled_n and longest[-1] != longest[1]:
+        elif max(longest.values()) >= self._settled_n * rate / self.rate_hz and (
+            longest[-1] != longest[1]
+        ):
             side = -1 if longest[-1] > longest[1] else 1
         elif opens_at_rest and ends[0] != 0:
             side = int(ends[0])
@@ -681,8 +754,9 @@ class ReferenceTracker:
         self._angle_lp.reset()
         self._last_lp = math.nan
         self._still_run = 0
-        self._sums = np.zeros(4)
         self._ref_from = at
+        self._bins: deque[tuple[float, float, float, float]] = deque()
+        self._bin_total = [0.0, 0.0, 0.0, 0.0]
 
     def _take_neutral(self, at: int) -> Calibration:
         """`calibrate()`: sample `at`'s pose is neutral (the axis stays, if known)."""
@@ -698,7 +772,7 @@ class ReferenceTracker:
                 primary0_deg=ref.primary0_deg + shift,
                 elevation0_deg=ref.elevation0_deg + float(rise[0]),
                 up0=up0,
-                quat0=row[_Q].copy(),
+                quat0=_pose(row[_Q], up0),
             )
             self._restart(at)
         else:
@@ -707,7 +781,7 @@ class ReferenceTracker:
         cal = Calibration(
             t_s=float(row[_T]),
             reason="explicit",
-            neutral_quat=_tuple4(row[_Q]),
+            neutral_quat=_tuple4(_pose(row[_Q], up0)),
             gravity_sensor=_tuple3(up0),
             axis_sensor=None if ref is None else _tuple3(ref.axis),
             axis_quality=0.0 if ref is None else ref.quality,
@@ -717,13 +791,28 @@ class ReferenceTracker:
         return cal
 
 
+def _pose(quat: F64Array, up: F64Array) -> F64Array:
+    """The fused pose, or where there is none (raw input not fused) the pose that turns
+    `up` to the vertical the shortest way (heading unknown, taken as zero)."""
+    if np.isfinite(quat).all():
+        return np.array(quat, dtype=np.float64)
+    axis = np.cross(up, _UP)
+    half = 0.5 * math.atan2(float(np.linalg.norm(axis)), float(up @ _UP))
+    norm = float(np.linalg.norm(axis))
+    vec = axis / norm * math.sin(half) if norm > 0 else np.zeros(3)
+    return np.array([math.cos(half), *vec])
+
+
 def _heading_deg(quat: F64Array) -> F64Array:
     """Heading (deg) of sensor-to-world poses: their twist about the vertical."""
     return np.asarray(np.degrees(2.0 * np.arctan2(quat[:, 3], quat[:, 0])), np.float64)
 
 
 def _wrap(deg: F64Array) -> F64Array:
-    return np.asarray((deg + 180.0) % 360.0 - 180.0, np.float64)
+    """Angles into [-180, 180): most already are, and are returned as they are."""
+    if deg.shape[0] and -_HALF_TURN_DEG <= deg[deg.argmin()] and deg[deg.argmax()] < _HALF_TURN_DEG:
+        return deg
+    return np.asarray((deg + _HALF_TURN_DEG) % (2 * _HALF_TURN_DEG) - _HALF_TURN_DEG, np.float64)
 
 
 def _longest_run(mask: BoolArray) -> int:

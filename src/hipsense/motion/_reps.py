@@ -44,7 +44,7 @@ from ._detect import (
     T,
 )
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
-from ._measure import Measured, measure
+from ._measure import Measured, measure, smoother
 from ._reference import AngleBlock
 from ._settings import SegmenterSettings
 from ._targets import Targets
@@ -83,6 +83,7 @@ class Segmenter:
         self.rest_max_deg = rest_max_deg
         self._settled_s = settled_s
         self._rest_min_s = rest_min_s
+        self._smoother = smoother(self.rate_hz, self.settings)
         self._pre_n = round((2.0 * max(targets.outward_s, targets.return_s) + 1.0) * self.rate_hz)
         self.reset()
 
@@ -173,6 +174,7 @@ class Segmenter:
             self.targets,
             self.settings,
             self.rate_hz,
+            self._smoother,
         )
         t_start = float(buf.rows(c.start, c.start + 1)[0, T])
         if m is None:

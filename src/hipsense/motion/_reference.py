@@ -45,6 +45,7 @@ _SEARCH_HZ = 25.0
 """The search looks at means over samples at about this rate: a thigh's voluntary
 movements lie below 3 Hz, and the real recordings are sampled at 25 Hz."""
 _NYQUIST_SHARE = 0.4
+_TINY = 1e-12
 _FILTFILT_MIN_N = 15
 """Fewer samples than this are too few to smooth forwards and backwards."""
 
@@ -241,6 +242,72 @@ _NCOL = 15
 _HALF = 0.5
 
 
+class _Coarse:
+    """The search's view of the stream: means over groups of k samples, up low-passed.
+
+    Columns: t (of each group's last sample), up (3), pose (4), rate (3).
+    """
+
+    def __init__(self, keep: int, lowpass: Lowpass) -> None:
+        self.keep = keep
+        self.cols = np.empty((2 * keep + 64, 11))
+        self.n = 0
+        self.first = -1
+        self.start_group = -1
+        """The group the search began at; `first` the group of row 0."""
+        self.lowpass = lowpass
+
+    def restart(self, group: int, lowpass: Lowpass) -> None:
+        self.n = 0
+        self.first = self.start_group = group
+        self.lowpass = lowpass
+
+    @property
+    def end_group(self) -> int:
+        return self.first + self.n
+
+    def add(self, t: F64Array, up: F64Array, quat: F64Array, gyr: F64Array) -> None:
+        m = t.shape[0]
+        if self.n + m > self.cols.shape[0]:
+            drop = max(0, self.n - self.keep)
+            self.cols[: self.n - drop] = self.cols[drop : self.n].copy()
+            self.n -= drop
+            self.first += drop
+            if self.n + m > self.cols.shape[0]:
+                grown = np.empty((2 * (self.n + m), 11))
+                grown[: self.n] = self.cols[: self.n]
+                self.cols = grown
+        rows = self.cols[self.n : self.n + m]
+        rows[:, 0] = t
+        rows[:, 1:4] = up
+        rows[:, 4:8] = quat
+        rows[:, 8:11] = gyr
+        self.n += m
+
+    def latest(self, m: int) -> tuple[F64Array, F64Array, F64Array]:
+        """The last m groups' up, poses and rates, as fresh arrays."""
+        rows = np.array(self.cols[max(0, self.n - m) : self.n])
+        return rows[:, 1:4], rows[:, 4:8], rows[:, 8:11]
+
+
+def _coarsen(
+    rows: F64Array, k: int, lowpass: Lowpass
+) -> tuple[F64Array, F64Array, F64Array, F64Array]:
+    """Means over whole groups of k history rows (from the first): times, up low-passed
+    and normalised, the groups' last poses, mean rates."""
+    m = rows.shape[0] // k
+    # A fresh array: its sums add in the same order wherever the rows lie in memory.
+    block = np.array(rows[: m * k]).reshape(m, k, _NCOL)
+    up = lowpass(block[:, :, _U].mean(axis=1))
+    up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), _TINY)
+    return (
+        np.array(block[:, -1, _T]),
+        up,
+        np.array(block[:, -1, _Q]),
+        block[:, :, _W].mean(axis=1),
+    )
+
+
 class ReferenceTracker:
     """Finds the reference and turns samples into angles (see the module's docstring).
 
@@ -277,7 +344,10 @@ class ReferenceTracker:
         self._moved_rest_n = max(2, round(s.moved_still_s * self.rate_hz))
         self._rest_n = max(1, round(s.rest_min_s * self.rate_hz))
         self._returns_min = 1 if single_movement else s.returns_min
-        self._search_n = max(1, round(s.search_every_s * self.rate_hz))
+        # The search sees means over k samples (about `_SEARCH_HZ`); it runs at whole
+        # numbers of them.
+        self._k = max(1, round(self.rate_hz / _SEARCH_HZ))
+        self._search_n = self._k * max(1, round(s.search_every_s * self.rate_hz / self._k))
         # A set of held positions needs one whole hold in view, with the rests around it.
         self._backlog_n = round(max(s.backlog_s, 2.0 * settled_s) * self.rate_hz)
         self._window_n = round(max(s.axis_window_s, settled_s) * self.rate_hz)
@@ -286,7 +356,6 @@ class ReferenceTracker:
         self._find_lp = Biquad(
             *butter2_lowpass(min(s.lowpass_hz, _NYQUIST_SHARE * rate_hz), rate_hz)
         )
-        self._search_lps: dict[int, Biquad] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -298,6 +367,7 @@ class ReferenceTracker:
         self._index = -1
         self._explicit = False
         self._search_from = 0  # absolute index the search looks from (no reference)
+        self._coarse = _Coarse(self._backlog_n // self._k + 1, self._coarse_lowpass())
         self._opens_at_rest = True  # the search's first sample is a rest pose
         self._ref_from = 0  # first sample measured from the current reference
         self._bins: deque[tuple[float, float, float, float]] = deque()
@@ -363,9 +433,23 @@ class ReferenceTracker:
         """Search at the ticks of samples start to stop; where a reference is found, the
         samples after it are measured."""
         for j in self._ticks(start, stop):
+            self._coarse_until(j + 1)
             if self._search(j + 1, out):
                 return j + 1
         return stop
+
+    def _coarse_lowpass(self) -> Lowpass:
+        return Lowpass(self.settings.lowpass_hz, self.rate_hz / self._k, channels=3)
+
+    def _coarse_until(self, stop: int) -> None:
+        """Means of the search's groups of k samples complete by sample `stop`."""
+        c = self._coarse
+        first_group = -(-self._search_from // self._k)
+        if c.first < 0 or c.start_group != first_group:
+            c.restart(first_group, self._coarse_lowpass())
+        begin = max(c.end_group, first_group) * self._k
+        if stop - begin >= self._k:
+            c.add(*_coarsen(self._hist.span(begin, stop), self._k, c.lowpass))
 
     def _measure(
         self, start: int, stop: int, out: list[AngleBlock | Calibration], *, live: bool = True
@@ -441,26 +525,27 @@ class ReferenceTracker:
         If there is none, also in those since the limb first rested `moved_still_s`: what
         came before may have been the limb being put in place (turning over, fidgeting).
         """
-        rows = self._hist.span(max(self._search_from, stop - self._backlog_n), stop)
-        first = stop - rows.shape[0]
-        found = self._find(rows, self._opens_at_rest and first == self._search_from)
+        c = self._coarse
+        groups = c.latest(self._backlog_n // self._k)
+        first = (c.end_group - groups[0].shape[0]) * self._k
+        found = self._find(*groups, self._opens_at_rest and first == self._search_from)
         if found is None:
-            rest = self._first_rest(rows)
+            rest = self._first_rest(groups[0])
             if rest > 0:
-                first += rest
-                found = self._find(rows[rest:], True)
+                first += rest * self._k
+                found = self._find(*(g[rest:] for g in groups), True)
         if found is None:
             return False
-        self._start(found[0], first + found[1], stop, out)
+        self._start(found[0], first + found[1] * self._k, stop, out)
         return True
 
-    def _first_rest(self, rows: F64Array) -> int:
-        """Where the limb's first rest of `moved_still_s` began (0: none)."""
-        k, skip, up, _, _ = self._coarse(rows)
+    def _first_rest(self, up: F64Array) -> int:
+        """Where (in coarse samples) the limb's first rest of `moved_still_s` began (0:
+        none)."""
         step = np.sqrt(np.sum(np.diff(up, axis=0) ** 2, axis=1))
-        starts, stops = true_runs(step < math.radians(self._still_step * k))
-        long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n / k)
-        return skip + k * (int(starts[long_enough[0]]) + 1) if long_enough.size else 0
+        starts, stops = true_runs(step < math.radians(self._still_step * self._k))
+        long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n / self._k)
+        return int(starts[long_enough[0]]) + 1 if long_enough.size else 0
 
     def _check(self, start: int, stop: int) -> tuple[Reference, int, int] | None:
         """Whether the movements up to each tick of samples start to stop still turn
@@ -488,13 +573,15 @@ class ReferenceTracker:
             across = self._across(recent)
             if across is None or math.cos(across) >= self._agree:
                 continue
-            rows = self._hist.span(j + 1 - self._backlog_n, j + 1)
-            found = self._find(rows, False)
+            a = max(self._hist.first, j + 1 - self._backlog_n)
+            a += (-a) % self._k
+            groups = _coarsen(self._hist.span(a, j + 1), self._k, self._coarse_lowpass())
+            found = self._find(groups[1], groups[2], groups[3], False)
             if found is None or abs(float(found[0].axis @ ref.axis)) >= self._agree:
                 continue
-            t = float(rows[-1, _T])
+            t = float(groups[0][-1])
             self._note(t, f"movements {math.degrees(across):.0f} deg off the axis: a new axis")
-            return found[0], j + 1 - rows.shape[0] + found[1], j + 1
+            return found[0], a + found[1] * self._k, j + 1
         return None
 
     def _bin(self, stop: int) -> None:
@@ -534,45 +621,17 @@ class ReferenceTracker:
             return None
         return 0.5 * math.atan2(2.0 * sae, saa - see)
 
-    def _coarse(self, rows: F64Array) -> tuple[int, int, F64Array, F64Array, F64Array]:
-        """History rows as the search sees them: means over `k` samples (at about
-        `_SEARCH_HZ`), the last ones aligned with the last row; up low-passed without lag.
+    def _find(
+        self, up_lp: F64Array, quat: F64Array, gyr: F64Array, opens_at_rest: bool
+    ) -> tuple[Reference, int] | None:
+        """A reference from the search's coarse samples (up low-passed, poses, rates), and
+        the first of them to measure from it; or None.
 
-        Returns k, the row the first mean begins at, and up (m, 3), poses (m, 4) and rates
-        (m, 3). A fresh array: reductions over it add in the same order whatever the
-        rows' place in the history (numpy's vectorized sums depend on memory alignment).
-        """
-        k = max(1, round(self.rate_hz / _SEARCH_HZ))
-        m = rows.shape[0] // k
-        skip = rows.shape[0] - m * k
-        block = np.array(rows[skip:]).reshape(m, k, _NCOL)
-        up = block[:, :, _U].mean(axis=1)
-        gyr = block[:, :, _W].mean(axis=1)
-        quat = np.array(block[:, -1, _Q])
-        if m > _FILTFILT_MIN_N:
-            lp = self._search_lp(k)
-            up = np.stack([lp.filtfilt(up[:, c]) for c in range(3)], axis=1)
-        up /= np.linalg.norm(up, axis=1, keepdims=True)
-        return k, skip, up, quat, gyr
-
-    def _search_lp(self, k: int) -> Biquad:
-        lp = self._search_lps.get(k)
-        if lp is None:
-            rate = self.rate_hz / k
-            lp = Biquad(
-                *butter2_lowpass(min(self.settings.lowpass_hz, _NYQUIST_SHARE * rate), rate)
-            )
-            self._search_lps[k] = lp
-        return lp
-
-    def _find(self, rows: F64Array, opens_at_rest: bool) -> tuple[Reference, int] | None:
-        """A reference from history rows, and the first row to measure from it; or None.
-
-        `opens_at_rest`: the first row is a rest pose (the stream's start, or where the
+        `opens_at_rest`: the first sample is a rest pose (the stream's start, or where the
         limb settled when the last reference was lost).
         """
         s = self.settings
-        k, skip, up_lp, quat, gyr = self._coarse(rows)
+        k = self._k
         n = up_lp.shape[0]
         rate = self.rate_hz / k
         if n < s.search_every_s * rate:
@@ -599,7 +658,7 @@ class ReferenceTracker:
         elev0 = float(elev[near_k])
         # Release from after the last pose well off the movement plane.
         off = np.flatnonzero(np.abs(elev[:n] - elev0) > s.reposition_deg)
-        release = skip + k * (int(off[-1]) + 1) if off.size else 0
+        release = int(off[-1]) + 1 if off.size else 0
         if mode == "gravity":
             e2 = e2 * sign
             level *= sign
@@ -687,11 +746,10 @@ class ReferenceTracker:
         # Rest: the angle moving slower than still_dps (on the low-passed path) for at
         # least rest_min_s.
         slow = np.abs(np.diff(phi, prepend=phi[0])) < s.still_dps / rate
-        starts, stops = true_runs(slow)
-        still = np.zeros(phi.shape[0], dtype=bool)
-        for a, b in zip(starts, stops, strict=True):
-            if b - a >= s.rest_min_s * rate:
-                still[a:b] = True
+        # The length of the run of slow samples each lies in: the run so far, plus what
+        # is left of it.
+        run = run_lengths(slow, 0) + run_lengths(slow[::-1], 0)[::-1] - 1
+        still = slow & (run >= s.rest_min_s * rate)
         ends = np.where(at_lo, -1, np.where(at_hi, 1, 0))
         # The ends visited in turn: each end-other-end is a movement out and back.
         visits = ends[ends != 0]

@@ -46,6 +46,9 @@ _SEARCH_HZ = 25.0
 movements lie below 3 Hz, and the real recordings are sampled at 25 Hz."""
 _NYQUIST_SHARE = 0.4
 _TINY = 1e-12
+_COARSE_NCOL = 12
+_LEVEL_DEG = 90.0 - 1e-9
+"""An axis this close to level is level."""
 _FILTFILT_MIN_N = 15
 """Fewer samples than this are too few to smooth forwards and backwards."""
 
@@ -83,6 +86,10 @@ class ReferenceSettings:
     swinging thigh turns round in a few hundredths of a second."""
     end_band_ratio: float = 0.25
     """A pose is at an end of the movements' range when within this share of it."""
+    quiet_ratio: float = 1.5
+    """Resting on its support, a thigh's tremor is at most this share of what it is held
+    up at a rep's top (both real subjects: 1.5 to 5 times; a simulated limb at rest has
+    none)."""
     vertical_axis_deg: float = 30.0
     """An axis within this of the vertical turns gravity by less than half the rep's
     angle (sin 30 deg): such movements are measured by the fused heading."""
@@ -245,12 +252,15 @@ _HALF = 0.5
 class _Coarse:
     """The search's view of the stream: means over groups of k samples, up low-passed.
 
-    Columns: t (of each group's last sample), up (3), pose (4), rate (3).
+    Columns: t (of each group's last sample), up (3), pose (4), rate (3), and jitter:
+    the mean square of up's change from sample to sample (rad^2), which a limb held up by
+    its muscles shows (physiological tremor, 8-12 Hz) and a limb resting on its support
+    does not.
     """
 
     def __init__(self, keep: int, lowpass: Lowpass) -> None:
         self.keep = keep
-        self.cols = np.empty((2 * keep + 64, 11))
+        self.cols = np.empty((2 * keep + 64, _COARSE_NCOL))
         self.n = 0
         self.first = -1
         self.start_group = -1
@@ -266,7 +276,9 @@ class _Coarse:
     def end_group(self) -> int:
         return self.first + self.n
 
-    def add(self, t: F64Array, up: F64Array, quat: F64Array, gyr: F64Array) -> None:
+    def add(
+        self, t: F64Array, up: F64Array, quat: F64Array, gyr: F64Array, jitter: F64Array
+    ) -> None:
         m = t.shape[0]
         if self.n + m > self.cols.shape[0]:
             drop = max(0, self.n - self.keep)
@@ -274,7 +286,7 @@ class _Coarse:
             self.n -= drop
             self.first += drop
             if self.n + m > self.cols.shape[0]:
-                grown = np.empty((2 * (self.n + m), 11))
+                grown = np.empty((2 * (self.n + m), _COARSE_NCOL))
                 grown[: self.n] = self.cols[: self.n]
                 self.cols = grown
         rows = self.cols[self.n : self.n + m]
@@ -282,22 +294,27 @@ class _Coarse:
         rows[:, 1:4] = up
         rows[:, 4:8] = quat
         rows[:, 8:11] = gyr
+        rows[:, 11] = jitter
         self.n += m
 
-    def latest(self, m: int) -> tuple[F64Array, F64Array, F64Array]:
-        """The last m groups' up, poses and rates, as fresh arrays."""
+    def latest(self, m: int) -> tuple[F64Array, F64Array, F64Array, F64Array]:
+        """The last m groups' up, poses, rates and jitter, as fresh arrays."""
         rows = np.array(self.cols[max(0, self.n - m) : self.n])
-        return rows[:, 1:4], rows[:, 4:8], rows[:, 8:11]
+        return rows[:, 1:4], rows[:, 4:8], rows[:, 8:11], rows[:, 11]
 
 
 def _coarsen(
-    rows: F64Array, k: int, lowpass: Lowpass
-) -> tuple[F64Array, F64Array, F64Array, F64Array]:
+    rows: F64Array, k: int, lowpass: Lowpass, before: F64Array | None
+) -> tuple[F64Array, F64Array, F64Array, F64Array, F64Array]:
     """Means over whole groups of k history rows (from the first): times, up low-passed
-    and normalised, the groups' last poses, mean rates."""
+    and normalised, the groups' last poses, mean rates, and jitter (`_Coarse`).
+    `before` is the row before the first, if there is one."""
     m = rows.shape[0] // k
     # A fresh array: its sums add in the same order wherever the rows lie in memory.
     block = np.array(rows[: m * k]).reshape(m, k, _NCOL)
+    raw = block[:, :, _U].reshape(m * k, 3)
+    prev = np.concatenate([(raw[:1] if before is None else before[None, _U]), raw[:-1]])
+    jitter = np.sum((raw - prev) ** 2, axis=1).reshape(m, k).mean(axis=1)
     up = lowpass(block[:, :, _U].mean(axis=1))
     up /= np.maximum(np.linalg.norm(up, axis=1, keepdims=True), _TINY)
     return (
@@ -305,6 +322,7 @@ def _coarsen(
         up,
         np.array(block[:, -1, _Q]),
         block[:, :, _W].mean(axis=1),
+        jitter,
     )
 
 
@@ -449,7 +467,8 @@ class ReferenceTracker:
             c.restart(first_group, self._coarse_lowpass())
         begin = max(c.end_group, first_group) * self._k
         if stop - begin >= self._k:
-            c.add(*_coarsen(self._hist.span(begin, stop), self._k, c.lowpass))
+            before = _row(self._hist.span(begin - 1, begin)) if begin > self._hist.first else None
+            c.add(*_coarsen(self._hist.span(begin, stop), self._k, c.lowpass, before))
 
     def _measure(
         self, start: int, stop: int, out: list[AngleBlock | Calibration], *, live: bool = True
@@ -573,10 +592,13 @@ class ReferenceTracker:
             across = self._across(recent)
             if across is None or math.cos(across) >= self._agree:
                 continue
-            a = max(self._hist.first, j + 1 - self._backlog_n)
+            # Found again from the latest movements only: they must show the new axis
+            # (`returns_min` of them) on their own.
+            a = max(self._hist.first, j + 1 - self._window_n)
             a += (-a) % self._k
-            groups = _coarsen(self._hist.span(a, j + 1), self._k, self._coarse_lowpass())
-            found = self._find(groups[1], groups[2], groups[3], False)
+            before = _row(self._hist.span(a - 1, a)) if a > self._hist.first else None
+            groups = _coarsen(self._hist.span(a, j + 1), self._k, self._coarse_lowpass(), before)
+            found = self._find(*groups[1:], False)
             if found is None or abs(float(found[0].axis @ ref.axis)) >= self._agree:
                 continue
             t = float(groups[0][-1])
@@ -622,10 +644,15 @@ class ReferenceTracker:
         return 0.5 * math.atan2(2.0 * sae, saa - see)
 
     def _find(
-        self, up_lp: F64Array, quat: F64Array, gyr: F64Array, opens_at_rest: bool
+        self,
+        up_lp: F64Array,
+        quat: F64Array,
+        gyr: F64Array,
+        jitter: F64Array,
+        opens_at_rest: bool,
     ) -> tuple[Reference, int] | None:
-        """A reference from the search's coarse samples (up low-passed, poses, rates), and
-        the first of them to measure from it; or None.
+        """A reference from the search's coarse samples (up low-passed, poses, rates,
+        jitter), and the first of them to measure from it; or None.
 
         `opens_at_rest`: the first sample is a rest pose (the stream's start, or where the
         limb settled when the last reference was lost).
@@ -648,17 +675,18 @@ class ReferenceTracker:
             phi = _wrap(_heading_deg(quat) - _heading_deg(quat[w0 : w0 + 1])[0])
             elev = np.zeros(n)
         # The structure (ends, rests, returns) over all the rows; the axis from the latest.
-        side = self._neutral_side(phi, opens_at_rest, rate)
+        side = self._neutral_side(phi, jitter, opens_at_rest, rate)
         if side is None:
             return None
-        level, sign = side
+        level, sign, first_rest = side
         near = np.abs(phi - level) <= s.end_band_ratio * self._range(phi)
         near_k = int(np.flatnonzero(near)[-1])
         up0 = _unit(up_lp[near_k])
         elev0 = float(elev[near_k])
-        # Release from after the last pose well off the movement plane.
-        off = np.flatnonzero(np.abs(elev[:n] - elev0) > s.reposition_deg)
-        release = int(off[-1]) + 1 if off.size else 0
+        # Released from the first rest at the start position (what came before it was no
+        # rep from there), and after the last pose well off the movement plane.
+        off = np.flatnonzero(np.abs(elev[:first_rest] - elev0) > s.reposition_deg)
+        release = max(first_rest, int(off[-1]) + 1 if off.size else 0)
         if mode == "gravity":
             e2 = e2 * sign
             level *= sign
@@ -688,20 +716,30 @@ class ReferenceTracker:
         along = vecs[:, 2]
         spread = math.degrees(math.sqrt(max(vals[2], 0.0) / up.shape[0]))
         planar = vals[1] / vals[2] if vals[2] > 0 else math.inf
+        across = _unit(np.cross(mean, along))
         tilt = self.axis_from_vertical_deg
+        rates = self._rate_axis(gyr, rate)
         if tilt is None:
-            # `auto`: gravity barely moving while the gyroscope turns is a vertical axis.
-            tilt = self._gyro_tilt(gyr, mean, rate) if spread < 0.5 * self.floor_deg else 90.0
-        if tilt is None:
-            return None
+            # `auto`: the gyroscope's axis, where gravity agrees with it (a gyroscope
+            # mounted askew from its accelerometer does not); a vertical one if gravity
+            # barely moves while the limb turns.
+            tilt = 90.0
+            if rates is not None:
+                flat = rates - float(rates @ mean) * mean
+                vertical = math.degrees(math.acos(min(1.0, abs(float(rates @ mean)))))
+                if spread < 0.5 * self.floor_deg:
+                    tilt = vertical
+                elif abs(float(_unit(flat) @ across)) >= self._agree:
+                    tilt = vertical
         if tilt < s.vertical_axis_deg:
+            if rates is None and self.axis_from_vertical_deg is None:
+                return None
             return "heading", mean, mean, mean, 1.0
         if planar > s.planar_max or spread < 0.25 * self.floor_deg:
             return None
-        across = _unit(np.cross(mean, along))
         axis = across
-        if tilt < 90.0 - 1e-9:
-            # Tilted towards the vertical by the anatomy: which way, the gyroscope says.
+        if tilt < _LEVEL_DEG:
+            # Tilted towards the vertical: which way, the gyroscope says.
             rate_up = dot3(gyr, mean)
             rate_across = dot3(gyr, across)
             side = 1.0 if float(np.sum(rate_up * rate_across)) >= 0 else -1.0
@@ -712,28 +750,30 @@ class ReferenceTracker:
         e2 = np.cross(axis, e1)
         return "gravity", axis, e1, e2, float(1.0 - planar)
 
-    def _gyro_tilt(self, gyr: F64Array, up: F64Array, rate: float) -> float | None:
-        """Angle between the rates' main axis and the vertical, if the limb turned."""
+    def _rate_axis(self, gyr: F64Array, rate: float) -> F64Array | None:
+        """The rates' main axis (sensor frame), if the limb turned."""
         speed = np.sqrt(dot3(gyr * gyr, np.ones(3)))
         moving = gyr[speed > math.radians(self.settings.still_dps)]
         if moving.shape[0] < self.settings.search_every_s * rate:
             return None
         vals, vecs = np.linalg.eigh(np.einsum("ij,ik->jk", moving, moving))
-        return math.degrees(math.acos(min(1.0, abs(float(vecs[:, 2] @ up)))))
+        return np.asarray(vecs[:, 2], np.float64)
 
     def _range(self, phi: F64Array) -> float:
         lo, hi = np.percentile(phi, [2.0, 98.0])
         return float(hi - lo)
 
     def _neutral_side(
-        self, phi: F64Array, opens_at_rest: bool, rate: float
-    ) -> tuple[float, float] | None:
-        """Neutral's level and the working direction (+1: up the angle), or None.
+        self, phi: F64Array, jitter: F64Array, opens_at_rest: bool, rate: float
+    ) -> tuple[float, float, int] | None:
+        """Neutral's level, the working direction (+1: up the angle) and the first sample
+        at rest there; or None.
 
         The start position is the end of the range the limb goes out from and comes back
         to (`returns_min` times), resting there at least once. Of the two ends, the one
         where it rested longer than any hold; else the one the backlog opened at, if it
-        opened at rest; else the one it rested at longer.
+        opened at rest; else the one where it rests quieter (supported, not held up by
+        its muscles: `quiet_ratio`); else the one it rested at longer.
         """
         s = self.settings
         lo, hi = np.percentile(phi, [2.0, 98.0])
@@ -770,10 +810,16 @@ class ReferenceTracker:
         elif opens_at_rest and ends[0] != 0:
             side = int(ends[0])
         else:
-            side = -1 if dwell[-1] >= dwell[1] else 1
+            tremor = {e: float(np.median(jitter[still & (ends == e)])) for e in (-1, 1)}
+            if tremor[-1] * s.quiet_ratio <= tremor[1]:
+                side = -1
+            elif tremor[1] * s.quiet_ratio <= tremor[-1]:
+                side = 1
+            else:
+                side = -1 if dwell[-1] >= dwell[1] else 1
         mask = still & (ends == side)
         level = float(np.median(phi[mask]))
-        return level, float(-side)
+        return level, float(-side), int(mask.argmax())
 
     # -- references ----------------------------------------------------------------
 
@@ -847,6 +893,11 @@ class ReferenceTracker:
         )
         self.calibration = cal
         return cal
+
+
+def _row(rows: F64Array) -> F64Array | None:
+    """The one row of a span, as a fresh array (None for an empty span)."""
+    return np.array(rows[0]) if rows.shape[0] else None
 
 
 def _pose(quat: F64Array, up: F64Array) -> F64Array:

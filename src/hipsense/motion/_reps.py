@@ -13,14 +13,14 @@ decides what each is:
 2. a *rebound*, dropped: smaller than `half_ratio` of the rep just before and begun
    within `rebound_s` of its end (a heel bouncing off the bed);
 3. *small for its set*, held back: under `scale_ratio` of the set's typical range (the
-   median of its last `run_reps`). It counts in a run of `run_reps` such reps, each within
-   `lone_rep_s` of the last (the set's scale has changed: a low-amplitude block); a rep
-   of the set's size drops it (a heel bouncing off the bed, the leg settling);
-4. *doubtful*, held back: flagged partial, off the plane or with its hold cut short, or
-   past the set's prescribed reps. It counts once a rep that is not doubtful is detected
-   within `lone_rep_s` of its end, or `run_reps` doubtful ones come in a row; if
-   neither comes, it is dropped. One such movement on its own is more likely shifting
-   or reaching than a rep;
+   median of its last `run_reps`) and not flagged. It counts in a run of `run_reps` such
+   reps, each within `lone_rep_s` of the last (the set's scale has changed: a
+   low-amplitude block); a rep of the set's size drops it (the leg settling, shifting);
+4. *doubtful*, held back: flagged partial, off the plane or with its hold cut short, with
+   no rep just before it; or past the set's prescribed reps. It counts once a rep that is
+   not doubtful is detected within `lone_rep_s` of its end, or `run_reps` doubtful ones
+   come in a row; if neither comes, it is dropped. One such movement on its own is more
+   likely shifting or reaching than a rep;
 5. a *rep*, counted at once.
 
 Sets end after `set_gap_s` without a rep, or at a new reference.
@@ -100,7 +100,7 @@ class Segmenter:
         self._set: _OpenSet | None = None
         self._last_end_s: float | None = None
         self._pending: list[RepEvent] = []
-        self._small: list[RepEvent] = []  # reps small for their set, held (rule 3)
+        self._small_run: list[RepEvent] = []  # reps small for their set, held (rule 3)
         self._last_rep: Measured | None = None  # the last rep measured (rule 2)
         self._typical: list[float] = []  # ranges of the set's last reps
         self.trace: list[tuple[float, str]] | None = None
@@ -148,7 +148,7 @@ class Segmenter:
     def close_reference(self) -> list[Event]:
         """The reference ends: what belongs to it ends now."""
         self._pending = []
-        self._small = []
+        self._small_run = []
         self._det.reset(self._buf.end)
         return self._close_set()
 
@@ -186,8 +186,8 @@ class Segmenter:
             return []
         recovered = bool(buf.rows(c.decided, c.decided + 1)[0, RECOVERED] > 0.5)
         ev = replace(m.event, recovered=recovered)
-        begin_s = ev.start_s if isinstance(ev, RepEvent) else ev.enter_s
-        if self._last_end_s is not None and begin_s < self._last_end_s:
+        middle_s = ev.peak_s if isinstance(ev, RepEvent) else 0.5 * (ev.start_s + ev.end_s)
+        if self._last_end_s is not None and middle_s <= self._last_end_s:
             # Measured again from a new reference: it was counted (or its time was).
             self._note(t_start, "already counted")
             return []
@@ -197,12 +197,10 @@ class Segmenter:
         if self._rebound(m, last):
             self._note(t_start, f"rebound: {ev.rom_deg:.1f} deg")
             return []
-        if self._typical and ev.rom_deg < self.settings.scale_ratio * float(
+        small = bool(self._typical) and ev.rom_deg < self.settings.scale_ratio * float(
             np.median(self._typical)
-        ):
-            return self._offer_small(ev, t_start)
-        self._small = []
-        return self._offer(ev, t_start)
+        )
+        return self._offer(ev, t_start, small=small)
 
     def _implausible(self, m: Measured, lp: F64Array, start: int) -> str:
         """Why the movement is no rep of the exercise at all (rule 1), or ""."""
@@ -242,42 +240,41 @@ class Segmenter:
         assert isinstance(prev, RepEvent)
         return ev.start_s - prev.end_s < s.rebound_s and ev.rom_deg < s.half_ratio * prev.rom_deg
 
-    def _offer_small(self, rep: RepEvent, detected_s: float) -> list[Event]:
-        """A rep small for its set counts only in a run of such reps (rule 3)."""
-        s = self.settings
-        small = self._small
-        if small and detected_s - small[-1].end_s > s.lone_rep_s:
-            small.clear()
-        small.append(rep)
-        if len(small) < s.run_reps:
-            self._note(rep.start_s, f"held: {rep.rom_deg:.1f} deg is small for its set")
-            return []
-        out: list[Event] = []
-        for held in small:
-            out += self._add(held)
-        small.clear()
-        return out
-
-    def _offer(self, rep: RepEvent, detected_s: float) -> list[Event]:
-        """Count a rep, or hold a doubtful one back until it is confirmed (rule 4)."""
+    def _offer(self, rep: RepEvent, detected_s: float, *, small: bool) -> list[Event]:
+        """Count a rep, or hold a doubtful one back until it is confirmed (rules 3, 4)."""
         s = self.settings
         pending = self._pending
         if pending and detected_s - pending[-1].end_s > s.lone_rep_s:
             self._note(detected_s, f"dropped {len(pending)} held: none confirmed them")
             pending.clear()
         gap = Flag.DATA_GAP in rep.flags
+        flagged = not gap and not _DOUBTFUL.isdisjoint(rep.flags)
+        if small and not flagged and not gap:
+            # Rule 3: in a run of small reps only; a rep of the set's size drops them.
+            if self._small_run and detected_s - self._small_run[-1].end_s > s.lone_rep_s:
+                self._small_run.clear()
+            self._small_run.append(rep)
+            if len(self._small_run) < s.run_reps:
+                self._note(rep.start_s, f"held: {rep.rom_deg:.1f} deg is small for its set")
+                return []
+            out = [ev for held in self._small_run for ev in self._add(held)]
+            self._small_run.clear()
+            return out
+        if self._small_run:
+            self._note(rep.start_s, f"dropped {len(self._small_run)} small for the set")
+            self._small_run.clear()
         recent = (
             not pending
             and self._last_end_s is not None
             and rep.start_s - self._last_end_s <= s.lone_rep_s
         )
-        flagged = not gap and not _DOUBTFUL.isdisjoint(rep.flags)
-        if flagged and not recent and len(pending) + 1 < s.run_reps:
-            self._note(rep.start_s, "held: doubtful, " + ",".join(map(str, rep.flags)))
-            pending.append(rep)
-            return []
-        if not flagged and not gap and not recent and not pending and self._set_done(rep):
-            self._note(rep.start_s, "held: past the set's prescribed reps")
+        why = ""
+        if flagged and not recent:
+            why = "doubtful, " + ",".join(map(str, rep.flags))
+        elif not gap and not recent and not pending and self._set_done(rep):
+            why = "past the set's prescribed reps"
+        if why and len(pending) + 1 < s.run_reps:
+            self._note(rep.start_s, "held: " + why)
             pending.append(rep)
             return []
         out: list[Event] = []
@@ -305,15 +302,15 @@ class Segmenter:
         if self._pending and now - self._pending[-1].end_s > lone:
             self._note(now, f"dropped {len(self._pending)} held: none confirmed them")
             self._pending.clear()
-        if self._small and now - self._small[-1].end_s > lone:
-            self._note(now, f"dropped {len(self._small)} small: no run of them")
-            self._small.clear()
+        if self._small_run and now - self._small_run[-1].end_s > lone:
+            self._note(now, f"dropped {len(self._small_run)} small for the set")
+            self._small_run.clear()
         # A rep not yet found starts at most `_pre_n` samples before its detection.
         earliest = now - self._pre_n / self.rate_hz
         if (
             self._set is not None
             and not self._pending
-            and not self._small
+            and not self._small_run
             and earliest - self._set.end_s > self.settings.set_gap_s
         ):
             return self._close_set()

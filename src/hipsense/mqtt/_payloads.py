@@ -102,6 +102,9 @@ class RepPayload(_Model):
     max_off_plane_deg: float
     flags: list[Flag]
     confidence: float
+    recovered: bool = False
+    """Measured late: made before the reference (start position and axis) was known, and
+    published once it was (see docs/motion.md)."""
 
 
 class HoldPayload(_Model):
@@ -119,6 +122,8 @@ class HoldPayload(_Model):
     broken: int
     flags: list[Flag]
     confidence: float
+    recovered: bool = False
+    """Measured late, as for reps."""
 
 
 class SetPayload(_Model):

@@ -99,6 +99,7 @@ class MotionCore:
             settled_s=tg.settled_s,
             hold_s=tg.hold_s,
             single_movement=tg.kind == "hold",
+            hold_min_s=tg.hold_min_s,
             axis_from_vertical_deg=tg.axis_from_vertical_deg,
         )
         self.segmenter = Segmenter(

@@ -333,7 +333,8 @@ class ReferenceTracker:
     completed. `floor_deg` is the smallest range worth a reference (the exercise's
     detection floor); `rest_max_deg` how far from neutral a rep may start;
     `top_max_deg` the furthest a rep may go; `settled_s` longer than any prescribed
-    hold; `hold_s` the prescribed hold; `single_movement` that one hold is a whole set;
+    hold; `hold_s` the prescribed hold; `single_movement` that one hold is a whole set,
+    held at least `hold_min_s`;
     `axis_from_vertical_deg` the library's angle between axis and vertical (None:
     `auto`, unknown).
     """
@@ -349,6 +350,7 @@ class ReferenceTracker:
         settled_s: float = 20.0,
         hold_s: float = 0.0,
         single_movement: bool = False,
+        hold_min_s: float = 0.0,
         axis_from_vertical_deg: float | None = None,
     ) -> None:
         self.rate_hz = float(rate_hz)
@@ -362,6 +364,7 @@ class ReferenceTracker:
         self._moved_rest_n = max(2, round(s.moved_still_s * self.rate_hz))
         self._rest_n = max(1, round(s.rest_min_s * self.rate_hz))
         self._returns_min = 1 if single_movement else s.returns_min
+        self._hold_min_n = round(hold_min_s * self.rate_hz) if single_movement else 0
         # The search sees means over k samples (about `_SEARCH_HZ`); it runs at whole
         # numbers of them.
         self._k = max(1, round(self.rate_hz / _SEARCH_HZ))
@@ -771,9 +774,10 @@ class ReferenceTracker:
 
         The start position is the end of the range the limb goes out from and comes back
         to (`returns_min` times), resting there at least once. Of the two ends, the one
-        where it rested longer than any hold; else the one the backlog opened at, if it
-        opened at rest; else the one where it rests quieter (supported, not held up by
-        its muscles: `quiet_ratio`); else the one it rested at longer.
+        where it rested longer than any hold; else the one where it rests quieter
+        (supported, not held up by its muscles: `quiet_ratio`); else the one the backlog
+        opened at, if it opened at rest; else the one it rested at longer. An exercise
+        that is one held position needs the hold at the other end (`hold_min_s`).
         """
         s = self.settings
         lo, hi = np.percentile(phi, [2.0, 98.0])
@@ -807,16 +811,18 @@ class ReferenceTracker:
             longest[-1] != longest[1]
         ):
             side = -1 if longest[-1] > longest[1] else 1
-        elif opens_at_rest and ends[0] != 0:
-            side = int(ends[0])
         else:
             tremor = {e: float(np.median(jitter[still & (ends == e)])) for e in (-1, 1)}
             if tremor[-1] * s.quiet_ratio <= tremor[1]:
                 side = -1
             elif tremor[1] * s.quiet_ratio <= tremor[-1]:
                 side = 1
+            elif opens_at_rest and ends[0] != 0:
+                side = int(ends[0])
             else:
                 side = -1 if dwell[-1] >= dwell[1] else 1
+        if longest[-side] < self._hold_min_n * rate / self.rate_hz:
+            return None
         mask = still & (ends == side)
         level = float(np.median(phi[mask]))
         return level, float(-side), int(mask.argmax())

@@ -220,6 +220,12 @@ class Segmenter:
         below = rest - (s.back_ratio * rom + s.noise_deg)
         if m.onset_deg < below or m.end_deg < below:
             return f"swings below the rest level {rest:.1f} deg"
+        if (
+            isinstance(ev, HoldEvent)
+            and ev.hold_s < tg.hold_min_s
+            and Flag.DATA_GAP not in ev.flags
+        ):
+            return f"held {ev.hold_s:.1f} s: passing through, not holding"
         if rom > tg.top_max_deg:
             return f"range {rom:.1f} deg beyond the exercise's"
         if isinstance(ev, RepEvent) and Flag.DATA_GAP not in ev.flags:

@@ -11,6 +11,7 @@ _DEFAULT_PHASE_S = 1.5
 _SETTLED_MARGIN_S = 10.0
 """A held position ends within seconds of its prescription; a patient who has settled
 somewhere stays there longer."""
+_HOLD_MIN_RATIO = 0.2
 _TOP_MAX_RATIO = 1.75
 """Beyond this times the top of the range is not a rep (standing up from the chair a
 seated exercise is done in: 80 deg where the range ends at 40)."""
@@ -119,6 +120,12 @@ class Targets:
     def top_max_deg(self) -> float:
         """Furthest from neutral a rep may go, however badly done (none in `auto`)."""
         return _TOP_MAX_DEG if self.auto else _TOP_MAX_RATIO * self.target_max_deg
+
+    @property
+    def hold_min_s(self) -> float:
+        """A held position is at least this long (a fifth of the prescribed hold): less is
+        the limb passing through it while settling in, not a hold cut short."""
+        return _HOLD_MIN_RATIO * self.hold_s
 
     @property
     def settled_s(self) -> float:

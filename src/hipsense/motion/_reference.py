@@ -101,6 +101,14 @@ class ReferenceSettings:
     """The latest movements turning this far from the axis (over `axis_window_s`) are
     done about another axis: the reference is found again from them. A rep's own wobble
     and a compensating rep tilt the path by less, on average."""
+    gyro_agreement: float = 0.9
+    """The gyroscope refines the gravity angle where the two agree: the rate about the
+    axis correlates with the angle's change by at least this, at a gain within this of
+    one (a gyroscope mounted askew from its accelerometer, or mis-scaled, does not)."""
+    gyro_lowpass_hz: float = 0.5
+    """Where they agree, the angle is gravity's below this and the gyroscope's above it:
+    the accelerometer's kicks as a fast movement starts and stops last 0.2-0.5 s, and
+    gravity sets the level within a second."""
     moved_still_s: float = 2.0
     """At rest off the plane this long beyond the prescribed hold: put somewhere else
     (the other thigh, another position), not holding a rep's top."""
@@ -173,6 +181,11 @@ class Reference:
     sign: float
     """Heading mode: +1 or -1, the working direction."""
     quality: float
+    gyro_sign: float = 0.0
+    """Gravity mode: how the rate about the axis turns the angle (+1 or -1), where the
+    gyroscope agrees with gravity (`gyro_agreement`); 0: gravity alone."""
+    gyro_bias_dps: float = 0.0
+    """The rate about the axis at rest, taken off."""
 
     def elevation(self, up: F64Array) -> F64Array:
         """Signed tilt (deg) out of the movement plane from neutral (heading mode: the
@@ -382,6 +395,8 @@ class ReferenceTracker:
     def reset(self) -> None:
         """Forget the reference, the history and every filter's state."""
         self._angle_lp = Lowpass(self.settings.lowpass_hz, self.rate_hz)
+        self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
+        self._turned = 0.0
         self._hist = _History(self._backlog_n)
         self._last_t: float | None = None
         self.reference: Reference | None = None
@@ -482,6 +497,8 @@ class ReferenceTracker:
         assert ref is not None
         r = self._hist.span(start, stop)
         primary, off, rise = ref.angles(r[:, _U], r[:, _Q])
+        if ref.gyro_sign:
+            primary = self._blend(primary, r[:, _W], ref)
         lp = self._angle_lp(primary)
         still = self._still(lp)
         runs = run_lengths(still, self._still_run)
@@ -533,6 +550,18 @@ class ReferenceTracker:
             self._search_from = start + n
             self._opens_at_rest = bool(still[k])
         return start + n
+
+    def _blend(self, gravity: F64Array, gyr: F64Array, ref: Reference) -> F64Array:
+        """The gravity angle below `gyro_lowpass_hz`, the gyroscope's above it."""
+        # Through the 3x3 product: the same bits however the stream is cut.
+        rate = ref.gyro_sign * (np.degrees((gyr @ ref._basis_t)[:, 2]) - ref.gyro_bias_dps)
+        steps = np.empty(rate.shape[0] + 1)
+        steps[0] = self._turned
+        np.divide(rate, self.rate_hz, out=steps[1:])
+        # Added one by one from the carried total: the same sums however the stream is cut.
+        turned = np.cumsum(steps)[1:]
+        self._turned = float(turned[-1])
+        return np.asarray(turned + self._blend_lp(gravity - turned), np.float64)
 
     def _still(self, lp: F64Array) -> BoolArray:
         """At rest: the low-passed angle moved less than `still_dps` over the last sample."""
@@ -836,6 +865,8 @@ class ReferenceTracker:
         from it again (they come out marked as recovered)."""
         t_now = float(self._hist.cols[stop - 1 - self._hist.first, _T])
         self._index += 1
+        if ref.mode == "gravity":
+            ref = self._gyro_fit(ref, self._hist.span(first, stop))
         self.reference = ref
         cal = Calibration(
             t_s=t_now,
@@ -848,7 +879,11 @@ class ReferenceTracker:
         )
         self.calibration = cal
         out.append(cal)
-        self._note(t_now, f"reference {self._index} ({ref.mode}), quality {ref.quality:.2f}")
+        self._note(
+            t_now,
+            f"reference {self._index} ({ref.mode}), quality {ref.quality:.2f}"
+            + (", gyroscope agrees" if ref.gyro_sign else ""),
+        )
         self._restart(first)
         at = first
         while at < stop and self.reference is ref:
@@ -859,9 +894,51 @@ class ReferenceTracker:
                 if isinstance(item, AngleBlock) and item.reference == self._index:
                     out[m] = replace(item, recovered=True)
 
+    def _gyro_fit(self, ref: Reference, rows: F64Array) -> Reference:
+        """The reference with the gyroscope's sign and bias about its axis, if it agrees
+        with gravity over `rows` (`gyro_agreement`).
+
+        Compared from rest to rest, where gravity is exact: the rate about the axis,
+        integrated over each movement between two rests, against the change of the
+        gravity angle between them.
+        """
+        s = self.settings
+        rows = np.array(rows)
+        if rows.shape[0] <= _FILTFILT_MIN_N or not np.isfinite(rows[:, _W]).all():
+            return ref
+        angle = self._find_lp.filtfilt(ref.angles(rows[:, _U], rows[:, _Q])[0])
+        slow = np.abs(np.gradient(angle)) * self.rate_hz < s.still_dps
+        starts, stops = true_runs(slow)
+        keep = stops - starts >= self._rest_n
+        starts, stops = starts[keep], stops[keep]
+        if starts.shape[0] < self._returns_min + 1:
+            return ref
+        rate = np.degrees((rows[:, _W] @ ref._basis_t)[:, 2])
+        bias = float(np.median(rate[slow]))
+        turned = np.cumsum(rate - bias) / self.rate_hz
+        mid = (starts + stops) // 2
+        level = np.array([float(np.median(angle[a:b])) for a, b in zip(starts, stops, strict=True)])
+        dg = np.diff(level)
+        di = np.diff(turned[mid])
+        moved = np.abs(dg) >= self.floor_deg
+        if np.count_nonzero(moved) < self._returns_min:
+            return ref
+        dg, di = dg[moved], di[moved]
+        sxy, sxx, syy = float(dg @ di), float(di @ di), float(dg @ dg)
+        if sxx <= 0 or syy <= 0:
+            return ref
+        gain = sxy / sxx
+        agree = sxy / math.sqrt(sxx * syy)
+        g = s.gyro_agreement
+        if abs(agree) < g or not g <= abs(gain) <= 1.0 / g:
+            return ref
+        return replace(ref, gyro_sign=math.copysign(1.0, gain), gyro_bias_dps=bias)
+
     def _restart(self, at: int) -> None:
         """Angles from a new reference begin at absolute sample `at`."""
         self._angle_lp.reset()
+        self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
+        self._turned = 0.0
         self._last_lp = math.nan
         self._still_run = 0
         self._ref_from = at

@@ -197,8 +197,13 @@ class Segmenter:
         if self._rebound(m, last):
             self._note(t_start, f"rebound: {ev.rom_deg:.1f} deg")
             return []
-        small = bool(self._typical) and ev.rom_deg < self.settings.scale_ratio * float(
-            np.median(self._typical)
+        # The scale of the set it joins (a rep after a set's gap begins a new one, whether
+        # or not the old set was closed yet).
+        joins = self._set is not None and ev.start_s - self._set.end_s <= self.settings.set_gap_s
+        small = (
+            joins
+            and bool(self._typical)
+            and ev.rom_deg < self.settings.scale_ratio * float(np.median(self._typical))
         )
         return self._offer(ev, t_start, small=small)
 

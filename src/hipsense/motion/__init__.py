@@ -14,9 +14,9 @@ from ._core import (
 )
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
 from ._orientation import OrientationBlock, OrientationEstimator, OrientationSettings
-from ._reference import AngleBlock, Calibration, Reference, ReferenceSettings, ReferenceTracker
+from ._reference import AngleBlock, Calibration, Reference, ReferenceTracker
 from ._reps import Segmenter
-from ._settings import SegmenterSettings
+from ._settings import ReferenceSettings, SegmenterSettings
 from ._targets import Targets
 
 __all__ = [

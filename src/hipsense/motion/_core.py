@@ -1,6 +1,6 @@
 """The motion core: samples in, calibrations, reps, holds and sets out."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -13,15 +13,9 @@ from hipsense.recording import Recording
 
 from ._events import HoldEvent, RepEvent, SetEvent
 from ._orientation import OrientationEstimator, OrientationSettings
-from ._reference import (
-    AngleBlock,
-    Calibration,
-    ReferenceSettings,
-    ReferenceTracker,
-    up_in_sensor,
-)
+from ._reference import AngleBlock, Calibration, ReferenceTracker, up_in_sensor
 from ._reps import Segmenter
-from ._settings import SegmenterSettings
+from ._settings import ReferenceSettings, SegmenterSettings
 from ._targets import Targets
 
 __all__ = [
@@ -100,6 +94,7 @@ class MotionCore:
             hold_s=tg.hold_s,
             single_movement=tg.kind == "hold",
             hold_min_s=tg.hold_min_s,
+            end_band_ratio=self.settings.segmentation.scale_ratio,
             axis_from_vertical_deg=tg.axis_from_vertical_deg,
         )
         self.segmenter = Segmenter(
@@ -109,6 +104,7 @@ class MotionCore:
             rest_max_deg=tg.rest_max_deg,
             settled_s=tg.settled_s,
             rest_min_s=self.settings.reference.rest_min_s,
+            pause_s=self.settings.reference.pause_s,
         )
         self.last_angles = AngleBlock.empty()
         # Raw input is fused (VQF) only where the heading may be needed: an axis close to

@@ -13,7 +13,7 @@ States and what moves the detector between them, checked in this order at each s
   `min_phase_s` after the top, that was a dip at the top: *out* again, the same rep.
   Otherwise the rep has ended at the valley when the angle rises from it by `threshold`
   (the next rep starts there, *out*), or when the limb rests (the reference's
-  `rest_min_s` near the start, `settled_low_s` further up): *idle*.
+  `rest_min_s` near the start, its `pause_s` further up): *idle*.
 
 A candidate that rests longer than any hold (`settled_s`) before it came back has not
 been a rep: it is dropped, and the rest level is looked for from where the limb rests.
@@ -101,6 +101,7 @@ class CandidateDetector:
         floor_deg: float,
         settled_s: float,
         rest_min_s: float,
+        pause_s: float,
         settings: SegmenterSettings,
     ) -> None:
         self.rate_hz = float(rate_hz)
@@ -108,7 +109,7 @@ class CandidateDetector:
         self.floor_deg = floor_deg
         self._window = max(1, round(s.baseline_window_s * self.rate_hz))
         self._settle_n = max(1, round(rest_min_s * self.rate_hz))
-        self._low_n = max(1, round(s.settled_low_s * self.rate_hz))
+        self._low_n = max(1, round(pause_s * self.rate_hz))
         self._settled_n = max(2, round(settled_s * self.rate_hz))
         self.reset(0)
 

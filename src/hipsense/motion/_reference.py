@@ -21,6 +21,7 @@ than a rep may start from neutral, or off the movement plane): a reposition, the
 side, a slipped strap. `calibrate()` takes the next sample as neutral.
 """
 
+import copy
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -32,6 +33,7 @@ from numpy.typing import NDArray
 from hipsense._quat import dot3, quat_conj, rotate
 
 from ._filters import Biquad, Lowpass, butter2_lowpass, first_true, run_lengths, true_runs
+from ._settings import ReferenceSettings
 
 __all__ = ["AngleBlock", "Calibration", "Reference", "ReferenceSettings", "ReferenceTracker"]
 
@@ -47,71 +49,12 @@ movements lie below 3 Hz, and the real recordings are sampled at 25 Hz."""
 _NYQUIST_SHARE = 0.4
 _TINY = 1e-12
 _COARSE_NCOL = 12
+_MOVES_MIN = 2
+"""Movements from rest to rest over which gyroscope and gravity are compared, at least."""
 _LEVEL_DEG = 90.0 - 1e-9
 """An axis this close to level is level."""
 _FILTFILT_MIN_N = 15
 """Fewer samples than this are too few to smooth forwards and backwards."""
-
-
-@dataclass(frozen=True)
-class ReferenceSettings:
-    """How the start position and the axis are found (angles in deg, times in s)."""
-
-    lowpass_hz: float = 3.0
-    """The angle's low-pass for finding rests and reps: voluntary thigh movements of
-    0.4 s or longer lie below it; tremor (8-12 Hz) and the spikes of a heel landing on
-    the bed lie above."""
-    still_dps: float = 4.0
-    """At rest: the low-passed angle turns slower than this. A resting thigh sways by a
-    fraction of a degree per second, while the slowest prescribed phase (10 s for 40 deg)
-    turns at 4 deg/s on average and faster in its middle."""
-    backlog_s: float = 60.0
-    """Samples kept while no reference is known: the reps in them are recovered once
-    one is. Fifteen slow reps with 5 s holds, or a whole set of quick ones."""
-    search_every_s: float = 0.5
-    """How often the backlog is searched: a reference comes at most this late."""
-    axis_window_s: float = 30.0
-    """The movements the axis is fitted to: the latest few reps, not what came before
-    (fidgeting while getting settled)."""
-    planar_max: float = 0.25
-    """Movements about one axis move gravity along one line on the sphere: the spread
-    across that line is at most this share of the spread along it (real thigh reps with
-    their wobble: 0.02-0.2; fidgeting turns every way)."""
-    returns_min: int = 3
-    """Movements out from an end of the range and back to it before that end is taken for
-    the start position: a reach, a roll or settling in goes out once. (One, for an
-    exercise that is a single held position: its set may be one hold.)"""
-    rest_min_s: float = 0.4
-    """The limb rests at the start position at least this long, once: a walking or
-    swinging thigh turns round in a few hundredths of a second."""
-    end_band_ratio: float = 0.25
-    """A pose is at an end of the movements' range when within this share of it."""
-    quiet_ratio: float = 1.5
-    """Resting on its support, a thigh's tremor is at most this share of what it is held
-    up at a rep's top (both real subjects: 1.5 to 5 times; a simulated limb at rest has
-    none)."""
-    vertical_axis_deg: float = 30.0
-    """An axis within this of the vertical turns gravity by less than half the rep's
-    angle (sin 30 deg): such movements are measured by the fused heading."""
-    reposition_deg: float = 20.0
-    """Off the movement plane by this much, the limb is in another position: the backlog
-    released with a reference starts after the last such pose, and a referenced limb at
-    rest this far off the plane has been repositioned."""
-    axis_agree_deg: float = 30.0
-    """The latest movements turning this far from the axis (over `axis_window_s`) are
-    done about another axis: the reference is found again from them. A rep's own wobble
-    and a compensating rep tilt the path by less, on average."""
-    gyro_agreement: float = 0.9
-    """The gyroscope refines the gravity angle where the two agree: the rate about the
-    axis correlates with the angle's change by at least this, at a gain within this of
-    one (a gyroscope mounted askew from its accelerometer, or mis-scaled, does not)."""
-    gyro_lowpass_hz: float = 0.5
-    """Where they agree, the angle is gravity's below this and the gyroscope's above it:
-    the accelerometer's kicks as a fast movement starts and stops last 0.2-0.5 s, and
-    gravity sets the level within a second."""
-    moved_still_s: float = 2.0
-    """At rest off the plane this long beyond the prescribed hold: put somewhere else
-    (the other thigh, another position), not holding a rep's top."""
 
 
 @dataclass(frozen=True)
@@ -189,12 +132,14 @@ class Reference:
 
     def elevation(self, up: F64Array) -> F64Array:
         """Signed tilt (deg) out of the movement plane from neutral (heading mode: the
-        tilt of up from neutral's)."""
+        tilt of up from neutral's).
+        """
         return self.angles(up, np.broadcast_to(self.quat0, (up.shape[0], 4)))[2]
 
     def angles(self, up: F64Array, quat: F64Array) -> tuple[F64Array, F64Array, F64Array]:
         """Primary angle, off-plane angle and signed tilt out of the plane (deg) of samples:
-        up (n, 3), fused poses (n, 4)."""
+        up (n, 3), fused poses (n, 4).
+        """
         if self.mode == "gravity":
             # The three projections in one product (row by row, the same bits however the
             # stream is cut: tests/motion check it).
@@ -219,7 +164,8 @@ class Reference:
 
 class _History:
     """The last samples, by absolute index: times, up, poses, rates, lost samples, and
-    running sums of the angles measured from the current reference."""
+    running sums of the angles measured from the current reference.
+    """
 
     def __init__(self, keep: int) -> None:
         self.keep = keep
@@ -321,7 +267,8 @@ def _coarsen(
 ) -> tuple[F64Array, F64Array, F64Array, F64Array, F64Array]:
     """Means over whole groups of k history rows (from the first): times, up low-passed
     and normalised, the groups' last poses, mean rates, and jitter (`_Coarse`).
-    `before` is the row before the first, if there is one."""
+    `before` is the row before the first, if there is one.
+    """
     m = rows.shape[0] // k
     # A fresh array: its sums add in the same order wherever the rows lie in memory.
     block = np.array(rows[: m * k]).reshape(m, k, _NCOL)
@@ -347,7 +294,8 @@ class ReferenceTracker:
     detection floor); `rest_max_deg` how far from neutral a rep may start;
     `top_max_deg` the furthest a rep may go; `settled_s` longer than any prescribed
     hold; `hold_s` the prescribed hold; `single_movement` that one hold is a whole set,
-    held at least `hold_min_s`;
+    held at least `hold_min_s`; `end_band_ratio` how near an end of the movements' range
+    a pose is at it;
     `axis_from_vertical_deg` the library's angle between axis and vertical (None:
     `auto`, unknown).
     """
@@ -364,6 +312,7 @@ class ReferenceTracker:
         hold_s: float = 0.0,
         single_movement: bool = False,
         hold_min_s: float = 0.0,
+        end_band_ratio: float = 0.35,
         axis_from_vertical_deg: float | None = None,
     ) -> None:
         self.rate_hz = float(rate_hz)
@@ -371,10 +320,11 @@ class ReferenceTracker:
         self.floor_deg = floor_deg
         self.rest_max_deg = rest_max_deg
         self.top_max_deg = top_max_deg
+        self.end_band_ratio = end_band_ratio
         self.axis_from_vertical_deg = axis_from_vertical_deg
         self._settled_n = max(2, round(settled_s * self.rate_hz))
-        self._moved_n = max(2, round((hold_s + s.moved_still_s) * self.rate_hz))
-        self._moved_rest_n = max(2, round(s.moved_still_s * self.rate_hz))
+        self._moved_n = max(2, round((hold_s + s.pause_s) * self.rate_hz))
+        self._moved_rest_n = max(2, round(s.pause_s * self.rate_hz))
         self._rest_n = max(1, round(s.rest_min_s * self.rate_hz))
         self._returns_min = 1 if single_movement else s.returns_min
         self._hold_min_n = round(hold_min_s * self.rate_hz) if single_movement else 0
@@ -429,7 +379,8 @@ class ReferenceTracker:
     ) -> list[AngleBlock | Calibration]:
         """Take a block: times (n,), up in the sensor frame (n, 3), fused poses (n, 4)
         (None: not fused, no heading) and rates (n, 3); return what it completed, in
-        stream order."""
+        stream order.
+        """
         n = t_s.shape[0]
         out: list[AngleBlock | Calibration] = []
         if n == 0:
@@ -467,7 +418,8 @@ class ReferenceTracker:
 
     def _search_until(self, start: int, stop: int, out: list[AngleBlock | Calibration]) -> int:
         """Search at the ticks of samples start to stop; where a reference is found, the
-        samples after it are measured."""
+        samples after it are measured.
+        """
         for j in self._ticks(start, stop):
             self._coarse_until(j + 1)
             if self._search(j + 1, out):
@@ -492,13 +444,15 @@ class ReferenceTracker:
         self, start: int, stop: int, out: list[AngleBlock | Calibration], *, live: bool = True
     ) -> int:
         """Angles of samples start to stop; stop early where the limb has gone where no
-        rep goes (searching again), or (`live`) where its movements need a new axis."""
+        rep goes (searching again), or (`live`) where its movements need a new axis.
+        """
         ref = self.reference
         assert ref is not None
         r = self._hist.span(start, stop)
         primary, off, rise = ref.angles(r[:, _U], r[:, _Q])
         if ref.gyro_sign:
             primary = self._blend(primary, r[:, _W], ref)
+        lp_before = copy.copy(self._angle_lp)
         lp = self._angle_lp(primary)
         still = self._still(lp)
         runs = run_lengths(still, self._still_run)
@@ -527,6 +481,15 @@ class ReferenceTracker:
         if switched is not None:
             n = switched[2] - start
             k = -1
+            if switched[1] < 0:
+                # The same reference, now blended with the gyroscope from here on: the
+                # angle's low-pass goes on from sample n.
+                self._angle_lp = lp_before
+                self._angle_lp(primary[:n])
+                self.reference = switched[0]
+                self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
+                self._turned = 0.0
+                switched = None
         self._still_run = int(runs[n - 1])
         self._last_lp = float(lp[n - 1])
         out.append(
@@ -573,7 +536,7 @@ class ReferenceTracker:
     def _search(self, stop: int, out: list[AngleBlock | Calibration]) -> bool:
         """Look for a reference in the samples from the search's start to `stop`.
 
-        If there is none, also in those since the limb first rested `moved_still_s`: what
+        If there is none, also in those since the limb first rested `pause_s`: what
         came before may have been the limb being put in place (turning over, fidgeting).
         """
         c = self._coarse
@@ -591,8 +554,9 @@ class ReferenceTracker:
         return True
 
     def _first_rest(self, up: F64Array) -> int:
-        """Where (in coarse samples) the limb's first rest of `moved_still_s` began (0:
-        none)."""
+        """Where (in coarse samples) the limb's first rest of `pause_s` began (0:
+        none).
+        """
         step = np.sqrt(np.sum(np.diff(up, axis=0) ** 2, axis=1))
         starts, stops = true_runs(step < math.radians(self._still_step * self._k))
         long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n / self._k)
@@ -605,7 +569,8 @@ class ReferenceTracker:
         If they mostly move across its plane instead (a set done another way, a wrong
         first axis), the reference is found again from them, and the samples since are
         measured again from it: returns the new reference, the first sample to measure
-        from it, and the end of the tick it was found at.
+        from it, and the end of the tick it was found at. (First -1: the same reference,
+        the gyroscope found to agree with gravity at that tick.)
         """
         ref = self.reference
         assert ref is not None
@@ -613,6 +578,13 @@ class ReferenceTracker:
             return None
         for j in self._ticks(start, stop):
             self._bin(j + 1)
+            if not ref.gyro_sign and (j + 1 - self._ref_from) % self._window_n < self._search_n:
+                # Not yet agreed: compared again over the latest movements, once a window;
+                # if they agree now, the angles from the next sample on are blended.
+                fitted = self._gyro_fit(ref, self._hist.span(j + 1 - self._window_n, j + 1))
+                if fitted.gyro_sign:
+                    self._note(float(self._hist.cols[j - self._hist.first, _T]), "gyroscope agrees")
+                    return fitted, -1, j + 1
             if len(self._bins) * self._search_n < self._search_n + 1:
                 continue
             across = self._across_bins()
@@ -640,7 +612,8 @@ class ReferenceTracker:
 
     def _bin(self, stop: int) -> None:
         """Sums over the moving samples of the tick that ends at `stop`: primary^2,
-        tilt^2, primary x tilt, and their count (for the window's main direction)."""
+        tilt^2, primary x tilt, and their count (for the window's main direction).
+        """
         a = max(self._ref_from, stop - self._search_n)
         recent = np.array(self._hist.span(a, stop)[:, _LP : _STILL + 1])
         moving = recent[:, 2] < _HALF
@@ -670,7 +643,8 @@ class ReferenceTracker:
     def _direction(self, saa: float, see: float, sae: float, count: float) -> float | None:
         """The main direction (rad) of a path in the plane at right angles to neutral's
         up, from its sums: 0 along the axis's path, pi / 2 across it; None if it moved too
-        little to tell."""
+        little to tell.
+        """
         if count < self._search_n or (saa + see) / count < self.floor_deg**2:
             return None
         return 0.5 * math.atan2(2.0 * sae, saa - see)
@@ -711,7 +685,7 @@ class ReferenceTracker:
         if side is None:
             return None
         level, sign, first_rest = side
-        near = np.abs(phi - level) <= s.end_band_ratio * self._range(phi)
+        near = np.abs(phi - level) <= self.end_band_ratio * self._range(phi)
         near_k = int(np.flatnonzero(near)[-1])
         up0 = _unit(up_lp[near_k])
         elev0 = float(elev[near_k])
@@ -759,9 +733,7 @@ class ReferenceTracker:
             if rates is not None:
                 flat = rates - float(rates @ mean) * mean
                 vertical = math.degrees(math.acos(min(1.0, abs(float(rates @ mean)))))
-                if spread < 0.5 * self.floor_deg:
-                    tilt = vertical
-                elif abs(float(_unit(flat) @ across)) >= self._agree:
+                if spread < 0.5 * self.floor_deg or abs(float(_unit(flat) @ across)) >= self._agree:
                     tilt = vertical
         if tilt < s.vertical_axis_deg:
             if rates is None and self.axis_from_vertical_deg is None:
@@ -813,7 +785,7 @@ class ReferenceTracker:
         span = float(hi - lo)
         if span < self.floor_deg:
             return None
-        band = s.end_band_ratio * span
+        band = self.end_band_ratio * span
         at_lo = phi <= lo + band
         at_hi = phi >= hi - band
         # Rest: the angle moving slower than still_dps (on the low-passed path) for at
@@ -862,11 +834,13 @@ class ReferenceTracker:
         self, ref: Reference, first: int, stop: int, out: list[AngleBlock | Calibration]
     ) -> None:
         """Take a found reference at sample `stop`; measure samples `first` to `stop`
-        from it again (they come out marked as recovered)."""
+        from it again (they come out marked as recovered).
+        """
         t_now = float(self._hist.cols[stop - 1 - self._hist.first, _T])
         self._index += 1
         if ref.mode == "gravity":
-            ref = self._gyro_fit(ref, self._hist.span(first, stop))
+            # Compared over all the movements the reference was found from.
+            ref = self._gyro_fit(ref, self._hist.span(min(first, stop - self._window_n), stop))
         self.reference = ref
         cal = Calibration(
             t_s=t_now,
@@ -911,7 +885,7 @@ class ReferenceTracker:
         starts, stops = true_runs(slow)
         keep = stops - starts >= self._rest_n
         starts, stops = starts[keep], stops[keep]
-        if starts.shape[0] < self._returns_min + 1:
+        if starts.shape[0] <= _MOVES_MIN:
             return ref
         rate = np.degrees((rows[:, _W] @ ref._basis_t)[:, 2])
         bias = float(np.median(rate[slow]))
@@ -921,7 +895,7 @@ class ReferenceTracker:
         dg = np.diff(level)
         di = np.diff(turned[mid])
         moved = np.abs(dg) >= self.floor_deg
-        if np.count_nonzero(moved) < self._returns_min:
+        if np.count_nonzero(moved) < _MOVES_MIN:
             return ref
         dg, di = dg[moved], di[moved]
         sxy, sxx, syy = float(dg @ di), float(di @ di), float(dg @ dg)
@@ -985,7 +959,8 @@ def _row(rows: F64Array) -> F64Array | None:
 
 def _pose(quat: F64Array, up: F64Array) -> F64Array:
     """The fused pose, or where there is none (raw input not fused) the pose that turns
-    `up` to the vertical the shortest way (heading unknown, taken as zero)."""
+    `up` to the vertical the shortest way (heading unknown, taken as zero).
+    """
     if np.isfinite(quat).all():
         return np.array(quat, dtype=np.float64)
     axis = np.cross(up, _UP)
@@ -1002,7 +977,7 @@ def _heading_deg(quat: F64Array) -> F64Array:
 
 def _wrap(deg: F64Array) -> F64Array:
     """Angles into [-180, 180): most already are, and are returned as they are."""
-    if deg.shape[0] and -_HALF_TURN_DEG <= deg[deg.argmin()] and deg[deg.argmax()] < _HALF_TURN_DEG:
+    if deg.shape[0] and deg[deg.argmin()] >= -_HALF_TURN_DEG and deg[deg.argmax()] < _HALF_TURN_DEG:
         return deg
     return np.asarray((deg + _HALF_TURN_DEG) % (2 * _HALF_TURN_DEG) - _HALF_TURN_DEG, np.float64)
 

@@ -76,6 +76,7 @@ class Segmenter:
         rest_max_deg: float = 12.0,
         settled_s: float = 20.0,
         rest_min_s: float = 0.4,
+        pause_s: float = 2.0,
     ) -> None:
         self.rate_hz = float(rate_hz)
         self.targets = targets
@@ -83,6 +84,7 @@ class Segmenter:
         self.rest_max_deg = rest_max_deg
         self._settled_s = settled_s
         self._rest_min_s = rest_min_s
+        self._pause_s = pause_s
         self._smoother = smoother(self.rate_hz, self.settings)
         self._pre_n = round((2.0 * max(targets.outward_s, targets.return_s) + 1.0) * self.rate_hz)
         self.reset()
@@ -91,7 +93,12 @@ class Segmenter:
         """Forget all samples and events."""
         self._buf = SampleBuffer()
         self._det = CandidateDetector(
-            self.rate_hz, self.targets.detect_deg, self._settled_s, self._rest_min_s, self.settings
+            self.rate_hz,
+            self.targets.detect_deg,
+            self._settled_s,
+            self._rest_min_s,
+            self._pause_s,
+            self.settings,
         )
         self._ref = -1
         self._reps = 0
@@ -138,7 +145,8 @@ class Segmenter:
 
     def finish(self) -> list[Event]:
         """End of stream: a rep on its way back ends; the held-back reps had nothing to
-        confirm them; the set closes."""
+        confirm them; the set closes.
+        """
         events: list[Event] = []
         if self._buf.n:
             for cand in self._det.flush(self._buf):

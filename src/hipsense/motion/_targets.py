@@ -124,7 +124,8 @@ class Targets:
     @property
     def hold_min_s(self) -> float:
         """A held position is at least this long (a fifth of the prescribed hold): less is
-        the limb passing through it while settling in, not a hold cut short."""
+        the limb passing through it while settling in, not a hold cut short.
+        """
         return _HOLD_MIN_RATIO * self.hold_s
 
     @property

@@ -292,7 +292,10 @@ class Segmenter:
             why = "doubtful, " + ",".join(map(str, rep.flags))
         elif not gap and not recent and not pending and self._set_done(rep):
             why = "past the set's prescribed reps"
-        if why and len(pending) + 1 < s.run_reps:
+        # Off the plane, doubtful reps do not confirm each other: fidgeting turns every
+        # way, rep after rep; a patient short of range is still in the plane.
+        fidgety = any(Flag.OFF_PLANE in r.flags for r in (*pending, rep))
+        if why and (fidgety or len(pending) + 1 < s.run_reps):
             self._note(rep.start_s, "held: " + why)
             pending.append(rep)
             return []

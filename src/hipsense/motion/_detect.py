@@ -189,7 +189,7 @@ class CandidateDetector:
         lp = buf.col(LP, i, end)
         top = np.maximum.accumulate(np.concatenate([[self._peak], lp]))[1:]
         half = self._base + self.settings.half_ratio * (top - self._base)
-        runs = run_lengths(buf.col(STILL, i, end) > 0.5, self._still_run)
+        runs = run_lengths(buf.col(STILL, i, end) != 0, self._still_run)
         falling = lp < half
         rested = runs >= self._settled_n
         k = first_true(falling | rested)
@@ -219,7 +219,7 @@ class CandidateDetector:
         half = self._base + s.half_ratio * exc
         near = self._base + s.back_ratio * exc
         low = np.minimum.accumulate(np.concatenate([[self._valley], lp]))[1:]
-        runs = run_lengths(buf.col(STILL, i, end) > 0.5, self._still_run)
+        runs = run_lengths(buf.col(STILL, i, end) != 0, self._still_run)
         up_again = lp > half
         rise = lp - low >= self.threshold(t)
         back = low <= near

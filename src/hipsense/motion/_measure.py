@@ -24,6 +24,17 @@ __all__ = ["Measured", "measure", "smoother"]
 
 F64Array = NDArray[np.float64]
 _NYQUIST_SHARE = 0.4
+_MEDIAN_MIN_N = 3
+"""Fewer samples than this make no level and no phases."""
+_RUSHED_PEAK_RATIO = 1.5
+"""A smooth movement over a duration peaks at this times its mean speed (between a
+constant speed's 1 and a minimum-jerk movement's 1.875)."""
+_SPEED_LIMIT_RATIO = 1.5
+"""A rep faster than this times the exercise's speed limit is too fast, however long."""
+_BROKEN_S = 0.5
+"""A held position is broken when the angle leaves its band for longer than this."""
+_JERK_MIN_N = 5
+"""Jerk needs three differences: fewer samples have no smoothness."""
 _FILTFILT_MIN_N = 15
 """Fewer samples than this are too few to smooth forwards and backwards."""
 _HOLD_BAND_RATIO = 0.15
@@ -83,7 +94,7 @@ def measure(
     exc = high - base
     level_cut = high - _top_band(exc, targets, settings)
     held = top[top >= level_cut]
-    level = float(np.median(held)) if held.shape[0] >= 3 else high
+    level = float(np.median(held)) if held.shape[0] >= _MEDIAN_MIN_N else high
     rom = level - base
     seg = slice(ph.i_on, ph.i_end + 1)
     tilt = _smooth(off, lowpass)[seg]
@@ -152,7 +163,7 @@ def _phases(
     """Onset, arrival at the top, departure from it, and end (s), with their indices."""
     n = th.shape[0]
     end = min(end, n - 1)
-    if end < 3:
+    if end < _MEDIAN_MIN_N:
         return None
     v = np.gradient(th, t)
     ip = int(th[: end + 1].argmax())
@@ -234,12 +245,15 @@ def _flags(
         # Short, and as fast as a smooth movement over the limit would be at its peak
         # (1.5 x the mean speed): tremor blurs where a small rep starts and ends, not its
         # speed.
-        return seen and duration < limit and v >= 1.5 * rom / limit
+        return seen and duration < limit and v >= _RUSHED_PEAK_RATIO * rom / limit
 
     fast = rushed(conc_seen, conc, conc_limit, v_conc) or (
         not tg.check_eccentric and rushed(ecc_seen, ecc, ecc_limit, v_ecc)
     )
-    if tg.too_fast_dps is not None and max(ph.v_out, ph.v_back) > 1.5 * tg.too_fast_dps:
+    if (
+        tg.too_fast_dps is not None
+        and max(ph.v_out, ph.v_back) > _SPEED_LIMIT_RATIO * tg.too_fast_dps
+    ):
         fast = fast or not lost
     if fast and not tg.auto:
         flags.append(Flag.TOO_FAST)
@@ -275,7 +289,7 @@ def _hold(
     band = max(s.noise_deg, _HOLD_BAND_RATIO * rom)
     inside = np.abs(seg - level) <= band
     starts, stops = true_runs(~inside)
-    broken = int(np.count_nonzero(stops - starts >= round(0.5 * rate_hz)))
+    broken = int(np.count_nonzero(stops - starts >= round(_BROKEN_S * rate_hz)))
     hold = max(0.0, ph.leave - ph.top)
     flags: list[Flag] = []
     if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s:
@@ -329,7 +343,7 @@ def _bell(t: F64Array, speed: F64Array, i_peak: int) -> tuple[float, float] | No
 
 def _ldlj(t: F64Array, th: F64Array) -> float:
     """Log dimensionless jerk of an angle trajectory (closer to 0 is smoother)."""
-    if t.shape[0] < 5:
+    if t.shape[0] < _JERK_MIN_N:
         return 0.0
     dt = np.diff(t)
     if not (dt > 0).all():

@@ -49,6 +49,13 @@ movements lie below 3 Hz, and the real recordings are sampled at 25 Hz."""
 _NYQUIST_SHARE = 0.4
 _TINY = 1e-12
 _COARSE_NCOL = 12
+_FLOOR_SPREAD = 0.25
+"""Gravity's spread (root mean square, deg) over movements worth a reference is at least
+this share of the smallest range that counts: reps' tops and rests spread it by about
+a third of their range or more."""
+_VERTICAL_SPREAD = 0.5
+"""`auto`: gravity spread less than this share of the floor while the gyroscope turns is
+a movement about the vertical."""
 _MOVES_MIN = 2
 """Movements from rest to rest over which gyroscope and gravity are compared, at least."""
 _LEVEL_DEG = 90.0 - 1e-9
@@ -131,14 +138,16 @@ class Reference:
     """The rate about the axis at rest, taken off."""
 
     def elevation(self, up: F64Array) -> F64Array:
-        """Signed tilt (deg) out of the movement plane from neutral (heading mode: the
-        tilt of up from neutral's).
+        """Signed tilt (deg) out of the movement plane from neutral.
+
+        Heading mode: the tilt of up from neutral's.
         """
         return self.angles(up, np.broadcast_to(self.quat0, (up.shape[0], 4)))[2]
 
     def angles(self, up: F64Array, quat: F64Array) -> tuple[F64Array, F64Array, F64Array]:
-        """Primary angle, off-plane angle and signed tilt out of the plane (deg) of samples:
-        up (n, 3), fused poses (n, 4).
+        """Primary angle, off-plane angle and signed tilt out of the plane (deg).
+
+        Of samples given as up (n, 3) and fused poses (n, 4).
         """
         if self.mode == "gravity":
             # The three projections in one product (row by row, the same bits however the
@@ -163,8 +172,10 @@ class Reference:
 
 
 class _History:
-    """The last samples, by absolute index: times, up, poses, rates, lost samples, and
-    running sums of the angles measured from the current reference.
+    """The last samples, by absolute index.
+
+    Times, up, poses, rates, lost samples, and the angles measured from the current
+    reference.
     """
 
     def __init__(self, keep: int) -> None:
@@ -265,9 +276,10 @@ class _Coarse:
 def _coarsen(
     rows: F64Array, k: int, lowpass: Lowpass, before: F64Array | None
 ) -> tuple[F64Array, F64Array, F64Array, F64Array, F64Array]:
-    """Means over whole groups of k history rows (from the first): times, up low-passed
-    and normalised, the groups' last poses, mean rates, and jitter (`_Coarse`).
-    `before` is the row before the first, if there is one.
+    """Means over whole groups of k history rows, from the first.
+
+    Times, up low-passed and normalised, the groups' last poses, mean rates, and jitter
+    (`_Coarse`). `before` is the row before the first, if there is one.
     """
     m = rows.shape[0] // k
     # A fresh array: its sums add in the same order wherever the rows lie in memory.
@@ -377,9 +389,10 @@ class ReferenceTracker:
     def update(
         self, t_s: F64Array, up: F64Array, quat: F64Array | None, gyr_rad_s: F64Array
     ) -> list[AngleBlock | Calibration]:
-        """Take a block: times (n,), up in the sensor frame (n, 3), fused poses (n, 4)
-        (None: not fused, no heading) and rates (n, 3); return what it completed, in
-        stream order.
+        """Take a block; return what it completed, in stream order.
+
+        Times (n,), up in the sensor frame (n, 3), fused poses (n, 4) (None: not fused,
+        no heading) and rates (n, 3).
         """
         n = t_s.shape[0]
         out: list[AngleBlock | Calibration] = []
@@ -417,8 +430,9 @@ class ReferenceTracker:
         return range(start + (-(start + 1)) % self._search_n, stop, self._search_n)
 
     def _search_until(self, start: int, stop: int, out: list[AngleBlock | Calibration]) -> int:
-        """Search at the ticks of samples start to stop; where a reference is found, the
-        samples after it are measured.
+        """Search at the ticks of samples start to stop.
+
+        Where a reference is found, the samples after it are measured.
         """
         for j in self._ticks(start, stop):
             self._coarse_until(j + 1)
@@ -443,8 +457,10 @@ class ReferenceTracker:
     def _measure(
         self, start: int, stop: int, out: list[AngleBlock | Calibration], *, live: bool = True
     ) -> int:
-        """Angles of samples start to stop; stop early where the limb has gone where no
-        rep goes (searching again), or (`live`) where its movements need a new axis.
+        """Angles of samples start to stop.
+
+        Stops early where the limb has gone where no rep goes (searching again), or
+        (`live`) where its movements need a new axis.
         """
         ref = self.reference
         assert ref is not None
@@ -499,7 +515,7 @@ class ReferenceTracker:
                 off[:n],
                 lp[:n],
                 still[:n],
-                r[:n, _GAP] > 0.5,
+                r[:n, _GAP] != 0,
                 self._index,
             )
         )
@@ -547,24 +563,22 @@ class ReferenceTracker:
             rest = self._first_rest(groups[0])
             if rest > 0:
                 first += rest * self._k
-                found = self._find(*(g[rest:] for g in groups), True)
+                up, quat, gyr, jitter = (g[rest:] for g in groups)
+                found = self._find(up, quat, gyr, jitter, True)
         if found is None:
             return False
         self._start(found[0], first + found[1] * self._k, stop, out)
         return True
 
     def _first_rest(self, up: F64Array) -> int:
-        """Where (in coarse samples) the limb's first rest of `pause_s` began (0:
-        none).
-        """
+        """Where (in coarse samples) the limb's first rest of `pause_s` began (0: none)."""
         step = np.sqrt(np.sum(np.diff(up, axis=0) ** 2, axis=1))
         starts, stops = true_runs(step < math.radians(self._still_step * self._k))
         long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n / self._k)
         return int(starts[long_enough[0]]) + 1 if long_enough.size else 0
 
     def _check(self, start: int, stop: int) -> tuple[Reference, int, int] | None:
-        """Whether the movements up to each tick of samples start to stop still turn
-        about the reference's axis.
+        """Whether the movements up to each tick still turn about the reference's axis.
 
         If they mostly move across its plane instead (a set done another way, a wrong
         first axis), the reference is found again from them, and the samples since are
@@ -611,8 +625,10 @@ class ReferenceTracker:
         return None
 
     def _bin(self, stop: int) -> None:
-        """Sums over the moving samples of the tick that ends at `stop`: primary^2,
-        tilt^2, primary x tilt, and their count (for the window's main direction).
+        """Sums over the moving samples of the tick that ends at `stop`.
+
+        Primary^2, tilt^2, primary x tilt, and their count (for the window's main
+        direction).
         """
         a = max(self._ref_from, stop - self._search_n)
         recent = np.array(self._hist.span(a, stop)[:, _LP : _STILL + 1])
@@ -641,9 +657,10 @@ class ReferenceTracker:
         return self._direction(float(a @ a), float(e @ e), float(a @ e), float(a.shape[0]))
 
     def _direction(self, saa: float, see: float, sae: float, count: float) -> float | None:
-        """The main direction (rad) of a path in the plane at right angles to neutral's
-        up, from its sums: 0 along the axis's path, pi / 2 across it; None if it moved too
-        little to tell.
+        """The main direction (rad) of a path, from its sums.
+
+        In the plane at right angles to neutral's up: 0 along the axis's path, pi / 2
+        across it; None if it moved too little to tell.
         """
         if count < self._search_n or (saa + see) / count < self.floor_deg**2:
             return None
@@ -657,8 +674,9 @@ class ReferenceTracker:
         jitter: F64Array,
         opens_at_rest: bool,
     ) -> tuple[Reference, int] | None:
-        """A reference from the search's coarse samples (up low-passed, poses, rates,
-        jitter), and the first of them to measure from it; or None.
+        """A reference from the search's coarse samples, and the first to measure from it.
+
+        The samples: up low-passed, poses, rates, jitter. None if there is no reference.
 
         `opens_at_rest`: the first sample is a rest pose (the stream's start, or where the
         limb settled when the last reference was lost).
@@ -733,13 +751,16 @@ class ReferenceTracker:
             if rates is not None:
                 flat = rates - float(rates @ mean) * mean
                 vertical = math.degrees(math.acos(min(1.0, abs(float(rates @ mean)))))
-                if spread < 0.5 * self.floor_deg or abs(float(_unit(flat) @ across)) >= self._agree:
+                if (
+                    spread < _VERTICAL_SPREAD * self.floor_deg
+                    or abs(float(_unit(flat) @ across)) >= self._agree
+                ):
                     tilt = vertical
         if tilt < s.vertical_axis_deg:
             if rates is None and self.axis_from_vertical_deg is None:
                 return None
             return "heading", mean, mean, mean, 1.0
-        if planar > s.planar_max or spread < 0.25 * self.floor_deg:
+        if planar > s.planar_max or spread < _FLOOR_SPREAD * self.floor_deg:
             return None
         axis = across
         if tilt < _LEVEL_DEG:
@@ -760,7 +781,7 @@ class ReferenceTracker:
         moving = gyr[speed > math.radians(self.settings.still_dps)]
         if moving.shape[0] < self.settings.search_every_s * rate:
             return None
-        vals, vecs = np.linalg.eigh(np.einsum("ij,ik->jk", moving, moving))
+        _, vecs = np.linalg.eigh(np.einsum("ij,ik->jk", moving, moving))
         return np.asarray(vecs[:, 2], np.float64)
 
     def _range(self, phi: F64Array) -> float:
@@ -770,8 +791,9 @@ class ReferenceTracker:
     def _neutral_side(
         self, phi: F64Array, jitter: F64Array, opens_at_rest: bool, rate: float
     ) -> tuple[float, float, int] | None:
-        """Neutral's level, the working direction (+1: up the angle) and the first sample
-        at rest there; or None.
+        """Neutral's level, the working direction and the first sample at rest there.
+
+        The direction is +1 up the angle. None if there is no start position yet.
 
         The start position is the end of the range the limb goes out from and comes back
         to (`returns_min` times), resting there at least once. Of the two ends, the one
@@ -833,8 +855,9 @@ class ReferenceTracker:
     def _start(
         self, ref: Reference, first: int, stop: int, out: list[AngleBlock | Calibration]
     ) -> None:
-        """Take a found reference at sample `stop`; measure samples `first` to `stop`
-        from it again (they come out marked as recovered).
+        """Take a found reference at sample `stop`.
+
+        Samples `first` to `stop` are measured from it again, marked as recovered.
         """
         t_now = float(self._hist.cols[stop - 1 - self._hist.first, _T])
         self._index += 1
@@ -869,8 +892,7 @@ class ReferenceTracker:
                     out[m] = replace(item, recovered=True)
 
     def _gyro_fit(self, ref: Reference, rows: F64Array) -> Reference:
-        """The reference with the gyroscope's sign and bias about its axis, if it agrees
-        with gravity over `rows` (`gyro_agreement`).
+        """The reference with the gyroscope's sign and bias, if it agrees with gravity.
 
         Compared from rest to rest, where gravity is exact: the rate about the axis,
         integrated over each movement between two rests, against the change of the
@@ -916,7 +938,7 @@ class ReferenceTracker:
         self._last_lp = math.nan
         self._still_run = 0
         self._ref_from = at
-        self._bins: deque[tuple[float, float, float, float]] = deque()
+        self._bins = deque()
         self._bin_total = [0.0, 0.0, 0.0, 0.0]
 
     def _take_neutral(self, at: int) -> Calibration:
@@ -958,8 +980,9 @@ def _row(rows: F64Array) -> F64Array | None:
 
 
 def _pose(quat: F64Array, up: F64Array) -> F64Array:
-    """The fused pose, or where there is none (raw input not fused) the pose that turns
-    `up` to the vertical the shortest way (heading unknown, taken as zero).
+    """The fused pose, or the pose that turns `up` to the vertical the shortest way.
+
+    The latter where there is none (raw input not fused): heading unknown, taken as zero.
     """
     if np.isfinite(quat).all():
         return np.array(quat, dtype=np.float64)

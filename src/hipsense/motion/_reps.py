@@ -53,6 +53,8 @@ __all__ = ["Segmenter"]
 
 F64Array = NDArray[np.float64]
 Event = RepEvent | HoldEvent | SetEvent
+_TRIM_N = 4096
+"""Samples dropped at a time from the front of the buffer: copies stay rare."""
 _DOUBTFUL = frozenset({Flag.PARTIAL, Flag.OFF_PLANE, Flag.HOLD_SHORT})
 
 
@@ -144,9 +146,7 @@ class Segmenter:
         return events
 
     def finish(self) -> list[Event]:
-        """End of stream: a rep on its way back ends; the held-back reps had nothing to
-        confirm them; the set closes.
-        """
+        """End of stream: a rep on its way back ends, held reps are dropped, the set closes."""
         events: list[Event] = []
         if self._buf.n:
             for cand in self._det.flush(self._buf):
@@ -162,7 +162,7 @@ class Segmenter:
 
     def _trim(self) -> None:
         keep = min(self._det.scanning_from - self._pre_n, self._buf.end - self._pre_n)
-        if keep > self._buf.base + 4096:
+        if keep > self._buf.base + _TRIM_N:
             self._buf.drop_before(keep)
 
     # -- one candidate ---------------------------------------------------------------
@@ -176,7 +176,7 @@ class Segmenter:
             w[:, T],
             w[:, TH],
             w[:, OFF],
-            w[:, GAP] > 0.5,
+            w[:, GAP] != 0,
             c.peak - begin,
             c.end - begin,
             self.targets,
@@ -192,7 +192,7 @@ class Segmenter:
         if why:
             self._note(t_start, f"not a rep: {why}")
             return []
-        recovered = bool(buf.rows(c.decided, c.decided + 1)[0, RECOVERED] > 0.5)
+        recovered = bool(buf.rows(c.decided, c.decided + 1)[0, RECOVERED] != 0)
         ev = replace(m.event, recovered=recovered)
         middle_s = ev.peak_s if isinstance(ev, RepEvent) else 0.5 * (ev.start_s + ev.end_s)
         if self._last_end_s is not None and middle_s <= self._last_end_s:
@@ -299,11 +299,11 @@ class Segmenter:
             self._note(rep.start_s, "held: " + why)
             pending.append(rep)
             return []
-        out: list[Event] = []
+        released: list[Event] = []
         for held in pending:
-            out += self._add(held)
+            released += self._add(held)
         pending.clear()
-        return out + self._add(rep)
+        return released + self._add(rep)
 
     def _set_done(self, rep: RepEvent) -> bool:
         cap = self.targets.reps_per_set

@@ -11,6 +11,8 @@ _DEFAULT_PHASE_S = 1.5
 _SETTLED_MARGIN_S = 10.0
 """A held position ends within seconds of its prescription; a patient who has settled
 somewhere stays there longer."""
+_HOLD_CHECKED_S = 0.5
+"""A prescribed hold shorter than this is a pause at the top, not judged."""
 _HOLD_MIN_RATIO = 0.2
 _TOP_MAX_RATIO = 1.75
 """Beyond this times the top of the range is not a rep (standing up from the chair a
@@ -80,7 +82,7 @@ class Targets:
             outward_s=outward,
             return_s=back,
             hold_s=d.hold_s,
-            check_hold=d.hold_s >= 0.5,
+            check_hold=d.hold_s >= _HOLD_CHECKED_S,
             check_eccentric=FormCheck.ECCENTRIC_FAST in limits,
             too_fast_dps=limits.get(FormCheck.TOO_FAST),
             off_plane_deg=limits.get(FormCheck.OFF_PLANE) or 12.0,
@@ -123,8 +125,9 @@ class Targets:
 
     @property
     def hold_min_s(self) -> float:
-        """A held position is at least this long (a fifth of the prescribed hold): less is
-        the limb passing through it while settling in, not a hold cut short.
+        """A held position is at least this long: a fifth of the prescribed hold.
+
+        Less is the limb passing through it while settling in, not a hold cut short.
         """
         return _HOLD_MIN_RATIO * self.hold_s
 

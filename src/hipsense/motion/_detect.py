@@ -3,16 +3,17 @@
 States and what moves the detector between them, checked in this order at each sample:
 
 - *idle*, at the rest level (the lowest angle of the last `baseline_window_s`, never
-  reaching back past the last rep's end). It goes *out* once the angle is `threshold`
-  above it: the larger of half the exercise's detection floor and `scale_ratio` of the
-  set's typical excursion (the median of its last `run_reps`).
+  reaching back past the last rep's end). It goes *out* once the angle is half the
+  exercise's detection floor above it.
 - *out*, rising to and holding at the top, whose highest angle is followed. It goes
   *back* once the angle falls below `half_ratio` of its excursion.
 - *back*: the lowest angle since (the valley) is followed. If the angle rises over half
   way again before the limb was back near the start (`back_ratio`) and at least
   `min_phase_s` after the top, that was a dip at the top: *out* again, the same rep.
   Otherwise the rep has ended at the valley when the angle rises from it by `threshold`
-  (the next rep starts there, *out*), or when the limb rests (the reference's
+  (the next rep starts there, *out*): without a rest between, that is `scale_ratio` of
+  the set's typical excursion (the median of its last `run_reps`), not less than the
+  start's (a bounce off the bed is no rep); or when the limb rests (the reference's
   `rest_min_s` near the start, its `pause_s` further up): *idle*.
 
 A candidate that rests longer than any hold (`settled_s`) before it came back has not
@@ -135,7 +136,7 @@ class CandidateDetector:
         return self._next if self.state == "idle" else self._start
 
     def threshold(self, t_s: F64Array) -> F64Array:
-        """Rise above the rest level that starts a candidate at times `t_s`."""
+        """Rise from a valley, without a rest, that starts the next candidate at `t_s`."""
         s = self.settings
         floor = 0.5 * self.floor_deg
         if not self._excursions:
@@ -167,7 +168,8 @@ class CandidateDetector:
         lp = buf.col(LP, lo, end)
         rest = trailing_min_from(lp, self._window, i - lo)
         rise = lp[i - lo :] - rest
-        k = first_true(rise >= self.threshold(buf.col(T, i, end)))
+        # From rest, the detection floor: a small set after a wide one starts as any set.
+        k = first_true(rise >= 0.5 * self.floor_deg)
         if k < 0:
             self._next = end
             return

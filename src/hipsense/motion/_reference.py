@@ -522,12 +522,12 @@ class ReferenceTracker:
         if switched is not None:
             self._start(*switched, out)
         elif k >= 0:
-            # Look for the reference again from the next sample (at rest, if the limb
-            # settled there).
+            # Look for the reference again from where the limb last rested at neutral:
+            # the movement that took it here may be a rep about a new axis.
             self._note(float(r[k, _T]), "reference lost: the limb is where no rep goes")
             self.reference = None
-            self._search_from = start + n
-            self._opens_at_rest = bool(still[k])
+            self._search_from = self._last_rest_at_neutral(start + n)
+            self._opens_at_rest = True
         return start + n
 
     def _blend(self, gravity: F64Array, gyr: F64Array, ref: Reference) -> F64Array:
@@ -541,6 +541,15 @@ class ReferenceTracker:
         turned = np.cumsum(steps)[1:]
         self._turned = float(turned[-1])
         return np.asarray(turned + self._blend_lp(gravity - turned), np.float64)
+
+    def _last_rest_at_neutral(self, stop: int) -> int:
+        """The sample after the limb's last rest near neutral before `stop` (measured from
+        the current reference), or `stop` if it did not rest there since it began."""
+        rows = self._hist.span(self._ref_from, stop)
+        near = (rows[:, _STILL] != 0) & (np.abs(rows[:, _LP]) < self.floor_deg)
+        near &= np.abs(rows[:, _RISE]) < self.floor_deg
+        hits = np.flatnonzero(near)
+        return stop if not hits.size else stop - rows.shape[0] + int(hits[-1])
 
     def _still(self, lp: F64Array) -> BoolArray:
         """At rest: the low-passed angle moved less than `still_dps` over the last sample."""
@@ -558,7 +567,8 @@ class ReferenceTracker:
         c = self._coarse
         groups = c.latest(self._backlog_n // self._k)
         first = (c.end_group - groups[0].shape[0]) * self._k
-        found = self._find(*groups, self._opens_at_rest and first == self._search_from)
+        opened = self._opens_at_rest and c.end_group - groups[0].shape[0] == c.start_group
+        found = self._find(*groups, opened)
         if found is None:
             rest = self._first_rest(groups[0])
             if rest > 0:
@@ -848,7 +858,9 @@ class ReferenceTracker:
             return None
         mask = still & (ends == side)
         level = float(np.median(phi[mask]))
-        return level, float(-side), int(mask.argmax())
+        # Measured from the first rest there, or from the opening if it rested there.
+        first = 0 if opens_at_rest and ends[0] == side else int(mask.argmax())
+        return level, float(-side), first
 
     # -- references ----------------------------------------------------------------
 

@@ -16,11 +16,23 @@ from hipsense.exercises import Exercise, ExerciseKind
 
 from ._kinematics import Side, mounting_quat, neutral_thigh_quat
 from ._rotation import axis_angle_quat, interval_rates, min_jerk, quat_conj, quat_mul, rotate
-from ._spec import FaultKind, NonExerciseSpec, ScenarioSpec
+from ._spec import FaultKind, NonExerciseSpec, ScenarioSpec, SetSpec
 
 __all__ = ["Motion", "build_motion"]
 
 F64Array = NDArray[np.float64]
+_DEFAULT_PHASE_S = 1.5
+"""A phase's duration where the library prescribes none."""
+# The flag definitions of docs/motion.md, which `derive_faults` labels by.
+_TOO_FAST_SHARE = 0.5
+"""A phase shorter than this share of its prescription is too fast."""
+_SPEED_LIMIT_MARGIN = 1.5
+"""Too fast also when the peak speed is over this many times the exercise's limit."""
+_PARTIAL_SHARE = 0.8
+"""A range under this share of the target minimum is partial."""
+_HOLD_SHORT_SHARE = 0.7
+_HOLD_SHORT_SHARE_HOLDS = 0.85
+"""A hold shorter than these shares of its prescription is short (reps; holds)."""
 # The strap sits 25 cm down the thigh from the hip joint, on its lateral skin, 7 cm out.
 _STRAP_THIGH_M = np.array([0.25, 0.0, 0.07])
 
@@ -55,6 +67,8 @@ class _Builder:
     a: list[F64Array] = field(default_factory=list)
     n: int = 0
     side: Side = "right"
+    level: float = 0.0
+    """The resting level the thigh is at, deg from the start position (rest_drift_deg)."""
     reps: list[dict[str, Any]] = field(default_factory=list)
     holds: list[dict[str, Any]] = field(default_factory=list)
     sets: list[dict[str, Any]] = field(default_factory=list)
@@ -68,6 +82,7 @@ class _Builder:
 
     def _place(self, side: Side) -> None:
         self.side = side
+        self.level = 0.0
         ex = self.exercise
         self.q_neutral = neutral_thigh_quat(ex, side)
         self.q_mount = mounting_quat(side, self.spec.misalignment_deg, self.rng)
@@ -133,27 +148,116 @@ class _Builder:
         tremor = 0.0 if at_rest else 0.03 * amp * np.sin(2 * np.pi * f1 * tt + ph[0])
         return np.asarray(env * (tremor + sway), dtype=np.float64)
 
-    def still(self, seconds: float, level_deg: float = 0.0) -> None:
+    def still(self, seconds: float) -> None:
         m = self._samples(seconds)
-        self._emit(level_deg + self._tremor(m, at_rest=True))
+        self._emit(self.level + self._tremor(m, at_rest=True))
+
+    def rest(self, seconds: float) -> None:
+        """A rest between reps or sets: still, or restless (sway, a drifting level)."""
+        spec = self.spec
+        if spec.rest_sway_deg == 0 and spec.rest_drift_deg == 0:
+            self.still(seconds)
+            return
+        m = self._samples(seconds)
+        new_level = self.level
+        if spec.rest_drift_deg > 0:
+            new_level = _reflect(
+                self.level + self.rng.normal(0, spec.rest_drift_deg / 4), spec.rest_drift_deg
+            )
+        # The level moves over the whole rest: a leg settling, not a movement.
+        x = (np.arange(m) + 1.0) / m
+        theta = self.level + (new_level - self.level) * min_jerk(x)
+        phi = np.zeros(m)
+        if spec.rest_sway_deg > 0:
+            theta = theta + self._sway(m, spec.rest_sway_deg)
+            phi = self._sway(m, spec.rest_sway_deg)
+        self._emit(theta + self._tremor(m, at_rest=True), phi)
+        self.level = new_level
+
+    def _sway(self, m: int, amp_deg: float) -> F64Array:
+        """Slow restless wandering within +-amp_deg, starting and ending at zero.
+
+        Knots drawn within the bound, joined by minimum-jerk blends (which stay between
+        their ends), under an envelope in [0, 1]: the bound holds at every sample.
+        """
+        seconds = m / self.grid_hz
+        n_knots = max(2, int(seconds * self.rng.uniform(0.1, 0.5)) + 2)
+        knots = self.rng.uniform(-amp_deg, amp_deg, n_knots)
+        x = np.linspace(0, n_knots - 1, m)
+        i = np.minimum(x.astype(int), n_knots - 2)
+        s = min_jerk(x - i)
+        wander = knots[i] * (1 - s) + knots[i + 1] * s
+        tt = np.arange(m) / self.grid_hz
+        # Eases in and out over up to a second: no velocity step at the rest's ends.
+        ramp_s = min(1.0, seconds / 3)
+        env = min_jerk(np.minimum(tt, tt[-1] - tt) / ramp_s)
+        return np.asarray(env * wander, dtype=np.float64)
+
+    def _sag(self, m: int, arrival_deg: float) -> tuple[F64Array, float]:
+        """How far the held angle has sunk at each hold sample, and by how much in all.
+
+        A minimum-jerk sink sampled at the middle of each interval: symmetric, so the
+        median level over the hold is exactly half way down.
+        """
+        sag_deg = self.spec.hold_sag * arrival_deg
+        if sag_deg == 0:
+            return np.zeros(m), 0.0
+        return sag_deg * min_jerk((np.arange(m) + 0.5) / m), sag_deg
+
+    def _derived_faults(
+        self, rom: float, outward_s: float, return_s: float, hold_s: float, peak_dps: float
+    ) -> set[FaultKind]:
+        """The faults a planned rep has by the flag definitions of docs/motion.md."""
+        ex = self.exercise
+        dosage = ex.variant(self.spec.variant)
+        concentric_p = dosage.tempo.concentric_s or ex.dosage.tempo.concentric_s or _DEFAULT_PHASE_S
+        eccentric_p = dosage.tempo.eccentric_s or ex.dosage.tempo.eccentric_s or _DEFAULT_PHASE_S
+        concentric_s, eccentric_s = (
+            (outward_s, return_s) if ex.outward_phase == "concentric" else (return_s, outward_s)
+        )
+        limits = {c.check.value: c.limit for c in ex.cues}
+        checks_eccentric = "eccentric_fast" in limits
+        out: set[FaultKind] = set()
+        speed_limit = limits.get("too_fast")
+        if (
+            concentric_s < _TOO_FAST_SHARE * concentric_p
+            or (not checks_eccentric and eccentric_s < _TOO_FAST_SHARE * eccentric_p)
+            or (speed_limit is not None and peak_dps > _SPEED_LIMIT_MARGIN * speed_limit)
+        ):
+            out.add("too_fast")
+        if checks_eccentric:
+            limit_s = max(_TOO_FAST_SHARE * eccentric_p, limits["eccentric_fast"] or 0.0)
+            if eccentric_s < limit_s:
+                out.add("eccentric_fast")
+        if rom > ex.rom.target_max_deg:
+            out.add("too_much_range")
+        partial = limits.get("partial")
+        share = partial if partial is not None and partial <= 1 else _PARTIAL_SHARE
+        if rom < share * ex.rom.target_min_deg:
+            out.add("partial")
+        if dosage.hold_s >= 0.5 and hold_s < _HOLD_SHORT_SHARE * dosage.hold_s:
+            out.add("hold_short")
+        return out
 
     # -- a rep ---------------------------------------------------------------------
 
-    def rep(self, set_index: int, index: int, n_in_set: int, faults: set[FaultKind]) -> None:
+    def rep(self, set_index: int, index: int, st: SetSpec, faults: set[FaultKind]) -> None:
         spec, ex = self.spec, self.exercise
         dosage = ex.variant(spec.variant)
+        n_in_set = st.reps
         rv, tv = spec.rom_variability, spec.tempo_variability
         rom = (spec.rom_deg or ex.rom.typical_deg) * self.rng.uniform(1 - rv, 1 + rv)
         rom *= 1.0 - spec.fatigue * index / max(1, n_in_set - 1)
         rom = min(rom, ex.rom.target_max_deg * 0.97)
         rom = max(rom, ex.rom.target_min_deg * 1.05)
-        outward_s = spec.concentric_s or dosage.tempo.concentric_s or 1.5
-        return_s = spec.eccentric_s or dosage.tempo.eccentric_s or 1.5
+        rom *= st.rom_scale
+        outward_s = spec.concentric_s or dosage.tempo.concentric_s or _DEFAULT_PHASE_S
+        return_s = spec.eccentric_s or dosage.tempo.eccentric_s or _DEFAULT_PHASE_S
         if ex.outward_phase == "eccentric":
             outward_s, return_s = return_s, outward_s
-        outward_s *= self.rng.uniform(1 - tv, 1 + tv)
-        return_s *= self.rng.uniform(1 - tv, 1 + tv)
-        hold_s = spec.hold_s if spec.hold_s is not None else dosage.hold_s
+        outward_s *= self.rng.uniform(1 - tv, 1 + tv) * st.tempo_scale
+        return_s *= self.rng.uniform(1 - tv, 1 + tv) * st.tempo_scale
+        hold_s = _first_set(st.hold_s, spec.hold_s, dosage.hold_s)
         hold_s *= self.rng.uniform(0.95, 1.1) if hold_s else 1.0
         phi_gain = 0.04
         derived: set[FaultKind] = set()
@@ -185,6 +289,7 @@ class _Builder:
             hesitation_s = self.rng.uniform(0.3, 0.7)
 
         t0 = self.t
+        base = self.level
         m_out = self._samples(outward_s)
         x = np.arange(1, m_out + 1) / m_out
         up = min_jerk(x)
@@ -193,23 +298,34 @@ class _Builder:
             k = self._samples(hesitation_s)
             split = int(m_out * self.rng.uniform(0.3, 0.6))
             up = np.concatenate([up[:split], np.full(k, up[split]), up[split:]])
-        theta_up = rom * up
-        self._emit(theta_up, phi_gain * theta_up)
+        # Off the plane in proportion to the excursion from the resting level.
+        exc_up = rom * up
+        self._emit(base + exc_up, phi_gain * exc_up)
         t_top = self.t
+        sag_deg = 0.0
         if hold_s > 0:
             m_hold = self._samples(hold_s)
-            theta_hold = rom + self._tremor(m_hold)
-            self._emit(theta_hold, phi_gain * theta_hold)
+            sunk, sag_deg = self._sag(m_hold, rom)
+            exc_hold = rom - sunk + self._tremor(m_hold)
+            self._emit(base + exc_hold, phi_gain * exc_hold)
         t_hold_end = self.t
         m_back = self._samples(return_s)
-        theta_back = rom * (1.0 - min_jerk(np.arange(1, m_back + 1) / m_back))
-        self._emit(theta_back, phi_gain * theta_back)
+        exc_back = (rom - sag_deg) * (1.0 - min_jerk(np.arange(1, m_back + 1) / m_back))
+        self._emit(base + exc_back, phi_gain * exc_back)
         t_end = self.t
         outward = t_top - t0
         back = t_end - t_hold_end
         concentric_s, eccentric_s = (
             (outward, back) if ex.outward_phase == "concentric" else (back, outward)
         )
+        # The range is the median level over the hold: half way down a sagging one.
+        rom_held = rom - sag_deg / 2
+        peak_dps = self.grid_hz * max(
+            float(np.abs(np.diff(exc_up, prepend=0.0)).max()),
+            float(np.abs(np.diff(exc_back, prepend=rom - sag_deg)).max()),
+        )
+        if spec.derive_faults:
+            derived |= self._derived_faults(rom_held, outward, back, t_hold_end - t_top, peak_dps)
         self.reps.append(
             {
                 "index": len(self.reps),
@@ -221,8 +337,12 @@ class _Builder:
                 "peak_s": (t_top + t_hold_end) / 2,
                 "hold_end_s": t_hold_end,
                 "end_s": t_end,
-                "rom_deg": rom,
-                "off_plane_deg": phi_gain * rom,
+                "rom_deg": rom_held,
+                "arrival_deg": rom,
+                "sag_deg": sag_deg,
+                "base_deg": base,
+                "peak_dps": peak_dps,
+                "off_plane_deg": phi_gain * rom_held,
                 "outward_s": outward,
                 "return_s": back,
                 "concentric_s": concentric_s,
@@ -233,27 +353,36 @@ class _Builder:
             }
         )
 
-    def hold(self, set_index: int, index: int, faults: set[FaultKind]) -> None:
-        """A held position: move in, hold still (tremor), move back."""
+    def hold(self, set_index: int, index: int, st: SetSpec, faults: set[FaultKind]) -> None:
+        """A held position: move in, hold still (tremor; sinking if it sags), move back."""
         spec, ex = self.spec, self.exercise
         dosage = ex.variant(spec.variant)
         target = (spec.rom_deg or ex.rom.typical_deg) * self.rng.uniform(0.9, 1.1)
-        hold_s = spec.hold_s if spec.hold_s is not None else dosage.hold_s
+        target *= st.rom_scale
+        hold_s = _first_set(st.hold_s, spec.hold_s, dosage.hold_s)
         hold_s *= self.rng.uniform(1.0, 1.1)
         if "hold_short" in faults:
             hold_s *= self.rng.uniform(0.3, 0.6)
         t0 = self.t
-        m_in = self._samples(self.rng.uniform(1.5, 3.0))
-        theta_in = target * min_jerk(np.arange(1, m_in + 1) / m_in)
-        self._emit(theta_in, 0.04 * theta_in)
+        base = self.level
+        m_in = self._samples(self.rng.uniform(1.5, 3.0) * st.tempo_scale)
+        exc_in = target * min_jerk(np.arange(1, m_in + 1) / m_in)
+        self._emit(base + exc_in, 0.04 * exc_in)
         t_start = self.t
         m_hold = self._samples(hold_s)
-        theta_hold = target + self._tremor(m_hold)
-        self._emit(theta_hold, 0.04 * theta_hold)
+        sunk, sag_deg = self._sag(m_hold, target)
+        exc_hold = target - sunk + self._tremor(m_hold)
+        self._emit(base + exc_hold, 0.04 * exc_hold)
         t_stop = self.t
-        m_out = self._samples(self.rng.uniform(1.5, 3.0))
-        theta_out = target * (1.0 - min_jerk(np.arange(1, m_out + 1) / m_out))
-        self._emit(theta_out, 0.04 * theta_out)
+        m_out = self._samples(self.rng.uniform(1.5, 3.0) * st.tempo_scale)
+        exc_out = (target - sag_deg) * (1.0 - min_jerk(np.arange(1, m_out + 1) / m_out))
+        self._emit(base + exc_out, 0.04 * exc_out)
+        if (
+            spec.derive_faults
+            and dosage.hold_s > 0
+            and t_stop - t_start < _HOLD_SHORT_SHARE_HOLDS * dosage.hold_s
+        ):
+            faults = faults | {"hold_short"}
         self.holds.append(
             {
                 "index": len(self.holds),
@@ -265,7 +394,10 @@ class _Builder:
                 "end_s": t_stop,
                 "exit_s": self.t,
                 "hold_s": t_stop - t_start,
-                "target_deg": target,
+                "target_deg": target - sag_deg / 2,
+                "arrival_deg": target,
+                "sag_deg": sag_deg,
+                "base_deg": base,
                 "faults": sorted(faults),
             }
         )
@@ -304,7 +436,9 @@ class _Builder:
                 lat = rotate(self.q_neutral, np.array([0.0, 0.0, 1.0]))
                 angle = 80.0 * env
                 pert = axis_angle_quat(lat, np.deg2rad(angle))
-        self._emit(self._tremor(m, at_rest=True), q_pert=pert, hip_m=hip, planned=False)
+        self._emit(
+            self.level + self._tremor(m, at_rest=True), q_pert=pert, hip_m=hip, planned=False
+        )
         self.non_exercise.append({"kind": ne.kind, "start_s": t0, "end_s": self.t})
 
     def _smooth_random_rotation(self, m: int, scale_deg: float, hz: float) -> F64Array:
@@ -359,33 +493,37 @@ def build_motion(
         if ne.at == "start":
             b.still(1.0)
             b.non_exercise_motion(ne)
-    b.still(spec.lead_s)
+    # No lead (lead_s 0): the first rep begins with the stream.
+    if spec.lead_s > 0:
+        b.still(spec.lead_s)
     between = [ne for ne in spec.non_exercise if ne.at == "between-sets"]
     for s_index, s in enumerate(spec.sets):
         if s.side != b.side:
             b.switch_side(s.side)
-            b.still(spec.lead_s)
+            if spec.lead_s > 0:
+                b.still(spec.lead_s)
         set_start = b.t
         faults_of = {i: {k for k, idx in s.faults.items() if i in idx} for i in range(s.reps)}
+        rest_s = _first_set(s.rest_between_reps_s, spec.rest_between_reps_s)
         for i in range(s.reps):
             if exercise.kind is ExerciseKind.HOLD:
-                b.hold(s_index, i, faults_of[i])
+                b.hold(s_index, i, s, faults_of[i])
             else:
-                b.rep(s_index, i, s.reps, faults_of[i])
-            rest = spec.rest_between_reps_s * rng.uniform(0.7, 1.4)
+                b.rep(s_index, i, s, faults_of[i])
+            rest = rest_s * rng.uniform(0.7, 1.4)
             if rng.random() < spec.long_pause_ratio:
                 rest += rng.uniform(5.0, 15.0)
             if exercise.kind is ExerciseKind.HOLD:
                 rest += 2.0
-            b.still(rest)
+            b.rest(rest)
         b.sets.append(
             {"index": s_index, "side": s.side, "start_s": set_start, "end_s": b.t, "reps": s.reps}
         )
         if s_index < len(spec.sets) - 1:
-            b.still(s.rest_after_s * 0.5)
+            b.rest(s.rest_after_s * 0.5)
             if between:
                 b.non_exercise_motion(between[s_index % len(between)])
-            b.still(s.rest_after_s * 0.5)
+            b.rest(s.rest_after_s * 0.5)
     b.still(2.0)
     for ne in spec.non_exercise:
         if ne.at == "end":
@@ -399,6 +537,19 @@ def build_motion(
         "side_switches": b.side_switches,
     }
     return Motion(grid_hz, np.concatenate(b.q), np.concatenate(b.p), np.concatenate(b.a), truth)
+
+
+def _first_set(*values: float | None) -> float:
+    """The first value that is set (a set's own, then the scenario's, then the default)."""
+    return next(v for v in values if v is not None)
+
+
+def _reflect(x: float, top: float) -> float:
+    """`x` folded back into [0, top], as a random walk between two walls."""
+    x = abs(x)
+    if x > top:
+        x = 2 * top - x
+    return min(max(x, 0.0), top)
 
 
 def body_rates(motion: Motion) -> tuple[F64Array, F64Array]:

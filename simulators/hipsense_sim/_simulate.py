@@ -173,6 +173,9 @@ def _imu_errors(
     gyro_sigma = imu.gyro_noise_dps_sqrt_hz * deg * np.sqrt(bw)
     acc_sigma = imu.accel_noise_ug_sqrt_hz * 1e-6 * _G * np.sqrt(bw)
     gyro_bias = rng.normal(0, imu.gyro_bias_dps * deg, 3)
+    if imu.gyro_bias_xyz_dps is not None:
+        # The random one is still drawn: the noise after it stays the same draws.
+        gyro_bias = np.array(imu.gyro_bias_xyz_dps) * deg
     walk = np.cumsum(
         rng.normal(0, imu.gyro_bias_walk_dps_sqrt_s * deg * np.sqrt(1 / rate), (n, 3)), axis=0
     )

@@ -37,6 +37,17 @@ class SetSpec(_Spec):
     faults: dict[FaultKind, list[int]] = {}
     """Rep indices (0-based, within the set) that carry each fault."""
     rest_after_s: Annotated[float, Field(ge=0, le=600)] = 45.0
+    rom_scale: Annotated[float, Field(ge=0.1, le=1.5)] = 1.0
+    """Scales this set's ranges (holds: targets), after they are drawn and kept within the
+    exercise's target range: 0.4 is a low-amplitude set after a normal one. The ranges of
+    injected `partial` and `too_much_range` reps are the faults' own, not scaled."""
+    tempo_scale: Annotated[float, Field(ge=0.1, le=3.0)] = 1.0
+    """Scales the durations of this set's outward and return phases (holds: moving in and
+    out): 0.5 is a set done twice as fast."""
+    hold_s: Annotated[float, Field(ge=0, le=600)] | None = None
+    """This set's time at end range (holds: the hold); the scenario's when None."""
+    rest_between_reps_s: Annotated[float, Field(ge=0, le=600)] | None = None
+    """This set's rest between reps; the scenario's when None."""
 
     @model_validator(mode="after")
     def _faults_agree(self) -> Self:
@@ -72,6 +83,16 @@ class ImuSpec(_Spec):
     """
     gyro_bias_dps: Annotated[float, Field(ge=0)] = 0.5
     """Standard deviation of the constant gyro bias per axis (turn-on offset)."""
+    gyro_bias_xyz_dps: (
+        tuple[
+            Annotated[float, Field(ge=-10, le=10)],
+            Annotated[float, Field(ge=-10, le=10)],
+            Annotated[float, Field(ge=-10, le=10)],
+        ]
+        | None
+    ) = None
+    """The turn-on bias itself, per sensor axis (deg/s), instead of a random one drawn
+    with `gyro_bias_dps`: a sensor known to start with 2-3 deg/s on two axes."""
     gyro_bias_walk_dps_sqrt_s: Annotated[float, Field(ge=0)] = 0.002
     accel_bias_mg: Annotated[float, Field(ge=0)] = 20.0
     scale_error: Annotated[float, Field(ge=0, le=0.05)] = 0.005
@@ -108,7 +129,8 @@ class ScenarioSpec(_Spec):
     seed: int = 0
     sets: list[SetSpec]
     lead_s: Annotated[float, Field(ge=0)] = 4.0
-    """Still time in the start position before the first rep (calibration)."""
+    """Still time in the start position before the first rep (calibration), and after
+    each side switch; 0 is no still start: the first rep begins with the stream."""
     rom_deg: Annotated[float, Field(gt=0)] | None = None
     """Planned range of motion; the exercise's typical range when None."""
     hold_s: Annotated[float, Field(ge=0)] | None = None
@@ -123,6 +145,27 @@ class ScenarioSpec(_Spec):
     long_pause_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
     tremor_deg: Annotated[float, Field(ge=0, le=3)] = 0.3
     misalignment_deg: Annotated[float, Field(ge=0, le=180)] = 20.0
+    rest_sway_deg: Annotated[float, Field(ge=0, le=10)] = 0.0
+    """Restless rests: between reps and between sets the resting thigh wanders slowly
+    (0.1-0.5 Hz) by up to this many degrees from its resting level, in the movement's
+    plane and across it (0: only breathing moves it, `0.3 * tremor_deg`)."""
+    rest_drift_deg: Annotated[float, Field(ge=0, le=15)] = 0.0
+    """The resting level drifts: over each rest it moves to a new level, a random walk
+    (steps of a quarter of this, sd) kept between the start position (0) and this many
+    degrees towards the movement; the next rep starts from that level and returns to it.
+    A side switch starts again from 0."""
+    hold_sag: Annotated[float, Field(ge=0, le=0.5)] = 0.0
+    """Holds that sag: over each hold at end range (and each hold of a hold exercise) the
+    held angle sinks smoothly by this share of the range it arrived at. The truth's
+    `rom_deg` (`target_deg`) is then the median level over the hold, 1 - hold_sag / 2 of
+    the arrival level (`arrival_deg`)."""
+    derive_faults: bool = False
+    """Also label the faults the planned motion has by the flag definitions of
+    docs/motion.md, not only the injected ones: `too_fast` (a phase under half its
+    prescription, or a peak speed over 1.5 x the exercise's limit), `eccentric_fast`,
+    `too_much_range`, `partial` (under 80 % of the target minimum) and `hold_short` (under
+    70 % of the prescribed hold, 85 % for holds): for populations whose tempo, range or
+    holds are those of a person, not a prescription."""
     non_exercise: list[NonExerciseSpec] = []
     imu: ImuSpec = ImuSpec()
     link: LinkSpec = LinkSpec()

@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: one-core pinning and the real dataset."""
+"""What the benchmark scripts share: one-core pinning, the real datasets, resampling."""
 
 import os
 from pathlib import Path
@@ -7,8 +7,12 @@ import numpy as np
 
 from hipsense.recording import Recording
 
-DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "uci_pt_s1"
-"""The real thigh-IMU recordings (../shared/datasets/uci_pt_s1, see its FORMAT.md)."""
+_DATASETS_ROOT = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+DATASETS = {"s1": _DATASETS_ROOT / "uci_pt_s1", "s2": _DATASETS_ROOT / "uci_pt_s2"}
+"""The real thigh-IMU recordings, one folder per subject (../shared/datasets/uci_pt_s*,
+see their FORMAT.md): the same protocol done by two people."""
+DATASET_DIR = DATASETS["s1"]
+"""Subject 1 alone, for the scripts that compare one recording (sim_vs_real.py)."""
 DATASET_RATE_HZ = 25.0
 
 
@@ -37,3 +41,36 @@ def load_dataset_file(path: Path) -> Recording:
 def overlap(a0: float, a1: float, b0: float, b1: float) -> float:
     """How long the spans [a0, a1] and [b0, b1] share (s), 0 if they are apart."""
     return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def resample(rec: Recording, rate_hz: float, factor: float = 1.0) -> Recording:
+    """`rec` done `factor` times as slowly, sampled at `rate_hz` from its first sample.
+
+    The time axis is stretched by `factor` and the rates divided by it. The accelerometer
+    is interpolated linearly; the gyro is resampled by its integral (each new sample is
+    the mean rate over its own sample interval), so the result turns through the same
+    angles as the recording: plain interpolation at a lower rate skips short peaks of
+    rate, and the limb would not come back to where it started (a few degrees per rep at
+    0.7x). At a higher rate the same integral gives a linear interpolation, smoothed over
+    one new sample interval.
+    """
+    t = rec.time_s[0] + (rec.time_s - rec.time_s[0]) * factor
+    gyr = rec.gyr_rad_s / factor
+    grid = t[0] + np.arange(0.0, float(t[-1] - t[0]), 1.0 / rate_hz)
+    # Trapezoid integral of the rate, read at the edges of each new sample interval.
+    area = np.concatenate(
+        [np.zeros((1, 3)), np.cumsum(0.5 * (gyr[1:] + gyr[:-1]) * np.diff(t)[:, None], axis=0)]
+    )
+    lo = np.clip(grid - 0.5 / rate_hz, t[0], t[-1])
+    hi = np.clip(grid + 0.5 / rate_hz, t[0], t[-1])
+
+    def interp(x: np.ndarray, at: np.ndarray) -> np.ndarray:
+        return np.stack([np.interp(at, t, x[:, i]) for i in range(3)], axis=1)
+
+    return Recording(
+        time_s=grid,
+        acc_m_s2=interp(rec.acc_m_s2, grid),
+        gyr_rad_s=(interp(area, hi) - interp(area, lo)) / (hi - lo)[:, None],
+        quat=None,
+        metadata=rec.metadata,
+    )

@@ -1,6 +1,10 @@
 """The motion core on real thigh-IMU recordings (../shared/datasets, raw, 25 Hz).
 
-    .venv/bin/python benchmarks/real_recordings.py [--dataset DIR]
+    .venv/bin/python benchmarks/real_recordings.py [--subject s1|s2|both] [--no-variants]
+                                                   [--dataset DIR]
+
+Two subjects of the same dataset (`_common.DATASETS`: uci_pt_s1 and uci_pt_s2), each
+run on its own, in turn (`--subject` picks one; `--dataset DIR` runs one folder instead).
 
 Every `test.txt` of the thigh unit (u3) has 30 executions: 10 correct with a 5 s hold,
 10 too fast, 10 with low amplitude, in three blocks. The core runs in `auto` mode (these
@@ -9,6 +13,9 @@ the script prints, per recording: reps counted, mean hold of the first block, sh
 second-block reps flagged too fast or without a hold (shorter than 2 s), and share of
 third-block reps whose range is well below (< 75 % of) the first block's median.
 Blocks are the core's own sets when it finds three, else reps 1-10, 11-20, 21-30.
+Then, per subject, how many of the 20 too-fast and low-amplitude executions of every
+recording were told apart, together: per block at most 10 count, out of the protocol's
+10, so a rep the core did not count is one not told apart.
 
 The short `template_session.txt` recordings (9 executions, 3 of each type, done with
 less rest between them) are run the same way and their counts printed after. The
@@ -18,25 +25,30 @@ start and end, with their phases. No target; it is the one reference for where r
 begin and end, and it shows how long the subject held (a correct execution marked 5.6 s
 from start to end cannot hold for 5 s).
 
-Then, as other people would do the same protocol: each `test.txt` played faster and
-slower (time scaled by 0.7 to 1.5, rates by the inverse, resampled at 25 Hz), each with
-the unit as worn and turned on the thigh by a random rotation (the same 30 executions;
-only the tempo, the rests and the strap differ). It prints the reps counted per variant;
-no target, a figure of how much the count depends on one subject's tempo.
+Then (unless `--no-variants`), as other people would do the same protocol: each
+`test.txt` played faster and slower (time scaled by 0.7 to 1.5, rates by the inverse,
+resampled at 25 Hz), each with the unit as worn and turned on the thigh by a random
+rotation (the same 30 executions; only the tempo, the rests and the strap differ). It
+prints the reps counted per variant; no target, a figure of how much the count depends on
+one subject's tempo.
 
 Last, each `test.txt` with a constant gyro bias added (0.5, 1 and 2 deg/s, each in four
 random directions): another unit's gyro, not yet calibrated. No target either.
+
+It ends with a summary of each subject: recordings counted exactly (test and template),
+the share told apart, the mean first-block hold, and the variants counted exactly.
 
 Targets (issue: motion core): 30 on every recording; first-block hold 5 +- 0.5 s;
 >= 90 % of the too-fast and low-amplitude reps told apart.
 """
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
 
-from _common import DATASET_DIR, DATASET_RATE_HZ, load_dataset_file, overlap
+from _common import DATASET_RATE_HZ, DATASETS, load_dataset_file, overlap, resample
 from hipsense._quat import rotate
 from hipsense.motion import Flag, RepEvent, analyze
 from hipsense.recording import Recording
@@ -113,35 +125,16 @@ def print_templates(marked: list[tuple[str, int, float, float, RepEvent | None]]
 def variant(rec: Recording, factor: float, turn: np.ndarray) -> Recording:
     """`rec` done `factor` times as slowly, with the unit turned by the quaternion `turn`.
 
-    The gyro is resampled by its integral (each new sample is the mean rate over its own
-    sample interval), so every variant turns through the same angles as the recording:
-    plain interpolation at a lower rate skips short peaks of rate, and the limb would not
-    come back to where it started (a few degrees per rep at 0.7x). Factor 1 is the
-    recording itself, turned.
+    Resampled at 25 Hz by `_common.resample` (the gyro by its integral, so every variant
+    turns through the same angles as the recording). Factor 1 is the recording itself,
+    turned.
     """
-    acc = rotate(turn, rec.acc_m_s2)
-    gyr = rotate(turn, rec.gyr_rad_s) / factor
+    turned = Recording(
+        rec.time_s, rotate(turn, rec.acc_m_s2), rotate(turn, rec.gyr_rad_s), None, rec.metadata
+    )
     if factor == 1.0:
-        return Recording(rec.time_s, acc, gyr, None, rec.metadata)
-    t = rec.time_s * factor
-    grid = np.arange(0.0, float(t[-1]), 1.0 / DATASET_RATE_HZ)
-    # Trapezoid integral of the rate, read at the edges of each new sample interval.
-    area = np.concatenate(
-        [np.zeros((1, 3)), np.cumsum(0.5 * (gyr[1:] + gyr[:-1]) * np.diff(t)[:, None], axis=0)]
-    )
-    lo = np.clip(grid - 0.5 / DATASET_RATE_HZ, t[0], t[-1])
-    hi = np.clip(grid + 0.5 / DATASET_RATE_HZ, t[0], t[-1])
-
-    def resample(x: np.ndarray, at: np.ndarray) -> np.ndarray:
-        return np.stack([np.interp(at, t, x[:, i]) for i in range(3)], axis=1)
-
-    return Recording(
-        time_s=grid,
-        acc_m_s2=resample(acc, grid),
-        gyr_rad_s=(resample(area, hi) - resample(area, lo)) / (hi - lo)[:, None],
-        quat=None,
-        metadata=rec.metadata,
-    )
+        return turned
+    return resample(turned, DATASET_RATE_HZ, factor)
 
 
 def random_turn(rng: np.random.Generator) -> np.ndarray:
@@ -150,38 +143,80 @@ def random_turn(rng: np.random.Generator) -> np.ndarray:
     return np.asarray(q / np.linalg.norm(q))
 
 
-def main() -> int:
-    """Print one line per recording."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dataset", type=Path, default=DATASET_DIR)
-    args = ap.parse_args()
-    files = sorted(args.dataset.glob("data/e*/u3/test.txt"))
+TEST_TRUTH = 30
+"""Executions in every test.txt (the protocol)."""
+TEMPLATE_TRUTH = 9
+"""Executions in every template_session.txt (the protocol)."""
+BLOCK_TRUTH = 10
+"""Executions per block of a test.txt (the protocol)."""
+NO_HOLD_S = 2.0
+"""Shorter than this at the top is no hold: the protocol's hold is 5 s."""
+LOW_ROM_SHARE = 0.75
+"""A range below this share of the first block's median is low amplitude."""
+
+
+def run_subject(label: str, dataset: Path, variants: bool) -> list[str]:
+    """Print every table of one subject; return its summary lines."""
+    files = sorted(dataset.glob("data/e*/u3/test.txt"))
+    print(f"=== subject {label}: {dataset}")
     if not files:
-        print(f"no recordings under {args.dataset}")
-        return 1
+        print(f"no recordings under {dataset}")
+        return [f"{label}: no recordings"]
     print(f"{'recording':24} {'reps':>4} {'hold1_s':>7} {'fast2%':>6} {'low3%':>6}  sets")
+    test_exact = 0
+    told_fast = told_low = 0
+    holds1: list[float] = []
     for f in files:
         res = analyze(load_dataset_file(f), None)
+        test_exact += len(res.reps) == TEST_TRUTH
         b1, b2, b3 = blocks(res.reps)
         hold1 = float(np.mean([r.hold_s for r in b1])) if b1 else float("nan")
-        fast = [Flag.TOO_FAST in r.flags or r.hold_s < 2.0 for r in b2]
+        holds1.append(hold1)
+        fast = [Flag.TOO_FAST in r.flags or r.hold_s < NO_HOLD_S for r in b2]
         ref = float(np.median([r.rom_deg for r in b1])) if b1 else float("nan")
-        low = [r.rom_deg < 0.75 * ref for r in b3]
-        name = str(f.relative_to(args.dataset / "data"))
+        low = [r.rom_deg < LOW_ROM_SHARE * ref for r in b3]
+        told_fast += min(BLOCK_TRUTH, sum(fast))
+        told_low += min(BLOCK_TRUTH, sum(low))
+        name = str(f.relative_to(dataset / "data"))
         print(
             f"{name:24} {len(res.reps):4} {hold1:7.2f} {100 * np.mean(fast) if fast else 0:6.1f} "
             f"{100 * np.mean(low) if low else 0:6.1f}  {[s.reps for s in res.sets]}"
         )
+    each = BLOCK_TRUTH * len(files)
+    told = told_fast + told_low
+    told_line = (
+        f"{label}: told apart {told_fast}/{each} too fast, {told_low}/{each} low amplitude, "
+        f"together {told}/{2 * each} ({100 * told / (2 * each):.1f} %, target >= 90 %)"
+    )
+    print(told_line)
     print()
     print(f"{'recording':32} {'reps':>4}  (truth 9: 3 correct, 3 too fast, 3 low amplitude)")
     marked: list[tuple[str, int, float, float, RepEvent | None]] = []
-    for f in sorted(args.dataset.glob("data/e*/u3/template_session.txt")):
+    templates = sorted(dataset.glob("data/e*/u3/template_session.txt"))
+    template_exact = 0
+    for f in templates:
         res = analyze(load_dataset_file(f), None)
-        name = str(f.relative_to(args.dataset / "data"))
+        template_exact += len(res.reps) == TEMPLATE_TRUTH
+        name = str(f.relative_to(dataset / "data"))
         print(f"{name:32} {len(res.reps):4}  ranges {[round(r.rom_deg, 1) for r in res.reps]}")
         marked += [(name, *m, match(res.reps, *m[1:])) for m in template_times(f)]
     print()
     print_templates(marked)
+    summary = [
+        f"{label}: test exact {test_exact}/{len(files)}, "
+        f"template exact {template_exact}/{len(templates)}",
+        told_line,
+        f"{label}: first-block hold, mean over recordings {np.nanmean(holds1):.2f} s "
+        f"(per recording {', '.join(f'{h:.2f}' for h in holds1)}; target 5 +- 0.5 s)",
+    ]
+    if variants:
+        summary += run_variants(label, dataset, files)
+    print()
+    return summary
+
+
+def run_variants(label: str, dataset: Path, files: list[Path]) -> list[str]:
+    """Print the tempo/turned and gyro-bias tables of one subject; return summaries."""
     print()
     print("reps counted (truth 30) with the tempo scaled; 'turned': the unit turned on the thigh")
     print(f"{'recording':24} " + " ".join(f"{f:>5}x {'turned':>6}" for f in TEMPO_FACTORS))
@@ -194,10 +229,11 @@ def main() -> int:
             for turn in (np.array([1.0, 0.0, 0.0, 0.0]), random_turn(rng)):
                 n = len(analyze(variant(rec, factor, turn), None).reps)
                 cells.append(n)
-                errors.append(abs(n - 30))
-        name = str(f.relative_to(args.dataset / "data"))
+                errors.append(abs(n - TEST_TRUTH))
+        name = str(f.relative_to(dataset / "data"))
         print(f"{name:24} " + " ".join(f"{n:6}" for n in cells))
-    report(errors)
+    tempo_line = f"{label}: tempo/turned variants: {report(errors)}"
+    print(tempo_line)
     print()
     print("reps counted (truth 30) with a gyro bias added (deg/s, four random directions each)")
     print(f"{'recording':24} " + " ".join(f"{b:>5}" for b in BIASES_DPS for _ in range(4)))
@@ -213,19 +249,48 @@ def main() -> int:
                 biased = Recording(rec.time_s, rec.acc_m_s2, gyr, None, rec.metadata)
                 n = len(analyze(biased, None).reps)
                 cells.append(n)
-                errors.append(abs(n - 30))
-        name = str(f.relative_to(args.dataset / "data"))
+                errors.append(abs(n - TEST_TRUTH))
+        name = str(f.relative_to(dataset / "data"))
         print(f"{name:24} " + " ".join(f"{n:5}" for n in cells))
-    report(errors)
+    bias_line = f"{label}: gyro-bias variants: {report(errors)}"
+    print(bias_line)
+    return [tempo_line, bias_line]
+
+
+def main() -> int:
+    """Print the tables of each subject, then a summary of each."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subject", choices=[*DATASETS, "both"], default="both")
+    ap.add_argument(
+        "--variants",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the tempo/turned and gyro-bias variants (the slow part)",
+    )
+    ap.add_argument("--dataset", type=Path, default=None, help="one dataset folder instead")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    if args.dataset is not None:
+        subjects = {args.dataset.name: args.dataset}
+    elif args.subject == "both":
+        subjects = dict(DATASETS)
+    else:
+        subjects = {args.subject: DATASETS[args.subject]}
+    summary: list[str] = []
+    for label, dataset in subjects.items():
+        summary += run_subject(label, dataset, args.variants)
+    print("=== summary")
+    print("\n".join(summary))
+    print(f"({time.perf_counter() - t0:.0f} s)")
     return 0
 
 
-def report(errors: list[int]) -> None:
-    """Print how many variants counted exactly and the total count error."""
+def report(errors: list[int]) -> str:
+    """How many variants counted exactly and the total count error, as one line."""
     exact = sum(e == 0 for e in errors)
-    print(
+    return (
         f"{exact} of {len(errors)} variants counted exactly; "
-        f"count error {sum(errors)} reps over {30 * len(errors)}"
+        f"count error {sum(errors)} reps over {TEST_TRUTH * len(errors)}"
     )
 
 

@@ -137,7 +137,7 @@ def test_a_low_amplitude_set_after_a_wide_one_is_counted(rest_s: float) -> None:
     # Failure class 3: ten 40 deg reps, a rest (within the set's gap, or a new set), ten
     # of 5 deg from the same start position.
     wide = [Rep(40.0)] * 9 + [Rep(40.0, rest_s=rest_s)]
-    t, theta, plan = angle([*wide, *[Rep(5.0)] * 10], RATE)
+    t, theta, _ = angle([*wide, *[Rep(5.0)] * 10], RATE)
     gyr, acc = stream(t, theta, seed=11)
     reps = _reps(_run(t, gyr, acc))
     assert len(reps) == 20

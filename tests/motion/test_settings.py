@@ -3,12 +3,20 @@
 import ast
 import dataclasses
 import inspect
+import itertools
 from pathlib import Path
 
 import pytest
 
-from hipsense.motion import ReferenceSettings, SegmenterSettings
-from hipsense.motion import _detect, _measure, _reference, _reps, _targets
+from hipsense.motion import (
+    ReferenceSettings,
+    SegmenterSettings,
+    _detect,
+    _measure,
+    _reference,
+    _reps,
+    _targets,
+)
 
 STAGES = [_reference, _detect, _measure, _reps, _targets]
 # Numbers that are structure, not tuning: none, one, the other sign.
@@ -61,9 +69,9 @@ def test_at_most_30_named_settings_each_with_a_unit_or_a_ratio_and_a_reason() ->
     tree = ast.parse(Path(inspect.getfile(_reference.ReferenceSettings)).read_text("utf-8"))
     documented = set()
     for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
-        body = cls.body
-        for a, b in zip(body, body[1:], strict=False):
-            if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name):
-                if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-                    documented.add(a.target.id)
+        for a, b in itertools.pairwise(cls.body):
+            named = isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
+            if named and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
+                assert isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
+                documented.add(a.target.id)
     assert {f.name for f in fields} <= documented, {f.name for f in fields} - documented

@@ -13,8 +13,10 @@ States and what moves the detector between them, checked in this order at each s
   Otherwise the rep has ended at the valley when the angle rises from it by `threshold`
   (the next rep starts there, *out*): without a rest between, that is `scale_ratio` of
   the set's typical excursion (the median of its last `run_reps`), not less than the
-  start's (a bounce off the bed is no rep); or when the limb rests (the reference's
-  `rest_min_s` near the start, its `pause_s` further up): *idle*.
+  start's (a bounce off the bed is no rep); or when the limb rests (near the start:
+  slow for the reference's `rest_min_s`, over which it came down at less than
+  `phase_speed_ratio` of the fastest it came down; further up: still for `pause_s`):
+  *idle*.
 
 A candidate that rests longer than any hold (`settled_s`) before it came back has not
 been a rep: it is dropped, and the rest level is looked for from where the limb rests.
@@ -36,6 +38,9 @@ _SCAN_N = 1024
 # Columns of the sample buffer.
 T, TH, OFF, LP, STILL, GAP, RECOVERED = range(7)
 NCOL = 7
+_ONSET_OF_FLOOR = 0.5
+"""A candidate begins this share of the detection floor above rest. It must still reach
+the whole floor to count (acceptance, rule 1): beginning early only keeps the onset."""
 
 
 class Candidate(NamedTuple):
@@ -126,6 +131,7 @@ class CandidateDetector:
         self._peak_i = at
         self._valley = np.inf
         self._valley_i = at
+        self._descent = 0.0  # the most the angle fell over `rest_min_s` on the way back
         self._still_run = 0
         self._excursions: list[float] = []
         self._last_end_t = -np.inf
@@ -169,7 +175,7 @@ class CandidateDetector:
         rest = trailing_min_from(lp, self._window, i - lo)
         rise = lp[i - lo :] - rest
         # From rest, the detection floor: a small set after a wide one starts as any set.
-        k = first_true(rise >= 0.5 * self.floor_deg)
+        k = first_true(rise >= _ONSET_OF_FLOOR * self.floor_deg)
         if k < 0:
             self._next = end
             return
@@ -209,6 +215,7 @@ class CandidateDetector:
             self._drop(stop)
             return
         self.state = "back"
+        self._descent = 0.0
         self._valley, self._valley_i = float(lp[k]), stop
         self._still_run = int(runs[k])
         self._next = stop + 1
@@ -225,14 +232,27 @@ class CandidateDetector:
         up_again = lp > half
         rise = lp - low >= self.threshold(t)
         back = low <= near
-        settled = ((runs >= self._settle_n) & back) | (runs >= self._low_n)
+        # Resting: slow, and coming down over the last `rest_min_s` at less than
+        # `phase_speed_ratio` of the fastest the way back came down (a small or slow
+        # rep's way back is slower than `still_dps` before it is over; a rest may drift).
+        before = buf.col(LP, max(buf.base, i - self._settle_n), end)
+        lag = np.concatenate([np.full(self._settle_n, before[0]), before])
+        lag = lag[lag.shape[0] - self._settle_n - lp.shape[0] : lag.shape[0] - self._settle_n]
+        descent = lag - lp
+        fastest = np.maximum.accumulate(np.concatenate([[self._descent], descent]))[1:]
+        # Less than a rise that would start a candidate is rest too: the jitter at rest.
+        calm = np.maximum(s.phase_speed_ratio * fastest, _ONSET_OF_FLOOR * self.floor_deg)
+        resting = descent < calm
+        settled = resting & (((runs >= self._settle_n) & back) | (runs >= self._low_n))
         k = first_true(up_again | (rise & back) | settled)
         if k < 0:
             self._follow_valley(lp, i)
             self._still_run = int(runs[-1])
+            self._descent = float(fastest[-1])
             self._next = end
             return None
         self._follow_valley(lp[: k + 1], i)
+        self._descent = float(fastest[k])
         at = i + k
         quick = (
             self._t(buf, self._valley_i) - self._t(buf, self._peak_i) < self.settings.min_phase_s

@@ -543,8 +543,11 @@ class ReferenceTracker:
         return np.asarray(turned + self._blend_lp(gravity - turned), np.float64)
 
     def _last_rest_at_neutral(self, stop: int) -> int:
-        """The sample after the limb's last rest near neutral before `stop` (measured from
-        the current reference), or `stop` if it did not rest there since it began."""
+        """The sample after the limb's last rest near neutral before `stop`.
+
+        Measured from the current reference; `stop` if the limb did not rest there since
+        the reference began.
+        """
         rows = self._hist.span(self._ref_from, stop)
         near = (rows[:, _STILL] != 0) & (np.abs(rows[:, _LP]) < self.floor_deg)
         near &= np.abs(rows[:, _RISE]) < self.floor_deg
@@ -712,15 +715,31 @@ class ReferenceTracker:
         side = self._neutral_side(phi, jitter, opens_at_rest, rate)
         if side is None:
             return None
-        level, sign, first_rest = side
+        level, sign, first_rest, still, rests = side
         near = np.abs(phi - level) <= self.end_band_ratio * self._range(phi)
         near_k = int(np.flatnonzero(near)[-1])
         up0 = _unit(up_lp[near_k])
+        if mode == "heading":
+            # Off the plane: up's tilt from neutral's, as measuring finds it.
+            elev = np.degrees(np.arccos(np.clip(dot3(up_lp, up0), -1.0, 1.0)))
         elev0 = float(elev[near_k])
         # Released from the first rest at the start position (what came before it was no
-        # rep from there), and after the last pose well off the movement plane.
+        # rep from there), after the last pose well off the movement plane before that,
+        # and after the limb was last where no rep goes (as measuring would find it:
+        # behind neutral, beyond the range, at rest further off the plane than along
+        # it), from its next rest at neutral.
         off = np.flatnonzero(np.abs(elev[:first_rest] - elev0) > s.reposition_deg)
         release = max(first_rest, int(off[-1]) + 1 if off.size else 0)
+        along = sign * (phi - level)
+        tilt = np.abs(elev - elev0)
+        gone = (along < -self.rest_max_deg) | (along > self.top_max_deg)
+        gone |= still & (tilt > s.reposition_deg) & (tilt > along)
+        last_gone = np.flatnonzero(gone)
+        if last_gone.size:
+            later = rests[rests > last_gone[-1]]
+            if not later.size:
+                return None
+            release = max(release, int(later[0]))
         if mode == "gravity":
             e2 = e2 * sign
             level *= sign
@@ -800,10 +819,12 @@ class ReferenceTracker:
 
     def _neutral_side(
         self, phi: F64Array, jitter: F64Array, opens_at_rest: bool, rate: float
-    ) -> tuple[float, float, int] | None:
-        """Neutral's level, the working direction and the first sample at rest there.
+    ) -> tuple[float, float, int, BoolArray, NDArray[np.intp]] | None:
+        """Where the start position is, and where the limb rests.
 
-        The direction is +1 up the angle. None if there is no start position yet.
+        Neutral's level, the working direction (+1 up the angle), the first sample at
+        rest there, which samples are at rest, and the indices of those at rest there.
+        None if there is no start position yet.
 
         The start position is the end of the range the limb goes out from and comes back
         to (`returns_min` times), resting there at least once. Of the two ends, the one
@@ -860,7 +881,7 @@ class ReferenceTracker:
         level = float(np.median(phi[mask]))
         # Measured from the first rest there, or from the opening if it rested there.
         first = 0 if opens_at_rest and ends[0] == side else int(mask.argmax())
-        return level, float(-side), first
+        return level, float(-side), first, still, np.flatnonzero(mask)
 
     # -- references ----------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""Reps from angles: detection, measurement, acceptance and sets (the `Segmenter`).
+
+Fed planned angles directly, without a sensor: chunked equals whole (events and the
+decision trace); phases and ranges measured against the plan across scales (2 to
+100 deg, phases of 0.4 to 10 s) on one code path; each acceptance rule by the behaviour
+it stands for.
+"""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.signal import butter, lfilter, lfilter_zi
+
+from hipsense.exercises import load_library
+from hipsense.motion import AngleBlock, RepEvent, Segmenter, SetEvent, Targets
+
+from .planned import Rep, angle
+
+RATE = 50.0
+NOISE_DEG = 0.02
+LIB = load_library()
+# An exercise the library does not know, prescribing 4 s phases: 10 s ones are slow,
+# not implausibly so (three times the prescription both ways is).
+SLOW_AUTO = replace(Targets.automatic(), outward_s=4.0, return_s=4.0)
+
+
+def _block(theta: np.ndarray, off: np.ndarray | None = None, seed: int = 0) -> AngleBlock:
+    """The reference stage's output for a planned angle: low-passed (2nd-order
+    Butterworth at 3 Hz, as `ReferenceSettings.lowpass_hz`), at rest below 4 deg/s."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(theta.shape[0]) / RATE
+    theta = theta + rng.normal(0.0, NOISE_DEG, theta.shape)
+    b, a = butter(2, 3.0, fs=RATE)
+    lp = lfilter(b, a, theta, zi=lfilter_zi(b, a) * theta[0])[0]
+    still = np.abs(np.diff(lp, prepend=lp[0])) * RATE < 4.0
+    off = np.zeros_like(theta) if off is None else off
+    return AngleBlock(t, theta, off, lp, still, np.zeros(t.shape, dtype=bool), 0)
+
+
+def _run(
+    seg: Segmenter, block: AngleBlock, sizes: list[int] | None = None, seed: int = 0
+) -> list[object]:
+    rng = np.random.default_rng(seed)
+    out: list[object] = []
+    a, n = 0, len(block)
+    while a < n:
+        b = n if sizes is None else min(n, a + int(rng.choice(sizes)))
+        part = AngleBlock(
+            block.t_s[a:b],
+            block.primary_deg[a:b],
+            block.off_plane_deg[a:b],
+            block.lowpass_deg[a:b],
+            block.still[a:b],
+            block.gap[a:b],
+            block.reference,
+        )
+        out += seg.update(part)
+        a = b
+    return out + seg.finish()
+
+
+def _reps(events: list[object]) -> list[RepEvent]:
+    return [e for e in events if isinstance(e, RepEvent)]
+
+
+def _scales() -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Three sets, each on its own scale: 2 deg raises, fast 100 deg ones (0.4 s phases),
+    slow 30 deg ones (10 s phases)."""
+    low = [Rep(2.0, out_s=1.0, hold_s=0.5, back_s=1.0)] * 7 + [Rep(2.0, rest_s=30.0)]
+    fast = [Rep(100.0, out_s=0.4, hold_s=0.2, back_s=0.4, rest_s=1.0)] * 7
+    fast += [Rep(100.0, out_s=0.4, hold_s=0.2, back_s=0.4, rest_s=30.0)]
+    slow = [Rep(30.0, out_s=10.0, hold_s=1.0, back_s=10.0, rest_s=2.0)] * 4
+    _, theta, plan = angle([*low, *fast, *slow], RATE)
+    return theta, plan
+
+
+def test_segmenter_chunked_equals_whole_events_and_trace() -> None:
+    theta, _ = _scales()
+    block = _block(theta)
+
+    def events_and_trace(sizes: list[int] | None, seed: int) -> tuple[list[object], list[object]]:
+        seg = Segmenter(RATE, SLOW_AUTO)
+        seg.trace = []
+        events = _run(seg, block, sizes, seed)
+        return events, list(seg.trace)
+
+    whole = events_and_trace(None, 0)
+    assert len(_reps(whole[0])) == 20
+    for seed, sizes in enumerate(([1, 2, 3], [7, 20, 64], [97, 333, 1000])):
+        assert events_and_trace(sizes, seed) == whole
+
+
+def test_one_code_path_measures_2_to_100_deg_and_phases_of_0_4_to_10_s() -> None:
+    # Reference: the plan itself. Tolerances: range within 5 % + 0.2 deg (the sway added
+    # is 0.05 deg); phases within 0.15 s (the 5 % speed threshold on a minimum-jerk
+    # phase falls 0.1 s inside its ends at 1 s, proportionally more at 10 s: 0.6 s).
+    theta, plan = _scales()
+    events = _run(Segmenter(RATE, SLOW_AUTO), _block(theta))
+    reps = _reps(events)
+    assert [s.reps for s in events if isinstance(s, SetEvent)] == [8, 8, 4]
+    for got, want in zip(reps, plan, strict=True):
+        assert got.rom_deg == pytest.approx(want["rom_deg"], rel=0.05, abs=0.2)
+        out_s = want["top_s"] - want["start_s"]
+        back_s = want["end_s"] - want["leave_s"]
+        tol = 0.15 + 0.05 * out_s
+        assert got.concentric_s == pytest.approx(out_s, abs=tol)
+        assert got.eccentric_s == pytest.approx(back_s, abs=tol)
+        assert got.hold_s == pytest.approx(want["leave_s"] - want["top_s"], abs=tol)
+        assert got.start_s == pytest.approx(want["start_s"], abs=tol)
+
+
+def test_a_bounce_off_the_bed_after_a_rep_is_no_rep() -> None:
+    # Ten degrees: enough to start a candidate (a quarter of the set's range), under half
+    # the rep it follows (`half_ratio`). Smaller bounces do not even start one.
+    bounce = Rep(10.0, out_s=0.3, hold_s=0.0, back_s=0.3)
+    reps = [Rep(30.0), Rep(30.0, rest_s=0.1), bounce, Rep(30.0), Rep(30.0)]
+    _, theta, _ = angle(reps, RATE)
+    seg = Segmenter(RATE, Targets.automatic())
+    seg.trace = []
+    got = _reps(_run(seg, _block(theta)))
+    assert len(got) == 4
+    assert any(what.startswith("rebound") for _, what in seg.trace)
+
+
+def test_one_small_movement_in_a_set_is_not_a_rep_but_a_small_set_after_a_wide_one_is() -> None:
+    # The leg settling between reps of 30 deg (4 deg, once) is dropped; after ten reps of
+    # 30 deg, a block of ten of 5 deg (a low-amplitude set) is counted whole.
+    settle = [Rep(30.0)] * 5 + [Rep(4.0)] + [Rep(30.0)] * 5
+    _, theta, _ = angle(settle, RATE)
+    seg = Segmenter(RATE, Targets.automatic())
+    seg.trace = []
+    assert len(_reps(_run(seg, _block(theta)))) == 10
+    assert any("small for the set" in what for _, what in seg.trace)
+
+    _, theta, _ = angle([*[Rep(30.0)] * 9, Rep(30.0, rest_s=5.0), *[Rep(5.0)] * 10], RATE)
+    got = _reps(_run(Segmenter(RATE, Targets.automatic()), _block(theta)))
+    assert len(got) == 20
+    assert [round(r.rom_deg) for r in got[10:]] == [5] * 10
+
+
+def test_walking_swings_both_ways_and_counts_nothing() -> None:
+    # The thigh swings about its rest level, forwards and back, 0.9 steps a second.
+    t = np.arange(0.0, 40.0, 1.0 / RATE)
+    walk = 22.0 * np.sin(2 * np.pi * 0.9 * t) * np.clip(np.minimum(t - 2.0, 38.0 - t), 0, 1)
+    seg = Segmenter(RATE, Targets.automatic())
+    seg.trace = []
+    assert _reps(_run(seg, _block(walk))) == []
+    assert any("below the rest level" in what for _, what in seg.trace)
+
+
+def test_a_lone_doubtful_movement_is_dropped_and_one_before_reps_is_counted() -> None:
+    # Off the plane as far as along it: flagged off_plane. Alone it is more likely
+    # reaching than a rep; followed by reps in rhythm it is the set's first.
+    targets = Targets.from_exercise(LIB["side-lying-hip-abduction"])  # holds of 5 s
+
+    def first_off_plane(rest_s: float) -> tuple[list[RepEvent], list[tuple[float, str]]]:
+        reps = [Rep(30.0, hold_s=5.0, rest_s=rest_s), *[Rep(30.0, hold_s=5.0)] * 4]
+        _, theta, plan = angle(reps, RATE)
+        t = np.arange(theta.shape[0]) / RATE
+        first = (t >= plan[0]["start_s"]) & (t <= plan[0]["end_s"])
+        off = np.where(first, 0.5 * theta, 0.0)
+        seg = Segmenter(RATE, targets)
+        seg.trace = []
+        return _reps(_run(seg, _block(theta, off))), list(seg.trace)
+
+    alone, trace = first_off_plane(20.0)
+    assert len(alone) == 4
+    assert any("none confirmed them" in what for _, what in trace)
+    in_rhythm, _ = first_off_plane(1.5)
+    assert len(in_rhythm) == 5
+    assert [str(f) for f in in_rhythm[0].flags] == ["off_plane"]

@@ -7,16 +7,18 @@ States and what moves the detector between them, checked in this order at each s
   exercise's detection floor above it.
 - *out*, rising to and holding at the top, whose highest angle is followed. It goes
   *back* once the angle falls below `half_ratio` of its excursion.
-- *back*: the lowest angle since (the valley) is followed. If the angle rises over half
-  way again before the limb was back near the start (`back_ratio`) and at least
-  `min_phase_s` after the top, that was a dip at the top: *out* again, the same rep.
-  Otherwise the rep has ended at the valley when the angle rises from it by `threshold`
-  (the next rep starts there, *out*): without a rest between, that is `scale_ratio` of
-  the set's typical excursion (the median of its last `run_reps`), not less than the
-  start's (a bounce off the bed is no rep); or when the limb rests (near the start:
-  slow for the reference's `rest_min_s`, over which it came down at less than
-  `phase_speed_ratio` of the fastest it came down; further up: still for `pause_s`):
-  *idle*.
+- *back*: the lowest angle since (the valley) is followed. If the angle rises again
+  (over half way, or by `threshold` from the valley) before the limb was back near the
+  start (`back_ratio` of the excursion) or within `min_phase_s` of the top, that was a
+  dip at the top: *out* again, the same rep. Otherwise the rep has ended at the valley
+  when the angle rises from it by `threshold` (the next rep starts there, *out*):
+  without a rest between, that is `scale_ratio` of the set's typical excursion (the
+  median of its last `run_reps`), not less than the start's (a bounce off the bed is no
+  rep); or when the limb rests: *idle*. Resting is slow (the reference's `still`) for
+  the reference's `rest_min_s` near the start, or its `pause_s` further up, while coming
+  down over the last `rest_min_s` at less than `phase_speed_ratio` of the fastest it
+  came down (or less than a rise that starts a candidate): the way back of a 2 deg or a
+  10 s rep is slower than `still_dps` long before it is over.
 
 A candidate that rests longer than any hold (`settled_s`) before it came back has not
 been a rep: it is dropped, and the rest level is looked for from where the limb rests.

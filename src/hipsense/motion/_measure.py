@@ -292,7 +292,7 @@ def _hold(
     broken = int(np.count_nonzero(stops - starts >= round(_BROKEN_S * rate_hz)))
     hold = max(0.0, ph.leave - ph.top)
     flags: list[Flag] = []
-    if tg.check_hold and hold < tg.hold_short_ratio * tg.hold_s:
+    if tg.check_hold and hold < tg.held_short_ratio * tg.hold_s:
         flags.append(Flag.HOLD_SHORT)
     if rom > tg.target_max_deg:
         flags.append(Flag.TOO_MUCH_RANGE)

@@ -50,6 +50,10 @@ class Targets:
     """Also off the plane: more than `off_plane_floor_deg` and this share of the range."""
     partial_ratio: float = 0.8
     hold_short_ratio: float = 0.7
+    """A rep's time at end range shorter than this share of the prescribed hold is short."""
+    held_short_ratio: float = 0.85
+    """A held position (isometric hold, stretch) is judged on its time alone: shorter
+    than this share of the prescription is short."""
     eccentric_fast_s: float | None = None
     reps_per_set: int | None = None
     """Most reps a set is prescribed (the top of a range such as "20 to 30 times"); None

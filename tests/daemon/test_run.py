@@ -1,6 +1,7 @@
 """`hipsense run`: settings from TOML and environment, and a clean stop on SIGTERM."""
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -125,13 +126,29 @@ def test_the_live_line_shows_count_angle_hold_and_flags() -> None:
     assert render_line(gone).endswith("sensor disconnected")
 
 
+async def test_the_live_view_ends_on_the_last_state_not_the_last_period() -> None:
+    # The session's last rep may come within a redraw period of its end: cancelled,
+    # the view draws once more.
+    from hipsense.daemon._live_view import redraw
+
+    state = ["set 1 of 1: 7/20 reps"]
+    out = io.StringIO()
+    task = asyncio.create_task(redraw(lambda: list(state), out, period_s=60.0))
+    await asyncio.sleep(0.05)
+    state[0] = "set 1 of 1: 8/20 reps"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert out.getvalue().split("\x1b[2K")[-1] == "set 1 of 1: 8/20 reps\n"
+
+
 async def test_run_draws_the_live_view(mosquitto: Mosquitto, tmp_path: Path) -> None:
     config = tmp_path / "hipsense.toml"
     config.write_text(
         f'state_dir = "{tmp_path / "state"}"\n'
         f'[broker]\nurl = "{mosquitto.url}"\n'
         '[[sensors]]\nid = "sim-1"\nprogram = "external-rotation"\n'
-        '[sensors.simulated]\nexercise = "clamshell"\nreps = 8\nsets = 1\nspeed = 30.0\n'
+        '[sensors.simulated]\nexercise = "clamshell"\nreps = 8\nsets = 1\nspeed = 10.0\n'
     )
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hipsense", "run", "--config", str(config), "--live",

@@ -93,17 +93,26 @@ def view_of(
 
 
 async def redraw(lines: Callable[[], list[str]], out: TextIO, period_s: float = 0.25) -> None:
-    """Redraw the lines in place until cancelled (ANSI: cursor up, clear line)."""
+    """Redraw the lines in place until cancelled (ANSI: cursor up, clear line).
+
+    Cancelled, it draws them once more: the view ends on the session's last state, not
+    on the one up to a period before it.
+    """
     drawn = 0
+
+    def draw() -> None:
+        nonlocal drawn
+        text = lines()
+        if drawn:
+            out.write(f"\x1b[{drawn}F")
+        for line in text:
+            out.write("\x1b[2K" + line + "\n")
+        out.flush()
+        drawn = len(text)
+
     try:
         while True:
-            text = lines()
-            if drawn:
-                out.write(f"\x1b[{drawn}F")
-            for line in text:
-                out.write("\x1b[2K" + line + "\n")
-            out.flush()
-            drawn = len(text)
+            draw()
             await asyncio.sleep(period_s)
     finally:
-        out.flush()
+        draw()

@@ -9,7 +9,7 @@ one, reps recovered from the backlog (once, in order), a set about another axis.
 import numpy as np
 import pytest
 
-from hipsense.exercises import load_library
+from hipsense.exercises import ExerciseKind, load_library
 from hipsense.motion import AngleBlock, Calibration, MotionCore, ReferenceTracker, RepEvent
 
 from .planned import Rep, angle, stream
@@ -161,3 +161,22 @@ def test_blocks_of_any_size_give_the_same_events_from_the_core() -> None:
     t, gyr, acc = _two_axes_stream()
     whole = _run(t, gyr, acc)
     assert _run(t, gyr, acc, sizes=[1, 2, 3, 5, 8, 13, 20, 64, 333]) == whole
+
+
+def test_an_unknown_exercise_holds_as_long_as_the_librarys_longest_rep_hold() -> None:
+    # `auto` knows no prescription: a rep's top held 10 s (the library's longest rep
+    # hold, a small arc "held for 10 seconds") after a slow 3 s way out is still a rep,
+    # not the limb settled somewhere else.
+    longest = max(
+        ex.variant(v).hold_s
+        for ex in LIB.values()
+        if ex.kind is not ExerciseKind.HOLD
+        for v in (None, *(x.id for x in ex.variants))
+    )
+    assert longest == 10.0
+    held = Rep(6.0, out_s=3.0, hold_s=longest, back_s=3.0, rest_s=4.0)
+    t, theta, _ = angle([Rep(6.0)] * 3 + [held] * 3, RATE)
+    gyr, acc = stream(t, theta, seed=5)
+    reps = _reps(_run(t, gyr, acc))
+    assert len(reps) == 6
+    assert [r.hold_s for r in reps[3:]] == pytest.approx([longest] * 3, abs=1.0)

@@ -11,6 +11,10 @@ _DEFAULT_PHASE_S = 1.5
 _SETTLED_MARGIN_S = 10.0
 """A held position ends within seconds of its prescription; a patient who has settled
 somewhere stays there longer."""
+_AUTO_HOLD_S = 10.0
+"""What `auto` allows for a hold at a rep's top, not knowing the prescription: the
+longest the library prescribes for a rep (a deep hip rotator's small arc, "hold for 10
+seconds, repeat up to 10 times")."""
 _HOLD_CHECKED_S = 0.5
 """A prescribed hold shorter than this is a pause at the top, not judged."""
 _HOLD_MIN_RATIO = 0.2
@@ -139,6 +143,8 @@ class Targets:
     def settled_s(self) -> float:
         """Still for longer than this away from the start is not a hold but a new rest.
 
-        Twice the prescribed hold, and at least the hold plus `_SETTLED_MARGIN_S`.
+        Twice the prescribed hold, and at least the hold plus `_SETTLED_MARGIN_S`; in
+        `auto`, of the longest hold the library prescribes for a rep.
         """
-        return max(2.0 * self.hold_s, self.hold_s + _SETTLED_MARGIN_S)
+        hold = _AUTO_HOLD_S if self.auto else self.hold_s
+        return max(2.0 * hold, hold + _SETTLED_MARGIN_S)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from hipsense.link import BleLink, BleLinkSettings, scan
+from hipsense.link import BleLink, BleLinkError, BleLinkSettings, scan
 from hipsense.protocol import Gap, MalformedPacket, SampleBlock, StreamFormat
 from hipsense_sim.bluez import PrivateBus, sensor_source
 from tests.brokers import until
@@ -185,3 +185,24 @@ async def test_hipsense_scan_finds_the_emulated_sensor(
     lines = out.decode().splitlines()
     assert lines[0].split() == ["address", "name", "RSSI", "battery"]
     assert re.fullmatch(rf"{SENSOR}  hipsense-4853 +-\d\d dBm +87 %", lines[1])
+
+
+async def test_a_decode_task_that_dies_ends_the_stream_with_an_error(emulator: Emulator) -> None:
+    # Whatever kills the decoding task (here a fault planted in the reassembler), the
+    # consumer gets an error naming the task, never a stream that just ends.
+    async with BleLink(SENSOR, settings=FAST) as link:
+
+        def broken(*_: object) -> list[object]:
+            raise RuntimeError("planted fault")
+
+        items = link.items()
+        await anext(items)  # streaming
+        link._reassembler.push_many = broken  # type: ignore[method-assign]
+
+        async def drain() -> None:
+            async with asyncio.timeout(10):
+                async for _ in items:
+                    pass
+
+        with pytest.raises(BleLinkError, match=r"decode task died.*planted fault"):
+            await drain()

@@ -131,3 +131,48 @@ def test_mtu_23_fits_one_raw_or_quat_sample_and_no_raw_quat() -> None:
 def test_stream_format_refuses_unoffered_settings(kwargs: dict[str, int]) -> None:
     with pytest.raises(hp.UnsupportedSettingError, match="expected one of"):
         hp.StreamFormat(**kwargs)
+
+
+@st.composite
+def corrupted(draw: st.DrawFn) -> bytes:
+    """A well-formed packet whose payload bytes are partly overwritten (zeros or noise):
+    its header still agrees with its length, so only the samples can be wrong."""
+    kind, seq, ts, raw, quat = draw(packets())
+    data = bytearray(hp.encode(kind, seq, ts, raw=raw, quat_q14=quat))
+    if draw(st.booleans()):
+        start = draw(st.integers(hp.HEADER_SIZE, len(data) - 1))
+        stop = draw(st.integers(start + 1, len(data)))
+        fill = draw(st.sampled_from(["zeros", "noise"]))
+        noise = draw(st.binary(min_size=stop - start, max_size=stop - start))
+        data[start:stop] = bytes(stop - start) if fill == "zeros" else noise
+    return bytes(data)
+
+
+@settings(max_examples=300)
+@given(st.lists(corrupted(), min_size=1, max_size=10))
+def test_batch_of_corrupted_packets_reports_each_and_decodes_the_rest(data: list[bytes]) -> None:
+    # Every packet of a quaternion group bad, or groups of several lengths each partly
+    # bad: the batch is still each packet's own `decode`, errors included.
+    fmt = hp.StreamFormat()
+    batch = hp.decode_many(data, fmt)
+    good, bad = [], []
+    for i, d in enumerate(data):
+        try:
+            pkt = hp.decode(d, fmt)
+        except hp.ProtocolError as exc:
+            bad.append((i, type(exc)))
+        else:
+            good.append((i, pkt))
+    assert batch.index.tolist() == [i for i, _ in good]
+    assert [(i, type(e)) for i, e in batch.errors] == bad
+    for row, (_, pkt) in enumerate(good):
+        s = slice(batch.offsets[row], batch.offsets[row + 1])
+        np.testing.assert_array_equal(batch.t_us[s], pkt.t_us)
+
+
+def test_a_raw_quat_packet_with_a_zero_quaternion_is_an_error_not_a_crash() -> None:
+    # The reported case: one RAW_QUAT packet whose only quaternion is zero.
+    data = bytes.fromhex("1161000000000000") + bytes(20)
+    batch = hp.decode_many([data], hp.StreamFormat())
+    assert batch.packet_count == 0
+    assert [type(e) for _, e in batch.errors] == [hp.InvalidSampleError]

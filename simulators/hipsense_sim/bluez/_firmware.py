@@ -65,6 +65,15 @@ def sensor_source(
     return simulate(spec, load_library()["clamshell"]).raw_counts
 
 
+_MALFORMED = (
+    bytes([0xFF, 0x00, 0x13]),  # too short for a header
+    # A header that agrees with its length, holding a zero quaternion: only the
+    # samples are wrong (a RAW_QUAT packet of one sample, sequence 0, time 0).
+    bytes.fromhex("1161000000000000") + bytes(20),
+)
+"""What an injected malformed packet is, in turn."""
+
+
 @dataclass
 class FaultCounts:
     """What the emulator did to the stream, for comparison with the host's telemetry."""
@@ -277,6 +286,6 @@ class EmulatedFirmware:
             if self._malformed > 0:
                 self._malformed -= 1
                 self.counts.malformed += 1
-                out.append(bytes([0xFF, 0x00, 0x13]))  # too short for a header
+                out.append(_MALFORMED[self.counts.malformed % len(_MALFORMED)])
         self.counts.packets_sent += len(out)
         return out

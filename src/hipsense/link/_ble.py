@@ -297,8 +297,22 @@ class BleLink:
                     await self._out.put(item)
             for item in self._reassembler.flush():
                 await self._out.put(item)
+        except Exception as exc:  # any death of the task ends the link loudly
+            self._die("decode", exc)
         finally:
             self._out.put_nowait(_END)
+
+    def _die(self, task: str, exc: Exception) -> None:
+        """A task ended by something it did not expect: the link ends with an error.
+
+        `items()` raises it, so a consumer never sees a stream that just stops.
+        """
+        if self._fatal is None:
+            self._fatal = BleLinkError(f"sensor {self.target!r}: the {task} task died: {exc!r}")
+            self._fatal.__cause__ = exc
+        log.error("ble %s: the %s task died", self.target, task, exc_info=exc)
+        self._closing.set()
+        self._lost.set()
 
     def _count_arrivals(self, times: list[float]) -> None:
         now = times[-1]
@@ -341,6 +355,8 @@ class BleLink:
             self._fatal = BleLinkError(f"sensor {self.target!r}: {exc}")
             self._fatal.__cause__ = exc
             log.error("ble %s: %s", self.target, exc)
+        except Exception as exc:  # any death of the task ends the link loudly
+            self._die("connection", exc)
         finally:
             self._closing.set()
 

@@ -262,6 +262,8 @@ def decode_many(
         quat = None
         if group.kind.has_quat:
             group, quat = _unit_quats(group, fmt, errors)
+            if not len(group.idx):
+                continue  # every packet of the group held a bad quaternion
         decoded.append((group, quat))
     errors.sort(key=lambda e: e[0])
     return _assemble(decoded, tuple(errors), fmt)

@@ -5,7 +5,7 @@ import gc
 import json
 import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +41,21 @@ def make_certificates(folder: Path) -> None:
              cwd=folder)  # fmt: skip
 
 
-@pytest.fixture
-def secure_broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    """mosquitto running configs/mosquitto/hipsense.conf with temporary paths and ports."""
+def start_secure_broker(
+    tmp_path: Path, *, acl: str, passwords: Mapping[str, str] = PASSWORDS
+) -> Mosquitto:
+    """mosquitto running configs/mosquitto/hipsense.conf with temporary paths and ports.
+
+    `acl` is the text of the ACL file; the CA is `tmp_path / "certs" / "ca.crt"`.
+    """
     binary = require_tool("mosquitto")
     passwd_tool = require_tool("mosquitto_passwd")
     make_certificates(tmp_path / "certs")
     passwd = tmp_path / "hipsense.passwd"
     passwd.touch(mode=0o600)
-    for user, password in PASSWORDS.items():
+    for user, password in passwords.items():
         subprocess.run([passwd_tool, "-b", str(passwd), user, password], check=True)
-    (tmp_path / "hipsense.acl").write_text((CONFIGS / "hipsense.acl").read_text())
+    (tmp_path / "hipsense.acl").write_text(acl)
     port = free_port()
     config = (
         (CONFIGS / "hipsense.conf")
@@ -62,6 +66,13 @@ def secure_broker(tmp_path: Path) -> Iterator[Mosquitto]:
     )
     broker = Mosquitto(binary, tmp_path, config=config, port=port)
     broker.start()
+    return broker
+
+
+@pytest.fixture
+def secure_broker(tmp_path: Path) -> Iterator[Mosquitto]:
+    """The shipped configuration and ACL, with the accounts of PASSWORDS."""
+    broker = start_secure_broker(tmp_path, acl=(CONFIGS / "hipsense.acl").read_text())
     try:
         yield broker
     finally:

@@ -237,6 +237,100 @@ async def test_an_unanswered_command_gets_an_error_reply(
     assert reply["correlation_id"] == "x"
 
 
+async def test_a_command_taken_late_is_answered_by_what_happened(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    # A burst the daemon works through more slowly than the reply timeout: every reply
+    # says what happened. Those taken in time are carried out and say so; the rest are
+    # dropped untouched, and say that.
+    topics = Topics("gw-7")
+    done: list[int] = []
+
+    async def slow_daemon(pub: MqttPublisher) -> None:
+        while True:
+            command = await pub.next_command()
+            await asyncio.sleep(0.1)
+            done.append(int(command.request.correlation_id or "-1"))
+            command.reply()
+
+    async with (
+        MqttPublisher(
+            BrokerConfig(url=mosquitto.url),
+            topics,
+            Outbox(tmp_path / "o.db"),
+            command_timeout_s=0.3,
+        ) as pub,
+        aiomqtt.Client("127.0.0.1", mosquitto.port) as dash,
+        asyncio.TaskGroup() as tg,
+    ):
+        daemon = tg.create_task(slow_daemon(pub))
+        await until(lambda: pub.connected)
+        await asyncio.sleep(0.2)
+        await dash.subscribe(topics.cmd_reply, qos=1)
+        for i in range(12):
+            request = {"request": {"command": "calibrate"}, "correlation_id": str(i)}
+            await dash.publish(topics.cmd, json.dumps(request), qos=1)
+        replies: dict[str, dict[str, Any]] = {}
+        async with asyncio.timeout(20):
+            async for m in dash.messages:
+                reply = json.loads(bytes(m.payload))  # type: ignore[arg-type]
+                replies[reply["correlation_id"]] = reply
+                if len(replies) == 12:
+                    break
+        daemon.cancel()
+    ok = sorted(int(c) for c, r in replies.items() if r["ok"])
+    assert ok == sorted(done)
+    assert 0 < len(done) < 12
+    for c, r in replies.items():
+        if not r["ok"]:
+            assert int(c) not in done
+            assert r["error"] == "not carried out within 0.3 s; nothing changed"
+
+
+async def test_replies_never_land_in_a_gateways_tree_and_redeliveries_run_once(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    topics = Topics("gw-8")
+    carried_out: list[str] = []
+    async with (
+        MqttPublisher(BrokerConfig(url=mosquitto.url), topics, Outbox(tmp_path / "o.db")) as pub,
+        aiomqtt.Client("127.0.0.1", mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5) as dash,
+        asyncio.TaskGroup() as tg,
+    ):
+        daemon = tg.create_task(_carry_out(pub, carried_out))
+        await until(lambda: pub.connected)
+        await asyncio.sleep(0.2)
+        await dash.subscribe("hipsense/v1/#", qos=1)
+
+        async def ask(response_topic: str, corr: bytes) -> str:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.ResponseTopic = response_topic
+            props.CorrelationData = corr
+            await dash.publish(
+                topics.cmd, b'{"request": {"command": "calibrate"}}', 1, properties=props
+            )
+            async with asyncio.timeout(10):
+                async for m in dash.messages:
+                    if str(m.topic) != topics.cmd and (
+                        m.properties is not None
+                        and getattr(m.properties, "CorrelationData", None) == corr
+                    ):
+                        return str(m.topic)
+            raise AssertionError("no reply")
+
+        # Its own status, another gateway's events, a wildcard: the reply goes to
+        # cmd/reply instead; its own cmd/reply/... is a reply topic.
+        assert await ask(topics.status, b"1") == topics.cmd_reply
+        assert await ask("hipsense/v1/gw-2/sessions/s/events", b"2") == topics.cmd_reply
+        assert await ask("x/+/y", b"3") == topics.cmd_reply
+        assert await ask(f"{topics.cmd_reply}/dash-1", b"4") == f"{topics.cmd_reply}/dash-1"
+        # The same request again (what the broker redelivers): the same answer, once
+        # carried out.
+        assert await ask(f"{topics.cmd_reply}/dash-1", b"4") == f"{topics.cmd_reply}/dash-1"
+        daemon.cancel()
+    assert carried_out == ["calibrate"] * 4
+
+
 async def test_retained_prescriptions_are_read_and_checked(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

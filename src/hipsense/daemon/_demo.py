@@ -99,7 +99,7 @@ async def _answer_commands(
 ) -> None:
     """Carry out what a simulated session can: calibrate and stop."""
     while True:
-        command = await publisher.commands.get()
+        command = await publisher.next_command()
         req = command.request.request
         if req.command == "calibrate":
             pipeline.core.calibrate()

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from hipsense._errors import HipsenseError
 from hipsense.exercises import Exercise, load_library
 from hipsense.history import History
 from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
-from hipsense.mqtt import EmbeddedBroker, MqttPublisher, Outbox, Topics
+from hipsense.mqtt import Command, EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
@@ -255,59 +256,91 @@ class Daemon:
         )
 
     async def _commands(self, pub: MqttPublisher) -> None:
+        """Carry out commands one at a time; every one is answered, none ends the task.
+
+        A command is checked whole before anything changes: an unknown exercise,
+        variant, sensor or session is an error reply and the sessions go on as they were.
+        """
         while True:
-            command = await pub.commands.get()
-            req = command.request.request
+            command = await pub.next_command()
             try:
-                if req.command == "calibrate":
-                    targets = (
-                        [self.sensors[req.sensor_id]] if req.sensor_id else [*self.sensors.values()]
-                    )
-                    for t in targets:
-                        if t.pipeline is not None:
-                            t.pipeline.core.calibrate()
-                    command.reply()
-                elif req.command == "stop_session":
-                    sensor = self._by_session(req.session_id)
-                    sensor.end_session.set()
-                    command.reply(session_id=req.session_id)
-                elif req.command == "change_exercise":
-                    sensor = self._by_session(req.session_id)
-                    sensor.exercise = self.library[req.exercise]
-                    sensor.variant = req.variant
-                    sensor.end_session.set()
-                    command.reply(session_id=req.session_id)
-                else:  # start_session
-                    prescription = req.prescription or pub.prescriptions.get(req.patient_id or "")
-                    if prescription is None:
-                        command.reply(
-                            ok=False,
-                            error=f"patient_id: expected a retained prescription for "
-                            f"{req.patient_id!r}, found none",
-                        )
-                        continue
-                    sensor = (
-                        self.sensors[req.sensor_id]
-                        if req.sensor_id
-                        else next(iter(self.sensors.values()))
-                    )
-                    first = prescription.exercises[0]
-                    sensor.exercise = self.library[first.exercise]
-                    sensor.variant = first.variant
-                    sensor.patient_id = prescription.patient_id
-                    sensor.tracker = PrescriptionTracker(prescription, self.library)
-                    sensor.end_session.set()
-                    # The new session starts once the old one has closed.
-                    await asyncio.sleep(0.05)
-                    command.reply(session_id=sensor.session_ids[-1])
-            except KeyError as exc:
-                command.reply(ok=False, error=f"expected a known id, got {exc}")
+                await self._carry_out(command, pub)
+            except (HipsenseError, KeyError) as exc:
+                why = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+                command.reply(ok=False, error=str(why))
+            except Exception as exc:  # a bug must not end the service's command handling
+                log.exception("command %s failed", command.request.request.command)
+                command.reply(ok=False, error=f"internal error: {exc!r}")
+
+    async def _carry_out(self, command: Command, pub: MqttPublisher) -> None:
+        req = command.request.request
+        if req.command == "calibrate":
+            targets = [self._sensor(req.sensor_id)] if req.sensor_id else [*self.sensors.values()]
+            for t in targets:
+                if t.pipeline is not None:
+                    t.pipeline.core.calibrate()
+            command.reply()
+        elif req.command == "stop_session":
+            sensor = self._by_session(req.session_id)
+            sensor.end_session.set()
+            command.reply(session_id=req.session_id)
+        elif req.command == "change_exercise":
+            sensor = self._by_session(req.session_id)
+            exercise = self._exercise(req.exercise, req.variant)
+            sensor.exercise, sensor.variant = exercise, req.variant
+            sensor.end_session.set()
+            command.reply(session_id=req.session_id)
+        else:  # start_session
+            prescription = req.prescription or pub.prescriptions.get(req.patient_id or "")
+            if prescription is None:
+                command.reply(
+                    ok=False,
+                    error=f"patient_id: expected a retained prescription for "
+                    f"{req.patient_id!r}, found none",
+                )
+                return
+            sensor = self._sensor(req.sensor_id) if req.sensor_id else self._first_sensor()
+            for item in prescription.exercises:
+                self._exercise(item.exercise, item.variant)
+            tracker = PrescriptionTracker(prescription, self.library)
+            first = prescription.exercises[0]
+            sensor.exercise = self.library[first.exercise]
+            sensor.variant = first.variant
+            sensor.patient_id = prescription.patient_id
+            sensor.tracker = tracker
+            sensor.end_session.set()
+            # The new session starts once the old one has closed.
+            await asyncio.sleep(0.05)
+            command.reply(session_id=sensor.session_ids[-1])
+
+    def _exercise(self, exercise_id: str, variant: str | None) -> Exercise:
+        """The library's exercise, checked to have the variant (ExerciseError if not)."""
+        exercise = self.library[exercise_id]
+        exercise.variant(variant)
+        return exercise
+
+    def _sensor(self, sensor_id: str) -> _Sensor:
+        try:
+            return self.sensors[sensor_id]
+        except KeyError:
+            known = ", ".join(sorted(self.sensors)) or "none"
+            raise KeyError(f"sensor_id: expected one of {known}, got {sensor_id!r}") from None
+
+    def _first_sensor(self) -> _Sensor:
+        if not self.sensors:
+            raise KeyError("sensor_id: expected a running sensor, found none")
+        return next(iter(self.sensors.values()))
 
     def _by_session(self, session_id: str) -> _Sensor:
         for sensor in self.sensors.values():
             if sensor.pipeline is not None and sensor.pipeline.session_id == session_id:
                 return sensor
-        raise KeyError(session_id)
+        live = ", ".join(
+            s.pipeline.session_id for s in self.sensors.values() if s.pipeline is not None
+        )
+        raise KeyError(
+            f"session_id: expected a live session ({live or 'none'}), got {session_id!r}"
+        )
 
 
 async def run_daemon(settings: DaemonSettings, *, live: TextIO | None = None) -> int:

@@ -7,16 +7,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .._errors import HipsenseError
-from ._model import Exercise
+from ._model import Exercise, ExerciseError
 
 __all__ = ["ExerciseError", "ExerciseLibrary", "default_library_dir", "load_library"]
 
 _ENV = "HIPSENSE_EXERCISES_DIR"
-
-
-class ExerciseError(HipsenseError, ValueError):
-    """An exercise file that does not load, or an exercise id that is not in the library."""
 
 
 def default_library_dir() -> Path:

@@ -12,11 +12,14 @@ from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .._errors import HipsenseError
+
 __all__ = [
     "BodyPosition",
     "Contraction",
     "Dosage",
     "Exercise",
+    "ExerciseError",
     "ExerciseKind",
     "FormCheck",
     "FormCue",
@@ -26,6 +29,11 @@ __all__ = [
     "Tempo",
     "Variant",
 ]
+
+
+class ExerciseError(HipsenseError, ValueError):
+    """An exercise file that does not load, or an exercise or variant id it does not have."""
+
 
 _KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -281,7 +289,7 @@ class Exercise(_Strict):
             if v.id == variant_id:
                 return v.dosage
         known = ", ".join(v.id for v in self.variants) or "none"
-        raise KeyError(f"variant: expected one of {known}, got {variant_id!r}")
+        raise ExerciseError(f"variant of {self.id}: expected one of {known}, got {variant_id!r}")
 
     def cue(self, check: FormCheck) -> FormCue | None:
         """The cue behind a check, if the exercise has one."""

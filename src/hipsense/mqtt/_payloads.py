@@ -189,7 +189,7 @@ class PrescribedExercise(_Model):
     """One line of a prescription."""
 
     exercise: Id
-    variant: str | None = None
+    variant: Id | None = None
     side: Literal["left", "right", "both"] = "both"
     sets: int = Field(ge=1, le=20)
     reps: int = Field(ge=1, le=100)
@@ -275,7 +275,7 @@ class _ChangeExercise(_Model):
     command: Literal["change_exercise"]
     session_id: Id
     exercise: Id
-    variant: str | None = None
+    variant: Id | None = None
 
 
 class CommandRequest(_Model):

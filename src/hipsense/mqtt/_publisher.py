@@ -9,9 +9,11 @@ any broker error, wait a capped, jittered exponential backoff and connect again.
 """
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
+import hashlib
 import json
 import logging
 import random
@@ -65,6 +67,11 @@ class PublisherStats:
         self.live_dropped = 0
 
 
+_RECENT_COMMANDS = 256
+"""Requests remembered to answer a redelivery without carrying it out again: far more
+than arrive between a connection's loss and the broker's redelivery."""
+
+
 @dataclass(eq=False)
 class Command:
     """A valid command from `cmd`, waiting for the daemon to carry it out.
@@ -76,6 +83,24 @@ class Command:
     _done: asyncio.Future[CommandReply] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future(), repr=False
     )
+    _taken: bool = field(default=False, repr=False)
+
+    def take(self) -> bool:
+        """Claim the command to carry it out; False if it was already answered (expired).
+
+        Once taken, it is never answered "not carried out": the reply waits for `reply`.
+        """
+        if self._done.done():
+            return False
+        self._taken = True
+        return True
+
+    def _expire(self, waited_s: float) -> bool:
+        """Answer "not carried out" if nobody took the command; whether it did."""
+        if self._taken:
+            return False
+        self.reply(ok=False, error=f"not carried out within {waited_s:g} s; nothing changed")
+        return True
 
     def reply(
         self, *, ok: bool = True, session_id: str | None = None, error: str | None = None
@@ -146,6 +171,10 @@ class MqttPublisher:
         self._refused: dict[int, str] = {}
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
         """Valid commands from `cmd`, in arrival order, for the daemon to carry out."""
+        self._recent: collections.OrderedDict[bytes, asyncio.Future[CommandReply]] = (
+            collections.OrderedDict()
+        )
+        """Replies to the latest requests, by `_redelivery_key`."""
         self.prescriptions: dict[str, Prescription] = {}
         """Retained per-patient prescriptions (`patients/{patient_id}/prescription`)."""
 
@@ -392,6 +421,16 @@ class MqttPublisher:
     ) -> None:
         """Validate a command; a bad one gets an error reply and changes nothing."""
         raw = message.payload if isinstance(message.payload, bytes | str) else b""
+        key = self._redelivery_key(message, raw)
+        if key is not None and key in self._recent:
+            # The broker delivered it again (QoS 1 after a reconnect): answered again
+            # with the same reply, carried out once.
+            replies.create_task(
+                self._send_reply(client, message.properties, self._recent[key], None),
+                name="hipsense-mqtt-reply",
+            )
+            return
+        command: Command | None = None
         try:
             request = CommandRequest.model_validate_json(raw)
         except ValidationError as exc:
@@ -405,28 +444,57 @@ class MqttPublisher:
             command = Command(request)
             self.commands.put_nowait(command)
             done = command._done
+        if key is not None:
+            self._recent[key] = done
+            while len(self._recent) > _RECENT_COMMANDS:
+                self._recent.popitem(last=False)
         replies.create_task(
-            self._send_reply(client, message.properties, done, request_raw=raw),
+            self._send_reply(client, message.properties, done, command),
             name="hipsense-mqtt-reply",
         )
+
+    @staticmethod
+    def _redelivery_key(message: aiomqtt.Message, raw: bytes | str) -> bytes | None:
+        """What makes a request the same request: its correlation data and payload.
+
+        None without correlation data: two plain identical commands are two commands.
+        """
+        correlation = getattr(message.properties, "CorrelationData", None)
+        if not correlation:
+            return None
+        body = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+        return hashlib.sha256(bytes(correlation) + b"\0" + body).digest()
+
+    async def next_command(self) -> Command:
+        """The next valid command that has not expired, taken: the caller must reply."""
+        while True:
+            command = await self.commands.get()
+            if command.take():
+                return command
 
     async def _send_reply(
         self,
         client: aiomqtt.Client,
         props: Properties | None,
         done: asyncio.Future[CommandReply],
-        *,
-        request_raw: bytes | str,
+        command: Command | None,
     ) -> None:
         try:
             reply = await asyncio.wait_for(asyncio.shield(done), self.command_timeout_s)
         except TimeoutError:
-            reply = CommandReply(
-                ok=False,
-                error=f"not carried out within {self.command_timeout_s:g} s",
-                correlation_id=_correlation_id(request_raw),
-            )
+            # Untaken, it is dropped and said so; taken, it is being carried out and its
+            # own answer says what happened.
+            if command is not None:
+                command._expire(self.command_timeout_s)
+            reply = await done
         response_topic = getattr(props, "ResponseTopic", None) if self._v5 else None
+        if response_topic is not None and not self.topics.may_reply_to(response_topic):
+            log.warning(
+                "mqtt: command named response topic %r, which is no reply topic: replying on %s",
+                response_topic[:200],
+                self.topics.cmd_reply,
+            )
+            response_topic = None
         correlation = getattr(props, "CorrelationData", None)
         rprops = self._props()
         if rprops is not None and correlation is not None:
@@ -525,7 +593,7 @@ def _correlation_id(raw: bytes | str) -> str | None:
     """The `correlation_id` of a request that failed validation, if one can be read."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         return None
     cid = value.get("correlation_id") if isinstance(value, dict) else None
     return cid if isinstance(cid, str) and len(cid) <= 128 else None

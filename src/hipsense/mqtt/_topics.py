@@ -27,6 +27,10 @@ def _check(what: str, value: str) -> str:
     return value
 
 
+_MAX_TOPIC_BYTES = 65535
+"""MQTT's limit on a topic name's UTF-8 length."""
+
+
 @dataclass(frozen=True)
 class Topics:
     """Topic names of one gateway. Ids are pseudonymous: never a patient's name."""
@@ -56,6 +60,18 @@ class Topics:
     def cmd_reply(self) -> str:
         """Replies to commands that named no MQTT 5 response topic (e.g. over 3.1.1)."""
         return f"{self.prefix}/cmd/reply"
+
+    def may_reply_to(self, topic: str) -> bool:
+        """Whether a command's response topic is one the gateway may publish a reply on.
+
+        Under `cmd/reply/`, or outside the contract's tree altogether: a reply must never
+        land where consumers read a gateway's status, state, events or summaries (its
+        own or another's). MQTT also forbids wildcards and NUL in a topic published to.
+        """
+        if not topic or len(topic.encode()) > _MAX_TOPIC_BYTES or any(c in topic for c in "+#\0"):
+            return False
+        root = self.prefix_template.split("{gateway_id}")[0]
+        return topic.startswith(self.cmd_reply + "/") or not topic.startswith(root)
 
     @property
     def prescriptions(self) -> str:

@@ -3,6 +3,13 @@
 //   broker  WebSockets URL of the broker      (default ws://<this host>:9001/mqtt)
 //   prefix  topic prefix before the gateway id (default hipsense/v1)
 //   user, password  broker credentials, when the broker asks for them
+//
+// Every message is untrusted: anyone who may publish under the prefix can forge one, and
+// a retained one outlives its sender. So message data reaches the page as text only
+// (textContent and createElement, never innerHTML or markup), a number is shown only
+// when it is a finite number ("-" otherwise), text is cut to a readable length, and a
+// message of the wrong shape is dropped rather than stopping the page. The server's
+// Content-Security-Policy (no inline script) is the second line behind this one.
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -12,14 +19,45 @@ const LIVE_WINDOW_S = 30;
 
 const state = {
   gateways: new Map(), // gateway id -> status payload
-  sensors: new Map(), // "gw/sensor" -> sensor state payload
+  sensors: new Map(), // "gw/sensor" -> {id: the topic's sensor id, msg: sensor state payload}
   sessions: new Map(), // "gw/session" -> {gw, id, reps: Map, holds: Map, summary, t: [], a: [], seen}
   live: null, // key of the session shown live
 };
 
+const MAX_TEXT = 120; // characters of a message's text shown; a forged one can be megabytes
+
 const $ = (id) => document.getElementById(id);
-const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
-const fmt = (v, d = 1) => (v === null || v === undefined ? "-" : Number(v).toFixed(d));
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+const isInt = (v) => Number.isSafeInteger(v);
+// A number with `d` decimals and its unit, or "-" for anything that is not a finite number.
+const fmt = (v, d = 1, unit = "") => (isNum(v) ? v.toFixed(d) + unit : "-");
+// A count (or a 0-based index shown from 1 with add = 1), or "-" for anything but an integer.
+const count = (v, add = 0) => (isInt(v) ? String(v + add) : "-");
+// A string, cut to MAX_TEXT; anything else is `otherwise`.
+const text = (v, otherwise = "-") =>
+  typeof v !== "string" || v === "" ? otherwise : v.length > MAX_TEXT ? `${v.slice(0, MAX_TEXT - 1)}…` : v;
+// The flags of a rep: an array of strings, else none.
+const flagsOf = (r) => (Array.isArray(r.flags) ? r.flags.filter((f) => typeof f === "string").map((f) => text(f)) : []);
+
+// An element with a class, a test id, a column span and children (nodes, or strings:
+// those become text nodes, so nothing in them is ever parsed as markup).
+function h(tag, { cls, testid, span } = {}, ...children) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (span) el.colSpan = span;
+  if (testid) el.dataset.testid = testid; // a data-* attribute: inert, whatever it holds
+  el.append(...children);
+  return el;
+}
+
+// Put rows in a table body, one by one (spread into replaceChildren, a forged flood of
+// them would exceed the arguments a call may take).
+function fill(selector, rows) {
+  const body = document.querySelector(selector);
+  body.replaceChildren();
+  for (const row of rows) body.append(row);
+}
 
 $("prefix").textContent = `${PREFIX}/#`;
 $("broker-url").textContent = BROKER;
@@ -31,6 +69,7 @@ function session(gw, id) {
     s = { key, gw, id, reps: new Map(), holds: new Map(), summary: null, t: [], a: [], seen: new Set(), updated: 0 };
     state.sessions.set(key, s);
   }
+  s.updated = Date.now(); // called for a message the page keeps, only
   return s;
 }
 
@@ -45,9 +84,9 @@ const client = mqtt.connect(BROKER, {
   clean: true,
 });
 
-function brokerState(ok, text) {
+function brokerState(ok, label) {
   const el = $("broker");
-  el.textContent = text;
+  el.textContent = label;
   el.className = `badge ${ok ? "ok" : "bad"}`;
 }
 
@@ -76,41 +115,58 @@ client.on("message", (topic, payload) => {
   } catch {
     return; // not ours
   }
+  if (!isObject(msg)) return; // every message of the contract is an object
   const rest = topic.slice(PREFIX.length + 1).split("/");
   const gw = rest[0];
-  if (rest[1] === "status") {
-    state.gateways.set(gw, msg);
-    renderGateways();
-  } else if (rest[1] === "sensors") {
-    state.sensors.set(`${gw}/${rest[2]}`, msg);
-    renderGateways();
-  } else if (rest[1] === "sessions") {
-    onSession(gw, rest[2], rest[3], msg);
+  try {
+    if (rest[1] === "status" && rest.length === 2) {
+      state.gateways.set(gw, msg);
+      renderGateways();
+    } else if (rest[1] === "sensors" && rest.length === 4) {
+      state.sensors.set(`${gw}/${rest[2]}`, { id: rest[2], msg });
+      renderGateways();
+    } else if (rest[1] === "sessions" && rest.length === 4) {
+      onSession(gw, rest[2], rest[3], msg);
+    }
+  } catch (err) {
+    // A shape the checks in the handlers did not foresee: the page goes on with the next.
+    console.error(`hipsense dashboard: dropped a message on ${topic}:`, err);
   }
 });
 
+const ended = (s) => typeof s.summary?.ended_at === "string" && s.summary.ended_at !== "";
+
 function onSession(gw, id, kind, msg) {
-  const s = session(gw, id);
-  s.updated = Date.now();
   if (kind === "events") {
+    const ev = msg.event;
+    if (typeof msg.id !== "string" || !isObject(ev)) return;
+    const s = session(gw, id);
     if (s.seen.has(msg.id)) return; // QoS 1 may deliver twice: de-duplicate by id
     s.seen.add(msg.id);
-    const ev = msg.event;
-    if (ev.kind === "rep") s.reps.set(ev.index, ev);
-    if (ev.kind === "hold") s.holds.set(ev.index, ev);
-    if (!s.summary?.ended_at) state.live = s.key;
+    // A rep or hold is placed by its index: one without a whole index has no place.
+    if (ev.kind === "rep" && isInt(ev.index)) s.reps.set(ev.index, ev);
+    if (ev.kind === "hold" && isInt(ev.index)) s.holds.set(ev.index, ev);
+    if (!ended(s)) state.live = s.key;
   } else if (kind === "summary") {
-    s.summary = msg;
-    if (msg.ended_at && state.live === s.key) state.live = s.key; // keep showing it
+    session(gw, id).summary = msg; // and the live view keeps showing it once ended
   } else if (kind === "live") {
-    s.t.push(...msg.t_s);
-    s.a.push(...msg.angle_deg);
+    const { t_s: times, angle_deg: angles } = msg;
+    const numbers = (v) => Array.isArray(v) && v.every(isNum);
+    if (!numbers(times) || !numbers(angles) || times.length !== angles.length || !times.length) return;
+    const s = session(gw, id);
+    for (let i = 0; i < times.length; i++) {
+      // One at a time: spreading a forged frame of a million into push() would throw.
+      s.t.push(times[i]);
+      s.a.push(angles[i]);
+    }
     const cut = s.t.findIndex((t) => t >= s.t[s.t.length - 1] - LIVE_WINDOW_S);
     if (cut > 0) {
       s.t.splice(0, cut);
       s.a.splice(0, cut);
     }
-    if (!s.summary?.ended_at) state.live = s.key;
+    if (!ended(s)) state.live = s.key;
+  } else {
+    return;
   }
   renderLive();
   renderFinished();
@@ -120,24 +176,37 @@ function onSession(gw, id, kind, msg) {
 
 function renderGateways() {
   const rows = [];
-  for (const [gw, st] of [...state.gateways].sort()) {
+  const byKey = ([x], [y]) => (x < y ? -1 : x > y ? 1 : 0);
+  for (const [gw, st] of [...state.gateways].sort(byKey)) {
     const online = st.state === "online";
-    const badge = `<span class="badge ${online ? "ok" : "bad"}" data-testid="gateway-${esc(gw)}">${online ? "online" : "gateway offline"}</span>`;
-    const sensors = [...state.sensors].filter(([k]) => k.startsWith(`${gw}/`));
-    if (!sensors.length) rows.push(`<tr><td>${esc(gw)}</td><td>${badge}</td><td colspan="5" class="muted">no sensor yet</td></tr>`);
-    for (const [, s] of sensors) {
-      const link = s.connected && online
-        ? `<span class="badge ok">connected</span>`
-        : `<span class="badge bad" data-testid="sensor-${esc(s.sensor_id)}-down">sensor disconnected</span>`;
+    const badge = () =>
+      h("span", { cls: `badge ${online ? "ok" : "bad"}`, testid: `gateway-${gw}` }, online ? "online" : "gateway offline");
+    const sensors = [...state.sensors].filter(([k]) => k.startsWith(`${gw}/`)).sort(byKey);
+    if (!sensors.length) {
+      rows.push(h("tr", {}, h("td", {}, text(gw)), h("td", {}, badge()), h("td", { cls: "muted", span: 5 }, "no sensor yet")));
+    }
+    for (const [, { id, msg: s }] of sensors) {
+      const sensor = typeof s.sensor_id === "string" ? s.sensor_id : id;
+      const link =
+        s.connected === true && online
+          ? h("span", { cls: "badge ok" }, "connected")
+          : h("span", { cls: "badge bad", testid: `sensor-${sensor}-down` }, "sensor disconnected");
       rows.push(
-        `<tr><td>${esc(gw)}</td><td>${badge}</td><td>${esc(s.sensor_id)}</td><td>${link}</td>` +
-          `<td class="num">${s.battery_pct == null ? "-" : fmt(s.battery_pct, 0) + " %"}</td>` +
-          `<td class="num">${s.rssi_dbm == null ? "-" : fmt(s.rssi_dbm, 0) + " dBm"}</td>` +
-          `<td class="num">${s.loss_pct == null ? "-" : fmt(s.loss_pct, 1) + " %"}</td></tr>`,
+        h(
+          "tr",
+          {},
+          h("td", {}, text(gw)),
+          h("td", {}, badge()),
+          h("td", {}, text(sensor)),
+          h("td", {}, link),
+          h("td", { cls: "num" }, fmt(s.battery_pct, 0, " %")),
+          h("td", { cls: "num" }, fmt(s.rssi_dbm, 0, " dBm")),
+          h("td", { cls: "num" }, fmt(s.loss_pct, 1, " %")),
+        ),
       );
     }
   }
-  document.querySelector("#gateways tbody").innerHTML = rows.join("");
+  fill("#gateways tbody", rows);
   $("no-gateways").hidden = rows.length > 0;
 }
 
@@ -150,13 +219,17 @@ function renderLive() {
   const reps = [...s.reps.values()].sort((x, y) => x.index - y.index);
   const holds = [...s.holds.values()];
   const sum = s.summary;
-  $("live-title").textContent = `${s.id} on ${s.gw}${sum ? " · " + sum.exercise : ""}${sum?.ended_at ? " (ended)" : ""}`;
+  const exercise = typeof sum?.exercise === "string" ? ` · ${text(sum.exercise)}` : "";
+  $("live-title").textContent = `${text(s.id)} on ${text(s.gw)}${exercise}${ended(s) ? " (ended)" : ""}`;
   $("rep-count").textContent = String(reps.length + holds.length);
-  $("rep-target").textContent = sum?.progress ? sum.progress : holds.length && !reps.length ? "holds" : "reps";
+  $("rep-target").textContent = text(sum?.progress, holds.length && !reps.length ? "holds" : "reps");
   const angle = s.a.length ? s.a[s.a.length - 1] : null;
-  $("angle-now").textContent = angle == null ? "-" : fmt(angle, 0);
+  $("angle-now").textContent = fmt(angle, 0);
   // Time at end range so far: how long the angle has stayed near the typical rep's range.
-  const roms = reps.map((r) => r.rom_deg).sort((x, y) => x - y);
+  const roms = reps
+    .map((r) => r.rom_deg)
+    .filter(isNum)
+    .sort((x, y) => x - y);
   const endRange = roms.length ? 0.8 * roms[Math.floor(roms.length / 2)] : null;
   let held = null;
   if (endRange && s.a.length && angle >= endRange) {
@@ -165,29 +238,37 @@ function renderLive() {
     held = s.t[s.t.length - 1] - s.t[i];
   }
   // With a prescription the summary names the hold ("3 s holds"): count down to it.
-  const target = Number((sum?.progress || "").match(/([\d.]+) s holds/)?.[1] || 0);
+  const target = Number((typeof sum?.progress === "string" ? sum.progress : "").match(/([\d.]+) s holds/)?.[1] || 0);
   if (target > 0) {
     $("hold-label").textContent = `hold left of ${target} s`;
     $("hold-now").textContent = held == null ? "-" : fmt(Math.max(0, target - held), 1);
   } else {
     $("hold-label").textContent = "at end range (s)";
-    $("hold-now").textContent = held == null ? "-" : fmt(held, 1);
+    $("hold-now").textContent = fmt(held, 1);
   }
   const last = reps[reps.length - 1];
-  const flagsNow = last ? (last.flags.length ? last.flags.join(", ") : "ok") : "-";
-  $("last-flags").textContent = flagsNow;
-  $("last-flags").className = last && last.flags.length ? "flag" : "";
-  document.querySelector("#reps tbody").innerHTML = reps
+  const lastFlags = last ? flagsOf(last) : [];
+  $("last-flags").textContent = last ? (lastFlags.length ? text(lastFlags.join(", ")) : "ok") : "-";
+  $("last-flags").className = lastFlags.length ? "flag" : "";
+  const rows = reps
     .slice()
     .reverse()
-    .map(
-      (r) =>
-        `<tr class="${r.flags.length ? "flagged" : ""}" data-testid="rep-${r.index + 1}"><td>${r.index + 1}</td><td>${r.set_index + 1}</td>` +
-        `<td class="num">${fmt(r.rom_deg)}</td><td class="num">${fmt(r.hold_s)}</td>` +
-        `<td class="num">${fmt(r.concentric_s)}</td><td class="num">${fmt(r.eccentric_s)}</td>` +
-        `<td class="flag">${esc(r.flags.join(", "))}</td><td class="num">${fmt(r.confidence, 2)}</td></tr>`,
-    )
-    .join("");
+    .map((r) => {
+      const flags = flagsOf(r);
+      return h(
+        "tr",
+        { cls: flags.length ? "flagged" : "", testid: `rep-${r.index + 1}` },
+        h("td", {}, count(r.index, 1)),
+        h("td", {}, count(r.set_index, 1)),
+        h("td", { cls: "num" }, fmt(r.rom_deg)),
+        h("td", { cls: "num" }, fmt(r.hold_s)),
+        h("td", { cls: "num" }, fmt(r.concentric_s)),
+        h("td", { cls: "num" }, fmt(r.eccentric_s)),
+        h("td", { cls: "flag" }, text(flags.join(", "), "")),
+        h("td", { cls: "num" }, fmt(r.confidence, 2)),
+      );
+    });
+  fill("#reps tbody", rows);
   drawChart(s);
 }
 
@@ -213,19 +294,24 @@ function drawChart(s) {
 }
 
 function renderFinished() {
-  const done = [...state.sessions.values()].filter((s) => s.summary?.ended_at);
-  done.sort((x, y) => String(y.summary.ended_at).localeCompare(String(x.summary.ended_at)));
-  document.querySelector("#finished tbody").innerHTML = done
-    .map((s) => {
-      const m = s.summary;
-      return (
-        `<tr data-testid="finished-${esc(s.id)}"><td>${esc(s.id)}</td><td>${esc(s.gw)}</td><td>${esc(m.exercise)}</td>` +
-        `<td class="num">${m.rep_count}</td><td class="num">${m.hold_count}</td><td class="num">${m.set_count}</td>` +
-        `<td class="num">${m.mean_rom_deg == null ? "-" : fmt(m.mean_rom_deg) + " deg"}</td>` +
-        `<td>${esc(m.progress || "no prescription")}</td>` +
-        `<td class="num">${m.adherence_pct == null ? "-" : fmt(m.adherence_pct, 0) + " %"}</td></tr>`
-      );
-    })
-    .join("");
+  const done = [...state.sessions.values()].filter(ended);
+  done.sort((x, y) => y.summary.ended_at.localeCompare(x.summary.ended_at));
+  const rows = done.map((s) => {
+    const m = s.summary;
+    return h(
+      "tr",
+      { testid: `finished-${s.id}` },
+      h("td", {}, text(s.id)),
+      h("td", {}, text(s.gw)),
+      h("td", {}, text(m.exercise)),
+      h("td", { cls: "num" }, count(m.rep_count)),
+      h("td", { cls: "num" }, count(m.hold_count)),
+      h("td", { cls: "num" }, count(m.set_count)),
+      h("td", { cls: "num" }, fmt(m.mean_rom_deg, 1, " deg")),
+      h("td", {}, text(m.progress, "no prescription")),
+      h("td", { cls: "num" }, fmt(m.adherence_pct, 0, " %")),
+    );
+  });
+  fill("#finished tbody", rows);
   $("no-finished").hidden = done.length > 0;
 }

@@ -1,14 +1,22 @@
 """The clinic dashboard in a real browser (Debian's Chromium, driven by Playwright).
 
 A real mosquitto with a WebSockets listener, `hipsense dashboard` serving the page and
-`hipsense demo` as the gateway; the test reads the page as a clinician would.
+`hipsense demo` as the gateway; the first test reads the page as a clinician would. The
+others forge what anyone allowed to publish could: markup and wrong types in every
+field, which the page must show as text or "-", never run; and a broker of its own in
+the query string, which the page's policy must not let it reach.
 """
 
 import asyncio
+import json
 import os
+import re
 import sys
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
+import aiomqtt
 import pytest
 
 from tests.brokers import Mosquitto, free_port
@@ -24,6 +32,16 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+# Collects the page's Content-Security-Policy violations: a page that works under its
+# policy has none (init scripts run before the page's own, outside its policy).
+RECORD_CSP = """
+window.__csp = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
+});
+"""
 
 
 @pytest.fixture
@@ -49,24 +67,30 @@ async def _hipsense(*args: str) -> asyncio.subprocess.Process:
     )  # fmt: skip
 
 
+async def _dashboard(ws_port: int) -> tuple[asyncio.subprocess.Process, str]:
+    """`hipsense dashboard` for the broker's WebSockets port, and the page's address."""
+    server = await _hipsense(
+        "dashboard", "--port", "0", "--broker-ws", f"ws://127.0.0.1:{ws_port}/mqtt"
+    )  # fmt: skip
+    assert server.stdout is not None
+    line = (await asyncio.wait_for(server.stdout.readline(), 20)).decode()
+    return server, line.split(": ", 1)[1].strip()
+
+
 async def test_dashboard_follows_a_session_in_a_real_browser(
     ws_broker: Mosquitto, tmp_path: Path
 ) -> None:
     chromium = require_tool("chromium")
     from playwright.async_api import async_playwright, expect
 
-    server = await _hipsense(
-        "dashboard", "--port", "0",
-        "--broker-ws", f"ws://127.0.0.1:{ws_broker.ws_port}/mqtt",  # type: ignore[attr-defined]
-    )  # fmt: skip
-    assert server.stdout is not None
-    url = (await asyncio.wait_for(server.stdout.readline(), 20)).decode().split(": ", 1)[1]
+    server, url = await _dashboard(ws_broker.ws_port)  # type: ignore[attr-defined]
     gateway = None
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = await browser.new_page(viewport={"width": 1200, "height": 1000})
-            await page.goto(url.strip())
+            await page.add_init_script(RECORD_CSP)
+            await page.goto(url)
             await expect(page.get_by_test_id("broker-state")).to_have_text("broker connected")
 
             gateway = await _hipsense(
@@ -88,6 +112,8 @@ async def test_dashboard_follows_a_session_in_a_real_browser(
             hold = await first.locator("td").nth(3).inner_text()
             assert 0.5 <= float(hold) <= 3.0  # clamshell: a pause of about 1 s at the top
             await page.screenshot(path=str(tmp_path / "dashboard-live.png"), full_page=True)
+            # All of it under the server's policy, which it never had to break.
+            assert await page.evaluate("window.__csp") == []
 
             # The session ends: its retained summary lists it, the gateway goes offline.
             assert await asyncio.wait_for(gateway.wait(), 90) == 0
@@ -113,3 +139,216 @@ async def test_dashboard_follows_a_session_in_a_real_browser(
                 proc.kill()
                 await proc.wait()
     print(f"\nscreenshots: {tmp_path / 'dashboard-live.png'}, {tmp_path / 'dashboard-ended.png'}")
+
+
+P = "hipsense/v1"
+# Markup that would run, or at least leave an element behind, if a message ever reached
+# the page as HTML; ids and the window.__pwned it sets give it away.
+IMG = "<img id=pwned-img src=x onerror=window.__pwned=1>"
+SVG = "<svg id=pwned-svg onload=window.__pwned=2></svg>"
+SCRIPT = "<script id=pwned-script>window.__pwned=3</script>"
+EVIL = IMG + SVG + SCRIPT
+INFINITY = "__infinity__"  # JSON has no Infinity, but 1e400 parses as one
+
+
+def _payload(value: Any) -> bytes:
+    return json.dumps(value).replace(f'"{INFINITY}"', "1e400").encode()
+
+
+# Real ones first: the page must go on showing them next to the forged ones.
+GOOD: list[tuple[str, Any]] = [
+    (f"{P}/gw-good/status", {"state": "online", "gateway_id": "gw-good"}),
+    (
+        f"{P}/gw-good/sensors/s-good/state",
+        {"sensor_id": "s-good", "connected": True, "battery_pct": 80,
+         "rssi_dbm": -61, "loss_pct": 0.5},
+    ),
+    (
+        f"{P}/gw-good/sessions/good-1/summary",
+        {"session_id": "good-1", "sensor_id": "s-good", "exercise": "clamshell",
+         "started_at": "2025-06-01T09:50:00Z", "ended_at": "2025-06-01T10:00:00Z",
+         "rep_count": 6, "hold_count": 0, "set_count": 1, "reps_per_set": [6],
+         "mean_rom_deg": 31.4, "mean_hold_s": None, "flags": {}, "last_seq": 9,
+         "progress": "6 of 10 reps", "adherence_pct": 60.0},
+    ),
+]  # fmt: skip
+# Retained before the page opens: the forged summary that once ran in the page, and a
+# gateway id of markup.
+FORGED: list[tuple[str, Any]] = [
+    (
+        f"{P}/gw-evil/sessions/evil-1/summary",
+        # 60 kB: mosquitto 2.0 passes little more than that on to WebSockets clients.
+        {"session_id": EVIL, "exercise": EVIL + "A" * 60_000,
+         "ended_at": "2099-01-01T00:00:00Z", "rep_count": IMG,
+         "hold_count": {"n": 1, "html": SVG}, "set_count": [SCRIPT], "mean_rom_deg": "31.4",
+         "progress": SCRIPT, "adherence_pct": INFINITY, "flags": EVIL},
+    ),
+    (f"{P}/{IMG}/status", {"state": "online", "gateway_id": IMG}),
+]  # fmt: skip
+# Retained while the page watches: wrong types and shapes everywhere.
+MISSHAPEN: list[tuple[str, Any]] = [
+    (f"{P}/gw-evil/status", {"state": {"toString": EVIL}, "gateway_id": [EVIL]}),
+    (
+        f"{P}/gw-evil/sensors/s-evil/state",
+        {"sensor_id": IMG, "connected": "true", "battery_pct": IMG,
+         "rssi_dbm": {"v": {"w": [SVG]}}, "loss_pct": INFINITY},
+    ),
+    (f"{P}/gw-evil/sensors/s-null/state", None),
+    (f"{P}/gw-evil/sensors/s-list/state", [IMG, 1]),
+    (f"{P}/gw-evil/sessions/evil-2/summary", {"ended_at": {"html": EVIL}, "rep_count": 3}),
+    (f"{P}/gw-evil/sessions/evil-3/summary", EVIL),
+    (f"{P}/gw-evil/sessions/evil-4/live", {"t_s": EVIL, "angle_deg": EVIL}),
+    (f"{P}/gw-evil/sessions/evil-5/events", {"id": "x", "event": EVIL}),
+]  # fmt: skip
+# Retained while the page watches: the reps and the live angle of a forged session.
+LIVE = f"{P}/gw-evil/sessions/evil-live"
+WATCHED: list[tuple[str, Any]] = [
+    (
+        f"{LIVE}/events",
+        {"id": "e0", "event": {"kind": "rep", "index": 0, "set_index": IMG, "rom_deg": IMG,
+                               "hold_s": "1.5", "concentric_s": None, "eccentric_s": [1],
+                               "flags": IMG, "confidence": {"html": SVG}}},
+    ),
+    (f"{LIVE}/events", {"id": "e1", "event": {"kind": "rep", "index": IMG, "flags": [IMG]}}),
+    (f"{LIVE}/events", {"id": "e2", "event": {"kind": "rep", "index": 1.5, "flags": []}}),
+    (f"{LIVE}/events", {"id": {"html": IMG}, "event": {"kind": "rep", "index": 7}}),
+    (
+        f"{LIVE}/events",
+        {"id": "e3", "event": {"kind": "rep", "index": 1, "set_index": 0, "rom_deg": 30.0,
+                               "hold_s": 1.0, "concentric_s": 1.2, "eccentric_s": 1.4,
+                               "flags": [IMG, 7, {"html": SVG}, "too_fast"],
+                               "confidence": 0.9}},
+    ),
+    (f"{LIVE}/live", {"t_s": IMG, "angle_deg": IMG}),
+    (f"{LIVE}/live", {"t_s": [0.0, 0.05], "angle_deg": [10.0]}),
+    (f"{LIVE}/live", {"t_s": [0.0, "0.05"], "angle_deg": [10.0, IMG]}),
+    (f"{LIVE}/live", {"t_s": [0.0, 0.05], "angle_deg": [10.0, 12.0]}),
+]  # fmt: skip
+
+# Elements and attributes a payload's markup would have left in the page.
+FROM_PAYLOADS = """() => ({
+  elements: document.querySelectorAll("[id^=pwned], img, svg, iframe, object, embed").length,
+  scripts: document.scripts.length,
+  handlers: [...document.querySelectorAll("*")]
+    .flatMap((e) => [...e.attributes])
+    .filter((a) => a.name.startsWith("on")).length,
+  pwned: typeof window.__pwned,
+  csp: window.__csp,
+})"""
+NOTHING_RAN = {"elements": 0, "scripts": 3, "handlers": 0, "pwned": "undefined", "csp": []}
+
+
+async def test_dashboard_shows_forged_messages_as_text_and_runs_none(
+    ws_broker: Mosquitto,
+) -> None:
+    chromium = require_tool("chromium")
+    from playwright.async_api import async_playwright, expect
+
+    server, url = await _dashboard(ws_broker.ws_port)  # type: ignore[attr-defined]
+    try:
+        async with (
+            aiomqtt.Client("127.0.0.1", ws_broker.port) as forger,
+            async_playwright() as pw,
+        ):
+
+            async def publish(messages: list[tuple[str, Any]]) -> None:
+                for topic, value in messages:
+                    await forger.publish(topic, _payload(value), qos=1, retain=True)
+
+            await publish(GOOD + FORGED)
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page(viewport={"width": 1200, "height": 1000})
+            await page.add_init_script(RECORD_CSP)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda m: errors.append(m.text) if "dropped" in m.text else None)
+            await page.goto(url)
+
+            # The forged summary and gateway: listed, each field as text or "-".
+            finished = page.locator("#finished tbody tr")
+            gateways = page.locator("#gateways tbody tr")
+            await expect(finished).to_have_count(2)
+            await expect(gateways).to_have_count(2)
+            assert await page.evaluate(FROM_PAYLOADS) == NOTHING_RAN
+            forged = page.get_by_test_id("finished-evil-1").locator("td")
+            await expect(forged).to_have_text(
+                ["evil-1", "gw-evil", re.compile(f"^{re.escape(EVIL[:100])}"), "-", "-", "-", "-",
+                 SCRIPT, "-"]
+            )  # fmt: skip
+            exercise = await forged.nth(2).inner_text()
+            assert len(exercise) < 1000  # cut, not 60 000 characters across the page
+            await expect(gateways.nth(0).locator("td")).to_have_text(
+                [IMG, "online", "no sensor yet"]
+            )
+
+            # Misshapen messages: shown as "-", or not at all; the real ones as they are.
+            await publish(MISSHAPEN)
+            await expect(gateways).to_have_count(3)
+            await expect(gateways.nth(1).locator("td")).to_have_text(
+                ["gw-evil", "gateway offline", IMG, "sensor disconnected", "-", "-", "-"]
+            )
+            await expect(gateways.nth(2).locator("td")).to_have_text(
+                ["gw-good", "online", "s-good", "connected", "80 %", "-61 dBm", "0.5 %"]
+            )
+            await expect(page.get_by_test_id("finished-good-1").locator("td")).to_have_text(
+                ["good-1", "gw-good", "clamshell", "6", "0", "1", "31.4 deg", "6 of 10 reps",
+                 "60 %"]
+            )  # fmt: skip
+            await expect(finished).to_have_count(2)
+            await expect(page.locator("#live")).to_be_hidden()
+            assert await page.evaluate(FROM_PAYLOADS) == NOTHING_RAN
+
+            # A forged live session, its reps and angle arriving while the page watches.
+            await publish(WATCHED)
+            await expect(page.get_by_test_id("angle-now")).to_have_text("12")
+            await expect(page.get_by_test_id("rep-count")).to_have_text("2")
+            await expect(page.locator("#live-title")).to_have_text("evil-live on gw-evil")
+            await expect(page.get_by_test_id("rep-1").locator("td")).to_have_text(
+                ["1", "-", "-", "-", "-", "-", "", "-"]
+            )
+            await expect(page.get_by_test_id("rep-2").locator("td")).to_have_text(
+                ["2", "1", "30.0", "1.0", "1.2", "1.4", f"{IMG}, too_fast", "0.90"]
+            )
+            await expect(page.get_by_test_id("rep-2")).to_have_class("flagged")
+            await expect(page.get_by_test_id("last-flags")).to_have_text(f"{IMG}, too_fast")
+            assert await page.evaluate(FROM_PAYLOADS) == NOTHING_RAN
+
+            # Opened again, the page gets every retained message at once: the same page.
+            await page.reload()
+            await expect(finished).to_have_count(2)
+            await expect(gateways).to_have_count(3)
+            await expect(page.get_by_test_id("rep-2").locator("td").nth(6)).to_have_text(
+                f"{IMG}, too_fast"
+            )
+            await expect(page.get_by_test_id("angle-now")).to_have_text("12")
+            assert await page.evaluate(FROM_PAYLOADS) == NOTHING_RAN
+            assert errors == []
+            await browser.close()
+    finally:
+        server.kill()
+        await server.wait()
+
+
+async def test_dashboard_connects_to_its_own_broker_only(ws_broker: Mosquitto) -> None:
+    chromium = require_tool("chromium")
+    from playwright.async_api import async_playwright, expect
+
+    server, url = await _dashboard(ws_broker.ws_port)  # type: ignore[attr-defined]
+    # The same broker at another loopback address: reachable, but not the one the page
+    # was served for, so a link could as well name an impostor (and get the credentials).
+    other = f"ws://127.0.0.2:{ws_broker.ws_port}/mqtt"  # type: ignore[attr-defined]
+    page_url, query = url.split("?", 1)
+    params = dict(urllib.parse.parse_qsl(query))
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            await page.add_init_script(RECORD_CSP)
+            await page.goto(f"{page_url}?{urllib.parse.urlencode({**params, 'broker': other})}")
+            await page.wait_for_function("window.__csp.length > 0", timeout=10_000)
+            assert await page.evaluate("window.__csp") == [f"connect-src {other}"]
+            await expect(page.get_by_test_id("broker-state")).to_contain_text("unreachable")
+            await browser.close()
+    finally:
+        server.kill()
+        await server.wait()

@@ -82,3 +82,35 @@ def test_demo_runs_a_program_and_tracks_it(tmp_path: Path) -> None:
     assert "-> seated-hip-internal-rotation, right side, set 1 of 1: 20/20 reps" in text
     assert "-> seated-hip-internal-rotation, left side, set " in text
     assert re.search(r"program internal-rotation: adherence 100 %, quality \d+ %", text)
+
+
+def test_bad_paths_rates_and_ids_are_one_line_errors(tmp_path: Path) -> None:
+    # Each once gave a traceback; now one line naming what was expected and found.
+    missing = tmp_path / "nowhere"
+    ghz = tmp_path / "ghz.csv"
+    ghz.write_text(
+        "time_s,ax,ay,az,gx,gy,gz\n" + "".join(f"{i}e-9,0,0,9.8,0,0,0\n" for i in range(3))
+    )
+    still = tmp_path / "still.csv"
+    still.write_text(
+        "time_s,ax,ay,az,gx,gy,gz\n" + "".join(f"{i / 25},0,0,9.8,0,0,0\n" for i in range(50))
+    )
+    cases = [
+        (("sessions", "--state-dir", str(missing)), "state folder"),
+        (("report", "s-1", "--state-dir", str(missing)), "state folder"),
+        (
+            ("simulate", "--exercise", "clamshell", "--out", str(missing / "a.csv")),
+            "existing folder",
+        ),
+        (("analyze", str(ghz)), "expected a sample rate of 20 to 2000 Hz, got 1e+09 Hz"),
+        (
+            ("analyze", str(still), "--exercise", "clamshell", "--variant", "nope"),
+            "variant of clamshell",
+        ),
+    ]
+    for args, expected in cases:
+        out = _run(*args)
+        assert out.returncode == 1, (args, out.stderr)
+        assert "Traceback" not in out.stderr, (args, out.stderr)
+        [line] = out.stderr.strip().splitlines()
+        assert line.startswith("hipsense: error: ") and expected in line, (args, line)

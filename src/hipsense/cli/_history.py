@@ -45,10 +45,15 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
 
 
 def _history(state_dir: Path | None) -> "History":
-    from ..daemon import default_state_dir
+    from ..daemon import StateDirError, default_state_dir
     from ..history import History
 
     folder = state_dir or default_state_dir()
+    if not folder.is_dir():
+        raise StateDirError(
+            f"state folder {folder}: expected the folder hipsense run or demo keeps its "
+            "history in, found none"
+        )
     return History(folder / "history.db")
 
 

@@ -35,6 +35,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from hipsense_sim import ImuSpec, ScenarioSpec, SetSpec, load_scenario, simulate
 
     from ..exercises import load_library
+    from ..recording import RecordingError
 
     library = load_library()
     if args.scenario is not None:
@@ -48,6 +49,11 @@ def _simulate(args: argparse.Namespace) -> int:
             sets=[SetSpec(reps=args.reps, side=args.side) for _ in range(args.sets)],
             imu=ImuSpec(rate_hz=args.rate, quaternion=args.quaternion),
         )
+    for path in (args.out, args.truth):
+        if path is not None and not path.resolve().parent.is_dir():
+            raise RecordingError(
+                str(path), None, "expected a file in an existing folder, found none"
+            )
     result = simulate(spec, library[spec.exercise])  # unknown ids get a clear error here
     result.write(args.out, args.truth)
     t = result.truth

@@ -4,6 +4,7 @@ Pure and synchronous: numpy blocks in, events out, explicit state in each stage.
 """
 
 from ._core import (
+    MAX_RATE_HZ,
     MIN_RATE_HZ,
     Analysis,
     CoreSettings,
@@ -20,6 +21,7 @@ from ._settings import ReferenceSettings, SegmenterSettings
 from ._targets import Targets
 
 __all__ = [
+    "MAX_RATE_HZ",
     "MIN_RATE_HZ",
     "Analysis",
     "AngleBlock",

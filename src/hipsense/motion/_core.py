@@ -19,6 +19,7 @@ from ._settings import ReferenceSettings, SegmenterSettings
 from ._targets import Targets
 
 __all__ = [
+    "MAX_RATE_HZ",
     "MIN_RATE_HZ",
     "Analysis",
     "CoreSettings",
@@ -34,6 +35,9 @@ _TINY_M_S2 = 1e-9
 """An accelerometer reading of zero (free fall, a broken sensor) has no direction."""
 MIN_RATE_HZ = 20.0
 """Below this, reps of 0.5 s (swinging through) are a handful of samples."""
+MAX_RATE_HZ = 2000.0
+"""No wearable IMU streams faster (common parts stop at 1.6 kHz; the protocol at 200 Hz);
+far beyond it a few-hertz low-pass has its poles too close to one to stay stable."""
 
 
 class MotionInputError(HipsenseError, ValueError):
@@ -248,9 +252,10 @@ def analyze(
     if t.shape[0] < 2:
         raise MotionInputError(f"recording: expected at least 2 samples, got {t.shape[0]}")
     rate = float(np.round(1.0 / float(np.median(np.diff(t))), 3))
-    if rate < MIN_RATE_HZ:
+    if not MIN_RATE_HZ <= rate <= MAX_RATE_HZ:
         raise MotionInputError(
-            f"recording: expected a sample rate of at least {MIN_RATE_HZ:g} Hz, got {rate:g} Hz"
+            f"recording: expected a sample rate of {MIN_RATE_HZ:g} to {MAX_RATE_HZ:g} Hz, "
+            f"got {rate:g} Hz"
         )
     core = MotionCore(rate, exercise, variant=variant, settings=settings)
     n = t.shape[0]

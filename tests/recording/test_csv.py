@@ -1,9 +1,12 @@
 """The CSV recording format: round trips and errors that name the line."""
 
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hipsense import HipsenseError
 from hipsense.recording import Recording, RecordingError, read_recording, write_recording
@@ -62,7 +65,7 @@ def test_columns_in_any_order_and_unknown_columns_ignored() -> None:
     [
         (["time_s,ax,ay,az,gx,gy"], 1, ["missing gz"]),
         (["time_s,ax,ay,az,gx,gy,gz,qw,qx"], 1, ["qw,qx,qy,qz", "missing qy, qz"]),
-        (["time_s,ax,ax,ay,az,gx,gy,gz"], 1, ["'ax' appears twice"]),
+        (["time_s,ax,ax,ay,az,gx,gy,gz"], 1, ["'ax': expected once, found twice"]),
         (["# only: comments"], None, ["expected a header line"]),
         (
             ["time_s,ax,ay,az,gx,gy,gz", "0,1,2,3,4,5,6", "0.1,1,2,x,4,5,6"],
@@ -136,3 +139,68 @@ def test_real_dataset_converts(tmp_path: Path) -> None:
     assert len(back) == len(a)
     assert back.rate_hz == pytest.approx(25.0)
     assert np.median(np.linalg.norm(back.acc_m_s2, axis=1)) == pytest.approx(9.8, abs=0.3)
+
+
+def test_a_huge_line_is_an_error_read_in_bounded_memory(tmp_path: Path) -> None:
+    # A 20 MB line (the reported case was 1 GB: 7 GB of memory, then MemoryError).
+    path = tmp_path / "long.csv"
+    with path.open("w") as f:
+        f.write("time_s,ax,ay,az,gx,gy,gz\n0,0,0,9.8,0,0,0\n")
+        f.write("1" * 20_000_000 + "\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(RecordingError, match=r"long\.csv:3: expected a line of at most"):
+            read_recording(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
+
+
+def test_a_long_recording_is_read_in_blocks_with_line_numbers(tmp_path: Path) -> None:
+    # More rows than one parsing block, with the bad time past the first block: the
+    # line it names is the file's.
+    n = 70_000
+    t = np.arange(n) / 100.0
+    t[68_000] = t[67_999]
+    rows = "".join(f"{v:.2f},0,0,9.8,0,0,0\n" for v in t)
+    path = tmp_path / "long.csv"
+    path.write_text("# rate_hz: 100\ntime_s,ax,ay,az,gx,gy,gz\n" + rows)
+    with pytest.raises(RecordingError, match=r"long\.csv:68003: time_s: expected more than"):
+        read_recording(path)
+    t[68_000] = t[67_999] + 0.005
+    path.write_text("time_s,ax,ay,az,gx,gy,gz\n" + "".join(f"{v},0,0,9.8,0,0,0\n" for v in t))
+    rec = read_recording(path)
+    assert len(rec) == n
+    np.testing.assert_array_equal(rec.time_s, t)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.text(max_size=40), max_size=8), st.booleans())
+def test_any_text_is_a_recording_or_a_recording_error(lines: list[str], header: bool) -> None:
+    text = (["time_s,ax,ay,az,gx,gy,gz"] if header else []) + lines
+    try:
+        rec = read_recording(text)
+    except RecordingError as exc:
+        message = str(exc)
+    else:
+        assert rec.acc_m_s2.shape == (len(rec), 3)
+        return
+    assert "expected" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "found no line that is not a comment"),
+        (b"\xff\xfe\x00garbage", "cannot read the file"),
+        (b"time_s,ax,ay,az,gx,gy,gz\n0,0,0,9.8,0,0,\x00\n", "expected a number"),
+        (b"time_s,ax,ay,az,gx,gy,gz\r\n0,0,0,9.8,0,0,nan\r\n", "expected a finite number"),
+        (("x," * 5000).encode() + b"\n", "expected a line of at most 4096 characters"),
+    ],
+)
+def test_adversarial_files_are_one_error(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(RecordingError, match=message):
+        read_recording(path)

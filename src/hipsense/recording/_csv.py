@@ -85,26 +85,59 @@ def read_recording(source: str | Path | Iterable[str], *, name: str | None = Non
     """Read a recording from a path or from lines of text.
 
     Raises `RecordingError` naming the line for a missing or duplicated column, a row
-    with the wrong number of fields, a value that is not a finite number, or a time that
-    does not increase. Columns the format does not define are ignored.
+    with the wrong number of fields, a value that is not a finite number, a time that
+    does not increase, or a line longer than any row of the format can be. Columns the
+    format does not define are ignored. A file is read a line at a time and parsed in
+    blocks of rows, so memory grows with the samples, not with the text.
     """
     if isinstance(source, str | Path):
         label = name or str(source)
         try:
-            text = Path(source).read_text(encoding="utf-8")
+            with Path(source).open(encoding="utf-8") as f:
+                lines = iter(lambda: f.readline(_MAX_LINE_CHARS + 1), "")
+                return _read(_bounded(lines, label), label)
         except (OSError, UnicodeDecodeError) as exc:
             raise RecordingError(label, None, f"cannot read the file ({exc})") from exc
-        lines: Iterable[str] = text.splitlines()
-    else:
-        label = name or "<recording>"
-        lines = source
+    label = name or "<recording>"
+    return _read(_bounded(source, label), label)
 
+
+_MAX_LINE_CHARS: Final = 4096
+"""A row of eleven numbers fits in a few hundred characters; a longer line is not a row,
+and reading it whole could take any amount of memory."""
+_BLOCK_ROWS: Final = 65536
+"""Rows parsed at a time: their text is freed before the next block is read."""
+
+
+def _bounded(lines: Iterable[str], label: str) -> Iterable[tuple[int, str]]:
+    """Lines with their numbers, none longer than `_MAX_LINE_CHARS`."""
+    for number, line in enumerate(lines, start=1):
+        if len(line.rstrip("\r\n")) > _MAX_LINE_CHARS:
+            raise RecordingError(
+                label,
+                number,
+                f"expected a line of at most {_MAX_LINE_CHARS} characters, got a longer one",
+            )
+        yield number, line
+
+
+def _read(lines: Iterable[tuple[int, str]], label: str) -> Recording:
     metadata: dict[str, str] = {}
     header: list[str] | None = None
     header_line = 0
     rows: list[str] = []
     row_lines: list[int] = []
-    for number, raw in enumerate(lines, start=1):
+    blocks: list[F64Array] = []
+    block_lines: list[NDArray[np.int64]] = []
+
+    def parse() -> None:
+        assert header is not None
+        blocks.append(_parse(rows, row_lines, len(header), label))
+        block_lines.append(np.asarray(row_lines, dtype=np.int64))
+        rows.clear()
+        row_lines.clear()
+
+    for number, raw in lines:
         line = raw.strip()
         if not line:
             continue
@@ -116,9 +149,12 @@ def read_recording(source: str | Path | Iterable[str], *, name: str | None = Non
         if header is None:
             header = [c.strip() for c in line.split(",")]
             header_line = number
+            _columns(header, label, header_line)
             continue
         rows.append(line)
         row_lines.append(number)
+        if len(rows) >= _BLOCK_ROWS:
+            parse()
 
     if header is None:
         raise RecordingError(
@@ -128,7 +164,10 @@ def read_recording(source: str | Path | Iterable[str], *, name: str | None = Non
             "found no line that is not a comment",
         )
     columns = _columns(header, label, header_line)
-    values = _parse(rows, row_lines, len(header), label)
+    if rows or not blocks:
+        parse()
+    values = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    numbers = block_lines[0] if len(block_lines) == 1 else np.concatenate(block_lines)
     time_s = values[:, columns["time_s"]]
     if time_s.shape[0] > 1:
         steps = np.diff(time_s)
@@ -136,7 +175,7 @@ def read_recording(source: str | Path | Iterable[str], *, name: str | None = Non
             i = int(np.argmax(steps <= 0)) + 1
             raise RecordingError(
                 label,
-                row_lines[i],
+                int(numbers[i]),
                 f"time_s: expected more than {float(time_s[i - 1])!r} (the row before), "
                 f"got {float(time_s[i])!r}",
             )
@@ -156,7 +195,7 @@ def _columns(header: list[str], label: str, line: int) -> dict[str, int]:
     seen: dict[str, int] = {}
     for i, name in enumerate(header):
         if name in seen:
-            raise RecordingError(label, line, f"column {name!r} appears twice")
+            raise RecordingError(label, line, f"column {name!r}: expected once, found twice")
         seen[name] = i
     missing = [c for c in REQUIRED_COLUMNS if c not in seen]
     if missing:

@@ -117,13 +117,16 @@ def test_everyday_motion_in_bed_counts_no_reps() -> None:
     assert res.reps == []
 
 
-def test_analyze_rejects_too_few_samples_and_too_low_a_rate() -> None:
+def test_analyze_rejects_too_few_samples_and_a_rate_out_of_range() -> None:
     one = Recording(np.zeros(1), np.zeros((1, 3)), np.zeros((1, 3)), None, {})
     with pytest.raises(MotionInputError, match="at least 2 samples"):
         analyze(one)
     slow = Recording(np.arange(50) / 10.0, np.zeros((50, 3)), np.zeros((50, 3)), None, {})
-    with pytest.raises(MotionInputError, match="at least 20 Hz, got 10 Hz"):
+    with pytest.raises(MotionInputError, match="rate of 20 to 2000 Hz, got 10 Hz"):
         analyze(slow)
+    fast = Recording(np.arange(50) / 1e9, np.zeros((50, 3)), np.zeros((50, 3)), None, {})
+    with pytest.raises(MotionInputError, match="rate of 20 to 2000 Hz, got 1e"):
+        analyze(fast)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -70,7 +70,7 @@ def _valid(command: str, session_id: str) -> dict[str, Any]:
     }[command]
 
 
-def _fuzzed(session_id: str) -> list[bytes]:
+def fuzzed_commands(session_id: str) -> list[bytes]:
     """Every field of every command replaced by every hostile value; then the envelope."""
     out: list[bytes] = []
     for command, fields in FIELDS.items():
@@ -91,7 +91,7 @@ def _fuzzed(session_id: str) -> list[bytes]:
     return out
 
 
-def _known_bad(session_id: str) -> dict[str, tuple[bytes, str]]:
+def known_bad_commands(session_id: str) -> dict[str, tuple[bytes, str]]:
     """Requests that once killed the service, each with what its error must say."""
     deep = b'{"request": ' + b"[" * 1000 + b"]" * 1000 + b"}"
     big = json.dumps({"request": {"command": "calibrate"}, "pad": "x" * 10_000_000}).encode()
@@ -158,9 +158,9 @@ async def test_every_command_gets_one_reply_and_the_service_lives_on(
         try:
             await until(lambda: sub.on("/events"), 60)
             session_id = sub.on("/events")[-1]["session_id"]
-            known = _known_bad(session_id)
-            requests = [payload for payload, _ in known.values()] + _fuzzed(session_id)
-            replies = await _ask_all(mosquitto.port, requests)
+            known = known_bad_commands(session_id)
+            requests = [payload for payload, _ in known.values()] + fuzzed_commands(session_id)
+            replies = await ask_all(mosquitto.port, requests)
             assert proc.returncode is None, "the service died"
             assert sorted(replies) == list(range(len(requests))), "one reply each"
             for (name, (_, expected)), i in zip(known.items(), itertools.count(), strict=False):
@@ -170,7 +170,7 @@ async def test_every_command_gets_one_reply_and_the_service_lives_on(
             print(f"\n{len(requests)} commands, each answered once; {answered_ok} carried out")
             # Still alive and measuring: a valid command works, and reps keep coming.
             [calibrated] = (
-                await _ask_all(mosquitto.port, [b'{"request": {"command": "calibrate"}}'])
+                await ask_all(mosquitto.port, [b'{"request": {"command": "calibrate"}}'])
             ).values()
             assert calibrated["ok"] is True
             before = len(sub.on("/events"))
@@ -183,7 +183,7 @@ async def test_every_command_gets_one_reply_and_the_service_lives_on(
     assert proc.returncode == 0, err.decode()[-3000:]
 
 
-async def _ask_all(port: int, requests: list[bytes]) -> dict[int, dict[str, Any]]:
+async def ask_all(port: int, requests: list[bytes]) -> dict[int, dict[str, Any]]:
     """Send each request with its index as correlation data; the replies by index."""
     replies: dict[int, dict[str, Any]] = {}
     async with aiomqtt.Client(

@@ -102,7 +102,7 @@ def test_bad_paths_rates_and_ids_are_one_line_errors(tmp_path: Path) -> None:
             ("simulate", "--exercise", "clamshell", "--out", str(missing / "a.csv")),
             "existing folder",
         ),
-        (("analyze", str(ghz)), "expected a sample rate of 20 to 2000 Hz, got 1e+09 Hz"),
+        (("analyze", str(ghz)), f"{ghz}: expected a sample rate of 20 to 2000 Hz, got 1e+09 Hz"),
         (
             ("analyze", str(still), "--exercise", "clamshell", "--variant", "nope"),
             "variant of clamshell",
@@ -114,3 +114,13 @@ def test_bad_paths_rates_and_ids_are_one_line_errors(tmp_path: Path) -> None:
         assert "Traceback" not in out.stderr, (args, out.stderr)
         [line] = out.stderr.strip().splitlines()
         assert line.startswith("hipsense: error: ") and expected in line, (args, line)
+
+
+def test_no_command_and_a_negative_speed_are_usage_errors() -> None:
+    bare = _run()
+    assert bare.returncode == 2
+    assert "COMMAND" in bare.stderr and "demo" in bare.stderr
+    for speed in ("-1", "nan", "inf", "fast"):
+        out = _run("demo", "--speed", speed)
+        assert out.returncode == 2, speed
+        assert "--speed: expected 0 (as fast as possible) or a positive number" in out.stderr

@@ -28,13 +28,19 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 def _analyze(args: argparse.Namespace) -> int:
     from ..exercises import load_library
-    from ..motion import analyze
+    from ..motion import MotionInputError, analyze
     from ..recording import read_recording
 
     rec = read_recording(args.recording)
     ex_id = args.exercise or rec.metadata.get("exercise") or "auto"
     exercise = None if ex_id == "auto" else load_library()[ex_id]
-    result = analyze(rec, exercise, variant=args.variant)
+    try:
+        result = analyze(rec, exercise, variant=args.variant)
+    except MotionInputError as exc:
+        # The core speaks of "recording"; the user gave a file.
+        raise MotionInputError(
+            f"{args.recording}: {exc.args[0].removeprefix('recording: ')}"
+        ) from exc
     if args.json:
         print(json.dumps(result.to_dict(), indent=1))
         return 0

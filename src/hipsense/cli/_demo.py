@@ -43,7 +43,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--sets", type=int, default=2)
     p.add_argument(
         "--speed",
-        type=float,
+        type=_speed,
         default=10.0,
         help="times faster than real time (0: as fast as possible)",
     )
@@ -94,3 +94,16 @@ def _demo(args: argparse.Namespace) -> int:
         loss=args.loss,
     )
     return asyncio.run(run_demo(options))
+
+
+def _speed(text: str) -> float:
+    """A replay speed: 0 (as fast as possible) or a positive factor."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value == 0 or 0 < value < math.inf):
+        raise argparse.ArgumentTypeError(
+            f"expected 0 (as fast as possible) or a positive number, got {text!r}"
+        )
+    return value

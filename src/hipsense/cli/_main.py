@@ -54,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        # A command is required: say which there are, and fail as a usage error does.
+        parser.print_help(sys.stderr)
+        return 2
     try:
         status: int = args.func(args)
     except HipsenseError as exc:

@@ -2,7 +2,11 @@
 // (docs/asyncapi.yaml); no server-side code. Page options (query string):
 //   broker  WebSockets URL of the broker      (default ws://<this host>:9001/mqtt)
 //   prefix  topic prefix before the gateway id (default hipsense/v1)
-//   user, password  broker credentials, when the broker asks for them
+// Broker credentials never go in the address (it ends up in the history, in logs, in
+// links passed on): the page asks the server that served it (broker.json, same origin,
+// not cached) and keeps them in memory only, never in storage. `hipsense dashboard`
+// hands out the embedded broker's account there; another static server has no such
+// file, and the page connects without credentials.
 //
 // Every message is untrusted: anyone who may publish under the prefix can forge one, and
 // a retained one outlives its sender. So message data reaches the page as text only
@@ -10,9 +14,19 @@
 // when it is a finite number ("-" otherwise), text is cut to a readable length, and a
 // message of the wrong shape is dropped rather than stopping the page. The server's
 // Content-Security-Policy (no inline script) is the second line behind this one.
-"use strict";
+//
+// A module (strict, and it may wait for broker.json at the top level); it runs after
+// the vendor scripts, whose globals (mqtt, uPlot) it uses.
 
 const params = new URLSearchParams(location.search);
+if (params.has("user") || params.has("password")) {
+  // The old way, and a leak: ignore them, and take them out of the address and history.
+  console.warn("hipsense dashboard: ignoring user/password in the address; credentials come from the server");
+  params.delete("user");
+  params.delete("password");
+  const query = params.toString();
+  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
+}
 const BROKER = params.get("broker") || `ws://${location.hostname || "127.0.0.1"}:9001/mqtt`;
 const PREFIX = (params.get("prefix") || "hipsense/v1").replace(/\/$/, "");
 const LIVE_WINDOW_S = 30;
@@ -75,20 +89,42 @@ function session(gw, id) {
 
 // -- the broker connection ----------------------------------------------------------
 
-const client = mqtt.connect(BROKER, {
-  protocolVersion: 4, // 3.1.1: every broker speaks it, the embedded one included
-  username: params.get("user") || undefined,
-  password: params.get("password") || undefined,
-  reconnectPeriod: 2000,
-  connectTimeout: 5000,
-  clean: true,
-});
+// The broker account the server hands this page: {username, password}, or {} when it
+// has none (no broker.json: another static server, or a broker without accounts).
+async function brokerAccount() {
+  try {
+    const res = await fetch("broker.json", {
+      cache: "no-store",
+      credentials: "omit",
+      redirect: "error",
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!res.ok) return {};
+    const body = await res.json();
+    const ok = isObject(body) && typeof body.username === "string" && typeof body.password === "string";
+    return ok ? { username: body.username, password: body.password } : {};
+  } catch {
+    return {};
+  }
+}
 
 function brokerState(ok, label) {
   const el = $("broker");
   el.textContent = label;
   el.className = `badge ${ok ? "ok" : "bad"}`;
 }
+
+// CONNACK codes of a broker that refused the account: 3.1.1 (4, 5) and MQTT 5 (134, 135).
+const REFUSED = new Set([4, 5, 134, 135]);
+const RETRY_REFUSED_MS = 5000;
+
+const client = mqtt.connect(BROKER, {
+  protocolVersion: 4, // 3.1.1: every broker speaks it, the embedded one included
+  ...(await brokerAccount()),
+  reconnectPeriod: 2000,
+  connectTimeout: 5000,
+  clean: true,
+});
 
 client.on("connect", () => {
   brokerState(true, "broker connected");
@@ -105,7 +141,21 @@ client.on("connect", () => {
 });
 client.on("reconnect", () => brokerState(false, "broker unreachable: reconnecting..."));
 client.on("offline", () => brokerState(false, "broker unreachable"));
-client.on("error", (err) => brokerState(false, `broker unreachable: ${err.message}`));
+client.on("error", (err) => {
+  if (!REFUSED.has(err.code)) {
+    brokerState(false, `broker unreachable: ${err.message}`);
+    return;
+  }
+  // mqtt.js gives up after a refusal. The gateway may have made its account after the
+  // page opened (or made a new one): ask the server again, then try again.
+  brokerState(false, `broker refused the dashboard: ${err.message}; trying again...`);
+  setTimeout(async () => {
+    const { username, password } = await brokerAccount();
+    client.options.username = username;
+    client.options.password = password;
+    client.reconnect();
+  }, RETRY_REFUSED_MS);
+});
 
 client.on("message", (topic, payload) => {
   if (!payload.length) return; // a cleared retained message

@@ -77,10 +77,18 @@ class Mosquitto:
 class Subscriber:
     """A dashboard-like subscriber: persistent session, reconnects, records everything."""
 
-    def __init__(self, port: int, topic: str, *, v5: bool = True) -> None:
+    def __init__(
+        self,
+        port: int,
+        topic: str,
+        *,
+        v5: bool = True,
+        credentials: tuple[str | None, str | None] = (None, None),
+    ) -> None:
         self.port = port
         self.v5 = v5
         self.topic = topic
+        self.username, self.password = credentials
         self.messages: list[tuple[str, dict[str, Any], bool, dict[str, str]]] = []
         self.ready = asyncio.Event()
         self.connected = False
@@ -95,6 +103,8 @@ class Subscriber:
                 async with aiomqtt.Client(
                     "127.0.0.1",
                     self.port,
+                    username=self.username,
+                    password=self.password,
                     identifier="dashboard-test",
                     protocol=aiomqtt.ProtocolVersion.V5
                     if self.v5

@@ -4,7 +4,9 @@ A real mosquitto with a WebSockets listener, `hipsense dashboard` serving the pa
 `hipsense demo` as the gateway; the first test reads the page as a clinician would. The
 others forge what anyone allowed to publish could: markup and wrong types in every
 field, which the page must show as text or "-", never run; and a broker of its own in
-the query string, which the page's policy must not let it reach.
+the query string, which the page's policy must not let it reach. The last runs the
+gateway on its embedded broker, which takes only the dashboard's own pages, logged in
+with the account the dashboard server handed them (never in the address).
 """
 
 import asyncio
@@ -60,17 +62,24 @@ def ws_broker(tmp_path: Path) -> Mosquitto:
     broker.stop()
 
 
-async def _hipsense(*args: str) -> asyncio.subprocess.Process:
+async def _hipsense(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "hipsense", *args,
-        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )  # fmt: skip
 
 
-async def _dashboard(ws_port: int) -> tuple[asyncio.subprocess.Process, str]:
-    """`hipsense dashboard` for the broker's WebSockets port, and the page's address."""
+async def _dashboard(
+    ws_port: int, state_dir: Path, port: int = 0
+) -> tuple[asyncio.subprocess.Process, str]:
+    """`hipsense dashboard` for the broker's WebSockets port, and the page's address.
+
+    `state_dir` is the gateway's: the page gets the embedded broker's account kept there
+    (none, for mosquitto).
+    """
     server = await _hipsense(
-        "dashboard", "--port", "0", "--broker-ws", f"ws://127.0.0.1:{ws_port}/mqtt"
+        "dashboard", "--port", str(port), "--broker-ws", f"ws://127.0.0.1:{ws_port}/mqtt",
+        "--state-dir", str(state_dir),
     )  # fmt: skip
     assert server.stdout is not None
     line = (await asyncio.wait_for(server.stdout.readline(), 20)).decode()
@@ -83,7 +92,7 @@ async def test_dashboard_follows_a_session_in_a_real_browser(
     chromium = require_tool("chromium")
     from playwright.async_api import async_playwright, expect
 
-    server, url = await _dashboard(ws_broker.ws_port)  # type: ignore[attr-defined]
+    server, url = await _dashboard(ws_broker.ws_port, tmp_path / "state")  # type: ignore[attr-defined]
     gateway = None
     try:
         async with async_playwright() as pw:
@@ -239,12 +248,12 @@ NOTHING_RAN = {"elements": 0, "scripts": 3, "handlers": 0, "pwned": "undefined",
 
 
 async def test_dashboard_shows_forged_messages_as_text_and_runs_none(
-    ws_broker: Mosquitto,
+    ws_broker: Mosquitto, tmp_path: Path
 ) -> None:
     chromium = require_tool("chromium")
     from playwright.async_api import async_playwright, expect
 
-    server, url = await _dashboard(ws_broker.ws_port)  # type: ignore[attr-defined]
+    server, url = await _dashboard(ws_broker.ws_port, tmp_path / "state")  # type: ignore[attr-defined]
     try:
         async with (
             aiomqtt.Client("127.0.0.1", ws_broker.port) as forger,
@@ -329,11 +338,13 @@ async def test_dashboard_shows_forged_messages_as_text_and_runs_none(
         await server.wait()
 
 
-async def test_dashboard_connects_to_its_own_broker_only(ws_broker: Mosquitto) -> None:
+async def test_dashboard_connects_to_its_own_broker_only(
+    ws_broker: Mosquitto, tmp_path: Path
+) -> None:
     chromium = require_tool("chromium")
     from playwright.async_api import async_playwright, expect
 
-    server, url = await _dashboard(ws_broker.ws_port)  # type: ignore[attr-defined]
+    server, url = await _dashboard(ws_broker.ws_port, tmp_path / "state")  # type: ignore[attr-defined]
     # The same broker at another loopback address: reachable, but not the one the page
     # was served for, so a link could as well name an impostor (and get the credentials).
     other = f"ws://127.0.0.2:{ws_broker.ws_port}/mqtt"  # type: ignore[attr-defined]
@@ -352,3 +363,88 @@ async def test_dashboard_connects_to_its_own_broker_only(ws_broker: Mosquitto) -
     finally:
         server.kill()
         await server.wait()
+
+
+async def test_dashboard_logs_in_to_the_embedded_broker_with_the_servers_account(
+    tmp_path: Path,
+) -> None:
+    chromium = require_tool("chromium")
+    from playwright.async_api import async_playwright, expect
+
+    state = tmp_path / "state"
+    page_port, stranger_port = free_port(), free_port()
+    # The gateway on its embedded broker, told the dashboard's address.
+    gateway = await _hipsense(
+        "demo", "--gateway-id", "gw-emb", "--session-id", "emb-1",
+        "--reps", "60", "--sets", "1", "--speed", "10", "--loss", "0",
+        "--state-dir", str(state),
+        env={"HIPSENSE_DASHBOARD_ORIGINS": f"http://127.0.0.1:{page_port}"},
+    )  # fmt: skip
+    servers: list[asyncio.subprocess.Process] = []
+    try:
+        assert gateway.stdout is not None
+        banner = ""
+        while "WebSockets" not in banner:
+            banner = (await asyncio.wait_for(gateway.stdout.readline(), 20)).decode()
+            assert banner, "the demo ended before naming its broker"
+        found = re.search(r"WebSockets ws://127\.0\.0\.1:(\d+)/mqtt", banner)
+        assert found is not None, banner
+        ws_port = int(found[1])
+        password = json.loads((state / "broker-credentials.json").read_text())["password"]
+
+        server, url = await _dashboard(ws_port, state, port=page_port)
+        servers.append(server)
+        # Another dashboard, on a port the broker was not told of: its page is refused.
+        stranger, stranger_url = await _dashboard(ws_port, state, port=stranger_port)
+        servers.append(stranger)
+        assert password not in url
+        assert "user=" not in url
+        assert "password=" not in url
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            await page.add_init_script(RECORD_CSP)
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(r.url))
+            sockets: list[str] = []
+            page.on("websocket", lambda ws: sockets.append(ws.url))
+            async with page.expect_response(lambda r: r.url.endswith("/broker.json")) as got:
+                await page.goto(url)
+            account = await (await got.value).json()
+            assert account["password"] == password
+            await expect(page.get_by_test_id("broker-state")).to_have_text(
+                "broker connected", timeout=20_000
+            )
+            # What the gateway publishes reaches the page: its status, the live angle, reps.
+            await expect(page.get_by_test_id("gateway-gw-emb")).to_have_text("online")
+            await expect(page.get_by_test_id("angle-now")).not_to_have_text("-", timeout=30_000)
+            await expect(page.locator("#reps tbody tr").first).to_be_visible(timeout=60_000)
+            # The account was in no address, and the page kept it nowhere.
+            assert all(password not in u for u in [page.url, *requests, *sockets])
+            assert sockets == [f"ws://127.0.0.1:{ws_port}/mqtt"]
+            kept = "[localStorage.length, sessionStorage.length, document.cookie]"
+            assert await page.evaluate(kept) == [0, 0, ""]
+            assert await page.evaluate("window.__csp") == []
+
+            # user= and password= in the address, the old way: ignored and taken out of it.
+            old = await browser.new_page()
+            warnings: list[str] = []
+            old.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+            await old.goto(f"{url}&user=bob&password=hunter2")
+            await expect(old.get_by_test_id("broker-state")).to_have_text("broker connected")
+            assert "hunter2" not in old.url
+            assert any("ignoring user/password" in w for w in warnings)
+
+            # The same page from a dashboard at an origin the broker does not know.
+            other = await browser.new_page()
+            await other.goto(stranger_url)
+            await expect(other.get_by_test_id("broker-state")).to_contain_text(
+                "broker unreachable", timeout=20_000
+            )
+            await expect(other.get_by_test_id("gateways")).not_to_contain_text("gw-emb")
+            await browser.close()
+    finally:
+        for proc in [gateway, *servers]:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()

@@ -2,10 +2,14 @@
 
 It serves the page's files and nothing else of the folder, answers what it does not
 serve with 404 and what no browser sends with 400 (never a traceback), and sends the
-headers that keep the page to itself on every answer.
+headers that keep the page to itself on every answer. It hands the broker account to
+its own page only, at /broker.json, never cached.
 """
 
+import argparse
 import http.client
+import json
+import os
 import re
 import subprocess
 import sys
@@ -29,25 +33,34 @@ class Served:
         self.stderr = stderr
 
     def request(
-        self, target: str, method: str = "GET"
+        self, target: str, method: str = "GET", headers: dict[str, str] | None = None
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
         """Status, headers and body; `target` goes into the request line as it is."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
         try:
-            conn.request(method, target)
+            conn.request(method, target, headers=headers or {})
             resp = conn.getresponse()
             return resp.status, resp.headers, resp.read()
         finally:
             conn.close()
 
 
+# The embedded broker's account, as a gateway keeps it in its state folder.
+ACCOUNT = {"username": "hipsense", "password": "s3cret-of-the-state-folder"}
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    stderr = tmp_path_factory.mktemp("dashboard") / "stderr"
+    folder = tmp_path_factory.mktemp("dashboard")
+    stderr = folder / "stderr"
+    state = folder / "state"
+    state.mkdir(mode=0o700)
+    (state / "broker-credentials.json").write_text(json.dumps(ACCOUNT))
+    os.chmod(state / "broker-credentials.json", 0o600)
     with stderr.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "hipsense", "dashboard", "--port", "0",
-             "--broker-ws", BROKER_WS],
+             "--broker-ws", BROKER_WS, "--state-dir", str(state)],
             stdout=subprocess.PIPE, stderr=err,
         )  # fmt: skip
     assert proc.stdout is not None
@@ -117,6 +130,9 @@ def test_the_page_loads_every_file_it_links_from_the_allow_list() -> None:
         "/app.js/",
         "/index.html/.",
         "/App.js",
+        "/broker-credentials.json",
+        "/broker.json/",
+        "/Broker.json",
         "*",
     ],
 )
@@ -146,18 +162,19 @@ def test_other_methods_are_not_served(served: Served) -> None:
 
 def test_the_policy_names_the_broker_and_nothing_the_url_could_add() -> None:
     policy = content_security_policy("wss://clinic.example:9443/mqtt")
-    assert "connect-src wss://clinic.example:9443;" in policy
+    assert "connect-src 'self' wss://clinic.example:9443;" in policy
     assert "script-src 'self';" in policy
     assert "'unsafe-inline'" not in policy
     assert "'unsafe-eval'" not in policy
     # Only the parsed scheme, host and port reach the header.
-    assert "connect-src ws://x:1;" in content_security_policy(
+    assert "connect-src 'self' ws://x:1;" in content_security_policy(
         "ws://x:1/;script-src 'unsafe-inline'"
     )
-    assert "connect-src ws:;" in content_security_policy("ws://[::1]:9001/mqtt")
+    assert "connect-src 'self' ws:;" in content_security_policy("ws://[::1]:9001/mqtt")
     for name in ("127.0.0.1", "localhost"):
-        assert "connect-src ws://127.0.0.1:9001 ws://localhost:9001;" in content_security_policy(
-            f"ws://{name}:9001/mqtt"
+        assert (
+            "connect-src 'self' ws://127.0.0.1:9001 ws://localhost:9001;"
+            in content_security_policy(f"ws://{name}:9001/mqtt")
         )
 
 
@@ -178,3 +195,74 @@ def test_the_command_refuses_it_before_serving() -> None:
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (1, b"")
     assert b"expected --broker-ws" in done.stderr
+
+
+def test_hands_its_page_the_broker_account_never_cached(served: Served) -> None:
+    for host in ("127.0.0.1", "localhost"):
+        status, headers, body = served.request(
+            "/broker.json",
+            headers={"Host": f"{host}:{served.port}", "Sec-Fetch-Site": "same-origin"},
+        )
+        assert status == 200
+        assert json.loads(body) == ACCOUNT
+        assert headers["Content-Type"] == "application/json"
+        assert headers["Cache-Control"] == "no-store"
+        assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
+        _assert_page_headers(headers)
+    status, headers, body = served.request("/broker.json", method="HEAD")
+    assert (status, body, headers["Cache-Control"]) == (200, b"", "no-store")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Host": "evil.example:{port}"},  # DNS rebinding: another site's name for this server
+        {"Host": "127.0.0.1:1"},
+        {"Host": ""},
+        {"Host": "127.0.0.1:{port}", "Sec-Fetch-Site": "cross-site"},
+        {"Host": "127.0.0.1:{port}", "Sec-Fetch-Site": "same-site"},  # another port
+    ],
+)
+def test_gives_the_account_to_no_other_page(served: Served, headers: dict[str, str]) -> None:
+    sent = {k: v.format(port=served.port) for k, v in headers.items()}
+    status, answer, body = served.request("/broker.json", headers=sent)
+    assert status == 403
+    assert ACCOUNT["password"].encode() not in body
+    _assert_page_headers(answer)
+
+
+def test_the_embedded_brokers_account_goes_to_a_loopback_broker_only(tmp_path: Path) -> None:
+    from hipsense.cli._dashboard import _account_file
+
+    def args(broker_ws: str, credentials: Path | None = None) -> argparse.Namespace:
+        return argparse.Namespace(broker_ws=broker_ws, state_dir=tmp_path, credentials=credentials)
+
+    own = tmp_path / "broker-credentials.json"
+    assert _account_file(args("ws://127.0.0.1:9001/mqtt")) == own
+    assert _account_file(args("ws://localhost:9001/mqtt")) == own
+    assert _account_file(args("wss://clinic.example:9443/mqtt")) is None
+    given = tmp_path / "clinic.json"
+    assert _account_file(args("wss://clinic.example:9443/mqtt", given)) == given
+
+
+def test_reads_the_account_on_each_request(tmp_path: Path) -> None:
+    # Started before the gateway ever ran: no account yet, then the one it made.
+    state = tmp_path / "state"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hipsense", "dashboard", "--port", "0",
+         "--broker-ws", BROKER_WS, "--state-dir", str(state)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        url = proc.stdout.readline().decode().split(": ", 1)[1]
+        port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+        served = Served(proc, port, tmp_path / "unused")
+        assert json.loads(served.request("/broker.json")[2]) == {}
+        state.mkdir()
+        (state / "broker-credentials.json").write_text(json.dumps(ACCOUNT))
+        assert json.loads(served.request("/broker.json")[2]) == ACCOUNT
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()

@@ -1,10 +1,14 @@
-"""The durable outbox: order, acknowledgement, crash safety, bounds."""
+"""The durable outbox: order, acknowledgement, crash safety, bounds, storage faults."""
 
+import logging
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from hipsense.mqtt import Outbox, OutboxFullError
+from hipsense.mqtt import Outbox, OutboxFullError, OutboxMemoryFullError
+from tests.daemon.storage import fill, tmpfs
 
 
 def test_messages_come_out_in_order_until_acknowledged(tmp_path: Path) -> None:
@@ -61,3 +65,184 @@ def test_full_outbox_drops_live_first_and_never_events(tmp_path: Path) -> None:
         box.put("ev", b"4")
     assert err.value.limit == 3
     assert len(box) == 3
+
+
+# -- storage faults: the disk full or read-only while running, unusable at start ----------
+# SQLite's own limits stand in for the disk: `max_page_count` at the file's size fails
+# every write that needs a page with SQLITE_FULL ("database or disk is full"), as a full
+# disk does; `query_only` fails every write with SQLITE_READONLY. Payloads are padded to
+# more than a page, so that every put needs one.
+
+
+def _big(text: str) -> bytes:
+    return text.encode().ljust(5000, b".")
+
+
+def _ev(prefix: str = "e") -> Callable[[int], tuple[str, bytes]]:
+    return lambda n: ("ev", _big(f"{prefix}{n}"))
+
+
+def _text(payload: bytes) -> str:
+    return payload.rstrip(b".").decode()
+
+
+def _full(box: Outbox, full: bool = True) -> None:
+    assert box._db is not None
+    box._db.execute(f"PRAGMA max_page_count = {1 if full else 1 << 30}")
+
+
+def _read_only(box: Outbox, read_only: bool = True) -> None:
+    assert box._db is not None
+    box._db.execute(f"PRAGMA query_only = {int(read_only)}")
+
+
+def test_a_full_disk_holds_messages_in_memory_in_order_until_it_can_write_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(tmp_path / "o.db", retry_s=0)
+    first = box.put("a", b"on disk")
+    assert box.put_sequenced("s", _ev()) == 0
+    _full(box)
+    with caplog.at_level(logging.INFO, "hipsense.outbox"):
+        held = box.put("b", _big("in memory"), retain=True)
+        assert box.put_sequenced("s", _ev()) == 1
+        assert box.put_sequenced("s", _ev()) == 2
+        assert box.degraded == "database or disk is full"
+        assert box.held == 3
+        # Sent from memory as from disk: in put order, ids increasing, acknowledged alike.
+        out = box.peek()
+        assert [(m.topic, _text(m.payload)) for m in out] == [
+            ("a", "on disk"),
+            ("ev", "e0"),
+            ("b", "in memory"),
+            ("ev", "e1"),
+            ("ev", "e2"),
+        ]
+        assert [m.id for m in out] == sorted(m.id for m in out)
+        assert out[2].id == held and out[2].retain
+        assert len(box) == 5
+        box.ack(out[3].id)  # e1 reached the broker from memory: it never needs the disk
+        assert box.held == 2
+        warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warnings) == 1  # said once, not at every put
+        assert "cannot write" in warnings[0].getMessage()
+        assert "holding messages in memory" in warnings[0].getMessage()
+        _full(box, False)
+        assert box.put_sequenced("s", _ev()) == 3
+    assert box.degraded is None
+    assert box.held == 0
+    assert "can be written again: 2 messages held in memory are on disk" in caplog.text
+    box.close()
+    # Written out for good, with the ids they were sent with, numbers going on.
+    again = Outbox(tmp_path / "o.db")
+    assert [(m.id, _text(m.payload)) for m in again.peek()] == [
+        (first, "on disk"),
+        (out[1].id, "e0"),
+        (held, "in memory"),
+        (out[4].id, "e2"),
+        (out[4].id + 1, "e3"),
+    ]
+    assert again.put_sequenced("s", lambda n: ("ev", b"x")) == 4
+
+
+def test_a_read_only_file_hides_acknowledged_messages_until_it_can_delete_them(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "o.db", retry_s=0)
+    a, b = box.put("a", b"1"), box.put("b", b"2")
+    _read_only(box)
+    box.ack(a)  # the DELETE fails: hidden, deleted later
+    box.reject(b, "Not authorized")
+    c = box.put("c", b"3")
+    assert box.degraded == "attempt to write a readonly database"
+    assert [m.topic for m in box.peek()] == ["c"]
+    assert len(box) == 1
+    assert box.rejected() == [("b", b"2", "Not authorized")]
+    _read_only(box, False)
+    assert [m.id for m in box.peek()] == [c]  # written out on the way
+    assert box.degraded is None
+    box.close()
+    again = Outbox(tmp_path / "o.db")
+    assert [m.id for m in again.peek()] == [c]
+    assert again.rejected() == [("b", b"2", "Not authorized")]
+
+
+def test_when_memory_is_full_too_states_go_first_then_events_are_refused_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(tmp_path / "o.db", memory_limit=3, retry_s=3600)
+    _full(box)
+    box.put("state", _big("old"), droppable=True)
+    box.put_sequenced("s", _ev())
+    box.put_sequenced("s", _ev())
+    assert box.put_sequenced("s", _ev()) == 2  # drops the state
+    assert box.dropped == 1
+    assert box.put("state", _big("new"), droppable=True) == 0  # no room: dropped itself
+    assert box.dropped == 2
+    with pytest.raises(OutboxMemoryFullError, match="3 messages held in memory") as err:
+        box.put_sequenced("s", _ev())
+    assert isinstance(err.value, OutboxFullError)  # the daemon already handles that
+    assert err.value.seq == 3  # used up: subscribers see the gap
+    assert box.lost == 1
+    assert "memory queue full" in caplog.text
+    with pytest.raises(OutboxMemoryFullError):
+        box.put("summary", _big("{}"), retain=True)
+    assert box.lost == 2
+    assert [_text(m.payload) for m in box.peek()] == ["e0", "e1", "e2"]
+    box.ack(box.peek()[0].id)
+    assert box.put_sequenced("s", _ev()) == 4
+
+
+def test_held_messages_not_written_out_by_close_are_reported_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    box = Outbox(tmp_path / "o.db")
+    _full(box)
+    box.put("a", _big("1"))
+    box.put("b", _big("2"))
+    box.close()
+    assert "2 messages held in memory could not be written" in caplog.text
+    assert "are lost" in caplog.text
+
+
+def test_a_bug_is_not_taken_for_a_storage_fault(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    assert box._db is not None
+    box._db.execute("DROP TABLE sequence")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        box.put_sequenced("s", lambda n: ("ev", b"x"))
+    assert box.degraded is None
+
+
+def test_an_outbox_on_a_full_disk_opens_later_and_keeps_the_order(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        box = Outbox(disk / "o.db")
+        old = [box.put("old", f"{i}".encode()) for i in range(3)]
+        box.close()
+        filler = fill(disk)
+        # Not even readable now (SQLite cannot make its WAL index): all in memory.
+        box = Outbox(disk / "o.db", retry_s=0)
+        assert box.degraded is not None
+        assert "cannot write" in caplog.text
+        assert box.put_sequenced("s", _ev()) == 0
+        new = box.put("new", b"x")
+        assert [m.topic for m in box.peek()] == ["ev", "new"]
+        in_flight = box.peek()[0]  # e.g. being published when the disk comes back
+        filler.unlink()
+        # The old messages first; the held ones after them, renumbered (their ids may be
+        # taken on disk), the id in flight still acknowledged.
+        out = box.peek()
+        assert box.degraded is None
+        assert [m.topic for m in out] == ["old", "old", "old", "ev", "new"]
+        assert [m.id for m in out][:3] == old
+        assert [m.id for m in out] == sorted(m.id for m in out)
+        assert in_flight.id in old and new in old  # ids the disk already had: renumbered
+        box.ack(in_flight.id)
+        assert [m.topic for m in box.peek()] == ["old", "old", "old", "new"]
+        box.close()
+        again = Outbox(disk / "o.db")
+        assert [m.topic for m in again.peek()] == ["old", "old", "old", "new"]
+        assert again.put_sequenced("s", lambda n: ("ev", b"x")) == 1
+        again.close()

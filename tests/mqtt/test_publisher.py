@@ -361,11 +361,13 @@ async def test_embedded_broker_speaks_3_1_1_and_the_publisher_falls_back(
 ) -> None:
     topics = Topics("gw-6")
     async with EmbeddedBroker(port=free_port(), ws_port=None) as broker:
-        sub = Subscriber(broker.port, f"{topics.prefix}/#", v5=False)
+        # The embedded broker is private: a client logs in with its account.
+        account = broker.config.credentials()
+        sub = Subscriber(broker.port, f"{topics.prefix}/#", v5=False, credentials=account)
         async with running(sub):
             outbox = Outbox(tmp_path / "outbox.db")
             # "auto" on purpose: the broker refuses MQTT 5 and the publisher notices.
-            config = BrokerConfig(url=broker.config.url)
+            config = BrokerConfig(url=broker.config.url, username=account[0], password=account[1])
             async with MqttPublisher(config, topics, outbox) as pub:
                 for i in range(3):
                     pub.publish_event("sess-1", "s-1", _rep(i))

@@ -3,23 +3,32 @@
 The server hands out the page's own files and nothing else (an allow-list, not the
 folder: it also holds package.json, node_modules/ and whatever an editor leaves behind),
 each with headers that keep the page to itself: a Content-Security-Policy that lets it
-run only its own scripts and styles and talk only to the broker it was started with,
-no MIME sniffing, and no Referer (the page's address may carry broker credentials).
+run only its own scripts and styles and talk only to the broker it was started with
+(and to this server), no MIME sniffing, and no Referer.
+
+The page logs in to the broker with what `/broker.json` gives it: the embedded broker's
+account from the gateway's state folder (or the file named by --credentials), read on
+each request, never in a URL, never cached, and only for a request that names this
+server by a loopback name or by --host (so a page of another site, by DNS rebinding,
+does not get it).
 """
 
 import argparse
 import functools
 import http.server
 import ipaddress
+import json
 import re
+import sys
 import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .._errors import HipsenseError
 
-__all__ = ["PAGE_FILES", "add_parser", "content_security_policy", "dashboard_dir"]
+__all__ = ["BROKER_JSON", "PAGE_FILES", "add_parser", "content_security_policy", "dashboard_dir"]
 
 # Every file the page loads (index.html and what it links; dashboard/vendor.mjs writes
 # the vendor ones) with its media type, which is sent as is: with nosniff, a browser
@@ -32,6 +41,11 @@ PAGE_FILES: dict[str, str] = {
     "vendor/uPlot.iife.min.js": "text/javascript; charset=utf-8",
     "vendor/uPlot.min.css": "text/css; charset=utf-8",
 }
+
+# Not a file: the broker account the page logs in with, made on each request.
+BROKER_JSON = "broker.json"
+# A page of this server sends "same-origin"; "none" is the user typing the address.
+_OWN_FETCH_SITES = ("same-origin", "none")
 
 # A %-escape that is not one (such as "%zz" or a lone "%"): no browser sends it.
 _BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -56,7 +70,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         help="serve the clinic dashboard locally and print its address",
         description="Serve the reference dashboard (dashboard/: a static page that subscribes "
         "to the broker over MQTT-over-WebSockets) on this machine and print its address. "
-        "The page may connect to that broker only (its Content-Security-Policy says so).",
+        "The page may connect to that broker only (its Content-Security-Policy says so), "
+        "and logs in with the account this server hands it at /broker.json (the embedded "
+        "broker's, from the gateway's state folder), never with one in its address.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to serve on")
     p.add_argument("--port", type=int, default=8080, help="0: any free port")
@@ -67,6 +83,18 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "(the embedded broker's is the default); the only one the page may connect to",
     )
     p.add_argument("--prefix", default="hipsense/v1", help="topic prefix before the gateway id")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="the gateway's state folder, whose embedded-broker account the page logs in "
+        "with when --broker-ws is on loopback (default: $HIPSENSE_STATE_DIR or XDG state)",
+    )
+    p.add_argument(
+        "--credentials",
+        type=Path,
+        help='a JSON file {"username": ..., "password": ...} the page logs in to the '
+        "broker with instead (keep it private to you: chmod 600)",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -75,8 +103,9 @@ def content_security_policy(broker_ws: str) -> str:
 
     Everything the page runs and styles itself with comes from this server (no inline
     script or style, so markup that slipped into the page could not run), and it may
-    open a connection to the broker's origin only, so a `broker` in the query string
-    cannot send it, or the credentials next to it, anywhere else.
+    open a connection to the broker's origin only (and fetch from this server, for
+    /broker.json), so a `broker` in the query string cannot send it, or the credentials
+    it logs in with, anywhere else.
     """
     parts = urllib.parse.urlsplit(broker_ws)
     host = parts.hostname or ""
@@ -107,7 +136,7 @@ def content_security_policy(broker_ws: str) -> str:
             "script-src 'self'",
             "style-src 'self'",
             "img-src 'self'",
-            f"connect-src {broker}",
+            f"connect-src 'self' {broker}",
             # mqtt.js runs its keepalive timers in a Worker made from a blob of its own,
             # so that a tab in the background (whose timers browsers slow down to a
             # minute) still pings the broker in time.
@@ -127,8 +156,17 @@ def _is_ipv6(host: str) -> bool:
         return False
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _page_file(target: str) -> str | None:
-    """The allow-listed file (a key of PAGE_FILES) a request target names, or None.
+    """The allow-listed file (a key of PAGE_FILES, or BROKER_JSON) a target names, or None.
 
     Only exact names match: a directory, a dotfile, any other file of the folder and
     any path with "..", escaped or not, name none. Raises ValueError for a target no
@@ -142,19 +180,29 @@ def _page_file(target: str) -> str | None:
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
         raise ValueError(f"control character in request target {target!r}")
     name = "index.html" if path == "/" else path.removeprefix("/")
-    return name if path.startswith("/") and name in PAGE_FILES else None
+    return name if path.startswith("/") and (name in PAGE_FILES or name == BROKER_JSON) else None
 
 
 class _PageHandler(http.server.BaseHTTPRequestHandler):
-    """GET and HEAD of the page's files (PAGE_FILES); 404 for any other path."""
+    """GET and HEAD of the page's files (PAGE_FILES) and BROKER_JSON; 404 for any other path."""
 
     server_version = "hipsense-dashboard"
     sys_version = ""  # nobody needs to know the Python version
 
-    def __init__(self, *args: Any, folder: Path, policy: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        folder: Path,
+        policy: str,
+        account: Callable[[], dict[str, str]],
+        hosts: set[str],
+        **kwargs: Any,
+    ) -> None:
         # Set before the base class's __init__, which handles the request.
         self.folder = folder
         self.policy = policy
+        self.account = account
+        self.hosts = hosts
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
@@ -174,6 +222,9 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         if name is None:
             self.send_error(404)
             return
+        if name == BROKER_JSON:
+            self._send_account(with_body=with_body)
+            return
         try:
             body = (self.folder / name).read_bytes()
         except OSError:  # a checkout without its vendor files, say
@@ -182,6 +233,25 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", PAGE_FILES[name])
         self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if with_body:
+            self.wfile.write(body)
+
+    def _send_account(self, *, with_body: bool) -> None:
+        # Only for this server's own page: a request that names it by another host (a
+        # DNS-rebinding page of another site) or that another site's page made.
+        if (
+            self.headers.get("Host", "").lower() not in self.hosts
+            or self.headers.get("Sec-Fetch-Site", "same-origin") not in _OWN_FETCH_SITES
+        ):
+            self.send_error(403)
+            return
+        body = json.dumps(self.account()).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Cross-Origin-Resource-Policy", "same-origin")
         self.end_headers()
         if with_body:
             self.wfile.write(body)
@@ -198,12 +268,46 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def _account_file(args: argparse.Namespace) -> Path | None:
+    """The file whose account the page gets: --credentials, else the embedded broker's.
+
+    The embedded broker's only for a broker on loopback: it listens nowhere else, and
+    its account must not go to another broker.
+    """
+    if args.credentials is not None:
+        return Path(args.credentials)
+    if not _is_loopback(urllib.parse.urlsplit(args.broker_ws).hostname or ""):
+        return None
+    from hipsense.daemon import default_state_dir
+    from hipsense.mqtt import CREDENTIALS_FILE
+
+    return (args.state_dir or default_state_dir()) / CREDENTIALS_FILE
+
+
 def _serve(args: argparse.Namespace) -> int:
+    from hipsense.mqtt import read_broker_credentials
+    from hipsense.mqtt._embedded import ORIGINS_ENV, dashboard_origins
+
     folder = dashboard_dir()
     if not (folder / "index.html").is_file():
         raise HipsenseError(f"dashboard: expected the page in {folder}, found none")
+    policy = content_security_policy(args.broker_ws)
+    account_file = _account_file(args)
+    if args.credentials is not None and read_broker_credentials(args.credentials) is None:
+        raise HipsenseError(
+            f'dashboard: expected --credentials as a JSON file {{"username": ..., '
+            f'"password": ...}}, got {args.credentials}'
+        )
+
+    def account() -> dict[str, str]:
+        # Read on each request: the page gets the account even when the gateway made it
+        # after this server started.
+        found = None if account_file is None else read_broker_credentials(account_file)
+        return {} if found is None else {"username": found.username, "password": found.password}
+
+    hosts: set[str] = set()  # this server's names, once it knows its port
     handler = functools.partial(
-        _PageHandler, folder=folder, policy=content_security_policy(args.broker_ws)
+        _PageHandler, folder=folder, policy=policy, account=account, hosts=hosts
     )
     try:
         server = http.server.ThreadingHTTPServer((args.host, args.port), handler)
@@ -212,8 +316,22 @@ def _serve(args: argparse.Namespace) -> int:
             f"dashboard: expected to serve on {args.host}:{args.port}, got {exc}"
         ) from exc
     host, port = str(server.server_address[0]), int(server.server_address[1])
+    hosts.update(f"{name.lower()}:{port}" for name in ("127.0.0.1", "localhost", args.host))
     query = urllib.parse.urlencode({"broker": args.broker_ws, "prefix": args.prefix})
     print(f"hipsense dashboard: http://{host}:{port}/index.html?{query}", flush=True)
+    origin = f"http://{host}:{port}"
+    try:
+        allowed = origin in dashboard_origins()
+    except HipsenseError:  # a malformed variable: the gateway says so when it starts
+        allowed = False
+    if args.credentials is None and account_file is not None and not allowed:
+        print(
+            f"hipsense dashboard: the embedded broker takes pages of http://127.0.0.1:8080 "
+            f"(or of {ORIGINS_ENV}) only: for this one, start the gateway with "
+            f"{ORIGINS_ENV}={origin}",
+            file=sys.stderr,
+            flush=True,
+        )
     thread = threading.Thread(target=server.serve_forever, name="hipsense-dashboard")
     thread.start()
     try:

@@ -64,13 +64,19 @@ def _sessions(args: argparse.Namespace) -> int:
     if not rows:
         print("no sessions yet")
         return 0
-    print(f"{'session':<24} {'sensor':<12} {'exercise':<36} {'reps':>5} {'holds':>5} {'adh.':>6}")
+    print(
+        f"{'session':<24} {'sensor':<12} {'exercise':<36} {'reps':>5} {'holds':>5} {'adh.':>6}"
+        "  ended"
+    )
     for s in rows:
         adherence = "" if s["adherence_pct"] is None else f"{s['adherence_pct']:.0f} %"
+        # interrupted: the gateway stopped first; closed at its next start.
+        ended = "interrupted" if s["interrupted"] else "yes" if s["ended_at"] else "-"
         print(
             f"{s['session_id']:<24} {s['sensor_id']:<12} {s['exercise']:<36} "
             f"{s['rep_count'] if s['rep_count'] is not None else '-':>5} "
             f"{s['hold_count'] if s['hold_count'] is not None else '-':>5} {adherence:>6}"
+            f"  {ended}"
         )
     return 0
 

@@ -26,7 +26,7 @@ from hipsense.mqtt import (
 )
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
-from ._session_runner import run_session
+from ._session_runner import close_interrupted, run_session
 from ._state import default_state_dir, gateway_id, new_session_id, prepare
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -59,7 +59,9 @@ class DemoOptions:
 
 
 @contextlib.asynccontextmanager
-async def _broker(url: str | None, ca_file: Path | None) -> AsyncIterator[tuple[BrokerConfig, str]]:
+async def _broker(
+    url: str | None, ca_file: Path | None, state_dir: Path
+) -> AsyncIterator[tuple[BrokerConfig, str]]:
     if url is not None:
         try:
             config = BrokerConfig(url=url, ca_file=ca_file)
@@ -67,7 +69,7 @@ async def _broker(url: str | None, ca_file: Path | None) -> AsyncIterator[tuple[
             raise BrokerConfigError(f"--broker: {exc.errors()[0]['msg']}") from exc
         yield config, f"{config.host}:{config.port}{' (TLS)' if config.tls else ''}"
         return
-    async with EmbeddedBroker() as embedded:
+    async with EmbeddedBroker(state_dir=state_dir) as embedded:
         yield embedded.config, f"{embedded.config.url} (embedded; WebSockets {embedded.ws_url})"
 
 
@@ -167,6 +169,7 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     topics = Topics(gw)
     outbox = Outbox(state_dir / "outbox.db")
     history = History(state_dir / "history.db")
+    close_interrupted(history, outbox, topics)  # sessions a killed demo left open
     reports: list[Path] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -174,7 +177,7 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with (
-            _broker(options.broker_url, options.broker_ca) as (broker, where),
+            _broker(options.broker_url, options.broker_ca, state_dir) as (broker, where),
             MqttPublisher(broker, topics, outbox) as publisher,
         ):
             print(f"hipsense demo\n  broker  {where}\n  topics  {topics.prefix}/#", file=out)

@@ -26,7 +26,7 @@ from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
 from ._live_view import HoldClock, redraw, render_line, view_of
-from ._session_runner import run_session
+from ._session_runner import close_interrupted, run_session
 from ._state import default_state_dir, gateway_id, new_session_id, prepare
 
 __all__ = ["configure_logging", "run_daemon"]
@@ -127,6 +127,8 @@ class Daemon:
         topics = Topics(gw, s.broker.topic_prefix)
         outbox = Outbox(state_dir / "outbox.db")
         self.history = History(state_dir / "history.db")
+        # Sessions a killed gateway left open: ended, marked interrupted, summary queued.
+        close_interrupted(self.history, outbox, topics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
@@ -134,7 +136,7 @@ class Daemon:
             async with contextlib.AsyncExitStack() as stack:
                 broker = s.broker.config(client_id=f"hipsense-{gw}")
                 if broker is None:
-                    embedded = await stack.enter_async_context(EmbeddedBroker())
+                    embedded = await stack.enter_async_context(EmbeddedBroker(state_dir=state_dir))
                     broker = embedded.config
                     log.info("no broker configured: embedded broker on %s", broker.url)
                 pub = await stack.enter_async_context(MqttPublisher(broker, topics, outbox))

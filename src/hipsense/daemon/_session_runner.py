@@ -1,30 +1,117 @@
-"""The async edge of a session: a link's items through the pipeline to the publisher."""
+"""The async edge of a session: a link's items through the pipeline to the publisher.
+
+Also what a start does about the sessions a stopped gateway left open (`close_interrupted`).
+"""
 
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import ValidationError
 
-from hipsense.history import History
+from hipsense.history import History, HistoryUnavailableError, SessionRecord
 from hipsense.link import SensorLink, StreamItem
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
-from hipsense.mqtt import MqttPublisher, OutboxFullError, SensorState, event_payload, utc_now
+from hipsense.mqtt import (
+    EventMessage,
+    MqttPublisher,
+    Outbox,
+    OutboxFullError,
+    SensorState,
+    Summary,
+    Topics,
+    event_payload,
+    utc_now,
+)
 from hipsense.protocol import SampleBlock
 from hipsense.session import SessionPipeline
 
 F64Array = NDArray[np.float64]
 
-__all__ = ["run_session", "sensor_state"]
+__all__ = [
+    "INTERRUPTED_NOTE",
+    "close_interrupted",
+    "interrupted_summary",
+    "run_session",
+    "sensor_state",
+]
 
 log = logging.getLogger("hipsense.session")
 
 _STATE_PERIOD_S = 5.0
 
 
-def sensor_state(link: SensorLink) -> SensorState:
+class _Storage:
+    """What the state folder did during one session, for the notes of its summary."""
+
+    def __init__(self, outbox: Outbox | None, history: History | None) -> None:
+        self.outbox = outbox
+        self.history = history
+        self.lost_before = self._lost()
+        self.reason: str | None = None
+        """The storage fault that made the outbox or the history hold writes in memory."""
+        self.raw_paused = False
+
+    def _lost(self) -> int:
+        return (self.outbox.lost if self.outbox else 0) + (self.history.lost if self.history else 0)
+
+    def check(self) -> None:
+        """Note the storage's state now."""
+        for store in (self.outbox, self.history):
+            if store is not None and store.degraded is not None:
+                self.reason = store.degraded
+        if self.history is not None and self.history.raw_paused is not None:
+            self.raw_paused = True
+
+    def notes(self) -> list[str]:
+        """Notes for the summary: what was held in memory, lost or not stored."""
+        self.check()
+        notes = []
+        if self.reason is not None:
+            held = (self.outbox.held if self.outbox else 0) + (
+                self.history.held if self.history else 0
+            )
+            notes.append(
+                f"storage: the state folder could not be written ({self.reason}); events "
+                "were held in memory"
+                + (f" and {held} writes still are" if held else " and written out later")
+            )
+        if lost := self._lost() - self.lost_before:
+            notes.append(f"storage: {lost} events or history writes lost (memory queue full)")
+        if self.raw_paused:
+            notes.append("storage: raw samples were not stored while the disk was (nearly) full")
+        return notes
+
+    def noted(self, summary: Summary) -> Summary:
+        """The summary with the storage's notes, if any."""
+        notes = self.notes()
+        return summary.model_copy(update={"notes": [*summary.notes, *notes]}) if notes else summary
+
+
+def storage_state(outbox: Outbox | None, history: History | None) -> str | None:
+    """What the sensor state says of the state folder: None while all is written to it."""
+    parts = []
+    if outbox is not None and outbox.degraded is not None:
+        parts.append(f"outbox: {outbox.degraded}; {outbox.held} messages held in memory")
+    if history is not None and history.degraded is not None:
+        parts.append(f"history: {history.degraded}; {history.held} writes held in memory")
+    if history is not None and history.raw_paused is not None:
+        parts.append(f"raw samples not stored: {history.raw_paused}")
+    lost = (outbox.lost if outbox else 0) + (history.lost if history else 0)
+    if lost:
+        parts.append(f"{lost} lost (memory queue full)")
+    return "; ".join(parts) or None
+
+
+def sensor_state(
+    link: SensorLink, outbox: Outbox | None = None, history: History | None = None
+) -> SensorState:
     """The retained `sensors/{id}/state` message for a link now."""
     t = link.telemetry
     return SensorState(
@@ -35,6 +122,7 @@ def sensor_state(link: SensorLink) -> SensorState:
         rate_hz=t.rate_hz,
         loss_pct=round(t.loss_pct, 2),
         reconnects=t.reconnects,
+        storage=storage_state(outbox, history),
     )
 
 
@@ -64,6 +152,7 @@ async def run_session(
     stop = stop if stop is not None else asyncio.Event()
 
     sid = pipeline.session_id
+    storage = _Storage(publisher.outbox if publisher is not None else None, history)
 
     def publish(events: list[MotionEvent]) -> list[MotionEvent]:
         nonlocal last_seq
@@ -76,20 +165,29 @@ async def run_session(
                 try:
                     msg = publisher.publish_event(sid, link.sensor_id, ev)
                     last_seq, payload = msg.seq, msg.event
-                    if isinstance(ev, SetEvent):
-                        publisher.publish_summary(pipeline.summary(last_seq=last_seq))
                 except OutboxFullError as exc:
                     # Measuring goes on; the patient is not stopped by a full queue.
                     log.error("session %s: %s not queued: %s", sid, ev, exc)
-                    last_seq += 1
+                    # The number it used up, if any: the history keeps what was measured.
+                    last_seq = last_seq + 1 if exc.seq is None else exc.seq
                     payload = event_payload(ev)
+                if isinstance(ev, SetEvent):
+                    storage.check()
+                    try:
+                        publisher.publish_summary(
+                            storage.noted(pipeline.summary(last_seq=last_seq))
+                        )
+                    except OutboxFullError as exc:
+                        log.error("session %s: its summary not queued: %s", sid, exc)
             if history is not None:
                 history.add_event(sid, last_seq, payload.model_dump(mode="json"))
+        storage.check()
         return events
 
     raw: list[tuple[F64Array, F64Array, F64Array]] = []
 
     def keep_trace() -> None:
+        storage.check()
         if history is not None:
             history.add_trace(sid, *pipeline.take_trace())
             if raw:
@@ -111,7 +209,7 @@ async def run_session(
         )
 
     if publisher is not None:
-        publisher.publish_sensor_state(sensor_state(link))
+        publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
     own_items = items is None
     if items is None:
         items = link.items()
@@ -151,18 +249,147 @@ async def run_session(
                 next_state = now + _STATE_PERIOD_S
                 keep_trace()
                 if publisher is not None:
-                    publisher.publish_sensor_state(sensor_state(link))
+                    publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
     finally:
         stopped.cancel()
         if own_items:
             await items.aclose()  # type: ignore[attr-defined]
     for ev in publish(pipeline.finish()):
         yield ev
-    summary = pipeline.summary(last_seq=last_seq, ended_at=utc_now())
     keep_trace()
+    summary = storage.noted(pipeline.summary(last_seq=last_seq, ended_at=utc_now()))
     if history is not None:
         history.finish(sid, summary.model_dump(mode="json"))
     if publisher is not None:
-        publisher.publish_summary(summary)
-        publisher.publish_sensor_state(sensor_state(link))
+        try:
+            publisher.publish_summary(summary)
+        except OutboxFullError as exc:
+            log.error("session %s: its summary not queued: %s", sid, exc)
+        publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
     log.info("session %s ended: %d reps", pipeline.session_id, len(pipeline.tally.reps))
+
+
+INTERRUPTED_NOTE = (
+    "interrupted: hipsense stopped before the session ended (killed, crashed or a power "
+    "cut); closed when it started again, at its last stored event or sample"
+)
+"""The note that marks the summary of an interrupted session."""
+
+
+def interrupted_summary(
+    record: SessionRecord, *, last_seq: int, last_sample_s: float | None = None
+) -> Summary:
+    """The final summary of a session left open, from what the history kept of it.
+
+    It ended at its last event or stored sample, whichever came later. The set that was
+    still open counts as a set. Progress against a prescription is not kept in the
+    history, so an interrupted session's summary has none.
+    """
+    events = record.events
+    reps = [e for e in events if e.get("kind") == "rep"]
+    holds = [e for e in events if e.get("kind") == "hold"]
+    sets = [e for e in events if e.get("kind") == "set"]
+    times = [float(e.get("end_s", e.get("t_s", 0.0))) for e in events]
+    end_s = max([*times, last_sample_s or 0.0, 0.0])
+    started = datetime.fromisoformat(record.started_at)
+    reps_per_set = [int(s["reps"]) for s in sets]
+    closed = max((int(s["index"]) + 1 for s in sets), default=0)
+    if any(int(e["set_index"]) >= closed for e in [*reps, *holds]):
+        reps_per_set.append(sum(1 for r in reps if int(r["set_index"]) >= closed))
+    roms = [float(r["rom_deg"]) for r in reps]
+    held_s = [float(e["hold_s"]) for e in [*reps, *holds]]
+    flags = Counter(f for e in [*reps, *holds] for f in e.get("flags", []))
+    return Summary.model_validate(
+        {
+            "session_id": record.session_id,
+            "patient_id": record.patient_id,
+            "sensor_id": record.sensor_id,
+            "exercise": record.exercise,
+            "started_at": started,
+            "ended_at": started + timedelta(seconds=end_s),
+            "rep_count": len(reps),
+            "hold_count": len(holds),
+            "set_count": len(reps_per_set),
+            "reps_per_set": reps_per_set,
+            "mean_rom_deg": round(float(np.mean(roms)), 2) if roms else None,
+            "mean_hold_s": round(float(np.mean(held_s)), 2) if held_s else None,
+            "flags": dict(sorted(flags.items())),
+            "last_seq": last_seq,
+            "notes": [INTERRUPTED_NOTE],
+        }
+    )
+
+
+def _queued_events(outbox: Outbox, sessions: set[str]) -> dict[str, dict[int, dict[str, Any]]]:
+    """Event payloads of `sessions` still in the outbox, by session and seq."""
+    found: dict[str, dict[int, dict[str, Any]]] = {}
+    after = 0
+    while batch := outbox.peek(limit=1000, after=after):
+        after = batch[-1].id
+        for m in batch:
+            parts = m.topic.rsplit("/", 3)  # .../sessions/{session_id}/events
+            if len(parts) != 4 or parts[1::2] != ["sessions", "events"] or parts[2] not in sessions:
+                continue
+            try:
+                msg = EventMessage.model_validate_json(m.payload)
+            except ValidationError:
+                continue
+            found.setdefault(msg.session_id, {})[msg.seq] = msg.event.model_dump(mode="json")
+    return found
+
+
+def _close(
+    history: History, outbox: Outbox, sid: str, queued: dict[int, dict[str, Any]]
+) -> Summary:
+    stored = history.event_seqs(sid)
+    for seq, payload in sorted(queued.items()):
+        if seq not in stored:
+            history.add_event(sid, seq, payload)
+            stored.add(seq)
+    # The publisher numbers a session's events in the stream "events/{session_id}".
+    last_seq = max(outbox.next_seq(f"events/{sid}") - 1, max(stored, default=-1))
+    return interrupted_summary(
+        history.load(sid), last_seq=last_seq, last_sample_s=history.last_sample_s(sid)
+    )
+
+
+def close_interrupted(history: History, outbox: Outbox, topics: Topics) -> list[Summary]:
+    """Close the sessions a gateway left open when it stopped without ending them.
+
+    Called on start, before any session begins. Each session the history has without an
+    end is ended at its last stored event or sample, marked interrupted, and its final
+    summary queued in the outbox (retained, after the events the stopped gateway left
+    there, so it reaches the broker like any message). Events the gateway had queued but
+    not yet stored in the history (it was killed in between) are stored first, so the
+    counts are those of the events delivered.
+    """
+    try:
+        open_ids = history.unfinished()
+    except HistoryUnavailableError as exc:
+        log.warning("%s: the sessions left open will be closed on a later start", exc)
+        return []
+    if not open_ids:
+        return []
+    queued = _queued_events(outbox, set(open_ids))
+    summaries = []
+    for sid in open_ids:
+        try:
+            summary = _close(history, outbox, sid, queued.get(sid, {}))
+        except Exception:  # one bad row must not keep the gateway from starting
+            log.exception("session %s: left open, and could not be closed", sid)
+            continue
+        try:
+            outbox.put(topics.summary(sid), summary.model_dump_json().encode(), retain=True)
+        except OutboxFullError as exc:
+            log.error("session %s: its summary not queued: %s", sid, exc)
+        history.finish(sid, summary.model_dump(mode="json"), interrupted=True)
+        log.warning(
+            "session %s was left open by a gateway that stopped without ending it: closed "
+            "as interrupted, ended %s, %d reps, %d holds",
+            sid,
+            summary.ended_at,
+            summary.rep_count,
+            summary.hold_count,
+        )
+        summaries.append(summary)
+    return summaries

@@ -1,11 +1,25 @@
 """The session history: an SQLite file of sessions, their events and angle traces.
 
 Written as a session runs (events as they are queued for MQTT, the angle at 20 samples/s)
-so a report can be made later, even after a crash mid-session.
+so a report can be made later, even after a crash mid-session. A session a crash left
+open is closed on the next start (`unfinished`, then `finish(..., interrupted=True)`).
+
+Storage faults degrade, they do not raise. Raw samples are the first thing to give up:
+they are not stored while the file cannot be written or its disk has less than
+`raw_reserve_bytes` free (at most a tenth of the disk), so the disk's last space goes to
+events. Other writes that fail (disk full, read-only, I/O error, or a file that cannot be
+opened) are held in memory in order, at most `memory_limit` of them, and written out on a
+later call once the file can be written (tried at most every `retry_s`); when memory is
+full, angle traces go first, then new writes are dropped and counted in `lost`. Each
+change of state is logged once.
 """
 
+import contextlib
 import json
+import logging
+import os
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,17 +30,23 @@ from numpy.typing import NDArray
 from hipsense._errors import HipsenseError
 from hipsense.recording import Recording
 
-__all__ = ["History", "SessionRecord", "UnknownSessionError"]
+__all__ = ["History", "HistoryUnavailableError", "SessionRecord", "UnknownSessionError"]
+
+log = logging.getLogger("hipsense.history")
+
+RAW_RESERVE_BYTES = 64 * 1024 * 1024
+"""Free space below which raw samples are no longer stored (capped at a tenth of the disk)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
-    session_id TEXT PRIMARY KEY,
-    sensor_id  TEXT NOT NULL,
-    patient_id TEXT,
-    exercise   TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at   TEXT,
-    summary    TEXT
+    session_id  TEXT PRIMARY KEY,
+    sensor_id   TEXT NOT NULL,
+    patient_id  TEXT,
+    exercise    TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    ended_at    TEXT,
+    summary     TEXT,
+    interrupted INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     session_id TEXT NOT NULL,
@@ -47,6 +67,23 @@ CREATE TABLE IF NOT EXISTS traces (
     angle_deg  BLOB NOT NULL
 );
 """
+
+
+_STORAGE_FAULTS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+
+
+def _storage_fault(exc: sqlite3.Error) -> bool:
+    """Whether an SQLite error is the storage's (full, read-only, I/O), not a bug's."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return isinstance(exc, sqlite3.OperationalError) and name.startswith(_STORAGE_FAULTS)
+
+
+class HistoryUnavailableError(HipsenseError):
+    """The history file cannot be read now (e.g. it could not be opened: disk full)."""
+
+    def __init__(self, path: str, reason: str | None) -> None:
+        super().__init__(f"history: expected to read {path}, got {reason}")
+        self.path = path
 
 
 class UnknownSessionError(HipsenseError, KeyError):
@@ -71,20 +108,163 @@ class SessionRecord:
     events: list[dict[str, Any]]
     t_s: NDArray[np.float64]
     angle_deg: NDArray[np.float64]
+    interrupted: bool = False
+    """Closed on a later start: the gateway stopped (killed, crashed, power cut) first."""
+
+
+_Write = tuple[str, tuple[Any, ...], bool]
+"""A write held in memory: SQL, its parameters, whether it is an angle trace."""
 
 
 class History:
     """`History(path)`; one writer per file (the gateway), any number of readers."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        memory_limit: int = 10_000,
+        retry_s: float = 1.0,
+        raw_reserve_bytes: int = RAW_RESERVE_BYTES,
+    ) -> None:
         self.path = str(path)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self.memory_limit = memory_limit
+        """Writes held in memory at most while the file cannot be written."""
+        self.retry_s = retry_s
+        self.raw_reserve_bytes = raw_reserve_bytes
+        self.degraded: str | None = None
+        """Why writes are held in memory (the storage fault), or None when they are not."""
+        self.raw_paused: str | None = None
+        """Why raw samples are not being stored now, or None when they are."""
+        self.raw_skipped = 0
+        """Raw samples not stored (`raw_paused`), since opening."""
+        self.lost = 0
+        """Writes dropped because the memory queue was full, since opening."""
+        self._db: sqlite3.Connection | None = None
+        self._pending: list[_Write] = []
+        self._retry_at = 0.0
+        self._open()
+
+    # -- the file -----------------------------------------------------------------
+
+    def _open(self) -> bool:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            if not _storage_fault(exc):
+                raise
+            self._degrade(exc)
+            return False
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(_SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+            if "interrupted" not in columns:  # a history from before interrupted sessions
+                db.execute("ALTER TABLE sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0")
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if not _storage_fault(exc):
+                raise
+            self._degrade(exc)
+            return False
+        self._db = db
+        return True
+
+    def _degrade(self, exc: sqlite3.Error) -> None:
+        if self.degraded is None:
+            log.warning(
+                "history: cannot write %s (%s): holding its writes in memory (at most %d) "
+                "until it can",
+                self.path,
+                exc,
+                self.memory_limit,
+            )
+        self.degraded = str(exc)
+        self._retry_at = time.monotonic() + self.retry_s
+
+    def _retry(self, *, now: bool = False) -> None:
+        """While degraded, try to write out what is held (at most every `retry_s`)."""
+        if self.degraded is None or (not now and time.monotonic() < self._retry_at):
+            return
+        self._retry_at = time.monotonic() + self.retry_s
+        if self._db is None and not self._open():
+            return
+        db = self._db
+        assert db is not None
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, params, _ in self._pending:
+                db.execute(sql, params)
+            db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+            if not _storage_fault(exc):
+                raise
+            self.degraded = str(exc)
+            return
+        log.info(
+            "history: %s can be written again: %d writes held in memory are on disk",
+            self.path,
+            len(self._pending),
+        )
+        self._pending.clear()
+        self.degraded = None
+
+    def _write(self, sql: str, params: tuple[Any, ...], *, trace: bool = False) -> None:
+        """Execute a write, or hold it in memory while the file cannot be written."""
+        self._retry()
+        if self.degraded is None:
+            assert self._db is not None
+            try:
+                self._db.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
+                self._degrade(exc)
+            else:
+                return
+        if len(self._pending) >= self.memory_limit:
+            oldest_trace = next((i for i, w in enumerate(self._pending) if w[2]), None)
+            if trace or oldest_trace is None:
+                self.lost += 1
+                log.error(
+                    "history: memory queue full (%d writes, %s cannot be written): a write "
+                    "is lost (%d lost so far)",
+                    self.memory_limit,
+                    self.path,
+                    self.lost,
+                )
+                return
+            del self._pending[oldest_trace]
+            self.lost += 1
+        self._pending.append((sql, params, trace))
+
+    def _reader(self) -> sqlite3.Connection:
+        """The connection to read with, after writing out what is held if possible."""
+        self._retry(now=True)
+        if self._db is None:
+            raise HistoryUnavailableError(self.path, self.degraded)
+        return self._db
+
+    @property
+    def held(self) -> int:
+        """Writes held in memory now (not on disk)."""
+        return len(self._pending)
 
     def close(self) -> None:
-        """Close the file."""
-        self._db.close()
+        """Close the file (held writes are written out if the file allows, else lost)."""
+        self._retry(now=True)
+        if self._pending:
+            log.error(
+                "history: %d writes held in memory could not be written to %s (%s) and are lost",
+                len(self._pending),
+                self.path,
+                self.degraded,
+            )
+        if self._db is not None:
+            self._db.close()
 
     def start(
         self,
@@ -96,7 +276,7 @@ class History:
         patient_id: str | None = None,
     ) -> None:
         """A session begins."""
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO sessions (session_id, sensor_id, patient_id, exercise, "
             "started_at) VALUES (?, ?, ?, ?, ?)",
             (session_id, sensor_id, patient_id, exercise, started_at),
@@ -104,7 +284,7 @@ class History:
 
     def add_event(self, session_id: str, seq: int, event: dict[str, Any]) -> None:
         """One event payload (a rep, hold, set end or calibration)."""
-        self._db.execute(
+        self._write(
             "INSERT OR REPLACE INTO events VALUES (?, ?, ?, ?)",
             (session_id, seq, str(event.get("kind", "")), json.dumps(event)),
         )
@@ -114,13 +294,14 @@ class History:
     ) -> None:
         """A stretch of the angle over time."""
         if t_s.shape[0]:
-            self._db.execute(
+            self._write(
                 "INSERT INTO traces VALUES (?, ?, ?)",
                 (
                     session_id,
                     np.asarray(t_s, np.float32).tobytes(),
                     np.asarray(angle_deg, np.float32).tobytes(),
                 ),
+                trace=True,
             )
 
     def add_raw(
@@ -130,24 +311,72 @@ class History:
         acc_m_s2: NDArray[np.float64],
         gyr_rad_s: NDArray[np.float64],
     ) -> None:
-        """Raw samples (session time, accelerometer, gyroscope) for a later re-analysis."""
-        if t_s.shape[0]:
-            self._db.execute(
-                "INSERT INTO raw VALUES (?, ?, ?, ?)",
-                (
-                    session_id,
-                    np.asarray(t_s, np.float64).tobytes(),
-                    np.asarray(acc_m_s2, np.float64).tobytes(),
-                    np.asarray(gyr_rad_s, np.float64).tobytes(),
-                ),
+        """Raw samples (session time, accelerometer, gyroscope) for a later re-analysis.
+
+        Not stored (counted in `raw_skipped`) while the disk is full or nearly so.
+        """
+        if not t_s.shape[0]:
+            return
+        self._retry()
+        why = self._raw_blocked()
+        if why is None:
+            assert self._db is not None
+            try:
+                self._db.execute(
+                    "INSERT INTO raw VALUES (?, ?, ?, ?)",
+                    (
+                        session_id,
+                        np.asarray(t_s, np.float64).tobytes(),
+                        np.asarray(acc_m_s2, np.float64).tobytes(),
+                        np.asarray(gyr_rad_s, np.float64).tobytes(),
+                    ),
+                )
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
+                why = str(exc)
+                self._degrade(exc)
+            else:
+                return
+        if self.raw_paused is None:
+            log.warning(
+                "history: raw samples are not stored in %s until it has room (%s): they are "
+                "the first to give up",
+                self.path,
+                why,
             )
+        self.raw_paused = why
+        self.raw_skipped += int(t_s.shape[0])
+
+    def _raw_blocked(self) -> str | None:
+        """Why raw samples may not be stored now, or None (resuming says so)."""
+        if self.degraded is not None:
+            return self.degraded
+        try:
+            fs = os.statvfs(os.path.dirname(os.path.abspath(self.path)))
+        except OSError as exc:
+            return str(exc)
+        free = fs.f_bavail * fs.f_frsize
+        reserve = min(self.raw_reserve_bytes, fs.f_blocks * fs.f_frsize // 10)
+        if free < reserve:
+            return f"{free / 1e6:.1f} MB free, {reserve / 1e6:.1f} MB kept for events"
+        if self.raw_paused is not None:
+            log.info(
+                "history: storing raw samples in %s again (%.1f MB free)", self.path, free / 1e6
+            )
+            self.raw_paused = None
+        return None
 
     def load_raw(self, session_id: str) -> Recording:
         """The raw samples kept of a session, as a recording (`hipsense analyze` reads it)."""
-        rows = self._db.execute(
-            "SELECT t_s, acc_m_s2, gyr_rad_s FROM raw WHERE session_id = ? ORDER BY rowid",
-            (session_id,),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT t_s, acc_m_s2, gyr_rad_s FROM raw WHERE session_id = ? ORDER BY rowid",
+                (session_id,),
+            )
+            .fetchall()
+        )
         if not rows:
             self.load(session_id)  # an unknown session says so
             raise HipsenseError(
@@ -159,21 +388,53 @@ class History:
         gyr = np.concatenate([np.frombuffer(r[2], np.float64).reshape(-1, 3) for r in rows])
         return Recording(t, acc, gyr, metadata={"session_id": session_id})
 
-    def finish(self, session_id: str, summary: dict[str, Any]) -> None:
-        """The session is over: keep its summary."""
-        self._db.execute(
-            "UPDATE sessions SET ended_at = ?, summary = ? WHERE session_id = ?",
-            (summary.get("ended_at"), json.dumps(summary), session_id),
+    def finish(
+        self, session_id: str, summary: dict[str, Any], *, interrupted: bool = False
+    ) -> None:
+        """The session is over: keep its summary (`interrupted`: closed on a later start)."""
+        self._write(
+            "UPDATE sessions SET ended_at = ?, summary = ?, interrupted = ? WHERE session_id = ?",
+            (summary.get("ended_at"), json.dumps(summary), int(interrupted), session_id),
         )
+
+    def unfinished(self) -> list[str]:
+        """Sessions never finished, oldest first: left open by a gateway that stopped."""
+        rows = self._reader().execute(
+            "SELECT session_id FROM sessions WHERE ended_at IS NULL ORDER BY started_at"
+        )
+        return [str(sid) for (sid,) in rows]
+
+    def event_seqs(self, session_id: str) -> set[int]:
+        """Sequence numbers of the events stored of a session."""
+        rows = self._reader().execute("SELECT seq FROM events WHERE session_id = ?", (session_id,))
+        return {int(seq) for (seq,) in rows}
+
+    def last_sample_s(self, session_id: str) -> float | None:
+        """Session time of the last angle or raw sample stored of a session, if any."""
+        db = self._reader()
+        last: list[float] = []
+        for sql, dtype in (
+            ("SELECT t_s FROM traces WHERE session_id = ? ORDER BY rowid DESC LIMIT 1", np.float32),
+            ("SELECT t_s FROM raw WHERE session_id = ? ORDER BY rowid DESC LIMIT 1", np.float64),
+        ):
+            row = db.execute(sql, (session_id,)).fetchone()
+            t = np.frombuffer(row[0], dtype) if row is not None else np.empty(0)
+            if t.shape[0]:
+                last.append(float(t[-1]))
+        return max(last) if last else None
 
     def sessions(self) -> list[dict[str, Any]]:
         """Every session, newest first, with its counts."""
-        rows = self._db.execute(
-            "SELECT session_id, sensor_id, patient_id, exercise, started_at, ended_at, summary "
-            "FROM sessions ORDER BY started_at DESC"
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT session_id, sensor_id, patient_id, exercise, started_at, ended_at, "
+                "summary, interrupted FROM sessions ORDER BY started_at DESC"
+            )
+            .fetchall()
+        )
         out = []
-        for sid, sensor, patient, exercise, started, ended, summary in rows:
+        for sid, sensor, patient, exercise, started, ended, summary, interrupted in rows:
             s = json.loads(summary) if summary else {}
             out.append(
                 {
@@ -186,27 +447,29 @@ class History:
                     "rep_count": s.get("rep_count"),
                     "hold_count": s.get("hold_count"),
                     "adherence_pct": s.get("adherence_pct"),
+                    "interrupted": bool(interrupted),
                 }
             )
         return out
 
     def load(self, session_id: str) -> SessionRecord:
         """Everything stored of one session."""
-        row = self._db.execute(
-            "SELECT sensor_id, patient_id, exercise, started_at, ended_at, summary FROM sessions "
-            "WHERE session_id = ?",
+        db = self._reader()
+        row = db.execute(
+            "SELECT sensor_id, patient_id, exercise, started_at, ended_at, summary, interrupted "
+            "FROM sessions WHERE session_id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
             raise UnknownSessionError(session_id)
-        sensor, patient, exercise, started, ended, summary = row
+        sensor, patient, exercise, started, ended, summary, interrupted = row
         events = [
             json.loads(e)
-            for (e,) in self._db.execute(
+            for (e,) in db.execute(
                 "SELECT event FROM events WHERE session_id = ? ORDER BY seq", (session_id,)
             )
         ]
-        parts = self._db.execute(
+        parts = db.execute(
             "SELECT t_s, angle_deg FROM traces WHERE session_id = ? ORDER BY rowid", (session_id,)
         ).fetchall()
         t = (
@@ -230,4 +493,5 @@ class History:
             events=events,
             t_s=t.astype(np.float64),
             angle_deg=ang.astype(np.float64),
+            interrupted=bool(interrupted),
         )

@@ -1,8 +1,15 @@
 """The MQTT API: topics, payloads, the durable outbox and the publisher."""
 
 from ._broker import BrokerConfig, BrokerConfigError
-from ._embedded import EmbeddedBroker, EmbeddedBrokerError
-from ._outbox import Outbox, OutboxFullError, OutboxMessage
+from ._embedded import (
+    CREDENTIALS_FILE,
+    BrokerCredentials,
+    EmbeddedBroker,
+    EmbeddedBrokerError,
+    broker_credentials,
+    read_broker_credentials,
+)
+from ._outbox import Outbox, OutboxFullError, OutboxMemoryFullError, OutboxMessage
 from ._payloads import (
     ALGORITHM_VERSION,
     SCHEMA_VERSION,
@@ -27,10 +34,12 @@ from ._topics import DEFAULT_PREFIX, TopicError, Topics
 
 __all__ = [
     "ALGORITHM_VERSION",
+    "CREDENTIALS_FILE",
     "DEFAULT_PREFIX",
     "SCHEMA_VERSION",
     "BrokerConfig",
     "BrokerConfigError",
+    "BrokerCredentials",
     "CalibrationPayload",
     "Command",
     "CommandReply",
@@ -43,6 +52,7 @@ __all__ = [
     "MqttPublisher",
     "Outbox",
     "OutboxFullError",
+    "OutboxMemoryFullError",
     "OutboxMessage",
     "PrescribedExercise",
     "Prescription",
@@ -54,6 +64,8 @@ __all__ = [
     "Summary",
     "TopicError",
     "Topics",
+    "broker_credentials",
     "event_payload",
+    "read_broker_credentials",
     "utc_now",
 ]

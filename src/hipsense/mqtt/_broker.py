@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hipsense._errors import HipsenseError
 
@@ -23,7 +23,8 @@ class BrokerConfig(BaseModel):
 
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
-    password: str | None = None
+    password: str | None = Field(default=None, repr=False)
+    """Left out of repr, so a logged config never shows it."""
     ca_file: Path | None = None
     """CA certificate to trust (mqtts); the system's CAs when not given."""
     cert_file: Path | None = None

@@ -13,16 +13,31 @@ state supersedes) go first, oldest first. Live frames never enter the outbox: th
 publisher drops them while the broker is away. Events and summaries are never dropped
 silently; when only they are left, `put` raises
 `OutboxFullError` and the caller decides (the daemon logs it and keeps measuring).
+
+Storage faults degrade, they do not raise. When the file cannot be written (disk full,
+read-only, I/O error) or not even opened, messages are held in memory, at most
+`memory_limit` of them, in order and with their ids, and sent from there as usual; the
+outbox says why in `degraded` and logs it once. Every `retry_s` (on the next call) it
+tries to write them out, in one transaction, and once that works it is a plain durable
+outbox again. Only when the memory queue is full is anything dropped: droppable messages
+first, then the new message, which is counted in `lost`, logged, and refused with
+`OutboxMemoryFullError` (an `OutboxFullError`). What is held in memory when the process
+ends is lost, and `close` says so.
 """
 
+import contextlib
+import logging
 import sqlite3
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hipsense._errors import HipsenseError
 
-__all__ = ["Outbox", "OutboxFullError", "OutboxMessage"]
+__all__ = ["Outbox", "OutboxFullError", "OutboxMemoryFullError", "OutboxMessage"]
+
+log = logging.getLogger("hipsense.outbox")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -46,9 +61,35 @@ CREATE TABLE IF NOT EXISTS sequence (
 );
 """
 
+_STORAGE_FAULTS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+
+
+def _storage_fault(exc: sqlite3.Error) -> bool:
+    """Whether an SQLite error is the storage's (full, read-only, I/O), not a bug's."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return isinstance(exc, sqlite3.OperationalError) and name.startswith(_STORAGE_FAULTS)
+
+
+@contextlib.contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT; rolled back on any error, a failed COMMIT included."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        raise
+
 
 class OutboxFullError(HipsenseError):
     """The outbox holds `limit` messages that may not be dropped."""
+
+    seq: int | None = None
+    """For `put_sequenced`: the number the refused message used up (a subscriber sees the
+    gap), or None when none was used."""
 
     def __init__(self, limit: int) -> None:
         super().__init__(
@@ -56,6 +97,19 @@ class OutboxFullError(HipsenseError):
             "messages waiting for the broker"
         )
         self.limit = limit
+
+
+class OutboxMemoryFullError(OutboxFullError):
+    """The file cannot be written and the memory queue holds `limit` undroppable messages."""
+
+    def __init__(self, limit: int, path: str, reason: str, seq: int | None = None) -> None:
+        HipsenseError.__init__(
+            self,
+            f"outbox: expected room for one more message, found {limit} messages held in "
+            f"memory because {path} cannot be written ({reason}); this one is lost",
+        )
+        self.limit = limit
+        self.seq = seq
 
 
 @dataclass(frozen=True)
@@ -77,24 +131,178 @@ class Outbox:
     Use one `Outbox` per process; the file may be reopened after a crash.
     """
 
-    def __init__(self, path: Path | str, *, max_messages: int = 100_000) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_messages: int = 100_000,
+        memory_limit: int = 10_000,
+        retry_s: float = 1.0,
+    ) -> None:
         self.path = str(path)
         self.max_messages = max_messages
+        self.memory_limit = memory_limit
+        """Messages held in memory at most while the file cannot be written."""
+        self.retry_s = retry_s
+        """How often (at most) to try writing the held messages out."""
         self.dropped = 0
         """Droppable messages removed to make room, since opening."""
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed put survives power loss, not only a killed process.
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self.lost = 0
+        """Undroppable messages refused because the memory queue was full, since opening."""
+        self.degraded: str | None = None
+        """Why messages are held in memory (the storage fault), or None when they are not."""
+        self._db: sqlite3.Connection | None = None
+        self._memory: dict[int, OutboxMessage] = {}
+        """Messages not on disk yet, by id; in id order."""
+        self._unsaved_seq: dict[str, int] = {}
+        """Next sequence numbers not on disk yet."""
+        self._seq: dict[str, int] = {}
+        """Next sequence numbers known to this process (the disk may be unreadable)."""
+        self._gone: set[int] = set()
+        """Ids of messages on disk acknowledged or refused while the file could not be
+        written: hidden, deleted later."""
+        self._refused: list[tuple[str, bytes, str]] = []
+        """Refused messages (topic, payload, reason) not yet in the `rejected` table."""
+        self._moved: dict[int, int] = {}
+        """New ids of held messages renumbered when written out (an id handed out may be
+        acknowledged later)."""
+        self._next_id = 1
+        self._retry_at = 0.0
+        self._open()
+
+    # -- the file -----------------------------------------------------------------
+
+    def _open(self) -> bool:
+        """Open the file; False (degraded) on a storage fault."""
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.OperationalError as exc:
+            if not _storage_fault(exc):
+                raise
+            self._degrade(exc)
+            return False
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed put survives power loss, not only a killed process.
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+            top = self._top_id(db)
+        except sqlite3.OperationalError as exc:
+            db.close()
+            if not _storage_fault(exc):
+                raise
+            self._degrade(exc)
+            return False
+        self._db = db
+        if self._memory and next(iter(self._memory)) <= top:
+            # Ids handed out while the file was unreadable may be taken there: the held
+            # messages get new ones, after everything on disk, in order.
+            self._renumber(top + 1)
+        self._next_id = max(self._next_id, top + 1)
+        return True
+
+    def _renumber(self, first: int) -> None:
+        held = list(self._memory.values())
+        self._memory = {first + i: replace(m, id=first + i) for i, m in enumerate(held)}
+        self._moved.update({m.id: first + i for i, m in enumerate(held)})
+        while len(self._moved) > self.memory_limit:
+            del self._moved[next(iter(self._moved))]
+        self._next_id = max(self._next_id, first + len(held))
+
+    @staticmethod
+    def _top_id(db: sqlite3.Connection) -> int:
+        """The highest id the file has used."""
+        row = db.execute(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0), "
+            "COALESCE((SELECT MAX(id) FROM outbox), 0))"
+        ).fetchone()
+        return int(row[0])
+
+    def _degrade(self, exc: sqlite3.Error) -> None:
+        reason = str(exc)
+        if self.degraded is None:
+            log.warning(
+                "outbox: cannot write %s (%s): holding messages in memory (at most %d) "
+                "until it can",
+                self.path,
+                reason,
+                self.memory_limit,
+            )
+        self.degraded = reason
+        self._retry_at = time.monotonic() + self.retry_s
+
+    def _retry(self, *, now: bool = False) -> None:
+        """While degraded, try to write the held messages out (at most every `retry_s`)."""
+        if self.degraded is None or (not now and time.monotonic() < self._retry_at):
+            return
+        self._retry_at = time.monotonic() + self.retry_s
+        if self._db is None and not self._open():
+            return
+        db = self._db
+        assert db is not None
+        try:
+            top = self._top_id(db)
+            if self._memory and next(iter(self._memory)) <= top:
+                self._renumber(top + 1)
+            held = list(self._memory.values())
+            with _transaction(db):
+                db.executemany(
+                    "INSERT INTO outbox (id, topic, payload, qos, retain, droppable) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [(m.id, m.topic, m.payload, m.qos, m.retain, m.droppable) for m in held],
+                )
+                db.executemany(
+                    "INSERT INTO sequence (stream, next) VALUES (?, ?) ON CONFLICT(stream) "
+                    "DO UPDATE SET next = MAX(next, excluded.next)",
+                    list(self._unsaved_seq.items()),
+                )
+                db.executemany(
+                    "INSERT INTO rejected (topic, payload, reason) VALUES (?, ?, ?)",
+                    self._refused,
+                )
+                db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._gone])
+        except sqlite3.OperationalError as exc:
+            if not _storage_fault(exc):
+                raise
+            self.degraded = str(exc)
+            return
+        self._memory.clear()
+        self._unsaved_seq.clear()
+        self._gone.clear()
+        self._refused.clear()
+        log.info(
+            "outbox: %s can be written again: %d messages held in memory are on disk",
+            self.path,
+            len(held),
+        )
+        self.degraded = None
+
+    # -- the queue ----------------------------------------------------------------
+
+    @property
+    def held(self) -> int:
+        """Messages held in memory now (not on disk)."""
+        return len(self._memory)
 
     def close(self) -> None:
-        """Close the database."""
-        self._db.close()
+        """Close the database (held messages are written out if the file allows, else lost)."""
+        self._retry(now=True)
+        if self._memory:
+            log.error(
+                "outbox: %d messages held in memory could not be written to %s (%s) and are lost",
+                len(self._memory),
+                self.path,
+                self.degraded,
+            )
+        if self._db is not None:
+            self._db.close()
 
     def __len__(self) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        return int(row[0])
+        on_disk = 0
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.OperationalError):
+                on_disk = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        return max(0, on_disk - len(self._gone)) + len(self._memory)
 
     def put(
         self,
@@ -105,17 +313,36 @@ class Outbox:
         retain: bool = False,
         droppable: bool = False,
     ) -> int:
-        """Store a message durably; return its id (ids increase in put order)."""
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._make_room()
-            cur = self._db.execute(
-                "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (topic, payload, qos, int(retain), int(droppable)),
-            )
-        assert cur.lastrowid is not None
-        return int(cur.lastrowid)
+        """Store a message durably; return its id (ids increase in put order).
+
+        A droppable message that finds no room is dropped itself (counted in `dropped`)
+        and 0 is returned; an undroppable one raises `OutboxFullError`.
+        """
+        self._retry()
+        if self.degraded is None:
+            assert self._db is not None
+            try:
+                with _transaction(self._db):
+                    self._make_room()
+                    cur = self._db.execute(
+                        "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (topic, payload, qos, int(retain), int(droppable)),
+                    )
+            except OutboxFullError:
+                if not droppable:
+                    raise
+                self.dropped += 1
+                return 0
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
+                self._degrade(exc)
+            else:
+                assert cur.lastrowid is not None
+                self._next_id = max(self._next_id, int(cur.lastrowid) + 1)
+                return int(cur.lastrowid)
+        return self._hold(topic, payload, qos, retain, droppable)
 
     def put_sequenced(
         self,
@@ -130,42 +357,117 @@ class Outbox:
         Number and message commit together: a crash leaves neither a gap in the
         numbers nor a number used twice.
         """
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute(
-                "SELECT next FROM sequence WHERE stream = ?", (stream,)
-            ).fetchone()
-            seq = 0 if row is None else int(row[0])
+        self._retry()
+        built: tuple[int, str, bytes] | None = None
+        if self.degraded is None:
+            assert self._db is not None
+            try:
+                with _transaction(self._db):
+                    seq = self._next_seq(stream)
+                    topic, payload = make(seq)
+                    built = (seq, topic, payload)
+                    self._make_room()
+                    cur = self._db.execute(
+                        "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
+                        "VALUES (?, ?, ?, ?, 0)",
+                        (topic, payload, qos, int(retain)),
+                    )
+                    self._db.execute(
+                        "INSERT INTO sequence (stream, next) VALUES (?, ?) "
+                        "ON CONFLICT(stream) DO UPDATE SET next = excluded.next",
+                        (stream, seq + 1),
+                    )
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
+                self._degrade(exc)
+            else:
+                assert cur.lastrowid is not None
+                self._next_id = max(self._next_id, int(cur.lastrowid) + 1)
+                self._seq[stream] = seq + 1
+                return seq
+        seq = self._next_seq(stream)
+        if built is not None and built[0] == seq:
+            topic, payload = built[1], built[2]  # built once: `make` may have side effects
+        else:
             topic, payload = make(seq)
-            self._make_room()
-            self._db.execute(
-                "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
-                "VALUES (?, ?, ?, ?, 0)",
-                (topic, payload, qos, int(retain)),
-            )
-            self._db.execute(
-                "INSERT INTO sequence (stream, next) VALUES (?, ?) "
-                "ON CONFLICT(stream) DO UPDATE SET next = excluded.next",
-                (stream, seq + 1),
-            )
+        # The number is used even if memory is full: the gap tells subscribers.
+        self._seq[stream] = self._unsaved_seq[stream] = seq + 1
+        try:
+            self._hold(topic, payload, qos, retain, False)
+        except OutboxMemoryFullError as exc:
+            exc.seq = seq
+            raise
         return seq
+
+    def next_seq(self, stream: str) -> int:
+        """The sequence number the next message of `stream` will get."""
+        return self._next_seq(stream)
+
+    def _next_seq(self, stream: str) -> int:
+        on_disk = 0
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.OperationalError):
+                row = self._db.execute(
+                    "SELECT next FROM sequence WHERE stream = ?", (stream,)
+                ).fetchone()
+                on_disk = 0 if row is None else int(row[0])
+        return max(on_disk, self._seq.get(stream, 0))
+
+    def _hold(self, topic: str, payload: bytes, qos: int, retain: bool, droppable: bool) -> int:
+        """Keep a message in memory while the file cannot be written."""
+        if len(self._memory) >= self.memory_limit:
+            victim = next((m.id for m in self._memory.values() if m.droppable), None)
+            if victim is not None:
+                del self._memory[victim]
+                self.dropped += 1
+            elif droppable:
+                self.dropped += 1
+                return 0
+            else:
+                self.lost += 1
+                log.error(
+                    "outbox: memory queue full (%d messages, %s cannot be written): %s lost "
+                    "(%d lost so far)",
+                    self.memory_limit,
+                    self.path,
+                    topic,
+                    self.lost,
+                )
+                raise OutboxMemoryFullError(self.memory_limit, self.path, self.degraded or "")
+        mid = self._next_id
+        self._next_id += 1
+        self._memory[mid] = OutboxMessage(mid, topic, payload, qos, retain, droppable)
+        return mid
 
     def peek(self, limit: int = 100, after: int = 0) -> list[OutboxMessage]:
         """The oldest messages with an id above `after`, in put order."""
-        rows = self._db.execute(
-            "SELECT id, topic, payload, qos, retain, droppable FROM outbox "
-            "WHERE id > ? ORDER BY id LIMIT ?",
-            (after, limit),
-        ).fetchall()
-        return [
-            OutboxMessage(int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5]))
-            for r in rows
-        ]
+        self._retry()
+        on_disk: list[OutboxMessage] = []
+        if self._db is not None:
+            try:
+                rows = self._db.execute(
+                    "SELECT id, topic, payload, qos, retain, droppable FROM outbox "
+                    "WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, limit + len(self._gone)),
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
+                rows = []
+            on_disk = [
+                OutboxMessage(int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5]))
+                for r in rows
+                if int(r[0]) not in self._gone
+            ]
+        held = [m for m in self._memory.values() if m.id > after]
+        return sorted(on_disk + held, key=lambda m: m.id)[:limit]
 
     def _make_room(self) -> None:
         # Inside a transaction.
         if len(self) < self.max_messages:
             return
+        assert self._db is not None
         victim = self._db.execute(
             "SELECT id FROM outbox WHERE droppable = 1 ORDER BY id LIMIT 1"
         ).fetchone()
@@ -176,27 +478,57 @@ class Outbox:
 
     def ack(self, message_id: int) -> None:
         """The broker has the message: remove it."""
-        self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+        self._remove(message_id, None)
 
     def reject(self, message_id: int, reason: str) -> None:
         """The broker refused the message (e.g. not authorized): keep it aside, with why.
 
         Sending it again would be refused again and hold up everything behind it.
         """
-        with self._db:
-            self._db.execute("BEGIN")
-            self._db.execute(
-                "INSERT INTO rejected (id, topic, payload, reason) "
-                "SELECT id, topic, payload, ? FROM outbox WHERE id = ?",
-                (reason, message_id),
-            )
-            self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+        self._remove(message_id, reason)
+
+    def _remove(self, message_id: int, reason: str | None) -> None:
+        message_id = self._moved.pop(message_id, message_id)
+        held = self._memory.pop(message_id, None)
+        if held is not None:
+            if reason is not None:
+                # Kept aside with the others once the file can be written.
+                self._refused.append((held.topic, held.payload, reason))
+            return
+        if self._db is None:
+            return
+        try:
+            with _transaction(self._db):
+                if reason is not None:
+                    # A new row id (rejection order): never one a held message took.
+                    self._db.execute(
+                        "INSERT INTO rejected (topic, payload, reason) "
+                        "SELECT topic, payload, ? FROM outbox WHERE id = ?",
+                        (reason, message_id),
+                    )
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (message_id,))
+        except sqlite3.OperationalError as exc:
+            if not _storage_fault(exc):
+                raise
+            if reason is not None:
+                with contextlib.suppress(sqlite3.OperationalError):
+                    row = self._db.execute(
+                        "SELECT topic, payload FROM outbox WHERE id = ?", (message_id,)
+                    ).fetchone()
+                    if row is not None:
+                        self._refused.append((str(row[0]), bytes(row[1]), reason))
+            self._gone.add(message_id)
+            self._degrade(exc)
 
     def rejected(self) -> list[tuple[str, bytes, str]]:
         """Messages the broker refused: (topic, payload, reason), oldest first."""
-        return [
-            (str(t), bytes(p), str(r))
-            for t, p, r in self._db.execute(
-                "SELECT topic, payload, reason FROM rejected ORDER BY id"
-            )
-        ]
+        on_disk: list[tuple[str, bytes, str]] = []
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.OperationalError):
+                on_disk = [
+                    (str(t), bytes(p), str(r))
+                    for t, p, r in self._db.execute(
+                        "SELECT topic, payload, reason FROM rejected ORDER BY id"
+                    )
+                ]
+        return on_disk + self._refused

@@ -69,6 +69,10 @@ class SensorState(_Model):
     rate_hz: float | None = None
     loss_pct: float | None = None
     reconnects: int = 0
+    storage: str | None = None
+    """None while the gateway writes events to its state folder; else why it cannot (disk
+    full, read-only) and what it does meanwhile: events are held in memory and written
+    out once it can (see docs/architecture.md)."""
     time: datetime = Field(default_factory=utc_now)
 
 

@@ -1,0 +1,132 @@
+"""Closing the sessions a killed gateway left open: the summary from the history and outbox."""
+
+import asyncio
+import io
+import math
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hipsense.daemon import DemoOptions, run_demo
+from hipsense.daemon._session_runner import (
+    INTERRUPTED_NOTE,
+    close_interrupted,
+    interrupted_summary,
+)
+from hipsense.history import History
+from hipsense.mqtt import (
+    CalibrationPayload,
+    EventMessage,
+    Outbox,
+    RepPayload,
+    SetPayload,
+    Summary,
+    Topics,
+)
+
+STARTED = "2026-03-02T09:00:00+00:00"
+
+
+def _rep(index: int, set_index: int, end_s: float, rom: float, flags: list[str]) -> RepPayload:
+    return RepPayload.model_validate(
+        {
+            "index": index,
+            "set_index": set_index,
+            "start_s": end_s - 3.0,
+            "peak_s": end_s - 1.5,
+            "end_s": end_s,
+            "rom_deg": rom,
+            "concentric_s": 1.0,
+            "hold_s": 0.5,
+            "eccentric_s": 1.5,
+            "rest_before_s": None,
+            "peak_velocity_dps": 60.0,
+            "smoothness": 0.9,
+            "max_off_plane_deg": 3.0,
+            "flags": flags,
+            "confidence": 0.95,
+        }
+    )
+
+
+def test_the_summary_of_an_interrupted_session_counts_what_a_finished_one_does(
+    tmp_path: Path,
+) -> None:
+    # A finished session's own summary against the one made from its history alone.
+    options = DemoOptions(
+        reps=5, sets=2, speed=math.inf, loss=0.0, state_dir=tmp_path, seed=3, session_id="x"
+    )
+    assert asyncio.run(run_demo(options, io.StringIO())) == 0
+    history = History(tmp_path / "history.db")
+    record = history.load("x")
+    assert record.summary is not None
+    finished = Summary.model_validate(record.summary)
+    rebuilt = interrupted_summary(record, last_seq=finished.last_seq)
+    history.close()
+    same = {"notes", "ended_at"}
+    assert rebuilt.model_dump(exclude=same) == finished.model_dump(exclude=same)
+    assert rebuilt.rep_count == 10
+    assert rebuilt.notes == [INTERRUPTED_NOTE]
+    # Ended at its last event or sample, in stream time (here many times real time).
+    last_event_s = max(e.get("end_s", 0.0) for e in record.events)
+    assert rebuilt.ended_at is not None
+    assert rebuilt.ended_at - rebuilt.started_at >= timedelta(seconds=last_event_s)
+
+
+def test_an_open_session_is_closed_with_what_the_outbox_still_had(tmp_path: Path) -> None:
+    history = History(tmp_path / "history.db")
+    outbox = Outbox(tmp_path / "outbox.db")
+    topics = Topics("gw-x")
+    events = [
+        CalibrationPayload(t_s=1.0, reason="still", axis_quality=0.9),
+        _rep(0, 0, 5.0, 40.0, []),
+        _rep(1, 0, 10.0, 44.0, ["too_fast"]),
+        SetPayload(index=0, start_s=2.0, end_s=10.0, reps=2, holds=0),
+        _rep(2, 1, 30.0, 50.0, ["too_fast", "partial"]),
+        _rep(3, 1, 36.0, 42.0, []),
+    ]
+    history.start("s-1", sensor_id="sim-1", exercise="clamshell", started_at=STARTED)
+    history.start("s-0", sensor_id="sim-1", exercise="clamshell", started_at=STARTED)
+    history.finish("s-0", {"ended_at": STARTED, "rep_count": 0})
+    for seq, payload in enumerate(events):
+
+        def make(n: int, payload: Any = payload) -> tuple[str, bytes]:
+            msg = EventMessage(
+                id=f"s-1-{n}", session_id="s-1", seq=n, sensor_id="sim-1", event=payload
+            )
+            return topics.events("s-1"), msg.model_dump_json().encode()
+
+        assert outbox.put_sequenced("events/s-1", make) == seq
+        if seq < 5:  # the last one: killed after it was queued, before it was stored
+            history.add_event("s-1", seq, payload.model_dump(mode="json"))
+    history.add_trace("s-1", np.array([20.0, 33.0]), np.array([10.0, 20.0]))
+    for m in outbox.peek()[:3]:
+        outbox.ack(m.id)  # the broker had some of them already
+
+    (summary,) = close_interrupted(history, outbox, topics)
+    assert summary.session_id == "s-1"
+    assert summary.rep_count == 4
+    assert summary.set_count == 2  # the open set counts
+    assert summary.reps_per_set == [2, 2]
+    assert summary.mean_rom_deg == 44.0
+    assert summary.flags == {"partial": 1, "too_fast": 2}
+    assert summary.last_seq == 5
+    assert summary.notes == [INTERRUPTED_NOTE]
+    # Ended at its last event (36 s), which came after its last stored sample (33 s).
+    assert summary.ended_at == datetime.fromisoformat(STARTED) + timedelta(seconds=36)
+    # Queued after the events still waiting, retained like any summary.
+    last = outbox.peek()[-1]
+    assert last.topic == topics.summary("s-1")
+    assert last.retain
+    assert Summary.model_validate_json(last.payload) == summary
+    record = history.load("s-1")
+    assert record.interrupted
+    assert record.ended_at is not None
+    assert datetime.fromisoformat(record.ended_at) == summary.ended_at
+    assert [e.get("index") for e in record.events if e["kind"] == "rep"] == [0, 1, 2, 3]
+    assert history.load("s-0").interrupted is False
+    assert close_interrupted(history, outbox, topics) == []  # once
+    history.close()
+    outbox.close()

@@ -18,9 +18,14 @@
    committed to its outbox (sent), events received by a persistent subscriber, unique,
    lost and duplicated, and whether every duplicate is an identical re-delivery of the
    same id.
+3. A disk-full spell: `hipsense run` with its state folder on a 16 MB tmpfs (needs
+   root, as CI runs), filled up for `--full-s` seconds mid-session while it measures and
+   publishes; then freed. Events sent (the summary's last seq + 1), received, lost, and
+   reps measured while the disk was full.
 
 Targets (issue: hardening): 0 failures; 0 events lost across >= 20 SIGKILLs, >= 5 broker
-restarts; duplicates only as identical re-deliveries of the same id.
+restarts and a disk-full spell; duplicates only as identical re-deliveries of the same
+id.
 """
 
 import argparse
@@ -44,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.brokers import Mosquitto, Subscriber, running, until  # noqa: E402
+from tests.daemon.storage import fill, tmpfs  # noqa: E402
 from tests.daemon.test_commands import GATEWAY as CMD_GATEWAY  # noqa: E402
 from tests.daemon.test_commands import ask_all, fuzzed_commands, known_bad_commands  # noqa: E402
 
@@ -364,6 +370,62 @@ async def kills_and_restarts(
     }
 
 
+# -- 3. a disk-full spell ----------------------------------------------------------------
+
+
+async def disk_full(broker: Mosquitto, folder: Path, full_s: float) -> dict[str, Any]:
+    try:
+        mount = tmpfs(folder / "full-state", "16m")
+        state = mount.__enter__()
+    except BaseException as exc:  # pytest's skip outside pytest: no tmpfs here
+        return {"skipped": f"no tmpfs: {exc}"}
+    try:
+        config = folder / "full.toml"
+        config.write_text(
+            f'state_dir = "{state}"\ngateway_id = "gw-full"\nkeep_raw_samples = true\n'
+            f'[broker]\nurl = "{broker.url}"\n[[sensors]]\nid = "sim-1"\n'
+            '[sensors.simulated]\nexercise = "clamshell"\nreps = 60\nsets = 1\nspeed = 5.0\n'
+        )
+        sub = Subscriber(broker.port, "hipsense/v1/gw-full/sessions/#")
+        async with running(sub):
+
+            def reps() -> int:
+                return len({e["seq"] for e in sub.on("/events") if e["event"]["kind"] == "rep"})
+
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hipsense", "run", "--config", str(config), "--no-live",
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                await until(lambda: reps() >= 2, 60)
+                filler = fill(state)
+                before = reps()
+                await asyncio.sleep(full_s)
+                during = reps() - before
+                alive = proc.returncode is None
+                filler.unlink()
+                code = await asyncio.wait_for(proc.wait(), 180)
+                await until(lambda: any(x.get("ended_at") for x in sub.on("/summary")), 30)
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                await proc.wait()
+        summary = [x for x in sub.on("/summary") if x.get("ended_at")][-1]
+        seqs = {e["seq"] for e in sub.on("/events")}
+        sent = summary["last_seq"] + 1
+        return {
+            "full_s": full_s,
+            "during": during,
+            "alive": alive and code == 0,
+            "sent": sent,
+            "received": len(sub.on("/events")),
+            "lost": len(set(range(sent)) - seqs),
+            "reps": summary["rep_count"],
+        }
+    finally:
+        mount.__exit__(None, None, None)
+
+
 # -- main --------------------------------------------------------------------------------
 
 
@@ -384,6 +446,7 @@ async def run(args: argparse.Namespace) -> int:
             surfaces.append(await mqtt_commands(broker, folder))
             surfaces.append(await dashboard_http(args.inputs // 4, rng))
             faults = await kills_and_restarts(broker, folder, args.kills, args.restarts, rng)
+            full = await disk_full(broker, folder, args.full_s)
         finally:
             broker.stop()
     failures = 0
@@ -401,7 +464,18 @@ async def run(args: argparse.Namespace) -> int:
         f"received {f['received']}, unique {f['unique']}, lost {f['lost']}, duplicated "
         f"{f['duplicates']} ({dup}), {order}"
     )
-    ok = failures == 0 and f["lost"] == 0 and f["identical"] and f["in_order"]
+    if "skipped" in full:
+        print(f"disk full: skipped ({full['skipped']})")
+        full_ok = False
+    else:
+        print(
+            f"disk full for {full['full_s']:g} s: service alive and ended cleanly "
+            f"{full['alive']}; {full['during']} reps measured and delivered meanwhile; events "
+            f"sent {full['sent']}, received {full['received']}, lost {full['lost']}; "
+            f"session {full['reps']} reps"
+        )
+        full_ok = full["alive"] and full["lost"] == 0
+    ok = failures == 0 and f["lost"] == 0 and f["identical"] and f["in_order"] and full_ok
     verdict = "met" if ok else "NOT met"
     print(f"\nfailures {failures} (target 0); lost {f['lost']} (target 0): {verdict}")
     return 0 if ok else 1
@@ -422,6 +496,7 @@ def main() -> int:
     p.add_argument("--restarts", type=int, default=5)
     p.add_argument("--inputs", type=int, default=2000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--full-s", type=float, default=20.0, help="how long the disk stays full")
     return asyncio.run(run(p.parse_args()))
 
 

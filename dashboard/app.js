@@ -5,8 +5,13 @@
 // Broker credentials never go in the address (it ends up in the history, in logs, in
 // links passed on): the page asks the server that served it (broker.json, same origin,
 // not cached) and keeps them in memory only, never in storage. `hipsense dashboard`
-// hands out the embedded broker's account there; another static server has no such
-// file, and the page connects without credentials.
+// hands out the embedded broker's account there, with the broker URL it belongs to,
+// which the page then connects to whatever `broker` says (a crafted link must not send
+// the account elsewhere). It does so only for this run's key, which it prints in the
+// address's fragment (#k=...: browsers send no fragment to a server, nor in a Referer):
+// the page takes the key out of its address at once, keeps it in this tab's history
+// entry (so a reload still logs in) and sends it in a header. Another static server has
+// no broker.json, and the page connects without credentials.
 //
 // Every message is untrusted: anyone who may publish under the prefix can forge one, and
 // a retained one outlives its sender. So message data reaches the page as text only
@@ -18,16 +23,34 @@
 // A module (strict, and it may wait for broker.json at the top level); it runs after
 // the vendor scripts, whose globals (mqtt, uPlot) it uses.
 
+const KEY_FRAGMENT = "k"; // #k=... in the address `hipsense dashboard` prints
+const KEY_HEADER = "X-Hipsense-Key"; // how broker.json gets it back
+const KEY_STATE = "hipsenseKey"; // where this tab keeps it: its history entry's state
+
 const params = new URLSearchParams(location.search);
+const fragment = new URLSearchParams(location.hash.slice(1));
+// This run's key: from the address the first time, from the history entry on a reload.
+const kept = isObjectState() && typeof history.state[KEY_STATE] === "string" ? history.state[KEY_STATE] : "";
+const KEY = fragment.get(KEY_FRAGMENT) || kept;
 if (params.has("user") || params.has("password")) {
   // The old way, and a leak: ignore them, and take them out of the address and history.
   console.warn("hipsense dashboard: ignoring user/password in the address; credentials come from the server");
   params.delete("user");
   params.delete("password");
-  const query = params.toString();
-  history.replaceState(null, "", `${location.pathname}${query ? `?${query}` : ""}${location.hash}`);
 }
-const BROKER = params.get("broker") || `ws://${location.hostname || "127.0.0.1"}:9001/mqtt`;
+fragment.delete(KEY_FRAGMENT);
+{
+  // The address without credentials or key, now: nothing copied, bookmarked or shared
+  // from it carries them. The key stays in this history entry only.
+  const query = params.toString();
+  const hash = fragment.toString();
+  const entry = { ...(isObjectState() ? history.state : {}), [KEY_STATE]: KEY };
+  history.replaceState(entry, "", `${location.pathname}${query ? `?${query}` : ""}${hash ? `#${hash}` : ""}`);
+}
+function isObjectState() {
+  return history.state !== null && typeof history.state === "object";
+}
+
 const PREFIX = (params.get("prefix") || "hipsense/v1").replace(/\/$/, "");
 const LIVE_WINDOW_S = 30;
 
@@ -74,7 +97,6 @@ function fill(selector, rows) {
 }
 
 $("prefix").textContent = `${PREFIX}/#`;
-$("broker-url").textContent = BROKER;
 
 function session(gw, id) {
   const key = `${gw}/${id}`;
@@ -89,20 +111,34 @@ function session(gw, id) {
 
 // -- the broker connection ----------------------------------------------------------
 
-// The broker account the server hands this page: {username, password}, or {} when it
-// has none (no broker.json: another static server, or a broker without accounts).
+// How long the page waits for broker.json: a server on this machine answers at once, and
+// the page must not hang on one that does not (it then connects without an account).
+const ACCOUNT_TIMEOUT_MS = 5000;
+
+// The broker account the server hands this page, {broker, username, password}, where
+// `broker` is the URL the account belongs to; or {} when it has none (no key in the
+// address, no broker.json: another static server, or a broker without accounts).
 async function brokerAccount() {
+  if (!KEY) return {}; // without this run's key the server hands out nothing
   try {
     const res = await fetch("broker.json", {
       cache: "no-store",
       credentials: "omit",
       redirect: "error",
-      signal: AbortSignal.timeout(5000),
+      headers: { [KEY_HEADER]: KEY },
+      signal: AbortSignal.timeout(ACCOUNT_TIMEOUT_MS),
     });
+    if (res.status === 403) {
+      console.warn("hipsense dashboard: the server refused the broker account: open the address it printed (this run's)");
+    }
     if (!res.ok) return {};
     const body = await res.json();
-    const ok = isObject(body) && typeof body.username === "string" && typeof body.password === "string";
-    return ok ? { username: body.username, password: body.password } : {};
+    const ok =
+      isObject(body) &&
+      typeof body.broker === "string" &&
+      typeof body.username === "string" &&
+      typeof body.password === "string";
+    return ok ? { broker: body.broker, username: body.username, password: body.password } : {};
   } catch {
     return {};
   }
@@ -116,14 +152,28 @@ function brokerState(ok, label) {
 
 // CONNACK codes of a broker that refused the account: 3.1.1 (4, 5) and MQTT 5 (134, 135).
 const REFUSED = new Set([4, 5, 134, 135]);
-const RETRY_REFUSED_MS = 5000;
+const RETRY_REFUSED_MS = 5000; // the gateway may be making its account: soon, not in a loop
+const RECONNECT_MS = 2000; // a broker that went away: try again about as fast as it restarts
+const CONNECT_TIMEOUT_MS = 5000; // a broker on this machine or the clinic's LAN answers well within
+
+const account = await brokerAccount();
+const asked = params.get("broker");
+if (account.broker && asked && asked !== account.broker) {
+  console.warn(`hipsense dashboard: ignoring broker=${asked}: the account is for ${account.broker}`);
+}
+// With an account, its own broker: never one a link names.
+const BROKER = account.broker || asked || `ws://${location.hostname || "127.0.0.1"}:9001/mqtt`;
+$("broker-url").textContent = BROKER;
 
 const client = mqtt.connect(BROKER, {
   protocolVersion: 4, // 3.1.1: every broker speaks it, the embedded one included
-  ...(await brokerAccount()),
-  reconnectPeriod: 2000,
-  connectTimeout: 5000,
+  ...(account.broker ? { username: account.username, password: account.password } : {}),
+  reconnectPeriod: RECONNECT_MS,
+  connectTimeout: CONNECT_TIMEOUT_MS,
   clean: true,
+  // This URL as it is: mqtt.js would rebuild it from its parts, and drop the brackets of
+  // an IPv6 literal (ws://[::1]:9001 becomes ws://::1:9001, which is no URL).
+  transformWsUrl: () => BROKER,
 });
 
 client.on("connect", () => {
@@ -150,9 +200,12 @@ client.on("error", (err) => {
   // page opened (or made a new one): ask the server again, then try again.
   brokerState(false, `broker refused the dashboard: ${err.message}; trying again...`);
   setTimeout(async () => {
-    const { username, password } = await brokerAccount();
-    client.options.username = username;
-    client.options.password = password;
+    const again = await brokerAccount();
+    // An account for another broker than this one (a page opened before the server had
+    // an account, on a broker its link named) is not this one's to have.
+    const mine = again.broker === BROKER;
+    client.options.username = mine ? again.username : undefined;
+    client.options.password = mine ? again.password : undefined;
     client.reconnect();
   }, RETRY_REFUSED_MS);
 });

@@ -6,7 +6,8 @@ others forge what anyone allowed to publish could: markup and wrong types in eve
 field, which the page must show as text or "-", never run; and a broker of its own in
 the query string, which the page's policy must not let it reach. The last runs the
 gateway on its embedded broker, which takes only the dashboard's own pages, logged in
-with the account the dashboard server handed them (never in the address).
+with the account the dashboard server handed them (never in the address) for this run's
+key, which the page takes out of its address and no request URL ever carries.
 """
 
 import asyncio
@@ -70,7 +71,7 @@ async def _hipsense(*args: str, env: dict[str, str] | None = None) -> asyncio.su
 
 
 async def _dashboard(
-    ws_port: int, state_dir: Path, port: int = 0
+    ws_port: int, state_dir: Path, port: int = 0, *more: str, broker_host: str = "127.0.0.1"
 ) -> tuple[asyncio.subprocess.Process, str]:
     """`hipsense dashboard` for the broker's WebSockets port, and the page's address.
 
@@ -78,8 +79,8 @@ async def _dashboard(
     (none, for mosquitto).
     """
     server = await _hipsense(
-        "dashboard", "--port", str(port), "--broker-ws", f"ws://127.0.0.1:{ws_port}/mqtt",
-        "--state-dir", str(state_dir),
+        "dashboard", "--port", str(port), "--broker-ws", f"ws://{broker_host}:{ws_port}/mqtt",
+        "--state-dir", str(state_dir), *more,
     )  # fmt: skip
     assert server.stdout is not None
     line = (await asyncio.wait_for(server.stdout.readline(), 20)).decode()
@@ -158,6 +159,10 @@ SVG = "<svg id=pwned-svg onload=window.__pwned=2></svg>"
 SCRIPT = "<script id=pwned-script>window.__pwned=3</script>"
 EVIL = IMG + SVG + SCRIPT
 INFINITY = "__infinity__"  # JSON has no Infinity, but 1e400 parses as one
+# app.js shows at most MAX_TEXT (120) characters of a message's text: its first ones
+# are there, and a cut text is far shorter than the message's.
+KEPT_START = 100
+CUT_BELOW = 1000
 
 
 def _payload(value: Any) -> bytes:
@@ -281,11 +286,11 @@ async def test_dashboard_shows_forged_messages_as_text_and_runs_none(
             assert await page.evaluate(FROM_PAYLOADS) == NOTHING_RAN
             forged = page.get_by_test_id("finished-evil-1").locator("td")
             await expect(forged).to_have_text(
-                ["evil-1", "gw-evil", re.compile(f"^{re.escape(EVIL[:100])}"), "-", "-", "-", "-",
-                 SCRIPT, "-"]
+                ["evil-1", "gw-evil", re.compile(f"^{re.escape(EVIL[:KEPT_START])}"),
+                 "-", "-", "-", "-", SCRIPT, "-"]
             )  # fmt: skip
             exercise = await forged.nth(2).inner_text()
-            assert len(exercise) < 1000  # cut, not 60 000 characters across the page
+            assert len(exercise) < CUT_BELOW  # cut, not 60 000 characters across the page
             await expect(gateways.nth(0).locator("td")).to_have_text(
                 [IMG, "online", "no sensor yet"]
             )
@@ -365,6 +370,58 @@ async def test_dashboard_connects_to_its_own_broker_only(
         await server.wait()
 
 
+async def test_a_link_cannot_send_the_account_to_another_broker(
+    ws_broker: Mosquitto, tmp_path: Path
+) -> None:
+    # For an IPv6 literal the policy can name the scheme only (ws:), so it would let a
+    # `broker` in the link reach any broker: the page must connect, with the account, to
+    # the broker the account is for (broker.json says which), never to the link's.
+    chromium = require_tool("chromium")
+    from playwright.async_api import async_playwright, expect
+
+    ws_port = ws_broker.ws_port  # type: ignore[attr-defined]
+    password = "for-the-ipv6-broker-only"
+    account = tmp_path / "account.json"
+    account.write_text(json.dumps({"username": "dashboard", "password": password}))
+    account.chmod(0o600)
+    server, url = await _dashboard(
+        ws_port, tmp_path / "state", 0, "--credentials", str(account), broker_host="[::1]"
+    )
+    own = f"ws://[::1]:{ws_port}/mqtt"
+    # The same mosquitto at another address: it would take the account as well.
+    impostor = f"ws://127.0.0.2:{ws_port}/mqtt"
+    crafted = url.replace(urllib.parse.quote(own, safe=""), urllib.parse.quote(impostor, safe=""))
+    assert crafted != url
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = await browser.new_page()
+            await page.add_init_script(RECORD_CSP)
+            told: dict[str, bool] = {}  # socket URL -> whether the password went over it
+
+            def watch(ws: Any) -> None:
+                told.setdefault(ws.url, False)
+
+                def sent(payload: str | bytes) -> None:
+                    data = payload.encode() if isinstance(payload, str) else payload
+                    told[ws.url] = told[ws.url] or password.encode() in data
+
+                ws.on("framesent", sent)
+
+            page.on("websocket", watch)
+            warnings: list[str] = []
+            page.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
+            await page.goto(crafted)
+            await expect(page.get_by_test_id("broker-state")).to_have_text("broker connected")
+            assert told == {own: True}
+            await expect(page.locator("#broker-url")).to_have_text(own)
+            assert any(f"ignoring broker={impostor}" in w for w in warnings)
+            await browser.close()
+    finally:
+        server.kill()
+        await server.wait()
+
+
 async def test_dashboard_logs_in_to_the_embedded_broker_with_the_servers_account(
     tmp_path: Path,
 ) -> None:
@@ -400,6 +457,8 @@ async def test_dashboard_logs_in_to_the_embedded_broker_with_the_servers_account
         assert password not in url
         assert "user=" not in url
         assert "password=" not in url
+        address, fragment = url.split("#", 1)
+        key = dict(urllib.parse.parse_qsl(fragment))["k"]
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = await browser.new_page()
@@ -410,29 +469,57 @@ async def test_dashboard_logs_in_to_the_embedded_broker_with_the_servers_account
             page.on("websocket", lambda ws: sockets.append(ws.url))
             async with page.expect_response(lambda r: r.url.endswith("/broker.json")) as got:
                 await page.goto(url)
-            account = await (await got.value).json()
+            answer = await got.value
+            account = await answer.json()
             assert account["password"] == password
+            assert await answer.request.header_value("X-Hipsense-Key") == key
             await expect(page.get_by_test_id("broker-state")).to_have_text(
                 "broker connected", timeout=20_000
             )
+            # The key is out of the address at once: copied, bookmarked or shared, it
+            # gives nobody the account.
+            assert page.url == address
+            assert await page.evaluate("location.href") == address
             # What the gateway publishes reaches the page: its status, the live angle, reps.
             await expect(page.get_by_test_id("gateway-gw-emb")).to_have_text("online")
             await expect(page.get_by_test_id("angle-now")).not_to_have_text("-", timeout=30_000)
             await expect(page.locator("#reps tbody tr").first).to_be_visible(timeout=60_000)
-            # The account was in no address, and the page kept it nowhere.
-            assert all(password not in u for u in [page.url, *requests, *sockets])
-            assert sockets == [f"ws://127.0.0.1:{ws_port}/mqtt"]
+
+            # Reloaded, the page logs in again: the tab kept the key (not the address).
+            async with page.expect_response(lambda r: r.url.endswith("/broker.json")) as again:
+                await page.reload()
+            assert (await again.value).status == 200
+            await expect(page.get_by_test_id("broker-state")).to_have_text(
+                "broker connected", timeout=20_000
+            )
+            assert page.url == address
+            # Neither the account nor the key was in any address, and the page kept them
+            # in no storage.
+            assert requests and sockets
+            for secret in (password, key):
+                assert all(secret not in u for u in [page.url, *requests, *sockets])
+            assert sockets == [f"ws://127.0.0.1:{ws_port}/mqtt"] * 2
             kept = "[localStorage.length, sessionStorage.length, document.cookie]"
             assert await page.evaluate(kept) == [0, 0, ""]
             assert await page.evaluate("window.__csp") == []
+
+            # The address without the key (typed, or passed on): no account, so the
+            # broker refuses the page.
+            keyless = await browser.new_page()
+            await keyless.goto(address)
+            await expect(keyless.get_by_test_id("broker-state")).to_contain_text(
+                "broker refused the dashboard", timeout=20_000
+            )
+            await expect(keyless.get_by_test_id("gateways")).not_to_contain_text("gw-emb")
 
             # user= and password= in the address, the old way: ignored and taken out of it.
             old = await browser.new_page()
             warnings: list[str] = []
             old.on("console", lambda m: warnings.append(m.text) if m.type == "warning" else None)
-            await old.goto(f"{url}&user=bob&password=hunter2")
+            await old.goto(f"{address}&user=bob&password=hunter2#{fragment}")
             await expect(old.get_by_test_id("broker-state")).to_have_text("broker connected")
             assert "hunter2" not in old.url
+            assert old.url == address
             assert any("ignoring user/password" in w for w in warnings)
 
             # The same page from a dashboard at an origin the broker does not know.

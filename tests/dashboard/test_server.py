@@ -3,16 +3,19 @@
 It serves the page's files and nothing else of the folder, answers what it does not
 serve with 404 and what no browser sends with 400 (never a traceback), and sends the
 headers that keep the page to itself on every answer. It hands the broker account to
-its own page only, at /broker.json, never cached.
+its own page only, at /broker.json, never cached: to a request with this run's key (in
+the printed address's fragment), not to any local user who asks.
 """
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
 import re
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,21 +25,35 @@ from hipsense._errors import HipsenseError
 from hipsense.cli._dashboard import PAGE_FILES, content_security_policy, dashboard_dir
 
 BROKER_WS = "ws://127.0.0.1:9001/mqtt"
+KEY_HEADER = "X-Hipsense-Key"  # spelled out: the page sends it by this name
+SHOWN = 300  # bytes of an unexpected answer shown in a failure, enough to tell which
 
 
 class Served:
-    """A running `hipsense dashboard` and the file its stderr goes to."""
+    """A running `hipsense dashboard`, the address it printed and the file its stderr goes to."""
 
-    def __init__(self, proc: "subprocess.Popen[bytes]", port: int, stderr: Path) -> None:
+    def __init__(
+        self, proc: "subprocess.Popen[bytes]", url: str, stderr: Path, host: str = "127.0.0.1"
+    ) -> None:
         self.proc = proc
-        self.port = port
+        self.url = url
+        parts = urllib.parse.urlsplit(url)
+        assert parts.port is not None
+        self.port = parts.port
+        # This run's key, from the fragment (#k=...) of the printed address.
+        self.key = dict(urllib.parse.parse_qsl(parts.fragment)).get("k", "")
         self.stderr = stderr
+        self.host = host
+
+    def own(self, **more: str) -> dict[str, str]:
+        """The headers of the page's own request for /broker.json, and `more`."""
+        return {"Host": f"127.0.0.1:{self.port}", KEY_HEADER: self.key, **more}
 
     def request(
         self, target: str, method: str = "GET", headers: dict[str, str] | None = None
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
         """Status, headers and body; `target` goes into the request line as it is."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
         try:
             conn.request(method, target, headers=headers or {})
             resp = conn.getresponse()
@@ -49,29 +66,39 @@ class Served:
 ACCOUNT = {"username": "hipsense", "password": "s3cret-of-the-state-folder"}
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    folder = tmp_path_factory.mktemp("dashboard")
+def _write_account(path: Path, account: dict[str, str] = ACCOUNT, mode: int = 0o600) -> None:
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    path.write_text(json.dumps(account))
+    os.chmod(path, mode)
+
+
+@contextlib.contextmanager
+def _dashboard(folder: Path, *args: str, host: str = "127.0.0.1") -> Iterator[Served]:
+    """`hipsense dashboard --port 0 *args`, until the block ends."""
     stderr = folder / "stderr"
-    state = folder / "state"
-    state.mkdir(mode=0o700)
-    (state / "broker-credentials.json").write_text(json.dumps(ACCOUNT))
-    os.chmod(state / "broker-credentials.json", 0o600)
     with stderr.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hipsense", "dashboard", "--port", "0",
-             "--broker-ws", BROKER_WS, "--state-dir", str(state)],
+            [sys.executable, "-m", "hipsense", "dashboard", "--port", "0", *args],
             stdout=subprocess.PIPE, stderr=err,
         )  # fmt: skip
     assert proc.stdout is not None
-    url = proc.stdout.readline().decode().split(": ", 1)[1]
-    port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
     try:
-        yield Served(proc, port, stderr)
+        line = proc.stdout.readline().decode()
+        assert line.startswith("hipsense dashboard: "), stderr.read_text()
+        yield Served(proc, line.split(": ", 1)[1].strip(), stderr, host=host)
     finally:
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    folder = tmp_path_factory.mktemp("dashboard")
+    state = folder / "state"
+    _write_account(state / "broker-credentials.json")
+    with _dashboard(folder, "--broker-ws", BROKER_WS, "--state-dir", str(state)) as running:
+        yield running
 
 
 def _assert_page_headers(headers: http.client.HTTPMessage) -> None:
@@ -138,7 +165,7 @@ def test_the_page_loads_every_file_it_links_from_the_allow_list() -> None:
 )
 def test_answers_404_for_anything_else(served: Served, target: str) -> None:
     status, headers, body = served.request(target)
-    assert status == 404, body[:300]
+    assert status == 404, body[:SHOWN]
     assert b"Directory listing" not in body
     _assert_page_headers(headers)
 
@@ -201,34 +228,51 @@ def test_hands_its_page_the_broker_account_never_cached(served: Served) -> None:
     for host in ("127.0.0.1", "localhost"):
         status, headers, body = served.request(
             "/broker.json",
-            headers={"Host": f"{host}:{served.port}", "Sec-Fetch-Site": "same-origin"},
+            headers=served.own(Host=f"{host}:{served.port}", **{"Sec-Fetch-Site": "same-origin"}),
         )
         assert status == 200
-        assert json.loads(body) == ACCOUNT
+        # With the broker the account is for: the page connects to that one.
+        assert json.loads(body) == {"broker": BROKER_WS, **ACCOUNT}
         assert headers["Content-Type"] == "application/json"
         assert headers["Cache-Control"] == "no-store"
         assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
         _assert_page_headers(headers)
-    status, headers, body = served.request("/broker.json", method="HEAD")
+    status, headers, body = served.request("/broker.json", method="HEAD", headers=served.own())
     assert (status, body, headers["Cache-Control"]) == (200, b"", "no-store")
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"Host": "evil.example:{port}"},  # DNS rebinding: another site's name for this server
-        {"Host": "127.0.0.1:1"},
-        {"Host": ""},
-        {"Host": "127.0.0.1:{port}", "Sec-Fetch-Site": "cross-site"},
-        {"Host": "127.0.0.1:{port}", "Sec-Fetch-Site": "same-site"},  # another port
-    ],
-)
-def test_gives_the_account_to_no_other_page(served: Served, headers: dict[str, str]) -> None:
-    sent = {k: v.format(port=served.port) for k, v in headers.items()}
-    status, answer, body = served.request("/broker.json", headers=sent)
-    assert status == 403
-    assert ACCOUNT["password"].encode() not in body
-    _assert_page_headers(answer)
+def test_prints_this_runs_key_in_the_fragment_only(served: Served, tmp_path: Path) -> None:
+    parts = urllib.parse.urlsplit(served.url)
+    assert re.fullmatch(r"k=[A-Za-z0-9_-]{43}", parts.fragment)  # 256 bits, URL-safe
+    assert served.key not in parts.path + parts.query
+    with _dashboard(tmp_path, "--broker-ws", BROKER_WS, "--state-dir", str(tmp_path)) as other:
+        assert other.key != served.key  # one of its own for every run
+
+
+def test_gives_no_local_user_the_account_without_the_key(served: Served) -> None:
+    # Any account of this machine can write the right Host: only the key tells the user
+    # who started the server (and saw its address) from the others.
+    right_host = {"Host": f"127.0.0.1:{served.port}"}
+    for headers in (
+        right_host,
+        {**right_host, "Sec-Fetch-Site": "same-origin"},
+        {**right_host, KEY_HEADER: ""},
+        {**right_host, KEY_HEADER: served.key[:-1]},
+        {**right_host, KEY_HEADER: served.key + "x"},
+        {**right_host, KEY_HEADER: "é" * 43},  # not ASCII: refused, not a traceback
+    ):
+        for method in ("GET", "HEAD"):
+            status, answer, body = served.request("/broker.json", method=method, headers=headers)
+            assert status == 403, (headers, body[:SHOWN])
+            assert ACCOUNT["password"].encode() not in body
+            _assert_page_headers(answer)
+    # Not in the query either: the key counts in its header only.
+    target = f"/broker.json?k={served.key}"
+    assert served.request(target, headers=right_host)[0] == 403
+    # With it, a client that is no browser (no Sec-Fetch-Site) gets the account.
+    status, _, body = served.request("/broker.json", headers=served.own())
+    assert (status, json.loads(body)["password"]) == (200, ACCOUNT["password"])
+    assert b"Traceback" not in served.stderr.read_bytes()
 
 
 def test_the_embedded_brokers_account_goes_to_a_loopback_broker_only(tmp_path: Path) -> None:
@@ -245,24 +289,84 @@ def test_the_embedded_brokers_account_goes_to_a_loopback_broker_only(tmp_path: P
     assert _account_file(args("wss://clinic.example:9443/mqtt", given)) == given
 
 
+def test_gives_the_account_to_clients_of_this_machine_only() -> None:
+    from hipsense.cli._dashboard import account_refusal
+
+    def refusal(client: str, *, remote: bool = False) -> str | None:
+        return account_refusal(
+            client=client, host="127.0.0.1:8080", fetch_site="same-origin", key="K",
+            hosts={"127.0.0.1:8080"}, expected_key="K", remote=remote,
+        )  # fmt: skip
+
+    for client in ("127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1"):
+        assert refusal(client) is None
+    for client in ("192.168.1.20", "10.0.0.1", "fe80::1%eth0", "::ffff:192.168.1.20", ""):
+        assert refusal(client) == "not a client of this machine"
+        # --host set to an address others reach: they may, with the key.
+        assert refusal(client, remote=True) is None
+
+
+def test_serves_an_ipv6_host_by_the_name_browsers_send(tmp_path: Path) -> None:
+    # Browsers write an IPv6 literal in brackets, in the address and in Host.
+    state = tmp_path / "state"
+    _write_account(state / "broker-credentials.json")
+    args = ("--host", "::1", "--broker-ws", BROKER_WS, "--state-dir", str(state))
+    with _dashboard(tmp_path, *args, host="::1") as served:
+        assert served.url.startswith(f"http://[::1]:{served.port}/index.html?")
+        for host in (f"[::1]:{served.port}", f"127.0.0.1:{served.port}"):
+            status, _, body = served.request("/broker.json", headers=served.own(Host=host))
+            assert status == 200, body[:SHOWN]
+            assert json.loads(body)["password"] == ACCOUNT["password"]
+        refused = served.own(Host=f"::1:{served.port}")  # no browser sends that
+        assert served.request("/broker.json", headers=refused)[0] == 403
+
+
+def test_refuses_credentials_others_can_read(tmp_path: Path) -> None:
+    clinic = tmp_path / "clinic.json"
+    _write_account(clinic, mode=0o644)
+    done = subprocess.run(
+        [sys.executable, "-m", "hipsense", "dashboard", "--port", "0",
+         "--broker-ws", "wss://clinic.example:9443/mqtt", "--credentials", str(clinic)],
+        capture_output=True, timeout=10, check=False,
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, b"")
+    assert b"readable by you only (chmod 600" in done.stderr
+    assert b"mode 644" in done.stderr
+    # Private to its user, it is handed out, for its broker.
+    os.chmod(clinic, 0o600)
+    with _dashboard(
+        tmp_path, "--broker-ws", "wss://clinic.example:9443/mqtt", "--credentials", str(clinic)
+    ) as served:
+        status, _, body = served.request("/broker.json", headers=served.own())
+        assert status == 200
+        assert json.loads(body) == {"broker": "wss://clinic.example:9443/mqtt", **ACCOUNT}
+
+
+def test_hands_out_no_embedded_account_others_can_read(tmp_path: Path) -> None:
+    # The gateway replaces such a file with a new account when it starts: until then,
+    # the old one is no secret, and not handed out.
+    state = tmp_path / "state"
+    _write_account(state / "broker-credentials.json", mode=0o644)
+    with _dashboard(tmp_path, "--broker-ws", BROKER_WS, "--state-dir", str(state)) as served:
+        for _ in range(2):
+            status, _, body = served.request("/broker.json", headers=served.own())
+            assert (status, json.loads(body)) == (200, {})
+        os.chmod(state / "broker-credentials.json", 0o600)
+        assert json.loads(served.request("/broker.json", headers=served.own())[2]) == {
+            "broker": BROKER_WS,
+            **ACCOUNT,
+        }
+        warned = served.stderr.read_text()
+        assert warned.count("readable by others: not handed to the page") == 1, warned
+
+
 def test_reads_the_account_on_each_request(tmp_path: Path) -> None:
     # Started before the gateway ever ran: no account yet, then the one it made.
     state = tmp_path / "state"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hipsense", "dashboard", "--port", "0",
-         "--broker-ws", BROKER_WS, "--state-dir", str(state)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    try:
-        url = proc.stdout.readline().decode().split(": ", 1)[1]
-        port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
-        served = Served(proc, port, tmp_path / "unused")
-        assert json.loads(served.request("/broker.json")[2]) == {}
-        state.mkdir()
-        (state / "broker-credentials.json").write_text(json.dumps(ACCOUNT))
-        assert json.loads(served.request("/broker.json")[2]) == ACCOUNT
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+    with _dashboard(tmp_path, "--broker-ws", BROKER_WS, "--state-dir", str(state)) as served:
+        assert json.loads(served.request("/broker.json", headers=served.own())[2]) == {}
+        _write_account(state / "broker-credentials.json")
+        assert json.loads(served.request("/broker.json", headers=served.own())[2]) == {
+            "broker": BROKER_WS,
+            **ACCOUNT,
+        }

@@ -7,28 +7,46 @@ run only its own scripts and styles and talk only to the broker it was started w
 (and to this server), no MIME sniffing, and no Referer.
 
 The page logs in to the broker with what `/broker.json` gives it: the embedded broker's
-account from the gateway's state folder (or the file named by --credentials), read on
-each request, never in a URL, never cached, and only for a request that names this
-server by a loopback name or by --host (so a page of another site, by DNS rebinding,
-does not get it).
+account from the gateway's state folder (or the file named by --credentials), with the
+broker URL it belongs to, read on each request, never in a URL, never cached. Only the
+user who started the server gets it: /broker.json asks for this run's key (random, made
+at start, printed in the address's fragment, which browsers never send to a server),
+sent back in a request header and compared in constant time. The Host must also name
+this server (a page of another site, by DNS rebinding, gets nothing), a browser must say
+the request is of the server's own page, and the client must be on this machine unless
+--host was set to an address others reach.
 """
 
 import argparse
 import functools
+import hmac
 import http.server
 import ipaddress
 import json
 import re
+import secrets
+import socket
 import sys
 import threading
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._errors import HipsenseError
 
-__all__ = ["BROKER_JSON", "PAGE_FILES", "add_parser", "content_security_policy", "dashboard_dir"]
+if TYPE_CHECKING:
+    from hipsense.mqtt import BrokerCredentials
+
+__all__ = [
+    "BROKER_JSON",
+    "KEY_FRAGMENT",
+    "KEY_HEADER",
+    "PAGE_FILES",
+    "add_parser",
+    "content_security_policy",
+    "dashboard_dir",
+]
 
 # Every file the page loads (index.html and what it links; dashboard/vendor.mjs writes
 # the vendor ones) with its media type, which is sent as is: with nosniff, a browser
@@ -44,8 +62,22 @@ PAGE_FILES: dict[str, str] = {
 
 # Not a file: the broker account the page logs in with, made on each request.
 BROKER_JSON = "broker.json"
-# A page of this server sends "same-origin"; "none" is the user typing the address.
-_OWN_FETCH_SITES = ("same-origin", "none")
+# This run's key: in the printed address's fragment as #k=..., which the page takes out
+# of its address and sends back to /broker.json in this header. The key is per run, not
+# per request: it is never in a URL a browser sends (nor so in a Referer, a log or a
+# proxy's), only in the terminal of the user who started the server and in the tab's
+# memory and session history, so a reload of the page (which keeps that history entry)
+# logs in again. Anyone who could read it there could read the account itself.
+KEY_FRAGMENT = "k"
+KEY_HEADER = "X-Hipsense-Key"
+_KEY_BYTES = 32  # 256 random bits: no one guesses it, however many requests they send
+# The page's fetch, of its own origin, as browsers say in Sec-Fetch-Site ("none" would be
+# the address typed in, "same-site" or "cross-site" another page). A client without the
+# header (no browser, or an old one) must still send the key.
+_OWN_FETCH_SITE = "same-origin"
+# Bits of a file's mode that let others read or change it: an account in such a file is
+# no secret (the embedded broker replaces one with a new account).
+_OTHERS = 0o077
 
 # A %-escape that is not one (such as "%zz" or a lone "%"): no browser sends it.
 _BROKEN_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -72,9 +104,16 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "to the broker over MQTT-over-WebSockets) on this machine and print its address. "
         "The page may connect to that broker only (its Content-Security-Policy says so), "
         "and logs in with the account this server hands it at /broker.json (the embedded "
-        "broker's, from the gateway's state folder), never with one in its address.",
+        "broker's, from the gateway's state folder), never with one in its address. The "
+        "printed address holds this run's key (after #, so no request carries it): only a "
+        "page opened with it gets the account.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to serve on; the broker account goes to clients of this machine "
+        "only, unless it is one that others reach (0.0.0.0, say)",
+    )
     p.add_argument("--port", type=int, default=8080, help="0: any free port")
     p.add_argument(
         "--broker-ws",
@@ -93,7 +132,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "--credentials",
         type=Path,
         help='a JSON file {"username": ..., "password": ...} the page logs in to the '
-        "broker with instead (keep it private to you: chmod 600)",
+        "broker with instead; refused when others may read it (chmod 600)",
     )
     p.set_defaults(func=_serve)
 
@@ -196,6 +235,8 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         policy: str,
         account: Callable[[], dict[str, str]],
         hosts: set[str],
+        key: str,
+        remote: bool,
         **kwargs: Any,
     ) -> None:
         # Set before the base class's __init__, which handles the request.
@@ -203,6 +244,8 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         self.policy = policy
         self.account = account
         self.hosts = hosts
+        self.key = key
+        self.remote = remote
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
@@ -238,13 +281,17 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _send_account(self, *, with_body: bool) -> None:
-        # Only for this server's own page: a request that names it by another host (a
-        # DNS-rebinding page of another site) or that another site's page made.
-        if (
-            self.headers.get("Host", "").lower() not in self.hosts
-            or self.headers.get("Sec-Fetch-Site", "same-origin") not in _OWN_FETCH_SITES
-        ):
-            self.send_error(403)
+        refused = account_refusal(
+            client=str(self.client_address[0]),
+            host=self.headers.get("Host", ""),
+            fetch_site=self.headers.get("Sec-Fetch-Site"),
+            key=self.headers.get(KEY_HEADER),
+            hosts=self.hosts,
+            expected_key=self.key,
+            remote=self.remote,
+        )
+        if refused is not None:
+            self.send_error(403, explain=refused)
             return
         body = json.dumps(self.account()).encode()
         self.send_response(200)
@@ -268,6 +315,81 @@ class _PageHandler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def account_refusal(
+    *,
+    client: str,
+    host: str,
+    fetch_site: str | None,
+    key: str | None,
+    hosts: set[str],
+    expected_key: str,
+    remote: bool,
+) -> str | None:
+    """Why a request for /broker.json gets no account (a reason), or None: it gets it.
+
+    `client` is the peer's address, `host`, `fetch_site` and `key` its Host,
+    Sec-Fetch-Site and KEY_HEADER headers (None when missing); `hosts` this server's
+    names with their port, `expected_key` this run's key, and `remote` whether --host
+    was set to an address others reach (else only this machine's clients are served).
+    """
+    if not remote and not _is_loopback_client(client):
+        return "not a client of this machine"
+    if host.lower() not in hosts:
+        return "not a name of this server"  # a DNS-rebinding page of another site
+    if fetch_site is not None and fetch_site != _OWN_FETCH_SITE:
+        return "not a request of this server's page"  # another site's, or a typed address
+    # Compared as bytes (headers are Latin-1), in constant time.
+    given = (key or "").encode("latin-1", "replace")
+    if not key or not hmac.compare_digest(given, expected_key.encode("ascii")):
+        return f"no {KEY_HEADER}, or not this run's: open the address the dashboard printed"
+    return None
+
+
+def _is_loopback_client(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1, from a dual-stack socket
+    return ip.is_loopback
+
+
+def _url_host(host: str) -> str:
+    """`host` as it goes in a URL or a Host header: an IPv6 literal in brackets."""
+    return f"[{host}]" if _is_ipv6(host) else host
+
+
+def _private_account(path: Path) -> "BrokerCredentials | None":
+    """The account in `path`, or None: missing, unreadable, no account, or others may read it."""
+    from hipsense.mqtt import read_broker_credentials
+
+    try:
+        if path.stat().st_mode & _OTHERS:
+            return None
+    except OSError:
+        return None
+    return read_broker_credentials(path)
+
+
+def _check_credentials_file(path: Path) -> None:
+    """Refuse --credentials that holds no account, or that others may read."""
+    from hipsense.mqtt import read_broker_credentials
+
+    if read_broker_credentials(path) is None:
+        raise HipsenseError(
+            f'dashboard: expected --credentials as a JSON file {{"username": ..., '
+            f'"password": ...}}, got {path}'
+        )
+    mode = path.stat().st_mode & 0o777
+    if mode & _OTHERS:
+        raise HipsenseError(
+            f"dashboard: expected --credentials readable by you only (chmod 600 {path}), "
+            f"got mode {mode:o}: an account others can read is no secret, give it a new "
+            f"password"
+        )
+
+
 def _account_file(args: argparse.Namespace) -> Path | None:
     """The file whose account the page gets: --credentials, else the embedded broker's.
 
@@ -284,8 +406,18 @@ def _account_file(args: argparse.Namespace) -> Path | None:
     return (args.state_dir or default_state_dir()) / CREDENTIALS_FILE
 
 
+def _readable_by_others(path: Path) -> bool:
+    try:
+        return bool(path.stat().st_mode & _OTHERS)
+    except OSError:
+        return False
+
+
+class _IPv6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def _serve(args: argparse.Namespace) -> int:
-    from hipsense.mqtt import read_broker_credentials
     from hipsense.mqtt._embedded import ORIGINS_ENV, dashboard_origins
 
     folder = dashboard_dir()
@@ -293,32 +425,54 @@ def _serve(args: argparse.Namespace) -> int:
         raise HipsenseError(f"dashboard: expected the page in {folder}, found none")
     policy = content_security_policy(args.broker_ws)
     account_file = _account_file(args)
-    if args.credentials is not None and read_broker_credentials(args.credentials) is None:
-        raise HipsenseError(
-            f'dashboard: expected --credentials as a JSON file {{"username": ..., '
-            f'"password": ...}}, got {args.credentials}'
-        )
+    if args.credentials is not None:
+        _check_credentials_file(Path(args.credentials))
+    warned = threading.Event()
 
     def account() -> dict[str, str]:
         # Read on each request: the page gets the account even when the gateway made it
-        # after this server started.
-        found = None if account_file is None else read_broker_credentials(account_file)
-        return {} if found is None else {"username": found.username, "password": found.password}
+        # after this server started. With the broker it is for: the page connects to
+        # that one, whatever its address says.
+        if account_file is None:
+            return {}
+        found = _private_account(account_file)
+        if found is None:
+            if _readable_by_others(account_file) and not warned.is_set():
+                warned.set()  # once: the page asks again every few seconds
+                print(
+                    f"hipsense dashboard: {account_file} is readable by others: not handed "
+                    f"to the page (the gateway makes a new account when it starts)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return {}
+        return {"broker": args.broker_ws, "username": found.username, "password": found.password}
 
     hosts: set[str] = set()  # this server's names, once it knows its port
+    key = secrets.token_urlsafe(_KEY_BYTES)
     handler = functools.partial(
-        _PageHandler, folder=folder, policy=policy, account=account, hosts=hosts
+        _PageHandler,
+        folder=folder,
+        policy=policy,
+        account=account,
+        hosts=hosts,
+        key=key,
+        # Clients of other machines only when asked for, with an address they reach.
+        remote=not _is_loopback(args.host),
     )
+    server_class = _IPv6Server if _is_ipv6(args.host) else http.server.ThreadingHTTPServer
     try:
-        server = http.server.ThreadingHTTPServer((args.host, args.port), handler)
+        server = server_class((args.host, args.port), handler)
     except OSError as exc:
         raise HipsenseError(
             f"dashboard: expected to serve on {args.host}:{args.port}, got {exc}"
         ) from exc
-    host, port = str(server.server_address[0]), int(server.server_address[1])
-    hosts.update(f"{name.lower()}:{port}" for name in ("127.0.0.1", "localhost", args.host))
+    host, port = _url_host(str(server.server_address[0])), int(server.server_address[1])
+    names = ("127.0.0.1", "localhost", args.host)
+    hosts.update(f"{_url_host(name).lower()}:{port}" for name in names)
     query = urllib.parse.urlencode({"broker": args.broker_ws, "prefix": args.prefix})
-    print(f"hipsense dashboard: http://{host}:{port}/index.html?{query}", flush=True)
+    fragment = urllib.parse.urlencode({KEY_FRAGMENT: key})
+    print(f"hipsense dashboard: http://{host}:{port}/index.html?{query}#{fragment}", flush=True)
     origin = f"http://{host}:{port}"
     try:
         allowed = origin in dashboard_origins()

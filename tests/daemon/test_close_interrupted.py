@@ -1,13 +1,16 @@
 """Closing the sessions a killed gateway left open: the summary from the history and outbox."""
 
 import asyncio
+import contextlib
 import io
 import math
+import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from hipsense.daemon import DemoOptions, run_demo
 from hipsense.daemon._session_runner import (
@@ -128,5 +131,119 @@ def test_an_open_session_is_closed_with_what_the_outbox_still_had(tmp_path: Path
     assert [e.get("index") for e in record.events if e["kind"] == "rep"] == [0, 1, 2, 3]
     assert history.load("s-0").interrupted is False
     assert close_interrupted(history, outbox, topics) == []  # once
+    history.close()
+    outbox.close()
+
+
+def _left_open(tmp_path: Path, events_root: str) -> tuple[History, list[RepPayload]]:
+    """A killed session s-1: two reps stored, a third queued in the outbox only."""
+    history = History(tmp_path / "history.db")
+    outbox = Outbox(tmp_path / "outbox.db")
+    reps = [_rep(i, 0, 5.0 * (i + 1), 40.0, []) for i in range(3)]
+    history.start("s-1", sensor_id="sim-1", exercise="clamshell", started_at=STARTED)
+    for seq, payload in enumerate(reps):
+
+        def make(n: int, payload: Any = payload) -> tuple[str, bytes]:
+            msg = EventMessage(
+                id=f"s-1-{n}", session_id="s-1", seq=n, sensor_id="sim-1", event=payload
+            )
+            return f"{events_root}/sessions/s-1/events", msg.model_dump_json().encode()
+
+        outbox.put_sequenced("events/s-1", make)
+        if seq < 2:
+            history.add_event("s-1", seq, payload.model_dump(mode="json"))
+    outbox.close()
+    return history, reps
+
+
+class _CannotOpen(sqlite3.OperationalError):
+    sqlite_errorname = "SQLITE_CANTOPEN"
+
+
+def test_sessions_are_not_closed_while_the_outbox_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    history, _ = _left_open(tmp_path, "hipsense/v1/gw-x")
+    with monkeypatch.context() as m:
+
+        def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+            raise _CannotOpen("unable to open database file")
+
+        m.setattr(sqlite3, "connect", refuse)
+        outbox = Outbox(tmp_path / "outbox.db", retry_s=3600)
+        assert outbox.degraded is not None
+        # Its queued rep would be missed: closed on a later start instead.
+        assert close_interrupted(history, outbox, Topics("gw-x")) == []
+    assert history.unfinished() == ["s-1"]
+    outbox.close()
+    outbox = Outbox(tmp_path / "outbox.db")
+    (summary,) = close_interrupted(history, outbox, Topics("gw-x"))
+    assert (summary.rep_count, summary.last_seq) == (3, 2)
+    history.close()
+    outbox.close()
+
+
+def test_the_summary_goes_to_the_tree_the_session_s_events_went_to(tmp_path: Path) -> None:
+    # Queued under another prefix and gateway id than today's configuration names.
+    history, _ = _left_open(tmp_path, "site-a/v1/gw-old")
+    outbox = Outbox(tmp_path / "outbox.db")
+    (summary,) = close_interrupted(history, outbox, Topics("gw-new"))
+    last = outbox.peek()[-1]
+    assert last.topic == "site-a/v1/gw-old/sessions/s-1/summary"
+    assert Summary.model_validate_json(last.payload) == summary
+    history.close()
+    outbox.close()
+
+
+def test_a_demo_s_session_keeps_its_topic_root_for_its_interrupted_summary(
+    tmp_path: Path,
+) -> None:
+    options = DemoOptions(
+        reps=2,
+        sets=1,
+        speed=math.inf,
+        loss=0.0,
+        state_dir=tmp_path,
+        seed=3,
+        session_id="r",
+        gateway_id="gw-then",
+    )
+    assert asyncio.run(run_demo(options, io.StringIO())) == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "history.db")) as db, db:
+        db.execute("UPDATE sessions SET ended_at = NULL")  # as if killed before its end
+        db.execute("DELETE FROM events WHERE seq > 0")  # and its events sent, not queued
+    with contextlib.closing(sqlite3.connect(tmp_path / "outbox.db")) as db, db:
+        db.execute("DELETE FROM outbox")
+    history = History(tmp_path / "history.db")
+    assert history.load("r").topic_root == "hipsense/v1/gw-then"
+    outbox = Outbox(tmp_path / "outbox.db")
+    (summary,) = close_interrupted(history, outbox, Topics("gw-now", "elsewhere/{gateway_id}"))
+    assert summary.session_id == "r"
+    assert outbox.peek()[-1].topic == "hipsense/v1/gw-then/sessions/r/summary"
+    history.close()
+    outbox.close()
+
+
+def test_a_bad_stored_event_skips_its_session_and_a_bug_is_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    history = History(tmp_path / "history.db")
+    outbox = Outbox(tmp_path / "outbox.db")
+    history.start("bad", sensor_id="sim-1", exercise="clamshell", started_at=STARTED)
+    history.add_event("bad", 0, {"kind": "rep", "end_s": 3.0})  # no set_index, no rom_deg
+    history.start("good", sensor_id="sim-1", exercise="clamshell", started_at=STARTED)
+    history.add_event("good", 0, _rep(0, 0, 5.0, 40.0, []).model_dump(mode="json"))
+    (summary,) = close_interrupted(history, outbox, Topics("gw-x"))
+    assert summary.session_id == "good"
+    assert "session bad: left open, and could not be closed" in caplog.text
+    assert history.unfinished() == ["bad"]
+
+    def broken(*args: object, **kwargs: object) -> Summary:
+        raise RuntimeError("a bug")
+
+    history.add_event("bad", 0, _rep(0, 0, 5.0, 40.0, []).model_dump(mode="json"))
+    monkeypatch.setattr("hipsense.daemon._session_runner.interrupted_summary", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        close_interrupted(history, outbox, Topics("gw-x"))
     history.close()
     outbox.close()

@@ -174,3 +174,66 @@ def test_a_history_from_before_interrupted_sessions_is_upgraded(tmp_path: Path) 
     assert h.sessions()[0]["interrupted"] is False
     assert h.unfinished() == ["s"]
     h.close()
+
+
+# -- a held write that fails for another reason (review S3) -----------------------------
+
+
+def test_a_held_write_a_bug_made_is_raised_dropped_and_does_not_stop_the_others(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = History(tmp_path / "h.db", retry_s=3600)
+    _full(h)
+    h.start("s", sensor_id="x", exercise="clamshell", started_at="2026-01-01T10:00:00+00:00")
+    h.add_event("s", 0, _event(0))  # held: the file is full
+    assert h.degraded is not None
+    h.start("bad", sensor_id="x", exercise=None, started_at="2026-01-01")  # type: ignore[arg-type]
+    h.add_event("s", 1, _event(1))
+    assert h.held >= 3  # the bad one among them
+    _full(h, False)
+    h._retry_at = 0.0  # as if retry_s had passed
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+        h.add_event("s", 2, _event(2))  # a bug surfaces, it is not taken for a full disk
+    assert "failed (IntegrityError" in caplog.text
+    assert h._db is not None and not h._db.in_transaction
+    # The others went to disk, this call's own write too; later writes are not stopped.
+    assert (h.held, h.degraded) == (0, None)
+    h.add_event("s", 3, _event(3))
+    assert h.event_seqs("s") == {0, 1, 2, 3}
+    assert h.unfinished() == ["s"]
+    h.close()
+
+
+def test_an_out_of_memory_error_is_not_a_storage_fault() -> None:
+    from hipsense.history._store import _storage_fault
+
+    class NoMem(sqlite3.OperationalError):
+        sqlite_errorname = "SQLITE_IOERR_NOMEM"
+
+    class Full(sqlite3.OperationalError):
+        sqlite_errorname = "SQLITE_FULL"
+
+    assert not _storage_fault(NoMem("out of memory"))
+    assert _storage_fault(Full("database or disk is full"))
+
+
+def test_a_session_s_topic_root_is_kept_and_an_older_history_gets_the_column(
+    tmp_path: Path,
+) -> None:
+    h = History(tmp_path / "h.db")
+    h.start("s", sensor_id="x", exercise="clamshell", started_at="2026-01-01", topic_root="a/gw")
+    h.start("t", sensor_id="x", exercise="clamshell", started_at="2026-01-01")
+    assert (h.load("s").topic_root, h.load("t").topic_root) == ("a/gw", None)
+    h.close()
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.executescript(
+        "CREATE TABLE sessions (session_id TEXT PRIMARY KEY, sensor_id TEXT NOT NULL, "
+        "patient_id TEXT, exercise TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, "
+        "summary TEXT, interrupted INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO sessions VALUES ('s', 'x', NULL, 'clamshell', '2026-01-01', NULL, NULL, 0);"
+    )
+    old.commit()
+    old.close()
+    h = History(tmp_path / "old.db")
+    assert h.load("s").topic_root is None
+    h.close()

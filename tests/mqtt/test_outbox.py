@@ -133,15 +133,13 @@ def test_a_full_disk_holds_messages_in_memory_in_order_until_it_can_write_them(
     assert box.held == 0
     assert "can be written again: 2 messages held in memory are on disk" in caplog.text
     box.close()
-    # Written out for good, with the ids they were sent with, numbers going on.
+    # Written out for good, in put order (with the file's ids), numbers going on.
     again = Outbox(tmp_path / "o.db")
-    assert [(m.id, _text(m.payload)) for m in again.peek()] == [
-        (first, "on disk"),
-        (out[1].id, "e0"),
-        (held, "in memory"),
-        (out[4].id, "e2"),
-        (out[4].id + 1, "e3"),
-    ]
+    kept = again.peek()
+    assert [_text(m.payload) for m in kept] == ["on disk", "e0", "in memory", "e2", "e3"]
+    assert [m.id for m in kept][:2] == [first, out[1].id]
+    assert [m.id for m in kept] == sorted(m.id for m in kept)
+    assert kept[2].retain
     assert again.put_sequenced("s", lambda n: ("ev", b"x")) == 4
 
 
@@ -159,11 +157,13 @@ def test_a_read_only_file_hides_acknowledged_messages_until_it_can_delete_them(
     assert len(box) == 1
     assert box.rejected() == [("b", b"2", "Not authorized")]
     _read_only(box, False)
-    assert [m.id for m in box.peek()] == [c]  # written out on the way
+    assert [m.topic for m in box.peek()] == ["c"]  # written out on the way
     assert box.degraded is None
+    box.ack(c)  # the id it was sent with, though it is on disk under another now
+    assert box.peek() == []
     box.close()
     again = Outbox(tmp_path / "o.db")
-    assert [m.id for m in again.peek()] == [c]
+    assert again.peek() == []
     assert again.rejected() == [("b", b"2", "Not authorized")]
 
 
@@ -231,14 +231,14 @@ def test_an_outbox_on_a_full_disk_opens_later_and_keeps_the_order(
         assert [m.topic for m in box.peek()] == ["ev", "new"]
         in_flight = box.peek()[0]  # e.g. being published when the disk comes back
         filler.unlink()
-        # The old messages first; the held ones after them, renumbered (their ids may be
-        # taken on disk), the id in flight still acknowledged.
+        # The old messages first; the held ones after them, with the file's ids now, the
+        # id in flight still acknowledged (and never taken for an old message's).
         out = box.peek()
         assert box.degraded is None
         assert [m.topic for m in out] == ["old", "old", "old", "ev", "new"]
         assert [m.id for m in out][:3] == old
         assert [m.id for m in out] == sorted(m.id for m in out)
-        assert in_flight.id in old and new in old  # ids the disk already had: renumbered
+        assert in_flight.id not in old and new not in old
         box.ack(in_flight.id)
         assert [m.topic for m in box.peek()] == ["old", "old", "old", "new"]
         box.close()
@@ -246,3 +246,165 @@ def test_an_outbox_on_a_full_disk_opens_later_and_keeps_the_order(
         assert [m.topic for m in again.peek()] == ["old", "old", "old", "new"]
         assert again.put_sequenced("s", lambda n: ("ev", b"x")) == 1
         again.close()
+
+
+# -- held ids never collide with the file's (review M1) ------------------------------
+
+
+class _CannotOpen(sqlite3.OperationalError):
+    sqlite_errorname = "SQLITE_CANTOPEN"
+
+
+def _drain(box: Outbox, limit: int) -> list[tuple[str, bytes]]:
+    """As the publisher's `_drain`: peek a batch, send each, acknowledge it by its id."""
+    sent: list[tuple[str, bytes]] = []
+    for _ in range(100):
+        batch = box.peek(limit=limit)
+        if not batch:
+            return sent
+        for m in batch:
+            sent.append((m.topic, m.payload))
+            box.ack(m.id)
+    raise AssertionError(f"still draining after 100 batches: {sent}")
+
+
+def _unopenable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> sqlite3.Connection:
+        raise _CannotOpen("unable to open database file")
+
+    monkeypatch.setattr(sqlite3, "connect", refuse)
+
+
+@pytest.mark.parametrize("in_flight", [False, True])
+def test_messages_held_while_the_file_could_not_be_opened_drain_once_each_after_the_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, in_flight: bool
+) -> None:
+    box = Outbox(tmp_path / "o.db")
+    for i in range(5):  # more than one batch's worth
+        box.put("old", f"{i}".encode())
+    box.close()
+    with monkeypatch.context() as m:
+        _unopenable(m)
+        box = Outbox(tmp_path / "o.db", retry_s=0)
+        assert box.degraded is not None
+        ids = [box.put("new", b"a"), box.put("new", b"b")]
+        held = box.peek(limit=2)
+        assert [h.id for h in held] == ids
+    sent = []
+    if in_flight:  # peeked before the file opens, acknowledged after they are written out
+        assert [x.topic for x in box.peek(limit=10)] == ["old"] * 5 + ["new"] * 2
+        assert box.degraded is None and box.held == 0
+        for h in held:
+            sent.append((h.topic, h.payload))
+            box.ack(h.id)
+    sent += _drain(box, limit=2)
+    expected_old = [("old", f"{i}".encode()) for i in range(5)]
+    if in_flight:
+        assert sent == [("new", b"a"), ("new", b"b"), *expected_old]
+    else:
+        assert sent == [*expected_old, ("new", b"a"), ("new", b"b")]
+    assert len(box) == 0
+    box.close()
+    assert Outbox(tmp_path / "o.db").peek() == []
+
+
+def test_a_cursor_on_a_held_message_goes_on_after_it_is_written_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    box = Outbox(tmp_path / "o.db")
+    box.put("old", b"0")
+    box.close()
+    with monkeypatch.context() as m:
+        _unopenable(m)
+        box = Outbox(tmp_path / "o.db", retry_s=0)
+        box.put("new", b"a")
+        box.put("new", b"b")
+        first, _ = box.peek()  # the held ones only: the file is not open
+    # The file opens during this peek: what came after `first` is on disk now.
+    assert [x.payload for x in box.peek(after=first.id)] == [b"b"]
+    assert box.held == 0
+    box.put("later", b"c")
+    assert [x.payload for x in box.peek(after=first.id)] == [b"b", b"c"]
+    assert [x.payload for x in box.peek(after=0)] == [b"0", b"a", b"b", b"c"]
+
+
+def test_a_message_refused_from_a_read_only_file_is_kept_aside_once_it_can_be_written(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path / "o.db", retry_s=0)
+    a = box.put("a", b"1")
+    _read_only(box)
+    box.reject(a, "Not authorized")
+    assert box.rejected() == [("a", b"1", "Not authorized")]  # seen, not lost
+    _read_only(box, False)
+    box.peek()
+    assert box.degraded is None
+    box.close()
+    again = Outbox(tmp_path / "o.db")
+    assert again.peek() == []
+    assert again.rejected() == [("a", b"1", "Not authorized")]
+
+
+# -- a refusal uses up its number (review S2) -------------------------------------------
+
+
+def test_an_event_refused_by_a_full_outbox_uses_up_its_number(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db", max_messages=2)
+    assert [box.put_sequenced("s", _ev()) for _ in range(2)] == [0, 1]
+    with pytest.raises(OutboxFullError) as err:
+        box.put_sequenced("s", _ev())
+    assert err.value.seq == 2  # the gap subscribers see
+    assert len(box) == 2
+    box.ack(box.peek()[0].id)
+    assert box.put_sequenced("s", _ev()) == 3  # never 2 again
+    box.close()
+    assert Outbox(tmp_path / "o.db").next_seq("s") == 4  # the number used up is kept
+
+
+# -- storage faults only (review S7) ------------------------------------------------------
+
+
+def test_an_out_of_memory_error_is_not_a_storage_fault() -> None:
+    from hipsense.mqtt._outbox import _storage_fault
+
+    class NoMem(sqlite3.OperationalError):
+        sqlite_errorname = "SQLITE_IOERR_NOMEM"
+
+    class Short(sqlite3.OperationalError):
+        sqlite_errorname = "SQLITE_IOERR_SHORT_READ"
+
+    assert not _storage_fault(NoMem("out of memory"))
+    assert _storage_fault(Short("disk I/O error"))
+
+
+def test_reads_raise_a_bug_instead_of_hiding_it(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.db")
+    assert box._db is not None
+    box._db.execute("DROP TABLE sequence")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        box.next_seq("s")
+    box._db.execute("DROP TABLE rejected")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        box.rejected()
+    box._db.execute("DROP TABLE outbox")
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        len(box)
+
+
+def test_messages_says_when_the_file_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hipsense.mqtt._outbox import OutboxUnavailableError
+
+    box = Outbox(tmp_path / "o.db")
+    box.put("a", b"1")
+    assert [m.topic for m in box.messages()] == ["a"]
+    box.close()
+    with monkeypatch.context() as m:
+        _unopenable(m)
+        box = Outbox(tmp_path / "o.db", retry_s=0)
+        box.put("b", b"2")
+        assert [x.topic for x in box.peek()] == ["b"]  # the held ones only
+        with pytest.raises(OutboxUnavailableError, match="expected to read"):
+            list(box.messages())
+    assert [x.topic for x in box.messages()] == ["a", "b"]

@@ -3,7 +3,7 @@
 from ._config import ConfigError, DaemonSettings, SensorSettings, SimulatedSensor, load_settings
 from ._demo import DemoOptions, run_demo
 from ._run import configure_logging, run_daemon
-from ._session_runner import run_session, sensor_state
+from ._session_runner import run_session, sensor_state, storage_state
 from ._state import StateDirError, default_state_dir, gateway_id
 
 __all__ = [
@@ -21,4 +21,5 @@ __all__ = [
     "run_demo",
     "run_session",
     "sensor_state",
+    "storage_state",
 ]

@@ -169,13 +169,13 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     topics = Topics(gw)
     outbox = Outbox(state_dir / "outbox.db")
     history = History(state_dir / "history.db")
-    close_interrupted(history, outbox, topics)  # sessions a killed demo left open
     reports: list[Path] = []
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
+        close_interrupted(history, outbox, topics)  # sessions a killed demo left open
         async with (
             _broker(options.broker_url, options.broker_ca, state_dir) as (broker, where),
             MqttPublisher(broker, topics, outbox) as publisher,

@@ -127,12 +127,12 @@ class Daemon:
         topics = Topics(gw, s.broker.topic_prefix)
         outbox = Outbox(state_dir / "outbox.db")
         self.history = History(state_dir / "history.db")
-        # Sessions a killed gateway left open: ended, marked interrupted, summary queued.
-        close_interrupted(self.history, outbox, topics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal, sig)
         try:
+            # Sessions a killed gateway left open: ended, marked interrupted, summary queued.
+            close_interrupted(self.history, outbox, topics)
             async with contextlib.AsyncExitStack() as stack:
                 broker = s.broker.config(client_id=f"hipsense-{gw}")
                 if broker is None:

@@ -15,15 +15,21 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from hipsense._errors import HipsenseError
 from hipsense.history import History, HistoryUnavailableError, SessionRecord
 from hipsense.link import SensorLink, StreamItem
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
 from hipsense.mqtt import (
+    CalibrationPayload,
     EventMessage,
+    HoldPayload,
     MqttPublisher,
     Outbox,
     OutboxFullError,
+    OutboxUnavailableError,
+    RepPayload,
     SensorState,
+    SetPayload,
     Summary,
     Topics,
     event_payload,
@@ -40,6 +46,7 @@ __all__ = [
     "interrupted_summary",
     "run_session",
     "sensor_state",
+    "storage_state",
 ]
 
 log = logging.getLogger("hipsense.session")
@@ -158,6 +165,7 @@ async def run_session(
         nonlocal last_seq
         for ev in events:
             assert isinstance(ev, RepEvent | HoldEvent | SetEvent | Calibration)
+            payload: RepPayload | HoldPayload | SetPayload | CalibrationPayload | None
             if publisher is None:
                 last_seq += 1
                 payload = event_payload(ev)
@@ -168,9 +176,11 @@ async def run_session(
                 except OutboxFullError as exc:
                     # Measuring goes on; the patient is not stopped by a full queue.
                     log.error("session %s: %s not queued: %s", sid, ev, exc)
-                    # The number it used up, if any: the history keeps what was measured.
-                    last_seq = last_seq + 1 if exc.seq is None else exc.seq
-                    payload = event_payload(ev)
+                    # The number it used up (subscribers see the gap): the history keeps
+                    # what was measured under it, the next event gets the next one. With
+                    # none used up, any other would be the next event's on MQTT: not kept.
+                    payload = None if exc.seq is None else event_payload(ev)
+                    last_seq = last_seq if exc.seq is None else exc.seq
                 if isinstance(ev, SetEvent):
                     storage.check()
                     try:
@@ -179,7 +189,7 @@ async def run_session(
                         )
                     except OutboxFullError as exc:
                         log.error("session %s: its summary not queued: %s", sid, exc)
-            if history is not None:
+            if history is not None and payload is not None:
                 history.add_event(sid, last_seq, payload.model_dump(mode="json"))
         storage.check()
         return events
@@ -206,6 +216,7 @@ async def run_session(
             exercise=pipeline.exercise_id,
             started_at=pipeline.started_at.isoformat(),
             patient_id=pipeline.patient_id,
+            topic_root=publisher.topics.prefix if publisher is not None else None,
         )
 
     if publisher is not None:
@@ -320,27 +331,35 @@ def interrupted_summary(
     )
 
 
-def _queued_events(outbox: Outbox, sessions: set[str]) -> dict[str, dict[int, dict[str, Any]]]:
-    """Event payloads of `sessions` still in the outbox, by session and seq."""
-    found: dict[str, dict[int, dict[str, Any]]] = {}
-    after = 0
-    while batch := outbox.peek(limit=1000, after=after):
-        after = batch[-1].id
-        for m in batch:
-            parts = m.topic.rsplit("/", 3)  # .../sessions/{session_id}/events
+_BAD_ROW = (KeyError, ValueError, TypeError, ValidationError, HipsenseError)
+"""What a session's bad stored data can raise while it is closed (a missing key, a value
+of the wrong kind or type, an invalid summary, an unknown session): that session is
+skipped, the gateway starts. Anything else is a bug, and is raised."""
+
+
+class _Queued:
+    """What the outbox still holds of the sessions left open: their events, their root."""
+
+    def __init__(self, outbox: Outbox, sessions: set[str]) -> None:
+        self.events: dict[str, dict[int, dict[str, Any]]] = {}
+        """Event payloads by session and seq."""
+        self.roots: dict[str, str] = {}
+        """The topic root each session's events were queued under."""
+        for m in outbox.messages():
+            parts = m.topic.rsplit("/", 3)  # {root}/sessions/{session_id}/events
             if len(parts) != 4 or parts[1::2] != ["sessions", "events"] or parts[2] not in sessions:
                 continue
             try:
                 msg = EventMessage.model_validate_json(m.payload)
             except ValidationError:
                 continue
-            found.setdefault(msg.session_id, {})[msg.seq] = msg.event.model_dump(mode="json")
-    return found
+            self.roots[msg.session_id] = parts[0]
+            self.events.setdefault(msg.session_id, {})[msg.seq] = msg.event.model_dump(mode="json")
 
 
 def _close(
     history: History, outbox: Outbox, sid: str, queued: dict[int, dict[str, Any]]
-) -> Summary:
+) -> tuple[Summary, SessionRecord]:
     stored = history.event_seqs(sid)
     for seq, payload in sorted(queued.items()):
         if seq not in stored:
@@ -348,20 +367,26 @@ def _close(
             stored.add(seq)
     # The publisher numbers a session's events in the stream "events/{session_id}".
     last_seq = max(outbox.next_seq(f"events/{sid}") - 1, max(stored, default=-1))
-    return interrupted_summary(
-        history.load(sid), last_seq=last_seq, last_sample_s=history.last_sample_s(sid)
+    record = history.load(sid)
+    summary = interrupted_summary(
+        record, last_seq=last_seq, last_sample_s=history.last_sample_s(sid)
     )
+    return summary, record
 
 
 def close_interrupted(history: History, outbox: Outbox, topics: Topics) -> list[Summary]:
     """Close the sessions a gateway left open when it stopped without ending them.
 
-    Called on start, before any session begins. Each session the history has without an
-    end is ended at its last stored event or sample, marked interrupted, and its final
-    summary queued in the outbox (retained, after the events the stopped gateway left
-    there, so it reaches the broker like any message). Events the gateway had queued but
-    not yet stored in the history (it was killed in between) are stored first, so the
-    counts are those of the events delivered.
+    Called on start, before any session begins, by the one gateway using the state folder
+    (`prepare` locks it: another's live session is not to be closed). Each session the
+    history has without an end is ended at its last stored event or sample, marked
+    interrupted, and its final summary queued in the outbox (retained, after the events
+    the stopped gateway left there, so it reaches the broker like any message), on the
+    session's own topic tree (the root it was started under, which `topics` may no
+    longer name). Events the gateway had queued but not yet stored in the history (it was
+    killed in between) are stored first, so the counts are those of the events
+    delivered. While the history or the outbox cannot be read, nothing is closed: a later
+    start does it, with everything.
     """
     try:
         open_ids = history.unfinished()
@@ -370,16 +395,24 @@ def close_interrupted(history: History, outbox: Outbox, topics: Topics) -> list[
         return []
     if not open_ids:
         return []
-    queued = _queued_events(outbox, set(open_ids))
+    try:
+        queued = _Queued(outbox, set(open_ids))
+    except OutboxUnavailableError as exc:
+        log.warning("%s: the sessions left open will be closed on a later start", exc)
+        return []
     summaries = []
     for sid in open_ids:
         try:
-            summary = _close(history, outbox, sid, queued.get(sid, {}))
-        except Exception:  # one bad row must not keep the gateway from starting
+            summary, record = _close(history, outbox, sid, queued.events.get(sid, {}))
+        except _BAD_ROW:  # one bad row must not keep the gateway from starting
             log.exception("session %s: left open, and could not be closed", sid)
             continue
+        # On the session's own tree: the root it was started under, else the one its
+        # queued events went to, else (a history from before roots were kept) today's.
+        root = record.topic_root or queued.roots.get(sid)
+        topic = f"{root}/sessions/{sid}/summary" if root else topics.summary(sid)
         try:
-            outbox.put(topics.summary(sid), summary.model_dump_json().encode(), retain=True)
+            outbox.put(topic, summary.model_dump_json().encode(), retain=True)
         except OutboxFullError as exc:
             log.error("session %s: its summary not queued: %s", sid, exc)
         history.finish(sid, summary.model_dump(mode="json"), interrupted=True)

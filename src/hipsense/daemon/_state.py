@@ -1,6 +1,8 @@
 """Where a gateway keeps its state: the outbox, its id, later its session history."""
 
+import contextlib
 import errno
+import fcntl
 import logging
 import os
 import secrets
@@ -10,11 +12,25 @@ from pathlib import Path
 from hipsense._errors import HipsenseError
 from hipsense.mqtt import utc_now
 
-__all__ = ["StateDirError", "default_state_dir", "gateway_id", "new_session_id", "prepare"]
+__all__ = [
+    "LOCK_NAME",
+    "StateDirError",
+    "default_state_dir",
+    "gateway_id",
+    "new_session_id",
+    "prepare",
+]
 
 log = logging.getLogger("hipsense.daemon")
 
 _READ_ONLY = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+LOCK_NAME = "lock"
+"""The file in the state folder a gateway holds an exclusive `flock` on while it runs."""
+
+_held: dict[Path, int] = {}
+"""The state folders this process has locked (resolved), with the lock file's descriptor:
+kept open, so locked, until the process ends (the kernel lets go of a killed one's)."""
 
 
 class StateDirError(HipsenseError):
@@ -38,6 +54,12 @@ def prepare(state_dir: Path) -> Path:
     does not mend itself, and a gateway that kept nothing would lose every event on its
     next restart. A full disk is not: it is often freed, and meanwhile the outbox and the
     history hold what they cannot write in memory.
+
+    The folder is locked for the rest of the process (again in the same process is
+    fine): a second gateway on it (`hipsense demo` while `hipsense run` is running: both
+    default to the same folder) is a `StateDirError`, for it would close the first's live
+    sessions as interrupted and share its outbox. Readers (`hipsense sessions`, `report`)
+    do not call this and are not held up.
     """
     try:
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -50,14 +72,52 @@ def prepare(state_dir: Path) -> Path:
         with tempfile.TemporaryFile(dir=state_dir):
             pass
     except OSError as exc:
-        if exc.errno not in _READ_ONLY:
-            log.warning("state folder %s: %s", state_dir, exc)
-            return state_dir
-        raise StateDirError(
-            f"state folder {state_dir}: expected a folder hipsense can write (its outbox, "
-            f"history and gateway id), got {exc.strerror.lower() if exc.strerror else exc}"
-        ) from exc
+        if exc.errno in _READ_ONLY:
+            raise StateDirError(
+                f"state folder {state_dir}: expected a folder hipsense can write (its "
+                "outbox, history and gateway id), got "
+                f"{exc.strerror.lower() if exc.strerror else exc}"
+            ) from exc
+        log.warning("state folder %s: %s", state_dir, exc)
+    _lock(state_dir)
     return state_dir
+
+
+def _lock(state_dir: Path) -> None:
+    """Take the folder's lock for this process, or raise `StateDirError` if another has it."""
+    key = state_dir.resolve()
+    if key in _held:
+        return
+    path = state_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:  # e.g. no inode left: a full disk is not fatal
+        log.warning(
+            "state folder %s: not locked (%s): a second gateway would not be seen", state_dir, exc
+        )
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = ""
+        with contextlib.suppress(OSError, ValueError):
+            holder = f" (pid {int(os.pread(fd, 32, 0).decode().strip())})"
+        os.close(fd)
+        raise StateDirError(
+            f"state folder {state_dir}: expected it to be free, found another hipsense"
+            f"{holder} using it; stop that one, or give this one its own folder "
+            "(state_dir, --state-dir or HIPSENSE_STATE_DIR)"
+        ) from None
+    except OSError as exc:  # a file system without locks (some network ones)
+        os.close(fd)
+        log.warning(
+            "state folder %s: not locked (%s): a second gateway would not be seen", state_dir, exc
+        )
+        return
+    with contextlib.suppress(OSError):  # who holds it, for the other's message
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    _held[key] = fd
 
 
 def gateway_id(state_dir: Path) -> str:

@@ -11,7 +11,9 @@ events. Other writes that fail (disk full, read-only, I/O error, or a file that 
 opened) are held in memory in order, at most `memory_limit` of them, and written out on a
 later call once the file can be written (tried at most every `retry_s`); when memory is
 full, angle traces go first, then new writes are dropped and counted in `lost`. Each
-change of state is logged once.
+change of state is logged once. A held write that fails for another reason when it is
+written out (a bug, not the disk) is rolled back, logged and dropped, and the error
+raised: the writes held with it are written out all the same.
 """
 
 import contextlib
@@ -30,12 +32,28 @@ from numpy.typing import NDArray
 from hipsense._errors import HipsenseError
 from hipsense.recording import Recording
 
-__all__ = ["History", "HistoryUnavailableError", "SessionRecord", "UnknownSessionError"]
+__all__ = [
+    "MEMORY_LIMIT",
+    "RAW_RESERVE_BYTES",
+    "RETRY_S",
+    "History",
+    "HistoryUnavailableError",
+    "SessionRecord",
+    "UnknownSessionError",
+]
 
 log = logging.getLogger("hipsense.history")
 
 RAW_RESERVE_BYTES = 64 * 1024 * 1024
 """Free space below which raw samples are no longer stored (capped at a tenth of the disk)."""
+
+MEMORY_LIMIT = 10_000
+"""Writes held in memory at most by default: at one write per event and one trace every
+5 s, over an hour of sessions; a few MB (a trace write is under a kB)."""
+
+RETRY_S = 1.0
+"""How often at most a degraded history tries the file again by default: a freed disk is
+used within a second, and a failing try (a few syscalls) costs nothing noticeable."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -46,7 +64,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     started_at  TEXT NOT NULL,
     ended_at    TEXT,
     summary     TEXT,
-    interrupted INTEGER NOT NULL DEFAULT 0
+    interrupted INTEGER NOT NULL DEFAULT 0,
+    topic_root  TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     session_id TEXT NOT NULL,
@@ -70,12 +89,19 @@ CREATE TABLE IF NOT EXISTS traces (
 
 
 _STORAGE_FAULTS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+_NOT_STORAGE = ("SQLITE_IOERR_NOMEM",)
+"""Named like I/O errors, but the process's memory ran out, not the disk: holding writes
+in memory would not help."""
 
 
 def _storage_fault(exc: sqlite3.Error) -> bool:
     """Whether an SQLite error is the storage's (full, read-only, I/O), not a bug's."""
     name = getattr(exc, "sqlite_errorname", None) or ""
-    return isinstance(exc, sqlite3.OperationalError) and name.startswith(_STORAGE_FAULTS)
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and name.startswith(_STORAGE_FAULTS)
+        and not name.startswith(_NOT_STORAGE)
+    )
 
 
 class HistoryUnavailableError(HipsenseError):
@@ -110,6 +136,8 @@ class SessionRecord:
     angle_deg: NDArray[np.float64]
     interrupted: bool = False
     """Closed on a later start: the gateway stopped (killed, crashed, power cut) first."""
+    topic_root: str | None = None
+    """The MQTT topic root its messages went under (e.g. `hipsense/v1/gw-1`), if known."""
 
 
 _Write = tuple[str, tuple[Any, ...], bool]
@@ -123,15 +151,18 @@ class History:
         self,
         path: Path | str,
         *,
-        memory_limit: int = 10_000,
-        retry_s: float = 1.0,
+        memory_limit: int = MEMORY_LIMIT,
+        retry_s: float = RETRY_S,
         raw_reserve_bytes: int = RAW_RESERVE_BYTES,
     ) -> None:
         self.path = str(path)
+        """The SQLite file."""
         self.memory_limit = memory_limit
         """Writes held in memory at most while the file cannot be written."""
         self.retry_s = retry_s
+        """How often (at most) to try writing the held writes out."""
         self.raw_reserve_bytes = raw_reserve_bytes
+        """Free space kept for events: raw samples stop below it (see `RAW_RESERVE_BYTES`)."""
         self.degraded: str | None = None
         """Why writes are held in memory (the storage fault), or None when they are not."""
         self.raw_paused: str | None = None
@@ -141,8 +172,11 @@ class History:
         self.lost = 0
         """Writes dropped because the memory queue was full, since opening."""
         self._db: sqlite3.Connection | None = None
+        """The open file, or None while it could not be opened."""
         self._pending: list[_Write] = []
+        """Writes held in memory, in order."""
         self._retry_at = 0.0
+        """When (monotonic) a degraded history may try the file again."""
         self._open()
 
     # -- the file -----------------------------------------------------------------
@@ -161,6 +195,8 @@ class History:
             columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
             if "interrupted" not in columns:  # a history from before interrupted sessions
                 db.execute("ALTER TABLE sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0")
+            if "topic_root" not in columns:  # from before the topic root was kept
+                db.execute("ALTER TABLE sessions ADD COLUMN topic_root TEXT")
         except sqlite3.OperationalError as exc:
             db.close()
             if not _storage_fault(exc):
@@ -191,19 +227,41 @@ class History:
             return
         db = self._db
         assert db is not None
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for sql, params, _ in self._pending:
-                db.execute(sql, params)
-            db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:
-            if db.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("ROLLBACK")
-            if not _storage_fault(exc):
-                raise
-            self.degraded = str(exc)
-            return
+        bug: Exception | None = None
+        while True:
+            at: int | None = None
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                for i, (sql, params, _) in enumerate(self._pending):
+                    at = i  # the write that fails, if one does
+                    db.execute(sql, params)
+                at = None
+                db.execute("COMMIT")
+            except BaseException as exc:
+                # Rolled back whatever failed: a transaction left open would fail every
+                # later write ("cannot start a transaction within a transaction").
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _storage_fault(exc):
+                    self.degraded = str(exc)
+                    if bug is not None:
+                        raise bug from None
+                    return
+                if not isinstance(exc, Exception) or at is None:
+                    raise
+                # A bug's write (a constraint, a bad parameter): dropped, or it would stop
+                # every write held after it; the others are written out, then it is raised.
+                sql, params, _ = self._pending.pop(at)
+                log.error(
+                    "history: a write held in memory failed (%s: %s) and is dropped: %s",
+                    type(exc).__name__,
+                    exc,
+                    sql.split("(")[0].strip(),
+                )
+                bug = bug or exc
+                continue
+            break
         log.info(
             "history: %s can be written again: %d writes held in memory are on disk",
             self.path,
@@ -211,10 +269,19 @@ class History:
         )
         self._pending.clear()
         self.degraded = None
+        if bug is not None:
+            raise bug
 
     def _write(self, sql: str, params: tuple[Any, ...], *, trace: bool = False) -> None:
         """Execute a write, or hold it in memory while the file cannot be written."""
-        self._retry()
+        try:
+            self._retry()
+        except Exception:
+            self._put(sql, params, trace)  # a held write's error is not this one's
+            raise
+        self._put(sql, params, trace)
+
+    def _put(self, sql: str, params: tuple[Any, ...], trace: bool) -> None:
         if self.degraded is None:
             assert self._db is not None
             try:
@@ -274,12 +341,13 @@ class History:
         exercise: str,
         started_at: str,
         patient_id: str | None = None,
+        topic_root: str | None = None,
     ) -> None:
-        """A session begins."""
+        """A session begins (`topic_root`: the MQTT root its messages go under)."""
         self._write(
             "INSERT OR REPLACE INTO sessions (session_id, sensor_id, patient_id, exercise, "
-            "started_at) VALUES (?, ?, ?, ?, ?)",
-            (session_id, sensor_id, patient_id, exercise, started_at),
+            "started_at, topic_root) VALUES (?, ?, ?, ?, ?, ?)",
+            (session_id, sensor_id, patient_id, exercise, started_at, topic_root),
         )
 
     def add_event(self, session_id: str, seq: int, event: dict[str, Any]) -> None:
@@ -456,13 +524,13 @@ class History:
         """Everything stored of one session."""
         db = self._reader()
         row = db.execute(
-            "SELECT sensor_id, patient_id, exercise, started_at, ended_at, summary, interrupted "
-            "FROM sessions WHERE session_id = ?",
+            "SELECT sensor_id, patient_id, exercise, started_at, ended_at, summary, interrupted, "
+            "topic_root FROM sessions WHERE session_id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
             raise UnknownSessionError(session_id)
-        sensor, patient, exercise, started, ended, summary, interrupted = row
+        sensor, patient, exercise, started, ended, summary, interrupted, topic_root = row
         events = [
             json.loads(e)
             for (e,) in db.execute(
@@ -494,4 +562,5 @@ class History:
             t_s=t.astype(np.float64),
             angle_deg=ang.astype(np.float64),
             interrupted=bool(interrupted),
+            topic_root=topic_root,
         )

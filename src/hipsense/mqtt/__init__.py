@@ -9,7 +9,13 @@ from ._embedded import (
     broker_credentials,
     read_broker_credentials,
 )
-from ._outbox import Outbox, OutboxFullError, OutboxMemoryFullError, OutboxMessage
+from ._outbox import (
+    Outbox,
+    OutboxFullError,
+    OutboxMemoryFullError,
+    OutboxMessage,
+    OutboxUnavailableError,
+)
 from ._payloads import (
     ALGORITHM_VERSION,
     SCHEMA_VERSION,
@@ -54,6 +60,7 @@ __all__ = [
     "OutboxFullError",
     "OutboxMemoryFullError",
     "OutboxMessage",
+    "OutboxUnavailableError",
     "PrescribedExercise",
     "Prescription",
     "PublisherStats",

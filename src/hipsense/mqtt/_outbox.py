@@ -16,26 +16,38 @@ silently; when only they are left, `put` raises
 
 Storage faults degrade, they do not raise. When the file cannot be written (disk full,
 read-only, I/O error) or not even opened, messages are held in memory, at most
-`memory_limit` of them, in order and with their ids, and sent from there as usual; the
-outbox says why in `degraded` and logs it once. Every `retry_s` (on the next call) it
-tries to write them out, in one transaction, and once that works it is a plain durable
-outbox again. Only when the memory queue is full is anything dropped: droppable messages
-first, then the new message, which is counted in `lost`, logged, and refused with
-`OutboxMemoryFullError` (an `OutboxFullError`). What is held in memory when the process
-ends is lost, and `close` says so.
+`memory_limit` of them, in order, and sent from there as usual; the outbox says why in
+`degraded` and logs it once. Held messages have ids of their own (from `HELD_ID_BASE`
+up), which no message on disk ever has, even when the file could not be read to learn
+what it holds: an acknowledgement can never be taken for another message's. Every
+`retry_s` (on the next call) it tries to write them out, in one transaction, after
+everything on disk and in order (with ids the file gives them; an id handed out before
+is still acknowledged), and once that works it is a plain durable outbox again. Only
+when the memory queue is full is anything dropped: droppable messages first, then the
+new message, which is counted in `lost`, logged, and refused with `OutboxMemoryFullError`
+(an `OutboxFullError`). What is held in memory when the process ends is lost, and
+`close` says so.
 """
 
+import bisect
 import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from hipsense._errors import HipsenseError
 
-__all__ = ["Outbox", "OutboxFullError", "OutboxMemoryFullError", "OutboxMessage"]
+__all__ = [
+    "HELD_ID_BASE",
+    "Outbox",
+    "OutboxFullError",
+    "OutboxMemoryFullError",
+    "OutboxMessage",
+    "OutboxUnavailableError",
+]
 
 log = logging.getLogger("hipsense.outbox")
 
@@ -61,13 +73,36 @@ CREATE TABLE IF NOT EXISTS sequence (
 );
 """
 
+HELD_ID_BASE = 1 << 62
+"""Ids of messages held in memory count from here. The file's own ids (AUTOINCREMENT,
+never given explicitly) would need 2**62 puts to get this far, so a held id is never one
+the file has or will hand out, even when it could not be read to learn its last id."""
+
+MEMORY_LIMIT = 10_000
+"""Messages held in memory at most by default: hours of events (a few a minute per
+sensor) and their states, a few MB at most (a message is well under a kB)."""
+
+RETRY_S = 1.0
+"""How often at most a degraded outbox tries the file again by default: a freed disk is
+used within a second, and a failing try (a few syscalls) costs nothing noticeable."""
+
+SCAN_BATCH = 1000
+"""Messages read at a time by `messages()`: few queries, little memory."""
+
 _STORAGE_FAULTS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
+_NOT_STORAGE = ("SQLITE_IOERR_NOMEM",)
+"""Named like I/O errors, but the process's memory ran out, not the disk: holding
+messages in memory would not help."""
 
 
 def _storage_fault(exc: sqlite3.Error) -> bool:
     """Whether an SQLite error is the storage's (full, read-only, I/O), not a bug's."""
     name = getattr(exc, "sqlite_errorname", None) or ""
-    return isinstance(exc, sqlite3.OperationalError) and name.startswith(_STORAGE_FAULTS)
+    return (
+        isinstance(exc, sqlite3.OperationalError)
+        and name.startswith(_STORAGE_FAULTS)
+        and not name.startswith(_NOT_STORAGE)
+    )
 
 
 @contextlib.contextmanager
@@ -84,6 +119,14 @@ def _transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
+class OutboxUnavailableError(HipsenseError):
+    """The outbox file cannot be read now (e.g. it could not be opened: disk full)."""
+
+    def __init__(self, path: str, reason: str | None) -> None:
+        super().__init__(f"outbox: expected to read {path}, got {reason}")
+        self.path = path
+
+
 class OutboxFullError(HipsenseError):
     """The outbox holds `limit` messages that may not be dropped."""
 
@@ -91,12 +134,13 @@ class OutboxFullError(HipsenseError):
     """For `put_sequenced`: the number the refused message used up (a subscriber sees the
     gap), or None when none was used."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, seq: int | None = None) -> None:
         super().__init__(
             f"outbox: expected room for one more message, found {limit} undroppable "
             "messages waiting for the broker"
         )
         self.limit = limit
+        self.seq = seq
 
 
 class OutboxMemoryFullError(OutboxFullError):
@@ -136,11 +180,13 @@ class Outbox:
         path: Path | str,
         *,
         max_messages: int = 100_000,
-        memory_limit: int = 10_000,
-        retry_s: float = 1.0,
+        memory_limit: int = MEMORY_LIMIT,
+        retry_s: float = RETRY_S,
     ) -> None:
         self.path = str(path)
+        """The SQLite file."""
         self.max_messages = max_messages
+        """Messages on disk at most (`put` makes room, or refuses, beyond)."""
         self.memory_limit = memory_limit
         """Messages held in memory at most while the file cannot be written."""
         self.retry_s = retry_s
@@ -153,21 +199,23 @@ class Outbox:
         """Why messages are held in memory (the storage fault), or None when they are not."""
         self._db: sqlite3.Connection | None = None
         self._memory: dict[int, OutboxMessage] = {}
-        """Messages not on disk yet, by id; in id order."""
+        """Messages not on disk yet, by (held) id; in id order, all newer than the disk's."""
         self._unsaved_seq: dict[str, int] = {}
         """Next sequence numbers not on disk yet."""
         self._seq: dict[str, int] = {}
         """Next sequence numbers known to this process (the disk may be unreadable)."""
-        self._gone: set[int] = set()
-        """Ids of messages on disk acknowledged or refused while the file could not be
-        written: hidden, deleted later."""
+        self._gone: dict[int, str | None] = {}
+        """Messages on disk acknowledged (None) or refused (the reason) while the file
+        could not be written, by id: hidden, moved to `rejected` or deleted later."""
         self._refused: list[tuple[str, bytes, str]] = []
-        """Refused messages (topic, payload, reason) not yet in the `rejected` table."""
+        """Refused held messages (topic, payload, reason) not yet in the `rejected` table."""
         self._moved: dict[int, int] = {}
-        """New ids of held messages renumbered when written out (an id handed out may be
-        acknowledged later)."""
-        self._next_id = 1
+        """The file's ids of held messages written out, by held id, in held-id order (an
+        id handed out by `peek` may be acknowledged after); the latest `memory_limit`."""
+        self._next_held = HELD_ID_BASE
+        """The id the next held message gets."""
         self._retry_at = 0.0
+        """When (monotonic) a degraded outbox may try the file again."""
         self._open()
 
     # -- the file -----------------------------------------------------------------
@@ -186,7 +234,6 @@ class Outbox:
             # FULL: a committed put survives power loss, not only a killed process.
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
-            top = self._top_id(db)
         except sqlite3.OperationalError as exc:
             db.close()
             if not _storage_fault(exc):
@@ -194,29 +241,7 @@ class Outbox:
             self._degrade(exc)
             return False
         self._db = db
-        if self._memory and next(iter(self._memory)) <= top:
-            # Ids handed out while the file was unreadable may be taken there: the held
-            # messages get new ones, after everything on disk, in order.
-            self._renumber(top + 1)
-        self._next_id = max(self._next_id, top + 1)
         return True
-
-    def _renumber(self, first: int) -> None:
-        held = list(self._memory.values())
-        self._memory = {first + i: replace(m, id=first + i) for i, m in enumerate(held)}
-        self._moved.update({m.id: first + i for i, m in enumerate(held)})
-        while len(self._moved) > self.memory_limit:
-            del self._moved[next(iter(self._moved))]
-        self._next_id = max(self._next_id, first + len(held))
-
-    @staticmethod
-    def _top_id(db: sqlite3.Connection) -> int:
-        """The highest id the file has used."""
-        row = db.execute(
-            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'outbox'), 0), "
-            "COALESCE((SELECT MAX(id) FROM outbox), 0))"
-        ).fetchone()
-        return int(row[0])
 
     def _degrade(self, exc: sqlite3.Error) -> None:
         reason = str(exc)
@@ -240,17 +265,25 @@ class Outbox:
             return
         db = self._db
         assert db is not None
+        held = list(self._memory.values())
+        moved: dict[int, int] = {}
         try:
-            top = self._top_id(db)
-            if self._memory and next(iter(self._memory)) <= top:
-                self._renumber(top + 1)
-            held = list(self._memory.values())
             with _transaction(db):
+                # Still in the `rejected` table's order: those refused from disk first.
                 db.executemany(
-                    "INSERT INTO outbox (id, topic, payload, qos, retain, droppable) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    [(m.id, m.topic, m.payload, m.qos, m.retain, m.droppable) for m in held],
+                    "INSERT INTO rejected (topic, payload, reason) "
+                    "SELECT topic, payload, ? FROM outbox WHERE id = ?",
+                    [(why, i) for i, why in self._gone.items() if why is not None],
                 )
+                db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._gone])
+                for m in held:  # after everything on disk, in order; the file's ids
+                    cur = db.execute(
+                        "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (m.topic, m.payload, m.qos, int(m.retain), int(m.droppable)),
+                    )
+                    assert cur.lastrowid is not None
+                    moved[m.id] = int(cur.lastrowid)
                 db.executemany(
                     "INSERT INTO sequence (stream, next) VALUES (?, ?) ON CONFLICT(stream) "
                     "DO UPDATE SET next = MAX(next, excluded.next)",
@@ -260,12 +293,14 @@ class Outbox:
                     "INSERT INTO rejected (topic, payload, reason) VALUES (?, ?, ?)",
                     self._refused,
                 )
-                db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._gone])
         except sqlite3.OperationalError as exc:
             if not _storage_fault(exc):
                 raise
             self.degraded = str(exc)
             return
+        self._moved.update(moved)
+        while len(self._moved) > self.memory_limit:
+            del self._moved[next(iter(self._moved))]
         self._memory.clear()
         self._unsaved_seq.clear()
         self._gone.clear()
@@ -300,8 +335,11 @@ class Outbox:
     def __len__(self) -> int:
         on_disk = 0
         if self._db is not None:
-            with contextlib.suppress(sqlite3.OperationalError):
+            try:
                 on_disk = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
         return max(0, on_disk - len(self._gone)) + len(self._memory)
 
     def put(
@@ -323,7 +361,8 @@ class Outbox:
             assert self._db is not None
             try:
                 with _transaction(self._db):
-                    self._make_room()
+                    if not self._make_room():
+                        raise OutboxFullError(self.max_messages)
                     cur = self._db.execute(
                         "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
                         "VALUES (?, ?, ?, ?, ?)",
@@ -340,7 +379,6 @@ class Outbox:
                 self._degrade(exc)
             else:
                 assert cur.lastrowid is not None
-                self._next_id = max(self._next_id, int(cur.lastrowid) + 1)
                 return int(cur.lastrowid)
         return self._hold(topic, payload, qos, retain, droppable)
 
@@ -355,23 +393,29 @@ class Outbox:
         """Store the message `make(seq)` builds, seq counting 0, 1, 2 ... per `stream`.
 
         Number and message commit together: a crash leaves neither a gap in the
-        numbers nor a number used twice.
+        numbers nor a number used twice. A message refused for want of room
+        (`OutboxFullError`) uses its number up all the same, in `exc.seq`: subscribers see
+        the gap, and the caller may keep the message under that number (the next one
+        gets the next number).
         """
         self._retry()
         built: tuple[int, str, bytes] | None = None
         if self.degraded is None:
             assert self._db is not None
+            refused = False
             try:
                 with _transaction(self._db):
                     seq = self._next_seq(stream)
                     topic, payload = make(seq)
                     built = (seq, topic, payload)
-                    self._make_room()
-                    cur = self._db.execute(
-                        "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
-                        "VALUES (?, ?, ?, ?, 0)",
-                        (topic, payload, qos, int(retain)),
-                    )
+                    if self._make_room():
+                        self._db.execute(
+                            "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
+                            "VALUES (?, ?, ?, ?, 0)",
+                            (topic, payload, qos, int(retain)),
+                        )
+                    else:
+                        refused = True
                     self._db.execute(
                         "INSERT INTO sequence (stream, next) VALUES (?, ?) "
                         "ON CONFLICT(stream) DO UPDATE SET next = excluded.next",
@@ -382,9 +426,9 @@ class Outbox:
                     raise
                 self._degrade(exc)
             else:
-                assert cur.lastrowid is not None
-                self._next_id = max(self._next_id, int(cur.lastrowid) + 1)
                 self._seq[stream] = seq + 1
+                if refused:
+                    raise OutboxFullError(self.max_messages, seq)
                 return seq
         seq = self._next_seq(stream)
         if built is not None and built[0] == seq:
@@ -407,10 +451,14 @@ class Outbox:
     def _next_seq(self, stream: str) -> int:
         on_disk = 0
         if self._db is not None:
-            with contextlib.suppress(sqlite3.OperationalError):
+            try:
                 row = self._db.execute(
                     "SELECT next FROM sequence WHERE stream = ?", (stream,)
                 ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
+            else:
                 on_disk = 0 if row is None else int(row[0])
         return max(on_disk, self._seq.get(stream, 0))
 
@@ -435,13 +483,29 @@ class Outbox:
                     self.lost,
                 )
                 raise OutboxMemoryFullError(self.memory_limit, self.path, self.degraded or "")
-        mid = self._next_id
-        self._next_id += 1
+        mid = self._next_held
+        self._next_held += 1
         self._memory[mid] = OutboxMessage(mid, topic, payload, qos, retain, droppable)
         return mid
 
+    def _disk_after(self, after: int) -> int:
+        """`after` as a cursor on the file's ids.
+
+        A held id becomes the file's id it was written out with (or the one before the
+        first written out after it).
+        """
+        if after < HELD_ID_BASE or not self._moved:
+            return after
+        keys = list(self._moved)
+        i = bisect.bisect_right(keys, after)
+        if i:  # the last one written out at or before it: everything later is above
+            return self._moved[keys[i - 1]]
+        # Every message written out came after it; everything on disk before them was
+        # older than it (held messages are newer than the disk's).
+        return self._moved[keys[0]] - 1
+
     def peek(self, limit: int = 100, after: int = 0) -> list[OutboxMessage]:
-        """The oldest messages with an id above `after`, in put order."""
+        """The oldest messages with an id above `after` (one `peek` returned), in put order."""
         self._retry()
         on_disk: list[OutboxMessage] = []
         if self._db is not None:
@@ -449,7 +513,7 @@ class Outbox:
                 rows = self._db.execute(
                     "SELECT id, topic, payload, qos, retain, droppable FROM outbox "
                     "WHERE id > ? ORDER BY id LIMIT ?",
-                    (after, limit + len(self._gone)),
+                    (self._disk_after(after), limit + len(self._gone)),
                 ).fetchall()
             except sqlite3.OperationalError as exc:
                 if not _storage_fault(exc):
@@ -461,20 +525,56 @@ class Outbox:
                 if int(r[0]) not in self._gone
             ]
         held = [m for m in self._memory.values() if m.id > after]
+        # The disk's ids are all below HELD_ID_BASE, the held ones above: put order.
         return sorted(on_disk + held, key=lambda m: m.id)[:limit]
 
-    def _make_room(self) -> None:
-        # Inside a transaction.
+    def messages(self) -> Iterator[OutboxMessage]:
+        """Every message waiting, in put order, held ones included.
+
+        For a caller that must see them all: `OutboxUnavailableError` when the file
+        cannot be read (`peek` would show the held messages only).
+        """
+        self._retry(now=True)
+        if self._db is None:
+            raise OutboxUnavailableError(self.path, self.degraded)
+        after = 0
+        while True:
+            try:
+                rows = self._db.execute(
+                    "SELECT id, topic, payload, qos, retain, droppable FROM outbox "
+                    "WHERE id > ? ORDER BY id LIMIT ?",
+                    (after, SCAN_BATCH),
+                ).fetchall()
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
+                raise OutboxUnavailableError(self.path, str(exc)) from exc
+            if not rows:
+                break
+            after = int(rows[-1][0])
+            for r in rows:
+                if int(r[0]) not in self._gone:
+                    yield OutboxMessage(
+                        int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5])
+                    )
+        yield from list(self._memory.values())
+
+    def _make_room(self) -> bool:
+        """Whether there is room for one more message (inside a transaction).
+
+        A droppable message is dropped to make it if need be.
+        """
         if len(self) < self.max_messages:
-            return
+            return True
         assert self._db is not None
         victim = self._db.execute(
             "SELECT id FROM outbox WHERE droppable = 1 ORDER BY id LIMIT 1"
         ).fetchone()
         if victim is None:
-            raise OutboxFullError(self.max_messages)
+            return False
         self._db.execute("DELETE FROM outbox WHERE id = ?", victim)
         self.dropped += 1
+        return True
 
     def ack(self, message_id: int) -> None:
         """The broker has the message: remove it."""
@@ -488,13 +588,17 @@ class Outbox:
         self._remove(message_id, reason)
 
     def _remove(self, message_id: int, reason: str | None) -> None:
-        message_id = self._moved.pop(message_id, message_id)
-        held = self._memory.pop(message_id, None)
-        if held is not None:
-            if reason is not None:
-                # Kept aside with the others once the file can be written.
-                self._refused.append((held.topic, held.payload, reason))
-            return
+        if message_id >= HELD_ID_BASE:
+            held = self._memory.pop(message_id, None)
+            if held is not None:
+                if reason is not None:
+                    # Kept aside with the others once the file can be written.
+                    self._refused.append((held.topic, held.payload, reason))
+                return
+            if message_id not in self._moved:
+                return  # removed already
+            # Written out since `peek` handed it out: on disk now, under the file's id.
+            message_id = self._moved.pop(message_id)
         if self._db is None:
             return
         try:
@@ -510,25 +614,29 @@ class Outbox:
         except sqlite3.OperationalError as exc:
             if not _storage_fault(exc):
                 raise
-            if reason is not None:
-                with contextlib.suppress(sqlite3.OperationalError):
-                    row = self._db.execute(
-                        "SELECT topic, payload FROM outbox WHERE id = ?", (message_id,)
-                    ).fetchone()
-                    if row is not None:
-                        self._refused.append((str(row[0]), bytes(row[1]), reason))
-            self._gone.add(message_id)
+            # Still on disk: moved to `rejected` (or deleted) with the held messages.
+            self._gone[message_id] = reason
             self._degrade(exc)
 
     def rejected(self) -> list[tuple[str, bytes, str]]:
         """Messages the broker refused: (topic, payload, reason), oldest first."""
         on_disk: list[tuple[str, bytes, str]] = []
         if self._db is not None:
-            with contextlib.suppress(sqlite3.OperationalError):
+            try:
                 on_disk = [
                     (str(t), bytes(p), str(r))
                     for t, p, r in self._db.execute(
                         "SELECT topic, payload, reason FROM rejected ORDER BY id"
                     )
                 ]
+                for i, why in self._gone.items():  # refused, not yet moved over
+                    if why is not None:
+                        row = self._db.execute(
+                            "SELECT topic, payload FROM outbox WHERE id = ?", (i,)
+                        ).fetchone()
+                        if row is not None:
+                            on_disk.append((str(row[0]), bytes(row[1]), why))
+            except sqlite3.OperationalError as exc:
+                if not _storage_fault(exc):
+                    raise
         return on_disk + self._refused

@@ -39,6 +39,7 @@ from hipsense.protocol import (
     STATUS_CHAR_UUID,
     ControlCommand,
     ControlResponse,
+    ErrorFlag,
     PayloadKind,
     ProtocolError,
     SensorStatus,
@@ -414,6 +415,13 @@ class BleLink:
                 value = await client.read_gatt_char(uuid)
                 setattr(self, attr, bytes(value).decode(errors="replace"))
         status = decode_status(await client.read_gatt_char(STATUS_CHAR_UUID))
+        # What this connection delivers is judged against the host time since the last
+        # one. CLOCK_UNSYNCED still set after the TIME_SYNC of every connection means the
+        # sensor has powered up since: its stream starts over.
+        self._reassembler.reconnected(
+            time.monotonic(),
+            sensor_restarted=ErrorFlag.CLOCK_UNSYNCED in status.errors,
+        )
         if status.battery_pct is not None:
             self._telemetry.battery_pct = float(status.battery_pct)
         imu = client.services.get_characteristic(IMU_DATA_CHAR_UUID)

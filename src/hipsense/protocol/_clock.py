@@ -54,6 +54,8 @@ class ClockMapper:
         window_segments: int = 24,
         max_skew_ppm: float = 500.0,
         late_s: float = 0.25,
+        min_span_s: float = 60.0,
+        forget_after_s: float = 1200.0,
     ) -> None:
         if segment_s <= 0 or window_segments < 2:
             raise ValueError(
@@ -65,6 +67,16 @@ class ClockMapper:
         self.max_skew_ppm = max_skew_ppm
         self.late_s = late_s
         """A segment whose minimum lies this far above the lowest one is left out of the fit."""
+        self.min_span_s = min_span_s
+        """Sensor time the fitted minima must span before their slope is taken as the skew:
+        over seconds, the jitter of the minima says more than the crystals' drift, and a
+        skew that wrong, extrapolated over a pause of minutes, misplaces what follows."""
+        self.forget_after_s = forget_after_s
+        """Sensor time without observations after which what was learned is forgotten: the
+        drift over it is not known to better than `late_s`, so the old envelope would take
+        the sensor's drift for latency. (A sensor replays a backlog kept 10 minutes at
+        most, so no late replay comes after such a silence.)"""
+        self._last_x: float | None
         self._segments: deque[tuple[float, float]] = deque(maxlen=window_segments)
         self._seg_start: float | None
         self._seg_min: tuple[float, float] | None
@@ -81,6 +93,7 @@ class ClockMapper:
         self._skew = 0.0
         self._closed_intercept = math.inf
         self._estimate = None
+        self._last_x = None
 
     @property
     def estimate(self) -> ClockEstimate | None:
@@ -94,6 +107,9 @@ class ClockMapper:
         """
         s = sensor_us * _US
         d = host_s - s
+        if self._last_x is not None and s - self._last_x > self.forget_after_s:
+            self.reset()
+        self._last_x = s
         if self._seg_start is None:
             self._seg_start = s
         if s - self._seg_start >= self.segment_s and self._seg_min is not None:
@@ -116,7 +132,8 @@ class ClockMapper:
         # so a segment made only of them sits far above the envelope and would tilt the
         # line. Drift moves the envelope by far less than `late_s` over the window.
         points = [(x, d) for x, d in self._segments if d <= lowest + self.late_s]
-        if len(points) < 2:
+        span = max(x for x, _ in points) - min(x for x, _ in points)
+        if len(points) < 2 or span < self.min_span_s:
             self._skew = 0.0
         else:
             xs = np.fromiter((p[0] for p in points), dtype=np.float64, count=len(points))

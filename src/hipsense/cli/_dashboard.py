@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._errors import HipsenseError
+from .._net import is_loopback as _is_loopback
 
 if TYPE_CHECKING:
     from hipsense.mqtt import BrokerCredentials
@@ -191,15 +192,6 @@ def content_security_policy(broker_ws: str) -> str:
 def _is_ipv6(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).version == 6
-    except ValueError:
-        return False
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 

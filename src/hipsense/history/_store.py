@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hipsense._errors import HipsenseError
+from hipsense._sqlite import storage_fault as _storage_fault
 from hipsense.recording import Recording
 
 __all__ = [
@@ -86,22 +87,6 @@ CREATE TABLE IF NOT EXISTS traces (
     angle_deg  BLOB NOT NULL
 );
 """
-
-
-_STORAGE_FAULTS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
-_NOT_STORAGE = ("SQLITE_IOERR_NOMEM",)
-"""Named like I/O errors, but the process's memory ran out, not the disk: holding writes
-in memory would not help."""
-
-
-def _storage_fault(exc: sqlite3.Error) -> bool:
-    """Whether an SQLite error is the storage's (full, read-only, I/O), not a bug's."""
-    name = getattr(exc, "sqlite_errorname", None) or ""
-    return (
-        isinstance(exc, sqlite3.OperationalError)
-        and name.startswith(_STORAGE_FAULTS)
-        and not name.startswith(_NOT_STORAGE)
-    )
 
 
 class HistoryUnavailableError(HipsenseError):

@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import errno
 import http
-import ipaddress
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from hipsense._errors import HipsenseError
+from hipsense._net import is_loopback as _loopback
 
 from ._broker import BrokerConfig
 
@@ -227,15 +227,6 @@ def _any_free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class EmbeddedBroker:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hipsense._errors import HipsenseError
+from hipsense._sqlite import storage_fault as _storage_fault
 
 __all__ = [
     "HELD_ID_BASE",
@@ -88,21 +89,6 @@ used within a second, and a failing try (a few syscalls) costs nothing noticeabl
 
 SCAN_BATCH = 1000
 """Messages read at a time by `messages()`: few queries, little memory."""
-
-_STORAGE_FAULTS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
-_NOT_STORAGE = ("SQLITE_IOERR_NOMEM",)
-"""Named like I/O errors, but the process's memory ran out, not the disk: holding
-messages in memory would not help."""
-
-
-def _storage_fault(exc: sqlite3.Error) -> bool:
-    """Whether an SQLite error is the storage's (full, read-only, I/O), not a bug's."""
-    name = getattr(exc, "sqlite_errorname", None) or ""
-    return (
-        isinstance(exc, sqlite3.OperationalError)
-        and name.startswith(_STORAGE_FAULTS)
-        and not name.startswith(_NOT_STORAGE)
-    )
 
 
 @contextlib.contextmanager

@@ -189,3 +189,29 @@ async def test_two_sensors_at_once(mosquitto: Mosquitto, tmp_path: Path) -> None
     assert ended["left-thigh"]["session_id"] != ended["right-thigh"]["session_id"]
     states = {s["sensor_id"] for s in sub.on("/state")}
     assert states == {"left-thigh", "right-thigh"}
+
+
+async def test_a_task_that_dies_ends_the_service_loudly(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Whatever kills a sensor's task (here a fault planted in it), the service stops with
+    # a non-zero status and a log line naming the task and the cause; never a quiet stop.
+    from hipsense.daemon import _run
+
+    path = tmp_path / "h.toml"
+    path.write_text(
+        f'state_dir = "{tmp_path / "state"}"\n[broker]\nurl = "{mosquitto.url}"\n'
+        '[[sensors]]\nid = "sim-1"\n[sensors.simulated]\nreps = 5\n'
+    )
+
+    async def broken(self: object, cfg: object, pub: object) -> None:
+        raise RuntimeError("planted fault")
+
+    monkeypatch.setattr(_run.Daemon, "_sensor_loop", broken)
+    status = await asyncio.wait_for(_run.run_daemon(load_settings(path)), 60)
+    assert status == 1
+    died = [r for r in caplog.records if "task hipsense-sim-1 died" in r.getMessage()]
+    assert died and "planted fault" in died[0].getMessage()

@@ -12,7 +12,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -142,27 +142,40 @@ class Daemon:
                 pub = await stack.enter_async_context(MqttPublisher(broker, topics, outbox))
                 log.info("gateway %s publishing under %s/", gw, topics.prefix)
                 async with asyncio.TaskGroup() as tg:
-                    commands = tg.create_task(self._commands(pub), name="hipsense-commands")
+                    commands = tg.create_task(
+                        _loud("hipsense-commands", self._commands(pub)), name="hipsense-commands"
+                    )
                     view = (
-                        tg.create_task(redraw(self._view_lines, self.live), name="hipsense-view")
+                        tg.create_task(
+                            _loud("hipsense-view", redraw(self._view_lines, self.live)),
+                            name="hipsense-view",
+                        )
                         if self.live is not None
                         else None
                     )
                     tasks = [
-                        tg.create_task(self._sensor_loop(cfg, pub), name=f"hipsense-{cfg.id}")
+                        tg.create_task(
+                            _loud(f"hipsense-{cfg.id}", self._sensor_loop(cfg, pub)),
+                            name=f"hipsense-{cfg.id}",
+                        )
                         for cfg in s.sensors
                     ]
                     await asyncio.gather(*tasks)
                     commands.cancel()
                     if view is not None:
                         view.cancel()
+        except* _TaskDiedError:
+            # Each dead task said which it was and why (`_loud`); the others were stopped.
+            status = 1
+        else:
+            status = 0
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             outbox.close()
             self.history.close()
-        log.info("stopped")
-        return 0
+        log.info("stopped" if status == 0 else "stopped: a task died")
+        return status
 
     def _view_lines(self) -> list[str]:
         lines = []
@@ -343,6 +356,22 @@ class Daemon:
         raise KeyError(
             f"session_id: expected a live session ({live or 'none'}), got {session_id!r}"
         )
+
+
+class _TaskDiedError(Exception):
+    """A service task ended by an exception; the task logged it."""
+
+
+async def _loud(name: str, work: Coroutine[Any, Any, Any]) -> Any:
+    """Run `work`; if it raises, log which task died and why, and end the service."""
+    try:
+        return await work
+    except Exception as exc:
+        # A HipsenseError says what was wrong in its message; anything else is a bug,
+        # and its traceback is what a report needs.
+        trace = None if isinstance(exc, HipsenseError) else exc
+        log.error("task %s died: %s", name, exc if trace is None else repr(exc), exc_info=trace)
+        raise _TaskDiedError(name) from exc
 
 
 async def run_daemon(settings: DaemonSettings, *, live: TextIO | None = None) -> int:

@@ -1,8 +1,14 @@
 """What the SQLite state files (outbox, history) share: telling storage faults from bugs."""
 
+import contextlib
+import os
 import sqlite3
 
-__all__ = ["storage_fault"]
+__all__ = ["owner_only", "storage_fault"]
+
+_OWNER_ONLY = 0o600
+"""Sessions, events and raw samples are health data: readable by their user alone. SQLite
+gives the -wal and -shm files the database file's mode."""
 
 _STORAGE_FAULTS = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")
 _NOT_STORAGE = ("SQLITE_IOERR_NOMEM",)
@@ -18,3 +24,12 @@ def storage_fault(exc: sqlite3.Error) -> bool:
         and name.startswith(_STORAGE_FAULTS)
         and not name.startswith(_NOT_STORAGE)
     )
+
+
+def owner_only(path: str | os.PathLike[str]) -> None:
+    """Make a state file readable and writable by its owner only.
+
+    Best effort: a read-only or foreign file system may refuse, and the folder is 0700.
+    """
+    with contextlib.suppress(OSError):
+        os.chmod(path, _OWNER_ONLY)

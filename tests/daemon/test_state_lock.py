@@ -104,3 +104,19 @@ def test_the_history_is_read_while_a_gateway_holds_the_folder(tmp_path: Path) ->
         )
     assert done.returncode == 0, done.stderr
     assert "s-1" in done.stdout
+
+
+def test_state_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    # Sessions, events and raw samples are health data: 0600, their -wal/-shm too.
+    from hipsense.daemon import gateway_id
+    from hipsense.history import History
+    from hipsense.mqtt import Outbox
+
+    state = tmp_path / "state"
+    gateway_id(state)
+    Outbox(state / "outbox.db").close()
+    History(state / "history.db").close()
+    files = sorted(p.name for p in state.iterdir() if p.name != "lock")
+    assert {"gateway-id", "outbox.db", "history.db"} <= set(files)
+    for name in files:
+        assert (state / name).stat().st_mode & 0o077 == 0, name

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from hipsense._errors import HipsenseError
+from hipsense._sqlite import owner_only
 from hipsense.mqtt import utc_now
 
 __all__ = [
@@ -134,6 +135,7 @@ def gateway_id(state_dir: Path) -> str:
         value = f"gw-{secrets.token_hex(4)}"
         try:
             path.write_text(value + "\n")
+            owner_only(path)
         except OSError as exc:  # a full disk: this run has an id, the next may get another
             log.warning("gateway id %s not kept in %s: %s", value, path, exc)
     return value

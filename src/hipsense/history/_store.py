@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hipsense._errors import HipsenseError
+from hipsense._sqlite import owner_only
 from hipsense._sqlite import storage_fault as _storage_fault
 from hipsense.recording import Recording
 
@@ -169,6 +170,7 @@ class History:
     def _open(self) -> bool:
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            owner_only(self.path)  # before WAL mode makes the -wal and -shm files
         except sqlite3.OperationalError as exc:
             if not _storage_fault(exc):
                 raise

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hipsense._errors import HipsenseError
+from hipsense._sqlite import owner_only
 from hipsense._sqlite import storage_fault as _storage_fault
 
 __all__ = [
@@ -210,6 +211,7 @@ class Outbox:
         """Open the file; False (degraded) on a storage fault."""
         try:
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            owner_only(self.path)  # before WAL mode makes the -wal and -shm files
         except sqlite3.OperationalError as exc:
             if not _storage_fault(exc):
                 raise

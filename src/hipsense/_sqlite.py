@@ -3,8 +3,9 @@
 import contextlib
 import os
 import sqlite3
+from collections.abc import Callable
 
-__all__ = ["owner_only", "storage_fault"]
+__all__ = ["open_state_db", "owner_only", "storage_fault"]
 
 _OWNER_ONLY = 0o600
 """Sessions, events and raw samples are health data: readable by their user alone. SQLite
@@ -33,3 +34,19 @@ def owner_only(path: str | os.PathLike[str]) -> None:
     """
     with contextlib.suppress(OSError):
         os.chmod(path, _OWNER_ONLY)
+
+
+def open_state_db(path: str, setup: Callable[[sqlite3.Connection], None]) -> sqlite3.Connection:
+    """Open (or create) a state file: owner-only, WAL, then `setup` (schema, pragmas).
+
+    Raises what SQLite raises; the connection is closed if `setup` fails.
+    """
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    owner_only(path)  # before WAL mode makes the -wal and -shm files
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        setup(db)
+    except BaseException:
+        db.close()
+        raise
+    return db

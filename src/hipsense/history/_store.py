@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from hipsense._errors import HipsenseError
-from hipsense._sqlite import owner_only
+from hipsense._sqlite import open_state_db
 from hipsense._sqlite import storage_fault as _storage_fault
 from hipsense.recording import Recording
 
@@ -88,6 +88,15 @@ CREATE TABLE IF NOT EXISTS traces (
     angle_deg  BLOB NOT NULL
 );
 """
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    db.executescript(_SCHEMA)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
+    if "interrupted" not in columns:  # a history from before interrupted sessions
+        db.execute("ALTER TABLE sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0")
+    if "topic_root" not in columns:  # from before the topic root was kept
+        db.execute("ALTER TABLE sessions ADD COLUMN topic_root TEXT")
 
 
 class HistoryUnavailableError(HipsenseError):
@@ -168,24 +177,10 @@ class History:
     # -- the file -----------------------------------------------------------------
 
     def _open(self) -> bool:
+        """Open the file; False (degraded) on a storage fault."""
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            owner_only(self.path)  # before WAL mode makes the -wal and -shm files
+            db = open_state_db(self.path, _setup)
         except sqlite3.OperationalError as exc:
-            if not _storage_fault(exc):
-                raise
-            self._degrade(exc)
-            return False
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
-            columns = {row[1] for row in db.execute("PRAGMA table_info(sessions)")}
-            if "interrupted" not in columns:  # a history from before interrupted sessions
-                db.execute("ALTER TABLE sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0")
-            if "topic_root" not in columns:  # from before the topic root was kept
-                db.execute("ALTER TABLE sessions ADD COLUMN topic_root TEXT")
-        except sqlite3.OperationalError as exc:
-            db.close()
             if not _storage_fault(exc):
                 raise
             self._degrade(exc)

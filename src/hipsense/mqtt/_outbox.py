@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hipsense._errors import HipsenseError
-from hipsense._sqlite import owner_only
+from hipsense._sqlite import open_state_db
 from hipsense._sqlite import storage_fault as _storage_fault
 
 __all__ = [
@@ -90,6 +90,12 @@ used within a second, and a failing try (a few syscalls) costs nothing noticeabl
 
 SCAN_BATCH = 1000
 """Messages read at a time by `messages()`: few queries, little memory."""
+
+
+def _setup(db: sqlite3.Connection) -> None:
+    # FULL: a committed put survives power loss, not only a killed process.
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(_SCHEMA)
 
 
 @contextlib.contextmanager
@@ -210,20 +216,8 @@ class Outbox:
     def _open(self) -> bool:
         """Open the file; False (degraded) on a storage fault."""
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            owner_only(self.path)  # before WAL mode makes the -wal and -shm files
+            db = open_state_db(self.path, _setup)
         except sqlite3.OperationalError as exc:
-            if not _storage_fault(exc):
-                raise
-            self._degrade(exc)
-            return False
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a committed put survives power loss, not only a killed process.
-            db.execute("PRAGMA synchronous=FULL")
-            db.executescript(_SCHEMA)
-        except sqlite3.OperationalError as exc:
-            db.close()
             if not _storage_fault(exc):
                 raise
             self._degrade(exc)

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hipsense.motion._filters import true_runs
 from hipsense.protocol import PayloadKind, max_samples_per_packet
 
 from ._packetizer import Packetizer
@@ -127,7 +126,9 @@ def transmit(
         a, b = ranges[tx[i]]
         received[a:b] = True
     gaps = []
-    for first, after in zip(*true_runs(~received), strict=True):
+    # Runs of samples not received: where `received` turns False and back to True.
+    edges = np.flatnonzero(np.diff(np.concatenate([[1], received.astype(np.int8), [1]])))
+    for first, after in zip(edges[::2], edges[1::2], strict=True):
         cause = "disconnect" if not connected[first:after].all() else "loss"
         gaps.append({"first_sample": int(first), "last_sample": int(after - 1), "cause": cause})
     return Delivery(

@@ -1,22 +1,6 @@
 """The MQTT API: topics, payloads, the durable outbox and the publisher."""
 
-from ._broker import BrokerConfig, BrokerConfigError
-from ._embedded import (
-    CREDENTIALS_FILE,
-    BrokerCredentials,
-    EmbeddedBroker,
-    EmbeddedBrokerError,
-    broker_credentials,
-    read_broker_credentials,
-)
-from ._outbox import (
-    Outbox,
-    OutboxFullError,
-    OutboxMemoryFullError,
-    OutboxMessage,
-    OutboxUnavailableError,
-)
-from ._payloads import (
+from hipsense.domain import (
     ALGORITHM_VERSION,
     SCHEMA_VERSION,
     CalibrationPayload,
@@ -34,6 +18,23 @@ from ._payloads import (
     Summary,
     event_payload,
     utc_now,
+)
+
+from ._broker import BrokerConfig, BrokerConfigError
+from ._embedded import (
+    CREDENTIALS_FILE,
+    BrokerCredentials,
+    EmbeddedBroker,
+    EmbeddedBrokerError,
+    broker_credentials,
+    read_broker_credentials,
+)
+from ._outbox import (
+    Outbox,
+    OutboxFullError,
+    OutboxMemoryFullError,
+    OutboxMessage,
+    OutboxUnavailableError,
 )
 from ._publisher import Command, MqttPublisher, PublisherStats
 from ._topics import DEFAULT_PREFIX, TopicError, Topics

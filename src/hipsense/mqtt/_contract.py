@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ._payloads import (
+from hipsense.domain import (
     SCHEMA_VERSION,
     CommandReply,
     CommandRequest,

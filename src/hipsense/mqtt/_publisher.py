@@ -27,11 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from hipsense.motion import Calibration, HoldEvent, RepEvent, SetEvent
-
-from ._broker import BrokerConfig
-from ._outbox import Outbox
-from ._payloads import (
+from hipsense.domain import (
     ALGORITHM_VERSION,
     SCHEMA_VERSION,
     CommandReply,
@@ -44,6 +40,10 @@ from ._payloads import (
     Summary,
     event_payload,
 )
+from hipsense.motion import Calibration, HoldEvent, RepEvent, SetEvent
+
+from ._broker import BrokerConfig
+from ._outbox import Outbox
 from ._topics import Topics
 
 __all__ = ["Command", "MqttPublisher", "PublisherStats"]

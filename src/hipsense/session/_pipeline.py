@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from hipsense.domain import LiveFrame, Summary, utc_now
 from hipsense.exercises import Exercise
 from hipsense.motion import (
     Flag,
@@ -20,7 +21,6 @@ from hipsense.motion import (
     RepEvent,
     SetEvent,
 )
-from hipsense.mqtt import LiveFrame, Summary, utc_now
 from hipsense.protocol import Gap, MalformedPacket, SampleBlock
 
 from ._tracker import PrescriptionTracker

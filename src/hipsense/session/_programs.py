@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hipsense.domain import PrescribedExercise, Prescription
 from hipsense.exercises import ExerciseError, ExerciseLibrary, load_library
-from hipsense.mqtt import PrescribedExercise, Prescription
 
 __all__ = ["Program", "default_programs_dir", "load_programs"]
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hipsense.domain import PrescribedExercise, Prescription
 from hipsense.exercises import Exercise, ExerciseKind, ExerciseLibrary
 from hipsense.motion import Flag, HoldEvent, MotionEvent, RepEvent, SetEvent
-from hipsense.mqtt import PrescribedExercise, Prescription
 
 __all__ = ["ExerciseProgress", "PrescriptionTracker", "SetProgress"]
 

@@ -1,8 +1,10 @@
 """Payloads of every hipsense MQTT message, as pydantic models.
 
-The JSON Schemas in `docs/schemas/` and the AsyncAPI document `docs/asyncapi.yaml` are
-generated from these models (`python -m hipsense.mqtt.contract --write`); a test fails
-when they are out of date.
+They are the domain's own types too (a prescription, a session's summary, a live frame),
+so they live apart from the MQTT client: sessions and reports use them without loading
+a network stack. The JSON Schemas in `docs/schemas/` and the AsyncAPI document
+`docs/asyncapi.yaml` are generated from these models (`hipsense contract --write`); a
+test fails when they are out of date.
 """
 
 from datetime import UTC, datetime

@@ -102,6 +102,26 @@ def test_unknown_program_and_exercise_are_named(tmp_path: Path) -> None:
         load_settings(path)
 
 
+def test_an_exercise_outside_the_program_is_refused_naming_both(tmp_path: Path) -> None:
+    path = tmp_path / "h.toml"
+    path.write_text(
+        '[[sensors]]\nid = "a"\nble = "x"\nexercise = "clamshell"\n'
+        'program = "hip-core-level-1"\n'
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"sensors\.0: .*exercise 'clamshell' is not in program 'hip-core-level-1': "
+        r"expected one of gluteus-minimus-internal-rotation, ",
+    ):
+        load_settings(path)
+    # One of the program's own exercises is taken.
+    path.write_text(
+        '[[sensors]]\nid = "a"\nble = "x"\nexercise = "deep-hip-rotators-small-arc"\n'
+        'program = "hip-core-level-1"\n'
+    )
+    assert load_settings(path).sensors[0].exercise == "deep-hip-rotators-small-arc"
+
+
 def test_the_live_line_shows_count_angle_hold_and_flags() -> None:
     from hipsense.daemon._live_view import HoldClock, SensorView, render_line
 

@@ -67,6 +67,22 @@ class SensorSettings(_Strict):
             raise ValueError("expected exactly one of ble or simulated")
         return self
 
+    @model_validator(mode="after")
+    def _exercise_in_program(self) -> "SensorSettings":
+        # Reps of another exercise scored against the program's prescription would say
+        # 29 % adherence for a session done right.
+        if self.program is None or self.exercise is None:
+            return self
+        from hipsense.session import load_programs
+
+        listed = [line.exercise for line in load_programs()[self.program].exercises]
+        if self.exercise not in listed:
+            raise ValueError(
+                f"exercise {self.exercise!r} is not in program {self.program!r}: expected "
+                f"one of {', '.join(listed)}, or no exercise (the program's first is measured)"
+            )
+        return self
+
     @field_validator("program")
     @classmethod
     def _known_program(cls, v: str | None) -> str | None:

@@ -105,8 +105,7 @@ def test_unknown_program_and_exercise_are_named(tmp_path: Path) -> None:
 def test_an_exercise_outside_the_program_is_refused_naming_both(tmp_path: Path) -> None:
     path = tmp_path / "h.toml"
     path.write_text(
-        '[[sensors]]\nid = "a"\nble = "x"\nexercise = "clamshell"\n'
-        'program = "hip-core-level-1"\n'
+        '[[sensors]]\nid = "a"\nble = "x"\nexercise = "clamshell"\nprogram = "hip-core-level-1"\n'
     )
     with pytest.raises(
         ConfigError,

@@ -198,7 +198,7 @@ async def run_session(
 
     def keep_trace() -> None:
         storage.check()
-        if history is not None:
+        if history is not None and recorded:
             history.add_trace(sid, *pipeline.take_trace())
             if raw:
                 history.add_raw(
@@ -209,15 +209,22 @@ async def run_session(
                 )
                 raw.clear()
 
-    if history is not None:
-        history.start(
-            sid,
-            sensor_id=link.sensor_id,
-            exercise=pipeline.exercise_id,
-            started_at=pipeline.started_at.isoformat(),
-            patient_id=pipeline.patient_id,
-            topic_root=publisher.topics.prefix if publisher is not None else None,
-        )
+    # A session is recorded from its first samples: a sensor that never delivers any
+    # (out of range, no Bluetooth) leaves no empty "0 reps" session behind.
+    recorded = False
+
+    def record() -> None:
+        nonlocal recorded
+        recorded = True
+        if history is not None:
+            history.start(
+                sid,
+                sensor_id=link.sensor_id,
+                exercise=pipeline.exercise_id,
+                started_at=pipeline.started_at.isoformat(),
+                patient_id=pipeline.patient_id,
+                topic_root=publisher.topics.prefix if publisher is not None else None,
+            )
 
     if publisher is not None:
         publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
@@ -240,6 +247,8 @@ async def run_session(
                 item = next_item.result()
             except StopAsyncIteration:
                 break
+            if not recorded and isinstance(item, SampleBlock) and item.count:
+                record()
             events = pipeline.feed(item)
             if (
                 keep_raw
@@ -265,6 +274,15 @@ async def run_session(
         stopped.cancel()
         if own_items:
             await items.aclose()  # type: ignore[attr-defined]
+    if not recorded:
+        log.warning(
+            "session %s: sensor %s delivered no samples; no session recorded",
+            sid,
+            link.sensor_id,
+        )
+        if publisher is not None:
+            publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
+        return
     for ev in publish(pipeline.finish()):
         yield ev
     keep_trace()

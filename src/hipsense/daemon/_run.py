@@ -26,7 +26,7 @@ from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
 from ._live_view import HoldClock, redraw, render_line, view_of
-from ._session_runner import close_interrupted, run_session
+from ._session_runner import close_interrupted, run_session, sensor_state
 from ._state import default_state_dir, gateway_id, new_session_id, prepare
 
 __all__ = ["configure_logging", "run_daemon"]
@@ -75,6 +75,8 @@ class _Sensor:
     tracker: PrescriptionTracker | None = None
     end_session: asyncio.Event = field(default_factory=asyncio.Event)
     session_ids: list[str] = field(default_factory=list)
+    failed: HipsenseError | None = None
+    """Why the link's stream ended for good, if it failed (no Bluetooth adapter...)."""
 
 
 def _make_link(cfg: SensorSettings) -> SensorLink:
@@ -221,11 +223,19 @@ class Daemon:
                 if pump.done():
                     break  # the stream ended for good (a simulated session is over)
             pump.cancel()
+        if sensor.failed is not None:
+            # Its state says why (retained), then the service ends naming it: a link
+            # that cannot heal is not retried for ever.
+            pub.publish_sensor_state(sensor_state(link, pub.outbox, self.history))
+            raise sensor.failed
 
     async def _pump(self, sensor: _Sensor) -> None:
         try:
             async for item in sensor.link.items():
                 await sensor.queue.put(item)
+        except HipsenseError as exc:
+            sensor.failed = exc
+            sensor.end_session.set()
         finally:
             sensor.queue.put_nowait(_END)
 
@@ -261,6 +271,8 @@ class Daemon:
         finally:
             await items.aclose()  # type: ignore[attr-defined]
         tally = pipeline.tally
+        if pipeline.samples == 0:
+            return  # never begun: run_session said so
         log.info(
             "sensor %s: session %s ended: %d reps, %d holds, %d sets",
             sensor.config.id,

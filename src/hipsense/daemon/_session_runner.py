@@ -129,6 +129,7 @@ def sensor_state(
         rate_hz=t.rate_hz,
         loss_pct=round(t.loss_pct, 2),
         reconnects=t.reconnects,
+        error=t.error,
         storage=storage_state(outbox, history),
     )
 

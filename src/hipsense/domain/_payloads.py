@@ -71,6 +71,9 @@ class SensorState(_Model):
     rate_hz: float | None = None
     loss_pct: float | None = None
     reconnects: int = 0
+    error: str | None = None
+    """Why the link is down for good (no Bluetooth adapter, another protocol version):
+    the gateway has stopped trying. None while it works or retries."""
     storage: str | None = None
     """None while the gateway writes events to its state folder; else why it cannot (disk
     full, read-only) and what it does meanwhile: events are held in memory and written

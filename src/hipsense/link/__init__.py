@@ -12,6 +12,7 @@ from ._ble import (
     FoundSensor,
     SensorCommandError,
     SensorNotFoundError,
+    bluetooth_missing,
     scan,
 )
 from ._simulated import SimulatedLink
@@ -28,5 +29,6 @@ __all__ = [
     "SensorNotFoundError",
     "SimulatedLink",
     "StreamItem",
+    "bluetooth_missing",
     "scan",
 ]

@@ -26,7 +26,12 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bleak.exc import BleakError
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakError,
+)
 
 from hipsense._errors import HipsenseError
 from hipsense.protocol import (
@@ -67,6 +72,7 @@ __all__ = [
     "FoundSensor",
     "SensorCommandError",
     "SensorNotFoundError",
+    "bluetooth_missing",
     "scan",
 ]
 
@@ -146,7 +152,8 @@ async def scan(timeout_s: float = 5.0, *, adapter: str | None = None) -> list[Fo
     try:
         found = await BleakScanner.discover(timeout=timeout_s, return_adv=True, **kwargs)
     except (BleakError, OSError) as exc:
-        raise BleLinkError(f"scan: expected a working Bluetooth adapter, got {exc}") from exc
+        why = bluetooth_missing(exc) or _describe(exc)
+        raise BleLinkError(f"scan: expected a working Bluetooth adapter, got {why}") from exc
     sensors = [
         FoundSensor(
             address=device.address,
@@ -159,6 +166,28 @@ async def scan(timeout_s: float = 5.0, *, adapter: str | None = None) -> list[Fo
         if _is_hipsense(adv)
     ]
     return sorted(sensors, key=lambda s: -s.rssi_dbm)
+
+
+def bluetooth_missing(exc: BaseException) -> str | None:
+    """What is missing, if `exc` says this machine has no usable Bluetooth stack.
+
+    No D-Bus system bus, no BlueZ on it, no adapter (or none that can be a BLE central),
+    or D-Bus refusing this user: none of them heals by retrying. None for anything else,
+    an adapter that is off included (someone may switch it on).
+    """
+    if isinstance(exc, FileNotFoundError):
+        return "no D-Bus system bus (is dbus running? BlueZ needs it)"
+    if isinstance(exc, BleakDBusError) and exc.dbus_error in (
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+    ):
+        return "no BlueZ on the system bus (install and start bluetooth.service)"
+    reason = BleakBluetoothNotAvailableReason
+    if isinstance(exc, BleakBluetoothNotAvailableError) and exc.reason is not reason.POWERED_OFF:
+        if exc.reason is reason.DENIED_BY_SYSTEM:
+            return f"{exc.args[0]} (is this user in the bluetooth group?)"
+        return str(exc.args[0])
+    return None
 
 
 class _LinkRestartError(Exception):
@@ -335,6 +364,13 @@ class BleLink:
                 except (BleakError, TimeoutError, EOFError, OSError, SensorCommandError) as exc:
                     if self._closing.is_set():
                         break
+                    if (missing := bluetooth_missing(exc)) is not None:
+                        wanted = f"expected a working Bluetooth adapter, got {missing}"
+                        self._telemetry.error = wanted
+                        self._fatal = BleLinkError(f"sensor {self.target!r}: {wanted}")
+                        self._fatal.__cause__ = exc
+                        log.error("ble %s: %s; not retrying", self.target, wanted)
+                        break
                     attempt += 1
                     if isinstance(exc, SensorNotFoundError) or attempt % 5 == 0:
                         self._device = None  # look for it again: BlueZ's object may be stale
@@ -355,6 +391,7 @@ class BleLink:
             # Another protocol major version: retrying cannot help.
             self._fatal = BleLinkError(f"sensor {self.target!r}: {exc}")
             self._fatal.__cause__ = exc
+            self._telemetry.error = str(exc)
             log.error("ble %s: %s", self.target, exc)
         except Exception as exc:  # any death of the task ends the link loudly
             self._die("connection", exc)

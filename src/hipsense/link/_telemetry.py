@@ -26,6 +26,9 @@ class LinkTelemetry:
     battery_pct: float | None = None
     packets_per_s: float = 0.0
     """Packets received per second, over the last few seconds."""
+    error: str | None = None
+    """Why the link is down for good (no Bluetooth adapter, another protocol version):
+    retrying cannot help. None while it works, or fails in ways that may heal."""
     stream: ReassemblyStats | None = None
     """Packet counts of the reassembler: loss, gaps, duplicates, malformed."""
     rate_window_s: float = 2.0

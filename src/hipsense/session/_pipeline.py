@@ -97,6 +97,8 @@ class SessionPipeline:
         self.tally = SessionTally()
         self.progress: str | None = None
         self._t0: float | None = None
+        self.samples = 0
+        """Samples fed so far."""
         self.last_t_s: F64Array = np.empty(0)
         """Session times of the last block fed (for keeping its raw samples)."""
         self._live_last_slot = -np.inf
@@ -124,6 +126,7 @@ class SessionPipeline:
         if self._t0 is None:
             self._t0 = float(item.t_host_s[0])
         t = item.t_host_s - self._t0
+        self.samples += t.shape[0]
         self.last_t_s = t
         if item.acc_m_s2 is not None and item.gyr_rad_s is not None:
             events = self.core.update(t, gyr_rad_s=item.gyr_rad_s, acc_m_s2=item.acc_m_s2)

@@ -2,11 +2,12 @@
 
 import math
 
-import hipsense.protocol as hp
 import numpy as np
 import pytest
 from hipsense_fw.fusion import Mahony
 from hipsense_fw.sensor import Sensor
+
+import hipsense.protocol as hp
 
 ONE_G = 4096  # counts at ±8 g
 

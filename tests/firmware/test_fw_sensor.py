@@ -1,10 +1,10 @@
 """The firmware's control-point state machine and status, read back by hipsense's decoder."""
 
-import hipsense.protocol as hp
 import pytest
 from hipsense_fw import protocol as fw
 from hipsense_fw.sensor import Sensor
 
+import hipsense.protocol as hp
 from tests.firmware._drive import Loop
 
 START_RAW = bytes([0x01, 1])

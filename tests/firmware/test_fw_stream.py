@@ -1,11 +1,11 @@
 """Packets from the firmware, decoded and reassembled by hipsense: samples, sizes, resume."""
 
-import hipsense.protocol as hp
 import numpy as np
 import pytest
 from hipsense_fw.backlog import Backlog
 from hipsense_fw.sensor import Sensor
 
+import hipsense.protocol as hp
 from tests.firmware._drive import Loop
 
 FMT = hp.StreamFormat(rate_hz=100, accel_range_g=8, gyro_range_dps=1000)
@@ -171,7 +171,7 @@ def test_resume_gives_back_the_missed_packets_in_order_before_live_ones() -> Non
     assert seqs == list(range(len(seqs)))  # no hole, no repeat, oldest first
     assert s.replayed == len(seqs[n_before:]) - 6  # the live second after the resume
     assert s.packets_not_kept == 0
-    blocks, gaps, r2 = _reassemble(loop)
+    blocks, gaps, _ = _reassemble(loop)
     assert not gaps
     np.testing.assert_array_equal(_counts(blocks)[0], _fed(loop)[0])
     assert len(loop.fed) == 900

@@ -266,6 +266,11 @@ class Sensor:
 
     # -- sampling ---------------------------------------------------------------------
 
+    @property
+    def next_sample_us(self):
+        """Sensor time of the next sample, or None when not streaming (the loop may sleep)."""
+        return self._next_tick_us if self.streaming else None
+
     def sample_due(self, now_us):
         """Whether the main loop should read the IMU now."""
         return self.streaming and now_us >= self._next_tick_us

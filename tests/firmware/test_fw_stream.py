@@ -279,3 +279,25 @@ def test_kept_packets_too_long_for_a_smaller_mtu_are_given_up() -> None:
     assert s.packets_not_kept >= 5
     loop.run(50_000)
     assert all(len(p) <= 20 for p, _ in loop.sent[5:])
+
+
+def test_a_host_that_does_not_resume_stops_reconfigures_and_starts_anew() -> None:
+    """Session step 3-5 after a reconnection: the old stream ends, the counter goes on."""
+    loop = Loop(Sensor())
+    s = loop.sensor
+    s.connect(244)
+    loop.command(bytes([0x01, 1]))
+    loop.run(1_950_000)  # 10 packets sent, 5 samples in the one being filled
+    s.disconnect(loop.now_us)
+    loop.run(1_900_000)  # 10 more packets built into the ring
+    s.connect(244)
+    assert _result_ok(loop.command(bytes([0x02])))
+    assert _result_ok(loop.command(bytes([0x03, 50, 0])))
+    assert _result_ok(loop.command(bytes([0x01, 1])))
+    loop.run(380_000)
+    pkts = [hp.decode(p, hp.StreamFormat(rate_hz=50)) for p, _ in loop.sent]
+    # Nothing of the old stream is sent after the STOP; the partial packet it ended
+    # with was for nobody, so it used no number.
+    assert [p.seq for p in pkts] == [*range(10), 20]
+    assert pkts[-1].timestamp_us % 20_000 == 0 and pkts[-1].timestamp_us > 3_850_000
+    assert len(s.ring) == 1

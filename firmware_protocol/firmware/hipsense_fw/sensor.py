@@ -189,13 +189,22 @@ class Sensor:
             self._drop_backlog()  # without resume_seq the host wants no backlog
         else:
             if self.streaming:
-                self._batcher.flush()  # the old kind's last samples, then the new kind
+                self._end_packet()  # the old kind's last samples, then the new kind
                 self._drop_backlog()
             self._new_stream(kind, now_us)
         self._batcher.resize(self.att_payload)
         self._live = True
         self._lost_at_us = None
         return RESULT_SUCCESS
+
+    def _end_packet(self):
+        # Sent as it is to a host that streams; for one that has not resumed the stream
+        # (it reconnected and stops or restarts it) it would only be thrown away with
+        # the backlog, so it takes no sequence number.
+        if self._live:
+            self._batcher.flush()
+        else:
+            self._batcher.drop()
 
     def _drop_backlog(self):
         # Packets already due on a live link are in flight: they still go out.
@@ -219,7 +228,7 @@ class Sensor:
 
     def _stop(self):
         if self.streaming:
-            self._batcher.flush()  # the partial packet: the only time one is sent
+            self._end_packet()  # the partial packet: the only time one is sent
             self._seq = self._batcher.seq
             self._drop_backlog()
             self.streaming = False

@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 from hipsense_fw.backlog import Backlog
+from hipsense_fw.batcher import Batcher
 from hipsense_fw.sensor import Sensor
 
 import hipsense.protocol as hp
-from tests.firmware._drive import Loop
+from tests.firmware._drive import Loop, raw_at
 
 FMT = hp.StreamFormat(rate_hz=100, accel_range_g=8, gyro_range_dps=1000)
 KINDS = [hp.PayloadKind.RAW, hp.PayloadKind.QUAT, hp.PayloadKind.RAW_QUAT]
@@ -91,13 +92,14 @@ def test_round_trip_quaternions_decode_as_unit_quaternions(kind: hp.PayloadKind)
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
-@pytest.mark.parametrize("att_payload", [20, 244], ids=["mtu23", "mtu247"])
+@pytest.mark.parametrize("att_payload", [20, 244, 509], ids=["mtu23", "mtu247", "mtu512"])
 def test_batching_fills_packets_to_the_mtu(kind: hp.PayloadKind, att_payload: int) -> None:
     s = Sensor()
     s.connect(att_payload)
     loop = Loop(s)
     result = hp.decode_response(loop.command(bytes([0x01, int(kind)]))).result
-    most = hp.max_samples_per_packet(kind, att_payload)
+    # Never past 244 bytes, whatever the MTU (PROTOCOL.md 3.3).
+    most = hp.max_samples_per_packet(kind, min(att_payload, hp.MAX_ATT_PAYLOAD))
     if most == 0:  # RAW_QUAT at MTU 23
         assert result == hp.ResultCode.INVALID_PARAMETER
         return
@@ -107,7 +109,7 @@ def test_batching_fills_packets_to_the_mtu(kind: hp.PayloadKind, att_payload: in
     loop.drain()
     sizes = [len(p) for p, _ in loop.sent]
     counts = [hp.decode(p, FMT).count for p, _ in loop.sent]
-    assert max(sizes) <= att_payload
+    assert max(sizes) <= min(att_payload, hp.MAX_ATT_PAYLOAD)
     assert all(c == most for c in counts[:-1])  # full packets while streaming
     assert 1 <= counts[-1] <= most  # a partial one only at the stop
     assert sum(counts) == 103
@@ -301,3 +303,29 @@ def test_a_host_that_does_not_resume_stops_reconfigures_and_starts_anew() -> Non
     assert [p.seq for p in pkts] == [*range(10), 20]
     assert pkts[-1].timestamp_us % 20_000 == 0 and pkts[-1].timestamp_us > 3_850_000
     assert len(s.ring) == 1
+
+
+def test_batcher_follows_an_mtu_change_at_the_packet_in_progress() -> None:
+    out: list[tuple[bytes, int]] = []
+    b = Batcher(1, 100, 10_000, lambda p, s: out.append((bytes(p), s)), seq=7)
+    assert b.capacity == 7
+    for i in range(3):
+        b.add(i * 10_000, raw_at(i))
+    b.resize(244)  # grows: the 3 samples stay in the packet being filled
+    for i in range(3, 19):
+        b.add(i * 10_000, raw_at(i))
+    b.add(19 * 10_000, raw_at(19))
+    b.add(20 * 10_000, raw_at(20))
+    b.resize(20)  # shrinks below what the packet holds: it is closed now
+    b.add(21 * 10_000, raw_at(21))
+    pkts = [hp.decode(p, FMT) for p, _ in out]
+    assert [(p.seq, p.count, p.timestamp_us) for p in pkts] == [
+        (7, 19, 0),
+        (8, 2, 190_000),
+        (9, 1, 210_000),
+    ]
+    assert [s for _, s in out] == [7, 8, 9]
+    back = np.rint(np.vstack([p.acc_m_s2 for p in pkts]) / FMT.accel_lsb_m_s2)  # type: ignore[misc]
+    np.testing.assert_array_equal(back, [raw_at(i)[:3] for i in range(22)])
+    with pytest.raises(ValueError, match="att_payload"):
+        Batcher(3, 20, 10_000, lambda p, s: None)

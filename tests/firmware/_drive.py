@@ -2,7 +2,10 @@
 
 from dataclasses import dataclass, field
 
+import numpy as np
 from hipsense_fw.sensor import Sensor
+
+import hipsense.protocol as hp
 
 
 def raw_at(k: int) -> tuple[int, int, int, int, int, int]:
@@ -50,3 +53,17 @@ class Loop:
         while (p := self.sensor.next_packet()) is not None:
             self.sent.append((bytes(p), self.host_s()))
             self.sensor.packet_sent()
+
+
+def fed_arrays(loop: Loop) -> tuple[np.ndarray, np.ndarray]:
+    """The counts and sensor times of every sample the loop handed to the sensor."""
+    t = np.array([t for t, _ in loop.fed], dtype=np.int64)
+    return np.array([raw for _, raw in loop.fed], dtype=np.int64), t
+
+
+def counts_of(blocks: list[hp.SampleBlock], fmt: hp.StreamFormat) -> tuple[np.ndarray, np.ndarray]:
+    """Raw counts back from the SI units of RAW blocks, and their unwrapped sensor times."""
+    acc = np.concatenate([b.acc_m_s2 for b in blocks if b.acc_m_s2 is not None])
+    gyr = np.concatenate([b.gyr_rad_s for b in blocks if b.gyr_rad_s is not None])
+    counts = np.hstack([acc / fmt.accel_lsb_m_s2, gyr / fmt.gyro_lsb_rad_s])
+    return np.rint(counts).astype(np.int64), np.concatenate([b.t_sensor_us for b in blocks])

@@ -7,7 +7,7 @@ from hipsense_fw.batcher import Batcher
 from hipsense_fw.sensor import Sensor
 
 import hipsense.protocol as hp
-from tests.firmware._drive import Loop, raw_at
+from tests.firmware._drive import Loop, counts_of, fed_arrays, raw_at
 
 FMT = hp.StreamFormat(rate_hz=100, accel_range_g=8, gyro_range_dps=1000)
 KINDS = [hp.PayloadKind.RAW, hp.PayloadKind.QUAT, hp.PayloadKind.RAW_QUAT]
@@ -27,20 +27,6 @@ def _reassemble(
     return blocks, gaps, r
 
 
-def _counts(blocks: list[hp.SampleBlock]) -> tuple[np.ndarray, np.ndarray]:
-    """Raw counts back from SI units, and unwrapped sensor times, of every block."""
-    acc = np.concatenate([b.acc_m_s2 for b in blocks if b.acc_m_s2 is not None])
-    gyr = np.concatenate([b.gyr_rad_s for b in blocks if b.gyr_rad_s is not None])
-    counts = np.hstack([acc / FMT.accel_lsb_m_s2, gyr / FMT.gyro_lsb_rad_s])
-    t = np.concatenate([b.t_sensor_us for b in blocks])
-    return np.rint(counts).astype(np.int64), t
-
-
-def _fed(loop: Loop) -> tuple[np.ndarray, np.ndarray]:
-    t = np.array([t for t, _ in loop.fed], dtype=np.int64)
-    return np.array([raw for _, raw in loop.fed], dtype=np.int64), t
-
-
 @pytest.mark.parametrize(
     ("start_us", "seq0"), [(0, 0), (2**32 - 2_000_000, 65_530)], ids=["boot", "both-wrap"]
 )
@@ -58,8 +44,8 @@ def test_round_trip_raw_samples_are_the_ones_fed(start_us: int, seq0: int) -> No
     assert seqs[0] == seq0 and (seq0 == 0 or 0 in seqs)  # the sequence wrapped
     blocks, gaps, r = _reassemble(loop)
     assert not gaps
-    got, t = _counts(blocks)
-    want, t_fed = _fed(loop)
+    got, t = counts_of(blocks, FMT)
+    want, t_fed = fed_arrays(loop)
     assert len(want) == 500
     np.testing.assert_array_equal(got, want)
     # Sensor time comes back unwrapped: the same steps as the firmware's own clock.
@@ -80,7 +66,7 @@ def test_round_trip_quaternions_decode_as_unit_quaternions(kind: hp.PayloadKind)
     assert not gaps
     assert sum(b.count for b in blocks) == len(loop.fed) == 200
     if kind.has_raw:
-        np.testing.assert_array_equal(_counts(blocks)[0], _fed(loop)[0])
+        np.testing.assert_array_equal(counts_of(blocks, FMT)[0], fed_arrays(loop)[0])
     if kind.has_quat:
         q = np.concatenate([b.quat for b in blocks if b.quat is not None])
         np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-9)
@@ -175,7 +161,7 @@ def test_resume_gives_back_the_missed_packets_in_order_before_live_ones() -> Non
     assert s.packets_not_kept == 0
     blocks, gaps, _ = _reassemble(loop)
     assert not gaps
-    np.testing.assert_array_equal(_counts(blocks)[0], _fed(loop)[0])
+    np.testing.assert_array_equal(counts_of(blocks, FMT)[0], fed_arrays(loop)[0])
     assert len(loop.fed) == 900
 
 

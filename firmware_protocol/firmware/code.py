@@ -203,12 +203,13 @@ def main():
         if ble.connected != connected:
             connected = ble.connected
             if connected:
-                conn = _bleio.adapter.connections[0]
-                sensor.connect(conn.max_packet_length)
-                try:  # noqa: SIM105 (CircuitPython has no contextlib)
-                    conn.connection_interval = CONNECTION_INTERVAL_MS
-                except (_bleio.BluetoothError, ValueError):
-                    pass  # the central decides; the request is a wish
+                conns = _bleio.adapter.connections
+                sensor.connect(conns[0].max_packet_length if conns else hs.DEFAULT_ATT_PAYLOAD)
+                if conns:
+                    try:  # noqa: SIM105 (CircuitPython has no contextlib)
+                        conns[0].connection_interval = CONNECTION_INTERVAL_MS
+                    except (_bleio.BluetoothError, ValueError):
+                        pass  # the central decides; the request is a wish
             else:
                 sensor.disconnect(now)
                 advertise()

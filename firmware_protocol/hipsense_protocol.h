@@ -1,5 +1,5 @@
 /*
- * hipsense_protocol.h - the hipsense native sensor protocol, version 1.0, for firmware.
+ * hipsense_protocol.h - the hipsense native sensor protocol, version 1.1, for firmware.
  *
  * Header-only, C99, no allocation, no dependencies beyond <stdint.h> and <stddef.h>.
  * Byte order on the air is little-endian; the encoders below write bytes explicitly,

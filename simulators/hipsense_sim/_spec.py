@@ -178,7 +178,10 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
 
 
 def suite_dir() -> Path:
-    """The development suite's folder, simulators/scenarios."""
+    """The development suite's folder: the installed copy, or simulators/scenarios."""
+    packaged = Path(__file__).resolve().parent / "_scenarios"
+    if packaged.is_dir():
+        return packaged
     return Path(__file__).resolve().parents[1] / "scenarios"
 
 

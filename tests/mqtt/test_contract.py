@@ -5,7 +5,7 @@ from pathlib import Path
 
 from hipsense.cli import main
 from hipsense.mqtt import EventMessage, Topics
-from hipsense.mqtt._contract import CHANNELS, asyncapi_document, stale
+from hipsense.mqtt._contract import CHANNELS, DIALECT, asyncapi_document, stale
 from tests.conftest import ROOT
 
 
@@ -54,4 +54,5 @@ def test_every_topic_of_the_tree_is_a_channel_with_qos_and_retain() -> None:
 def test_the_event_schema_describes_what_is_published() -> None:
     schema = json.loads((ROOT / "docs" / "schemas" / "EventMessage.json").read_text())
     assert set(schema["required"]) >= {"id", "session_id", "seq", "sensor_id", "event"}
+    assert schema.pop("$schema") == DIALECT
     assert schema == EventMessage.model_json_schema()

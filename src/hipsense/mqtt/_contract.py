@@ -26,14 +26,20 @@ from hipsense.domain import (
 
 __all__ = [
     "CHANNELS",
+    "DIALECT",
     "Channel",
     "asyncapi_document",
+    "asyncapi_schema",
     "contract_files",
     "json_schemas",
     "render_yaml",
     "stale",
     "write",
 ]
+
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+"""The JSON Schema dialect of `docs/schemas/*.json` (pydantic writes 2020-12)."""
 
 
 @dataclass(frozen=True)
@@ -183,7 +189,6 @@ def asyncapi_document() -> dict[str, Any]:
         # Nested definitions become components of their own, referenced the same way.
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
-    text = json.dumps(schemas).replace('"#/$defs/', '"#/components/schemas/')
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -206,8 +211,49 @@ def asyncapi_document() -> dict[str, Any]:
         },
         "channels": channels,
         "operations": operations,
-        "components": {"messages": messages, "schemas": json.loads(text)},
+        "components": {
+            "messages": messages,
+            "schemas": {k: asyncapi_schema(v) for k, v in schemas.items()},
+        },
     }
+
+
+def asyncapi_schema(node: Any) -> Any:
+    """One JSON Schema 2020-12 node (pydantic's) as an AsyncAPI 3.0 Schema Object.
+
+    The AsyncAPI Schema Object is a superset of JSON Schema draft 07, so the few
+    2020-12 and OpenAPI spellings pydantic writes are translated, everything else is
+    kept: references into `$defs` point at `#/components/schemas/`; a tuple's
+    `prefixItems` becomes draft 07's array form of `items`; and OpenAPI's discriminator
+    object ({propertyName, mapping}), which AsyncAPI parsers reject because there
+    `discriminator` is a string, becomes that string. The spec wants the discriminator
+    property defined and required on the schema that names it, so the union gets the
+    property with its values as an enum. The mapping itself needs no keyword: each
+    alternative fixes the property with `const`.
+    """
+    if isinstance(node, list):
+        return [asyncapi_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {
+        "items" if k == "prefixItems" else k: asyncapi_schema(v)
+        for k, v in node.items()
+        if k != "discriminator"
+    }
+    ref = out.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        out["$ref"] = "#/components/schemas/" + ref.removeprefix("#/$defs/")
+    discriminator = node.get("discriminator")
+    if isinstance(discriminator, dict):
+        prop = discriminator["propertyName"]
+        out["discriminator"] = prop
+        out["properties"] = {
+            **out.get("properties", {}),
+            prop: {"type": "string", "enum": sorted(discriminator.get("mapping", {}))},
+        }
+        required = out.get("required", [])
+        out["required"] = required if prop in required else [*required, prop]
+    return out
 
 
 _PARAMS = {
@@ -249,8 +295,10 @@ def render_yaml(value: Any, indent: int = 0) -> str:
 
 def contract_files(docs: Path) -> dict[Path, str]:
     """Every contract file under `docs` with the text it should have."""
+    # The dialect said once per file, so a validator need not guess it.
     files = {
-        docs / "schemas" / f"{name}.json": json.dumps(schema, indent=2) + "\n"
+        docs / "schemas" / f"{name}.json": json.dumps({"$schema": DIALECT, **schema}, indent=2)
+        + "\n"
         for name, schema in json_schemas().items()
     }
     files[docs / "asyncapi.yaml"] = (

@@ -556,7 +556,7 @@ class DotTimeline:
         self._reconnected_s = None
         u = u0 + np.concatenate(([0], np.cumsum(steps)))
         floor = -math.inf if self._last_us is None or restart else self._last_us
-        before = np.concatenate(([floor], np.maximum.accumulate(u)[:-1]))
+        before = np.maximum.accumulate(np.concatenate(([floor], u)))[:-1]
         keep = u > before
         dropped = int(n - np.count_nonzero(keep))
         self.stats.duplicates += dropped
@@ -574,10 +574,13 @@ class DotTimeline:
         j = int(np.argmin(d))
         est = self.clock.observe(int(u[j]), float(host_s[j]))
         t_host = est.to_host(u)
-        # Host times never run backwards (a re-fitted mapping may move them a little).
+        # Host times never run backwards (a re-fitted mapping may move them a little): a
+        # sample mapped less than half a period after the one before is put there. With
+        # s_i = t_i - i * half that is a running maximum of s.
         half = 0.5 / self.fmt.rate_hz
-        t_host = np.maximum(t_host, self._last_sample_host_s + half)
-        t_host = np.maximum.accumulate(t_host)
+        steps_s = half * np.arange(t_host.shape[0])
+        floor_s = self._last_sample_host_s + half
+        t_host = np.maximum.accumulate(np.maximum(t_host - steps_s, floor_s)) + steps_s
         period = self.fmt.period_us
         prev_us = self._last_us if self._last_us is not None else int(u[0])
         du = np.diff(np.concatenate(([prev_us], u)))
@@ -616,7 +619,8 @@ class DotTimeline:
             # Two clocks: only the host's says how long it was.
             lost = max(0, round((float(t_host[a]) - start_host) * self.fmt.rate_hz) - 1)
         else:
-            lost = max(0, round(int(du[a]) / self.fmt.period_us) - 1)
+            # The exact period, not `period_us` rounded: over hours it would miscount.
+            lost = max(0, round(int(du[a]) * self.fmt.rate_hz / _US_PER_S) - 1)
         self.stats.gaps += 1
         self.stats.lost_packets += lost
         self.stats.lost_samples += lost

@@ -102,7 +102,7 @@ def test_bad_values_are_refused_sample_by_sample() -> None:
     assert s.index.tolist() == [1, 4]
     assert s.t_us.tolist() == [1, 4]
     zero_q = encode_measurement(PayloadMode.CUSTOM_MODE_5, [1], acc[:1], gyr[:1], np.zeros((1, 4)))
-    with pytest.raises(DotFieldError, match="quaternion norm 0.0000"):
+    with pytest.raises(DotFieldError, match=r"quaternion norm 0\.0000"):
         decode_measurement(zero_q[0], PayloadMode.CUSTOM_MODE_5)
 
 
@@ -118,7 +118,7 @@ def test_measurement_control_bytes() -> None:
     assert (ctl.streaming, ctl.mode) == (True, 21)
     with pytest.raises(DotLengthError, match="expected 3 bytes, got 2"):
         decode_measurement_control(bytes([1, 1]))
-    with pytest.raises(DotFieldError, match="action: expected 0 .stop. or 1 .start., got 7"):
+    with pytest.raises(DotFieldError, match=r"action: expected 0 \(stop\) or 1 \(start\), got 7"):
         decode_measurement_control(bytes([1, 7, 21]))
 
 
@@ -132,21 +132,29 @@ def test_output_rate_write_keeps_the_rest_of_device_control() -> None:
     write = decode_device_control(encode_set_output_rate(current, 20))
     assert write.visit_index == VISIT_OUTPUT_RATE
     assert (write.output_rate_hz, write.tag, write.filter_profile_index) == (20, "left thigh", 1)
-    with pytest.raises(DotSettingError, match="expected one of 1, 4, 10, 12, 15, 20, 30, 60, got 100"):
+    with pytest.raises(
+        DotSettingError, match=r"expected one of 1, 4, 10, 12, 15, 20, 30, 60, got 100"
+    ):
         encode_set_output_rate(current, 100)
-    with pytest.raises(DotLengthError, match="expected 27..32 bytes, got 16"):
+    with pytest.raises(DotLengthError, match=r"expected 27\.\.32 bytes, got 16"):
         decode_device_control(raw[:16])
-    with pytest.raises(DotFieldError, match="device tag length: expected 0..16, got 17"):
+    with pytest.raises(DotFieldError, match=r"device tag length: expected 0\.\.16, got 17"):
         decode_device_control(raw[:7] + bytes([17]) + raw[8:])
 
 
 def test_battery_and_device_info() -> None:
     assert decode_battery(encode_battery(DotBattery(64, True))) == DotBattery(64, True)
-    with pytest.raises(DotFieldError, match="battery level: expected 0..100 %, got 101 %"):
+    with pytest.raises(DotFieldError, match=r"battery level: expected 0\.\.100 %, got 101 %"):
         decode_battery(bytes([101, 0]))
     with pytest.raises(DotLengthError):
         decode_battery(bytes([50]))
-    info = bytes.fromhex("534800cd22d4") + bytes([2, 6, 0]) + bytes(11) + bytes([0x53, 0x48]) + bytes(6)
+    info = (
+        bytes.fromhex("534800cd22d4")
+        + bytes([2, 6, 0])
+        + bytes(11)
+        + bytes([0x53, 0x48])
+        + bytes(6)
+    )
     got = decode_device_info(info)
     assert (got.address, got.firmware, got.serial) == ("D4:22:CD:00:48:53", (2, 6, 0), "4853")
     with pytest.raises(DotLengthError):

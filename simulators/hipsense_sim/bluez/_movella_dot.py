@@ -175,11 +175,11 @@ class EmulatedDotFirmware:
             self.streaming = False
 
     def _start(self) -> None:
-        now = self.now_us()
+        # Streaming begins with the next sample on the output-rate grid of its clock; the
+        # session with the first sample ever sent, so a host can look each one up.
+        self._next_k = int(self.now_us() * self.rate_hz // 1_000_000) + 1
         if self._session_start_us is None:
-            self._session_start_us = now
-        # Streaming begins with the next sample on the output-rate grid of its clock.
-        self._next_k = int(now * self.rate_hz // 1_000_000) + 1
+            self._session_start_us = int(self._sample_us(self._next_k))
         self.streaming = True
 
     def link_lost(self) -> None:

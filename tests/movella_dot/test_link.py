@@ -22,7 +22,7 @@ from hipsense.movella_dot import (
 from hipsense.protocol import Gap, MalformedPacket, PayloadKind, SampleBlock, StreamFormat
 from hipsense.session import SessionPipeline
 from hipsense_sim.bluez import sensor_source
-from hipsense_sim.bluez._movella_dot import dot_session
+from hipsense_sim.bluez._movella_dot import dot_session, dot_values
 from tests.brokers import until
 from tests.link.conftest import Emulator
 
@@ -92,10 +92,7 @@ def assert_session_samples(got: Received, rate_hz: int, *, first_link: bool = Tr
     gyr = np.concatenate([b.gyr_rad_s for b in got.blocks if b.gyr_rad_s is not None])
     assert acc.shape == gyr.shape == (len(u), 3)
     if first_link:
-        t_s, src_acc, src_gyr = dot_session(0)
-        since_s = (u - u[0]) * 1e-6
-        expected_acc = np.stack([np.interp(since_s, t_s, src_acc[:, i]) for i in range(3)], 1)
-        expected_gyr = np.stack([np.interp(since_s, t_s, src_gyr[:, i]) for i in range(3)], 1)
+        expected_acc, expected_gyr = dot_values((u - u[0]) * 1e-6, rate_hz)
         # float32 on the air; deg/s there, rad/s here.
         np.testing.assert_allclose(acc, expected_acc, rtol=1e-6, atol=1e-5)
         np.testing.assert_allclose(gyr, expected_gyr, rtol=1e-6, atol=1e-6)

@@ -5,9 +5,10 @@ configuration service (device information, device control with the output rate, 
 report), the measurement service (control: start/stop and payload mode; long, medium
 and short payload notifications, one sample each), the battery service. Samples are the
 same simulated clamshell session the native emulated firmware plays (`sensor_source`),
-interpolated at the DOT's output rate and played from the first measurement on, stamped
-with the DOT's own microsecond clock. That clock starts near its 2^32 wrap (as a DOT
-powered up 71 minutes ago), so every emulated session wraps it within seconds.
+averaged over each output period as a DOT's strapdown integration does, played from the
+first measurement on, stamped with the DOT's own microsecond clock. That clock starts
+near its 2^32 wrap (as a DOT powered up 71 minutes ago), so every emulated session wraps
+it within seconds.
 
 Like a real DOT it stops measuring when the link drops and keeps no backlog. Faults
 come through the emulator's `org.hipsense.Emulator1` interface like the native
@@ -60,7 +61,7 @@ from hipsense.protocol import accel_lsb_m_s2, gyro_lsb_rad_s
 from ._bluez import Characteristic, DBusManufacturerData, Device, GattService
 from ._firmware import FaultCounts, sensor_source
 
-__all__ = ["EmulatedDot", "EmulatedDotFirmware", "dot_session"]
+__all__ = ["EmulatedDot", "EmulatedDotFirmware", "dot_session", "dot_values"]
 
 log = logging.getLogger("hipsense_sim.bluez")
 
@@ -91,12 +92,24 @@ def dot_session(seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64], ND
     return t, acc, gyr
 
 
-def _interp(t_s: NDArray[np.float64], seed: int) -> tuple[NDArray[np.float64], ...]:
+_SUBSAMPLES = 8
+
+
+def dot_values(
+    t_s: NDArray[np.float64], rate_hz: int, seed: int = 0
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Acceleration and angular velocity a DOT reports at session times `t_s`.
+
+    A DOT's rate quantities come from its strapdown integration: the velocity and
+    orientation increments over each output period, divided by it. So each value is
+    the session's mean over the period that ends at the sample, not a point sample.
+    """
     src_t, acc, gyr = dot_session(seed)
     duration = src_t[-1] + 1.0 / _SOURCE_RATE_HZ
-    tt = np.mod(t_s, duration)
-    a = np.stack([np.interp(tt, src_t, acc[:, i]) for i in range(3)], axis=1)
-    g = np.stack([np.interp(tt, src_t, gyr[:, i]) for i in range(3)], axis=1)
+    offsets = (np.arange(_SUBSAMPLES) + 0.5 - _SUBSAMPLES) / (_SUBSAMPLES * rate_hz)
+    tt = np.mod(np.asarray(t_s, dtype=np.float64)[:, None] + offsets, duration)
+    a = np.stack([np.interp(tt, src_t, acc[:, i]).mean(axis=1) for i in range(3)], axis=1)
+    g = np.stack([np.interp(tt, src_t, gyr[:, i]).mean(axis=1) for i in range(3)], axis=1)
     return a, g
 
 
@@ -210,7 +223,7 @@ class EmulatedDotFirmware:
             return []
         t_us = self._sample_us(k)
         since_s = (t_us - self._session_start_us).astype(np.float64) * 1e-6
-        acc, gyr = _interp(since_s, self.seed)
+        acc, gyr = dot_values(since_s, self.rate_hz, self.seed)
         quat = None
         if self.mode is PayloadMode.CUSTOM_MODE_5:
             # No sensor fusion here: the identity, so a host can tell the mode works.

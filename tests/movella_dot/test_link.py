@@ -138,7 +138,7 @@ async def test_delivered_rate_follows_the_configured_rate(
 
 
 async def test_reconnect_after_link_drop_and_stall_yields_gaps_and_goes_on(
-    dot_emulator: Emulator,
+    dot_emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     async with MovellaDotLink(DOT, settings=fast(60)) as link, streaming(link) as got:
         await until(lambda: got.samples >= 120, 20)
@@ -152,6 +152,8 @@ async def test_reconnect_after_link_drop_and_stall_yields_gaps_and_goes_on(
         assert drop.reason == "loss"
         # A DOT stops measuring when its link drops: at least the second out of range.
         assert drop.lost_samples >= 60
+        # Back within the outage, the failed Connect, and one backoff.
+        assert drop.duration_s < 3.0
         assert drop.duration_s == pytest.approx((drop.lost_samples + 1) / 60, rel=0.05)
 
         await dot_emulator.stall(2.0)
@@ -162,6 +164,12 @@ async def test_reconnect_after_link_drop_and_stall_yields_gaps_and_goes_on(
         assert len(got.gaps) == 2
         assert got.gaps[1].reason == "loss"
     counts = await dot_emulator.counts()
+    with capsys.disabled():
+        for why, g in zip(("1.0 s link drop", "2.0 s stall"), got.gaps, strict=True):
+            print(
+                f"\nDOT 60 Hz, {why}: Gap {g.reason}, {g.lost_samples} samples lost, "
+                f"{g.duration_s:.2f} s between the samples either side"
+            )
     assert not link.telemetry.connected
     assert counts["link_drops"] == 1 and counts["stalls"] == 1
     assert [i for i in got.items if isinstance(i, MalformedPacket)] == []

@@ -336,6 +336,10 @@ class EmulatedDot:
             raise DBusError("org.bluez.Error.AlreadyConnected", "Already Connected")
         if not self.reachable:
             await asyncio.sleep(_UNREACHABLE_CONNECT_S)
+            # BlueZ gives this error after it had connected for a moment: Connected goes
+            # true then false, and bleak waits for that before it retries the Connect.
+            self.device.set_state(connected=True, services_resolved=False)
+            self.device.set_state(connected=False, services_resolved=False)
             raise DBusError("org.bluez.Error.Failed", "le-connection-abort-by-local")
         await asyncio.sleep(_CONNECT_DELAY_S)
         self.device.set_state(connected=True, services_resolved=False)

@@ -347,13 +347,17 @@ class MovellaDotLink:
 
     async def _connect_once(self) -> None:
         device = await self._find()
-        self._lost.clear()
         client = BleakClient(
             device,
             disconnected_callback=self._on_disconnected,
             timeout=self.settings.connect_timeout_s,
         )
         await client.connect()
+        # Cleared only now: a Connect that bleak retried (BlueZ's le-connection-abort-by-
+        # local) has reported the aborted attempt's disconnection already.
+        self._lost.clear()
+        if not client.is_connected:
+            raise _LinkRestartError("disconnected while connecting")
         try:
             await self._setup(client)
             if self._ever_connected:

@@ -268,3 +268,16 @@ def test_errors_are_one_family() -> None:
     for cls in (DotLengthError, DotFieldError, DotSettingError):
         assert issubclass(cls, DotProtocolError)
     assert issubclass(DotSettingError, ValueError)
+
+
+def test_reset_forgets_the_stream() -> None:
+    tl = DotTimeline(DotStreamFormat(60))
+    before = _grid(60, 0, 30, 5_000_000)
+    tl.push(_batch(before), _host(before))
+    tl.reset()
+    after = _grid(60, 0, 30, 1_000_000)  # earlier: would be stale without the reset
+    (block,) = tl.push(_batch(after), _host(after, offset_s=200.0))
+    assert isinstance(block, SampleBlock)
+    np.testing.assert_array_equal(block.t_sensor_us, after)
+    assert block.seq_first == 0
+    assert (tl.stats.samples, tl.stats.duplicates, tl.stats.gaps) == (30, 0, 0)

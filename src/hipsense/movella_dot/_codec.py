@@ -517,13 +517,11 @@ class DotTimeline:
         self.clock.reset()
         self.stats = ReassemblyStats()
         self._last_us = None
+        self._last_wrapped = 0
+        self._last_host_s = 0.0
         self._reconnected_s = None
         self._last_sample_host_s = -math.inf
         self._seq = 0
-
-    def set_rate(self, fmt: DotStreamFormat) -> None:
-        """The rate changed (between connections): gaps are judged by the new period."""
-        self.fmt = fmt
 
     def reconnected(self, host_s: float) -> None:
         """A new connection: the next sample is placed by the host time since the last."""

@@ -11,7 +11,7 @@ import pytest
 from bleak import BleakScanner
 
 from hipsense.exercises import load_library
-from hipsense.link import SensorLink
+from hipsense.link import BleLinkError, SensorLink
 from hipsense.motion import RepEvent
 from hipsense.movella_dot import (
     MovellaDotLink,
@@ -283,3 +283,26 @@ def _head(block: SampleBlock, n: int) -> SampleBlock:
         gyr_rad_s=None if block.gyr_rad_s is None else block.gyr_rad_s[:n],
         quat=None if block.quat is None else block.quat[:n],
     )  # fmt: skip
+
+
+async def test_a_decode_task_that_dies_ends_the_stream_with_an_error(
+    dot_emulator: Emulator,
+) -> None:
+    # Whatever kills the decoding task (here a fault planted in the timeline), the
+    # consumer gets an error naming the task, never a stream that just ends.
+    async with MovellaDotLink(DOT, settings=fast(60)) as link:
+
+        def broken(*_: object) -> list[object]:
+            raise RuntimeError("planted fault")
+
+        items = link.items()
+        await anext(items)  # streaming
+        link._timeline.push = broken  # type: ignore[method-assign]
+
+        async def drain() -> None:
+            async with asyncio.timeout(10):
+                async for _ in items:
+                    pass
+
+        with pytest.raises(BleLinkError, match=r"decode task died.*planted fault"):
+            await drain()

@@ -6,6 +6,8 @@ import sys
 
 from ._emulator import BluezEmulator
 
+_DEFAULT = "C0:FF:EE:00:48:53=hipsense-4853"
+
 
 def main() -> int:
     """Run the emulator until killed; print "ready" once it owns org.bluez."""
@@ -19,9 +21,13 @@ def main() -> int:
     )
     p.add_argument("--mtu", type=int, choices=(23, 247), default=247)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kind", choices=("hipsense", "movella-dot"), default="hipsense")
     args = p.parse_args()
-    sensors = [tuple(s.split("=", 1)) for s in args.sensor or ["C0:FF:EE:00:48:53=hipsense-4853"]]
-    emulator = BluezEmulator(args.bus, [(a, n) for a, n in sensors], mtu=args.mtu, seed=args.seed)
+    default = "D4:22:CD:00:48:53=Xsens DOT" if args.kind == "movella-dot" else _DEFAULT
+    sensors = [tuple(s.split("=", 1)) for s in args.sensor or [default]]
+    emulator = BluezEmulator(
+        args.bus, [(a, n) for a, n in sensors], mtu=args.mtu, seed=args.seed, kind=args.kind
+    )
 
     async def run() -> None:
         ready = asyncio.Event()

@@ -38,6 +38,7 @@ from hipsense.protocol import (
 
 from ._bluez import Adapter, Characteristic, Device, GattService
 from ._firmware import EmulatedFirmware
+from ._movella_dot import EmulatedDot
 
 __all__ = ["BluezEmulator", "EmulatedSensor"]
 
@@ -215,7 +216,7 @@ class _Control(ServiceInterface):
         super().__init__("org.hipsense.Emulator1")
         self._emu = emulator
 
-    def _sensor(self, address: str) -> EmulatedSensor:
+    def _sensor(self, address: str) -> EmulatedSensor | EmulatedDot:
         try:
             return self._emu.sensors[address.upper()]
         except KeyError:
@@ -254,13 +255,20 @@ class BluezEmulator:
     """Owns `org.bluez` on the bus at `bus_address` and serves `sensors`."""
 
     def __init__(
-        self, bus_address: str | None, sensors: list[tuple[str, str]], *, mtu: int, seed: int = 0
+        self,
+        bus_address: str | None,
+        sensors: list[tuple[str, str]],
+        *,
+        mtu: int,
+        seed: int = 0,
+        kind: str = "hipsense",
     ) -> None:
         self.bus_address = bus_address
+        self.kind = kind
         self.sensor_specs = sensors
         self.mtu = mtu
         self.seed = seed
-        self.sensors: dict[str, EmulatedSensor] = {}
+        self.sensors: dict[str, EmulatedSensor | EmulatedDot] = {}
         self._discovering = False
 
     def _on_discovery(self, on: bool) -> None:
@@ -291,9 +299,8 @@ class BluezEmulator:
             adapter = Adapter("00:00:00:00:48:53", self._on_discovery)
             bus.export(ADAPTER_PATH, adapter)
             for i, (address, name) in enumerate(self.sensor_specs):
-                sensor = EmulatedSensor(
-                    bus, address.upper(), name, mtu=self.mtu, seed=self.seed + i
-                )
+                cls = EmulatedDot if self.kind == "movella-dot" else EmulatedSensor
+                sensor = cls(bus, address.upper(), name, mtu=self.mtu, seed=self.seed + i)
                 self.sensors[sensor.address] = sensor
             bus.export(CONTROL_PATH, _Control(self))
             reply = await bus.request_name("org.bluez")

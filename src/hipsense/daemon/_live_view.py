@@ -101,9 +101,13 @@ def _widths(width: int | None) -> dict[str, int]:
 
 
 def render_line(v: SensorView, width: int | None = None) -> str:
-    """One sensor's status line, at most `width` characters (None: the full layout)."""
+    """One sensor's status line, at most `width` characters.
+
+    None: the full layout, nothing cut (a plain line, which may be as long as it needs).
+    """
     w = _widths(width)
-    sensor, exercise = fit(v.sensor_id, w["id"]), fit(v.exercise, w["exercise"])
+    cut = fit if width is not None else lambda text, _: text  # plain lines are whole
+    sensor, exercise = cut(v.sensor_id, w["id"]), cut(v.exercise, w["exercise"])
     head = f"{sensor:<{w['id']}} {exercise:<{w['exercise']}}"
     if not v.connected:
         line = f"{head} sensor disconnected"
@@ -119,7 +123,7 @@ def render_line(v: SensorView, width: int | None = None) -> str:
         hold = f"hold {v.hold_left_s:4.1f} s" if v.hold_left_s is not None else ""
         last = ("last: " + ", ".join(v.last_flags)) if v.last_flags else ""
         line = (
-            f"{head} {fit(v.count, w['count']):<{w['count']}} {bar} {angle:>{_ANGLE_W}}"
+            f"{head} {cut(v.count, w['count']):<{w['count']}} {bar} {angle:>{_ANGLE_W}}"
             f"  {hold:<{_HOLD_W}}  {last}"
         ).rstrip()
     return line if width is None else fit(line, width)

@@ -41,7 +41,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     p.add_argument("--variant", help="exercise variant, e.g. with-elastic")
     p.add_argument("--reps", type=int, default=10, help="reps (or holds) per set")
-    p.add_argument("--sets", type=int, default=2)
+    p.add_argument("--sets", type=int, default=2, help="sets of the exercise")
     p.add_argument(
         "--speed",
         type=_speed,

@@ -125,6 +125,7 @@ def test_the_live_view_fits_80_columns_redraws_in_place_and_logs_scroll_above(
     # closed ("stopped"); both sessions ended (logged) while the view was up.
     above, below = lines[: view[0]], lines[view[1] + 1 :]
     assert sum("ended: 3 reps, 0 holds, 1 set" in line for line in above) == 2, text
+    assert "1 sets" not in text, text
     assert [line for line in below if line.strip()] == [
         next(line for line in below if "hipsense.daemon: stopped" in line)
     ], text

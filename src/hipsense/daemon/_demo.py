@@ -30,7 +30,7 @@ from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._live_view import HoldClock, LiveView, Row, view_console, view_of
 from ._session_runner import close_interrupted, run_session
-from ._state import default_state_dir, gateway_id, new_session_id, prepare
+from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -61,15 +61,21 @@ class DemoOptions:
     loss: float = 0.01
 
 
+def _broker_config(url: str | None, ca_file: Path | None) -> BrokerConfig | None:
+    """The --broker given, checked; None for the embedded broker."""
+    if url is None:
+        return None
+    try:
+        return BrokerConfig(url=url, ca_file=ca_file)
+    except ValidationError as exc:
+        raise BrokerConfigError(f"--broker: {exc.errors()[0]['msg']}") from exc
+
+
 @contextlib.asynccontextmanager
 async def _broker(
-    url: str | None, ca_file: Path | None, state_dir: Path
+    config: BrokerConfig | None, state_dir: Path
 ) -> AsyncIterator[tuple[BrokerConfig, str]]:
-    if url is not None:
-        try:
-            config = BrokerConfig(url=url, ca_file=ca_file)
-        except ValidationError as exc:
-            raise BrokerConfigError(f"--broker: {exc.errors()[0]['msg']}") from exc
+    if config is not None:
         yield config, f"{config.host}:{config.port}{' (TLS)' if config.tls else ''}"
         return
     async with EmbeddedBroker(state_dir=state_dir) as embedded:
@@ -189,7 +195,8 @@ async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> 
     state_dir = prepare(options.state_dir or default_state_dir())
     gw = options.gateway_id or gateway_id(state_dir)
     topics = Topics(gw)
-    outbox = Outbox(state_dir / "outbox.db")
+    configured = _broker_config(options.broker_url, options.broker_ca)
+    outbox = Outbox(state_dir / "outbox.db", broker=outbox_broker(configured))
     history = History(state_dir / "history.db")
     reports: list[Path] = []
     stop = asyncio.Event()
@@ -199,7 +206,7 @@ async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> 
     try:
         close_interrupted(history, outbox, topics)  # sessions a killed demo left open
         async with (
-            _broker(options.broker_url, options.broker_ca, state_dir) as (broker, where),
+            _broker(configured, state_dir) as (broker, where),
             MqttPublisher(broker, topics, outbox) as publisher,
         ):
             for line in ("hipsense demo", f"  broker  {where}", f"  topics  {topics.prefix}/#"):

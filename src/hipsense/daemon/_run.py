@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from hipsense._errors import HipsenseError
+from hipsense._text import counted
 from hipsense.exercises import Exercise, load_library
 from hipsense.history import History
 from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
@@ -27,7 +28,7 @@ from ._config import DaemonSettings, SensorSettings
 from ._live_view import HoldClock, LiveView, Row, view_console, view_of
 from ._logs import configure_logging
 from ._session_runner import close_interrupted, run_session
-from ._state import default_state_dir, gateway_id, new_session_id, prepare
+from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
 
 __all__ = ["configure_logging", "run_daemon"]
 
@@ -100,7 +101,8 @@ class Daemon:
         state_dir = prepare(s.state_dir or default_state_dir())
         gw = s.gateway_id or gateway_id(state_dir)
         topics = Topics(gw, s.broker.topic_prefix)
-        outbox = Outbox(state_dir / "outbox.db")
+        configured = s.broker.config(client_id=f"hipsense-{gw}")
+        outbox = Outbox(state_dir / "outbox.db", broker=outbox_broker(configured))
         self.history = History(state_dir / "history.db")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -109,7 +111,7 @@ class Daemon:
             # Sessions a killed gateway left open: ended, marked interrupted, summary queued.
             close_interrupted(self.history, outbox, topics)
             async with contextlib.AsyncExitStack() as stack:
-                broker = s.broker.config(client_id=f"hipsense-{gw}")
+                broker = configured
                 if broker is None:
                     embedded = await stack.enter_async_context(EmbeddedBroker(state_dir=state_dir))
                     broker = embedded.config
@@ -234,12 +236,12 @@ class Daemon:
             await items.aclose()  # type: ignore[attr-defined]
         tally = pipeline.tally
         log.info(
-            "sensor %s: session %s ended: %d reps, %d holds, %d sets",
+            "sensor %s: session %s ended: %s, %s, %s",
             sensor.config.id,
             session_id,
-            len(tally.reps),
-            len(tally.holds),
-            len(tally.sets),
+            counted(len(tally.reps), "rep"),
+            counted(len(tally.holds), "hold"),
+            counted(len(tally.sets), "set"),
         )
 
     async def _commands(self, pub: MqttPublisher) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "LiveView",
     "SensorView",
     "fit",
+    "fit_count",
     "render_line",
     "view_console",
     "view_of",
@@ -35,12 +36,12 @@ __all__ = [
 
 ELLIPSIS = "…"
 
-_FULL = {"id": 12, "exercise": 24, "count": 26, "bar": 18}
+_FULL = {"id": 12, "exercise": 24, "count": 34, "bar": 18}
 """Column widths when the terminal is wide enough (the bar includes its two `|`)."""
 
 _SHRINK = (
     ("exercise", 14),
-    ("count", 20),
+    ("count", 22),
     ("bar", 10),
     ("exercise", 10),
     ("count", 16),
@@ -85,6 +86,20 @@ def fit(text: str, width: int) -> str:
     return text[: width - 1] + ELLIPSIS
 
 
+def fit_count(text: str, width: int) -> str:
+    """A count cut to `width` from its start: what was done ("4/10 reps") is at its end.
+
+    "right side, set 1 of 2: 4/10 reps" loses the side first, then its start to "…".
+    """
+    parts = text.split(", ")
+    while len(parts) > 1 and len(", ".join(parts)) > width:
+        parts.pop(0)
+    text = ", ".join(parts)
+    if width <= 0:
+        return ""
+    return text if len(text) <= width else ELLIPSIS + text[len(text) - width + 1 :]
+
+
 def _widths(width: int | None) -> dict[str, int]:
     """Column widths for a line of at most `width` characters (None: no limit)."""
     cols = dict(_FULL)
@@ -106,7 +121,7 @@ def render_line(v: SensorView, width: int | None = None) -> str:
     None: the full layout, nothing cut (a plain line, which may be as long as it needs).
     """
     w = _widths(width)
-    cut = fit if width is not None else lambda text, _: text  # plain lines are whole
+    cut, count = (fit, fit_count) if width is not None else (_whole, _whole)
     sensor, exercise = cut(v.sensor_id, w["id"]), cut(v.exercise, w["exercise"])
     head = f"{sensor:<{w['id']}} {exercise:<{w['exercise']}}"
     if not v.connected:
@@ -121,12 +136,21 @@ def render_line(v: SensorView, width: int | None = None) -> str:
             bar = "|" + "#" * filled + "-" * (inner - filled) + "|"
             angle = f"{v.angle_deg:3.0f} deg"
         hold = f"hold {v.hold_left_s:4.1f} s" if v.hold_left_s is not None else ""
-        last = ("last: " + ", ".join(v.last_flags)) if v.last_flags else ""
         line = (
-            f"{head} {cut(v.count, w['count']):<{w['count']}} {bar} {angle:>{_ANGLE_W}}"
-            f"  {hold:<{_HOLD_W}}  {last}"
-        ).rstrip()
+            f"{head} {count(v.count, w['count']):<{w['count']}} {bar} {angle:>{_ANGLE_W}}"
+            f"  {hold:<{_HOLD_W}}  "
+        )
+        flags = ", ".join(v.last_flags)
+        labelled = f"last: {flags}"
+        room = None if width is None else width - len(line)
+        # Narrow, the flags go without their label before they are cut.
+        last = labelled if room is None or len(labelled) <= room else flags
+        line = (line + last if flags else line).rstrip()
     return line if width is None else fit(line, width)
+
+
+def _whole(text: str, _: int) -> str:
+    return text  # plain lines are whole
 
 
 class HoldClock:

@@ -231,3 +231,19 @@ def test_the_broker_s_loggers_are_kept_to_warnings_unless_verbose() -> None:
         root.setLevel(level)
         for name in CHATTY_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+def test_the_demo_in_a_terminal_keeps_to_the_width_and_leaves_no_live_line_behind(
+    tmp_path: Path,
+) -> None:
+    args = ["demo", "--reps", "3", "--sets", "1", "--speed", "20", "--state-dir", str(tmp_path)]
+    raw = _run_in_pty([sys.executable, "-m", "hipsense", *args])
+    assert b"\x1b[?25l" in raw  # the live line was drawn (Rich hides the cursor meanwhile)
+    wide = _screen(raw, 200)
+    assert not [line for line in wide if len(line) > COLUMNS], "\n".join(wide)
+    lines = _screen(raw, COLUMNS)
+    text = "\n".join(lines)
+    # Rich wrapped the long rep lines itself; the live line went with its session.
+    assert sum(line.lstrip().startswith("rep ") for line in lines) == 3, text
+    assert not [line for line in lines if line.startswith("sim-1 ")], text
+    assert any(line.startswith("report:") for line in lines[-3:]), text

@@ -26,11 +26,10 @@ from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
 from ._live_view import HoldClock, LiveView, Row, view_console, view_of
-from ._logs import configure_logging
 from ._session_runner import close_interrupted, run_session
 from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
 
-__all__ = ["configure_logging", "run_daemon"]
+__all__ = ["run_daemon"]
 
 log = logging.getLogger("hipsense.daemon")
 _END: Any = object()

@@ -103,3 +103,13 @@ async def test_the_publisher_logs_the_broker_it_connects_to_without_credentials(
     assert len(tries) >= 2  # the first try and a reconnection
     assert set(tries) == {f"mqtt: connecting to mqtt://127.0.0.1:{port}"}
     assert "s3cret" not in caplog.text
+
+
+def test_analyze_counts_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec = tmp_path / "rec.csv"
+    assert main(["simulate", "--exercise", "clamshell", "--reps", "5", "--out", str(rec)]) == 0
+    capsys.readouterr()
+    assert main(["analyze", str(rec)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith("; 5 reps, 0 holds, 1 set"), out
+    assert "1 sets" not in out

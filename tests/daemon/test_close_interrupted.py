@@ -247,3 +247,36 @@ def test_a_bad_stored_event_skips_its_session_and_a_bug_is_raised(
         close_interrupted(history, outbox, Topics("gw-x"))
     history.close()
     outbox.close()
+
+
+def test_a_session_left_open_on_one_broker_is_closed_on_that_broker(tmp_path: Path) -> None:
+    # Killed while publishing to A; started again on B: the queued events still count, and
+    # the summary goes where the session's events went (A), not to B's subscribers.
+    a, b = "mqtt://clinic.example:1883", "embedded"
+    history = History(tmp_path / "history.db")
+    topics = Topics("gw-x")
+    history.start("s-1", sensor_id="sim-1", exercise="clamshell", started_at=STARTED)
+    with contextlib.closing(Outbox(tmp_path / "outbox.db", broker=a)) as on_a:
+        for seq in range(3):
+
+            def make(n: int) -> tuple[str, bytes]:
+                rep = _rep(n, 0, 5.0 * (n + 1), 40.0, [])
+                msg = EventMessage(
+                    id=f"s-1-{n}", session_id="s-1", seq=n, sensor_id="sim-1", event=rep
+                )
+                return topics.events("s-1"), msg.model_dump_json().encode()
+
+            on_a.put_sequenced("events/s-1", make)
+            if seq < 2:  # the third: queued, not yet stored
+                history.add_event(
+                    "s-1", seq, _rep(seq, 0, 5.0 * (seq + 1), 40.0, []).model_dump(mode="json")
+                )
+    with contextlib.closing(Outbox(tmp_path / "outbox.db", broker=b)) as on_b:
+        (summary,) = close_interrupted(history, on_b, topics)
+        assert summary.rep_count == 3
+        assert len(on_b) == 0  # nothing of it for B
+    with contextlib.closing(Outbox(tmp_path / "outbox.db", broker=a)) as on_a:
+        waiting = on_a.peek()
+        assert [m.topic for m in waiting] == [topics.events("s-1")] * 3 + [topics.summary("s-1")]
+        assert Summary.model_validate_json(waiting[-1].payload) == summary
+    history.close()

@@ -32,6 +32,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from .._text import counted
     from ..exercises import load_library
     from ..motion import MotionInputError, analyze
     from ..recording import read_recording
@@ -52,7 +53,8 @@ def _analyze(args: argparse.Namespace) -> int:
     s = result.summary()
     print(
         f"{args.recording}: {s['exercise']}, {result.rate_hz:g} Hz, {s['duration_s']:.1f} s; "
-        f"{s['rep_count']} reps, {s['hold_count']} holds, {s['set_count']} sets"
+        f"{counted(s['rep_count'], 'rep')}, {counted(s['hold_count'], 'hold')}, "
+        f"{counted(s['set_count'], 'set')}"
     )
     if result.reps:
         print()
@@ -83,6 +85,6 @@ def _analyze(args: argparse.Namespace) -> int:
         for st in result.sets:
             print(
                 f"set {st.index + 1}: {st.start_s:.1f}-{st.end_s:.1f} s, "
-                f"{st.reps} reps, {st.holds} holds"
+                f"{counted(st.reps, 'rep')}, {counted(st.holds, 'hold')}"
             )
     return 0

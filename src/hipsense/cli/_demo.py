@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from ..protocol import SAMPLE_RATES_HZ
+from ._run import add_verbose, view_and_logs
 
 __all__ = ["add_parser"]
 
@@ -40,7 +41,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     )
     p.add_argument("--variant", help="exercise variant, e.g. with-elastic")
     p.add_argument("--reps", type=int, default=10, help="reps (or holds) per set")
-    p.add_argument("--sets", type=int, default=2)
+    p.add_argument("--sets", type=int, default=2, help="sets of the exercise")
     p.add_argument(
         "--speed",
         type=_speed,
@@ -69,6 +70,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         help="a form fault of the simulated patient in every set, e.g. too_fast=3 "
         f"(kinds: {', '.join(_FAULTS)})",
     )
+    add_verbose(p)
     p.set_defaults(func=_demo)
 
 
@@ -93,7 +95,11 @@ def _demo(args: argparse.Namespace) -> int:
         mtu=args.mtu,
         loss=args.loss,
     )
-    return asyncio.run(run_demo(options))
+    # Warnings only: the demo prints what happens itself; -v adds the service's logs.
+    level = "info" if args.verbose else "warning"
+    console = view_and_logs(True, "text", level, verbose=args.verbose)
+    assert console is not None
+    return asyncio.run(run_demo(options, console))
 
 
 def _speed(text: str) -> float:

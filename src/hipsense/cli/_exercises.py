@@ -2,10 +2,14 @@
 
 import argparse
 import json
+import re
 
 from ..exercises import Exercise, load_library
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "based_on"]
+
+_REFERENCE = re.compile(r"(?:^|;\s*)\S+ \(([^)]*)\)")
+"""A source reference: where it is kept (seeds/002), then its description in brackets."""
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -51,7 +55,7 @@ def _describe(ex: Exercise) -> str:
         ex.name,
         "=" * len(ex.name),
         f"id:            {ex.id}",
-        f"source:        {ex.source}",
+        f"based on:      {based_on(ex.source)}",
         f"position:      {ex.body_position}"
         + (" (working leg underneath)" if ex.lying_on_working_side else ""),
         f"sensor:        on the {ex.sensor_thigh} thigh",
@@ -80,3 +84,14 @@ def _describe(ex: Exercise) -> str:
             limit = f" (limit {c.limit:g})" if c.limit is not None else ""
             lines.append(f'  {c.check:<15} "{c.cue}"{limit}')
     return "\n".join(lines)
+
+
+def based_on(source: str) -> str:
+    """What an exercise's `source` says to a reader: the sheets' titles, not their folders.
+
+    "seeds/002 (hip external rotation; strengthening protocols); seeds/003 (hip internal
+    rotation)" -> "hip external rotation, strengthening protocols; hip internal rotation".
+    A source not written as references is shown as it is.
+    """
+    titles = [t.replace(";", ",").strip() for t in _REFERENCE.findall(source)]
+    return "; ".join(t for t in titles if t) or source

@@ -28,11 +28,36 @@ publishes results over MQTT for clinic dashboards.
 """
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default, unless it has none or the text says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        # By identity: a default of 0 (--seed) is shown, one of False (a flag) is not.
+        shown = not (
+            default is None or default is False or default == [] or default == "==SUPPRESS=="
+        )
+        if not shown or not action.option_strings or "default" in text:
+            return action.help
+        # A help with no words of its own ("--sets") still says what the default is.
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+def _formatted(parser: argparse.ArgumentParser) -> None:
+    """`_HelpFormatter` for the parser and every subcommand's, at any depth."""
+    parser.formatter_class = _HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _formatted(child)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hipsense",
         description=_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hipsense {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     _analyze.add_parser(sub)
     _contract.add_parser(sub)
     _scan.add_parser(sub)
+    _formatted(parser)
     return parser
 
 

@@ -2,7 +2,9 @@
 
 from ._config import ConfigError, DaemonSettings, SensorSettings, SimulatedSensor, load_settings
 from ._demo import DemoOptions, run_demo
-from ._run import configure_logging, run_daemon
+from ._live_view import LiveView, view_console
+from ._logs import configure_logging
+from ._run import run_daemon
 from ._session_runner import run_session, sensor_state, storage_state
 from ._state import StateDirError, default_state_dir, gateway_id
 
@@ -10,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DaemonSettings",
     "DemoOptions",
+    "LiveView",
     "SensorSettings",
     "SimulatedSensor",
     "StateDirError",
@@ -22,4 +25,5 @@ __all__ = [
     "run_session",
     "sensor_state",
     "storage_state",
+    "view_console",
 ]

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import TextIO
 
 from pydantic import ValidationError
+from rich.console import Console
 
+from hipsense._text import counted, flags_text
 from hipsense.exercises import ExerciseError, ExerciseKind, load_library
 from hipsense.history import History, write_report
 from hipsense.link import SimulatedLink
@@ -26,8 +28,9 @@ from hipsense.mqtt import (
 )
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
+from ._live_view import HoldClock, LiveView, Row, view_console, view_of
 from ._session_runner import close_interrupted, run_session
-from ._state import default_state_dir, gateway_id, new_session_id, prepare
+from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -58,15 +61,21 @@ class DemoOptions:
     loss: float = 0.01
 
 
+def _broker_config(url: str | None, ca_file: Path | None) -> BrokerConfig | None:
+    """The --broker given, checked; None for the embedded broker."""
+    if url is None:
+        return None
+    try:
+        return BrokerConfig(url=url, ca_file=ca_file)
+    except ValidationError as exc:
+        raise BrokerConfigError(f"--broker: {exc.errors()[0]['msg']}") from exc
+
+
 @contextlib.asynccontextmanager
 async def _broker(
-    url: str | None, ca_file: Path | None, state_dir: Path
+    config: BrokerConfig | None, state_dir: Path
 ) -> AsyncIterator[tuple[BrokerConfig, str]]:
-    if url is not None:
-        try:
-            config = BrokerConfig(url=url, ca_file=ca_file)
-        except ValidationError as exc:
-            raise BrokerConfigError(f"--broker: {exc.errors()[0]['msg']}") from exc
+    if config is not None:
         yield config, f"{config.host}:{config.port}{' (TLS)' if config.tls else ''}"
         return
     async with EmbeddedBroker(state_dir=state_dir) as embedded:
@@ -75,7 +84,7 @@ async def _broker(
 
 def _line(ev: MotionEvent) -> str | None:
     if isinstance(ev, RepEvent):
-        flags = " ".join(str(f) for f in ev.flags) or "ok"
+        flags = flags_text(ev.flags, "ok")
         return (
             f"  rep {ev.index + 1:3d}  set {ev.set_index + 1}  {ev.end_s:7.1f} s  "
             f"ROM {ev.rom_deg:5.1f} deg  up {ev.concentric_s:4.1f} s  "
@@ -83,21 +92,21 @@ def _line(ev: MotionEvent) -> str | None:
             f"conf {ev.confidence:.2f}  {flags}"
         )
     if isinstance(ev, HoldEvent):
-        flags = " ".join(str(f) for f in ev.flags) or "ok"
+        flags = flags_text(ev.flags, "ok")
         return (
             f"  hold {ev.index + 1:2d}  set {ev.set_index + 1}  {ev.end_s:7.1f} s  "
             f"{ev.hold_s:5.1f} s at {ev.angle_deg:5.1f} deg  "
             f"on target {ev.on_target_pct:3.0f} %  {flags}"
         )
     if isinstance(ev, SetEvent):
-        return f"  set {ev.index + 1} done: {ev.reps} reps, {ev.holds} holds"
+        return f"  set {ev.index + 1} done: {counted(ev.reps, 'rep')}, {counted(ev.holds, 'hold')}"
     if isinstance(ev, Calibration) and ev.reason != "axis":
         return f"  calibrated at {ev.t_s:.1f} s ({ev.reason})"
     return None
 
 
 async def _answer_commands(
-    publisher: MqttPublisher, pipeline: SessionPipeline, stop: asyncio.Event, out: TextIO
+    publisher: MqttPublisher, pipeline: SessionPipeline, stop: asyncio.Event, out: LiveView
 ) -> None:
     """Carry out what a simulated session can: calibrate and stop."""
     while True:
@@ -106,10 +115,10 @@ async def _answer_commands(
         if req.command == "calibrate":
             pipeline.core.calibrate()
             command.reply(session_id=pipeline.session_id)
-            print("  command: calibrate", file=out, flush=True)
+            out.print("  command: calibrate")
         elif req.command == "stop_session" and req.session_id == pipeline.session_id:
             command.reply(session_id=pipeline.session_id)
-            print("  command: stop", file=out, flush=True)
+            out.print("  command: stop")
             stop.set()
         elif req.command == "stop_session":
             command.reply(
@@ -161,13 +170,33 @@ def _steps(options: DemoOptions) -> tuple[list[_Step], PrescriptionTracker | Non
     return steps, tracker
 
 
-async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
-    """Simulate, measure and publish a session (or a program); print it as it happens."""
+class _OnShow:
+    """The session the live line shows (none between sessions)."""
+
+    def __init__(self) -> None:
+        self.session: tuple[SimulatedLink, SessionPipeline, HoldClock] | None = None
+
+    def rows(self) -> list[Row]:
+        if self.session is None:
+            return []
+        link, pipeline, clock = self.session
+        return [view_of(link.sensor_id, pipeline, clock, connected=link.telemetry.connected)]
+
+
+async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> int:
+    """Simulate, measure and publish a session (or a program); print it as it happens.
+
+    On a terminal a live line (the angle against the target, the count) stays under
+    the printed reps; elsewhere the printed lines are plain.
+    """
     steps, tracker = _steps(options)
+    on_show = _OnShow()
+    view = LiveView(on_show.rows, out if isinstance(out, Console) else view_console(out))
     state_dir = prepare(options.state_dir or default_state_dir())
     gw = options.gateway_id or gateway_id(state_dir)
     topics = Topics(gw)
-    outbox = Outbox(state_dir / "outbox.db")
+    configured = _broker_config(options.broker_url, options.broker_ca)
+    outbox = Outbox(state_dir / "outbox.db", broker=outbox_broker(configured))
     history = History(state_dir / "history.db")
     reports: list[Path] = []
     stop = asyncio.Event()
@@ -177,38 +206,44 @@ async def run_demo(options: DemoOptions, out: TextIO = sys.stdout) -> int:
     try:
         close_interrupted(history, outbox, topics)  # sessions a killed demo left open
         async with (
-            _broker(options.broker_url, options.broker_ca, state_dir) as (broker, where),
+            _broker(configured, state_dir) as (broker, where),
             MqttPublisher(broker, topics, outbox) as publisher,
         ):
-            print(f"hipsense demo\n  broker  {where}\n  topics  {topics.prefix}/#", file=out)
-            for i, step in enumerate(steps):
-                if stop.is_set():
-                    break
-                session_id = options.session_id or new_session_id()
-                if options.session_id and len(steps) > 1:
-                    session_id = f"{options.session_id}-{i + 1}"
-                await _demo_session(
-                    options, step, session_id, publisher, tracker, stop, out, history
-                )
-                path = state_dir / "reports" / f"{session_id}.html"
-                reports.append(write_report(history, session_id, path))
+            for line in ("hipsense demo", f"  broker  {where}", f"  topics  {topics.prefix}/#"):
+                view.print(line)
+            drawing = asyncio.create_task(view.run()) if view.terminal else None
+            try:
+                for i, step in enumerate(steps):
+                    if stop.is_set():
+                        break
+                    session_id = options.session_id or new_session_id()
+                    if options.session_id and len(steps) > 1:
+                        session_id = f"{options.session_id}-{i + 1}"
+                    await _demo_session(
+                        options, step, session_id, publisher, tracker, stop, view, on_show, history
+                    )
+                    path = state_dir / "reports" / f"{session_id}.html"
+                    reports.append(write_report(history, session_id, path))
+            finally:
+                if drawing is not None:
+                    drawing.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await drawing
             if tracker is not None:
                 quality = tracker.quality()
-                print(
+                view.print(
                     f"program {options.program}: adherence {100 * tracker.adherence():.0f} %, "
-                    f"quality {'-' if quality is None else f'{100 * quality:.0f} %'}",
-                    file=out,
+                    f"quality {'—' if quality is None else f'{100 * quality:.0f} %'}"
                 )
                 for text in [*tracker.advice(), *tracker.notes]:
-                    print(f"  {text}", file=out)
+                    view.print(f"  {text}")
         s = publisher.stats
-        print(
-            f"published {s.published} messages ({s.live_sent} live frames); "
-            f"{len(outbox)} left in the outbox {state_dir / 'outbox.db'}",
-            file=out,
+        view.print(
+            f"published {counted(s.published, 'message')} ({counted(s.live_sent, 'live frame')}); "
+            f"{len(outbox)} left in the outbox {state_dir / 'outbox.db'}"
         )
         for path in reports:
-            print(f"report: {path}", file=out, flush=True)
+            view.print(f"report: {path}")
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -224,7 +259,8 @@ async def _demo_session(
     publisher: MqttPublisher,
     tracker: PrescriptionTracker | None,
     stop: asyncio.Event,
-    out: TextIO,
+    out: LiveView,
+    on_show: _OnShow,
     history: History,
 ) -> None:
     from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
@@ -261,13 +297,13 @@ async def _demo_session(
         )
         speed = "as fast as possible" if math.isinf(options.speed) else f"x{options.speed:g}"
         what = "holds" if exercise.kind is ExerciseKind.HOLD else "reps"
-        print(
+        out.print(
             f"{exercise.name} ({exercise.id}): {step.sets} x {step.reps} {what}"
             f"{' per side' if len(step.sides) > 1 else ''} simulated, "
-            f"{link.duration_s:.0f} s at {speed}; session {session_id}",
-            file=out,
-            flush=True,
+            f"{link.duration_s:.0f} s at {speed}; session {session_id}"
         )
+        hold_s = exercise.dosage.hold_s if step.hold_s is None else step.hold_s
+        on_show.session = (link, pipeline, HoldClock(hold_s, pipeline.core.targets.target_min_deg))
         async with asyncio.TaskGroup() as tg:
             commands = tg.create_task(
                 _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
@@ -278,20 +314,20 @@ async def _demo_session(
             ):
                 line = _line(ev)
                 if line is not None:
-                    print(line, file=out, flush=True)
+                    out.print(line)
                 if tracker is not None:
                     for done in tracker.completed[shown:]:
-                        print(f"  -> {done}", file=out, flush=True)
+                        out.print(f"  -> {done}")
                     shown = len(tracker.completed)
             commands.cancel()
+        on_show.session = None  # the session's line goes; its summary is printed instead
         summary = pipeline.summary(last_seq=-1)
         truth = result.truth
         simulated = truth["rep_count"] if truth["kind"] == "reps" else truth["hold_count"]
-        print(
-            f"summary: {summary.rep_count} reps, {summary.hold_count} holds (simulated "
-            f"{simulated} {what}), sets {summary.reps_per_set}, mean ROM "
-            f"{summary.mean_rom_deg} deg, flags "
-            f"{ {str(k): v for k, v in summary.flags.items()} or 'none' }",
-            file=out,
-            flush=True,
+        mean_rom = "—" if summary.mean_rom_deg is None else f"{summary.mean_rom_deg:.1f} deg"
+        sets = ", ".join(str(n) for n in summary.reps_per_set) or "none"
+        out.print(
+            f"summary: {counted(summary.rep_count, 'rep')}, {counted(summary.hold_count, 'hold')} "
+            f"(simulated {simulated} {what}), sets: {sets}, mean ROM {mean_rom}, "
+            f"flags: {flags_text(summary.flags)}"
         )

@@ -8,16 +8,16 @@ summary, the outbox is flushed, "offline" is published, and the daemon exits 0.
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
-import sys
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from rich.console import Console
+
 from hipsense._errors import HipsenseError
+from hipsense._text import counted
 from hipsense.exercises import Exercise, load_library
 from hipsense.history import History
 from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
@@ -25,40 +25,14 @@ from hipsense.mqtt import Command, EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
-from ._live_view import HoldClock, redraw, render_line, view_of
+from ._live_view import HoldClock, LiveView, Row, view_console, view_of
 from ._session_runner import close_interrupted, run_session, sensor_state
-from ._state import default_state_dir, gateway_id, new_session_id, prepare
+from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
 
-__all__ = ["configure_logging", "run_daemon"]
+__all__ = ["run_daemon"]
 
 log = logging.getLogger("hipsense.daemon")
 _END: Any = object()
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(fmt: str, level: str, stream: TextIO = sys.stderr) -> None:
-    """Structured logs: one JSON object a line (`json`) or readable text."""
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(
-        _JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 @dataclass
@@ -112,10 +86,11 @@ async def _queued(queue: asyncio.Queue[Any]) -> AsyncIterator[StreamItem]:
 class Daemon:
     """The running service; `run()` until stopped."""
 
-    def __init__(self, settings: DaemonSettings, *, live: TextIO | None = None) -> None:
+    def __init__(self, settings: DaemonSettings, *, live: Console | TextIO | None = None) -> None:
         self.settings = settings
-        self.live = live
-        """Where to draw the terminal view (None: no view)."""
+        console = live if isinstance(live, Console) or live is None else view_console(live)
+        self.view = None if console is None else LiveView(self._view_rows, console)
+        """The terminal view (None: none)."""
         self.library = load_library()
         self.stop = asyncio.Event()
         self.sensors: dict[str, _Sensor] = {}
@@ -127,7 +102,8 @@ class Daemon:
         state_dir = prepare(s.state_dir or default_state_dir())
         gw = s.gateway_id or gateway_id(state_dir)
         topics = Topics(gw, s.broker.topic_prefix)
-        outbox = Outbox(state_dir / "outbox.db")
+        configured = s.broker.config(client_id=f"hipsense-{gw}")
+        outbox = Outbox(state_dir / "outbox.db", broker=outbox_broker(configured))
         self.history = History(state_dir / "history.db")
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -136,7 +112,7 @@ class Daemon:
             # Sessions a killed gateway left open: ended, marked interrupted, summary queued.
             close_interrupted(self.history, outbox, topics)
             async with contextlib.AsyncExitStack() as stack:
-                broker = s.broker.config(client_id=f"hipsense-{gw}")
+                broker = configured
                 if broker is None:
                     embedded = await stack.enter_async_context(EmbeddedBroker(state_dir=state_dir))
                     broker = embedded.config
@@ -147,14 +123,11 @@ class Daemon:
                     commands = tg.create_task(
                         _loud("hipsense-commands", self._commands(pub)), name="hipsense-commands"
                     )
-                    view = (
-                        tg.create_task(
-                            _loud("hipsense-view", redraw(self._view_lines, self.live)),
-                            name="hipsense-view",
+                    view = None
+                    if self.view is not None:
+                        view = tg.create_task(
+                            _loud("hipsense-view", self.view.run()), name="hipsense-view"
                         )
-                        if self.live is not None
-                        else None
-                    )
                     tasks = [
                         tg.create_task(
                             _loud(f"hipsense-{cfg.id}", self._sensor_loop(cfg, pub)),
@@ -179,12 +152,12 @@ class Daemon:
         log.info("stopped" if status == 0 else "stopped: a task died")
         return status
 
-    def _view_lines(self) -> list[str]:
-        lines = []
+    def _view_rows(self) -> Sequence[Row]:
+        rows: list[Row] = []
         for sid, sensor in self.sensors.items():
             p = sensor.pipeline
             if p is None:
-                lines.append(f"{sid:<12} connecting...")
+                rows.append(f"{sid:<12} connecting...")
                 continue
             ex = sensor.exercise
             key = (p.session_id, ex.id if ex else "auto")
@@ -193,8 +166,8 @@ class Daemon:
                 hold = ex.dosage.hold_s if ex else 0.0
                 clock = self._clocks[key] = HoldClock(hold, p.core.targets.target_min_deg)
             connected = sensor.link.telemetry.connected
-            lines.append(render_line(view_of(sid, p, clock, connected=connected)))
-        return lines
+            rows.append(view_of(sid, p, clock, connected=connected))
+        return rows
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s: finishing the open sessions", sig.name)
@@ -274,12 +247,12 @@ class Daemon:
         if pipeline.samples == 0:
             return  # never begun: run_session said so
         log.info(
-            "sensor %s: session %s ended: %d reps, %d holds, %d sets",
+            "sensor %s: session %s ended: %s, %s, %s",
             sensor.config.id,
             session_id,
-            len(tally.reps),
-            len(tally.holds),
-            len(tally.sets),
+            counted(len(tally.reps), "rep"),
+            counted(len(tally.holds), "hold"),
+            counted(len(tally.sets), "set"),
         )
 
     async def _commands(self, pub: MqttPublisher) -> None:
@@ -386,6 +359,9 @@ async def _loud(name: str, work: Coroutine[Any, Any, Any]) -> Any:
         raise _TaskDiedError(name) from exc
 
 
-async def run_daemon(settings: DaemonSettings, *, live: TextIO | None = None) -> int:
-    """Run the service until SIGTERM / SIGINT; draw the terminal view on `live` if given."""
+async def run_daemon(settings: DaemonSettings, *, live: Console | TextIO | None = None) -> int:
+    """Run the service until SIGTERM / SIGINT; draw the terminal view on `live` if given.
+
+    On a terminal the lines are redrawn in place; elsewhere each change is a plain line.
+    """
     return await Daemon(settings, live=live).run()

@@ -364,7 +364,9 @@ class _Queued:
         """Event payloads by session and seq."""
         self.roots: dict[str, str] = {}
         """The topic root each session's events were queued under."""
-        for m in outbox.messages():
+        self.brokers: dict[str, str] = {}
+        """The broker each session's events were queued for (maybe not today's)."""
+        for m in outbox.messages(every_broker=True):
             parts = m.topic.rsplit("/", 3)  # {root}/sessions/{session_id}/events
             if len(parts) != 4 or parts[1::2] != ["sessions", "events"] or parts[2] not in sessions:
                 continue
@@ -373,6 +375,7 @@ class _Queued:
             except ValidationError:
                 continue
             self.roots[msg.session_id] = parts[0]
+            self.brokers[msg.session_id] = m.broker
             self.events.setdefault(msg.session_id, {})[msg.seq] = msg.event.model_dump(mode="json")
 
 
@@ -431,7 +434,13 @@ def close_interrupted(history: History, outbox: Outbox, topics: Topics) -> list[
         root = record.topic_root or queued.roots.get(sid)
         topic = f"{root}/sessions/{sid}/summary" if root else topics.summary(sid)
         try:
-            outbox.put(topic, summary.model_dump_json().encode(), retain=True)
+            # To the broker its events went to: its subscribers have the rest of it.
+            outbox.put(
+                topic,
+                summary.model_dump_json().encode(),
+                retain=True,
+                broker=queued.brokers.get(sid),
+            )
         except OutboxFullError as exc:
             log.error("session %s: its summary not queued: %s", sid, exc)
         history.finish(sid, summary.model_dump(mode="json"), interrupted=True)

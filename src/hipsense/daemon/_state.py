@@ -11,14 +11,16 @@ from pathlib import Path
 
 from hipsense._errors import HipsenseError
 from hipsense._sqlite import owner_only
-from hipsense.mqtt import utc_now
+from hipsense.mqtt import BrokerConfig, utc_now
 
 __all__ = [
+    "EMBEDDED",
     "LOCK_NAME",
     "StateDirError",
     "default_state_dir",
     "gateway_id",
     "new_session_id",
+    "outbox_broker",
     "prepare",
 ]
 
@@ -32,6 +34,20 @@ LOCK_NAME = "lock"
 _held: dict[Path, int] = {}
 """The state folders this process has locked (resolved), with the lock file's descriptor:
 kept open, so locked, until the process ends (the kernel lets go of a killed one's)."""
+
+
+EMBEDDED = "embedded"
+"""The outbox's name for the embedded broker of the state folder (its port may change)."""
+
+
+def outbox_broker(config: BrokerConfig | None) -> str:
+    """The broker the outbox keeps messages for: its address, or `EMBEDDED` for None.
+
+    Messages queued for one broker are never sent to another (a demo's embedded broker
+    does not get what a clinic's broker, unreachable, did not). The address has no
+    credentials: another account on the same broker is the same broker.
+    """
+    return EMBEDDED if config is None else config.address
 
 
 class StateDirError(HipsenseError):

@@ -66,6 +66,12 @@ class BrokerConfig(BaseModel):
         """Broker port (1883 for mqtt, 8883 for mqtts by default)."""
         return urlsplit(self.url).port or (8883 if self.tls else 1883)
 
+    @property
+    def address(self) -> str:
+        """`mqtt://host:port` (or mqtts): where the broker is, never with credentials."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'mqtts' if self.tls else 'mqtt'}://{host}:{self.port}"
+
     def credentials(self) -> tuple[str | None, str | None]:
         """Username and password: the explicit ones, else those in the URL."""
         parts = urlsplit(self.url)

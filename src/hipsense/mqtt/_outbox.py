@@ -27,6 +27,12 @@ when the memory queue is full is anything dropped: droppable messages first, the
 new message, which is counted in `lost`, logged, and refused with `OutboxMemoryFullError`
 (an `OutboxFullError`). What is held in memory when the process ends is lost, and
 `close` says so.
+
+Each message is kept for one broker, the outbox's `broker` when it was put (e.g.
+"mqtt://broker.clinic:1883", or "embedded"): an outbox opened for another broker does not
+see it (`peek`, `len`), so messages queued while a clinic's broker was unreachable are
+not delivered to the next demo's embedded broker, and go out when that broker is used
+again. The file's capacity (`max_messages`) is shared by all brokers.
 """
 
 import bisect
@@ -37,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hipsense._errors import HipsenseError
 from hipsense._sqlite import open_state_db
@@ -60,7 +67,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload   BLOB    NOT NULL,
     qos       INTEGER NOT NULL,
     retain    INTEGER NOT NULL,
-    droppable INTEGER NOT NULL
+    droppable INTEGER NOT NULL,
+    broker    TEXT    NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS rejected (
     id        INTEGER PRIMARY KEY,
@@ -96,6 +104,9 @@ def _setup(db: sqlite3.Connection) -> None:
     # FULL: a committed put survives power loss, not only a killed process.
     db.execute("PRAGMA synchronous=FULL")
     db.executescript(_SCHEMA)
+    columns = {str(row[1]) for row in db.execute("PRAGMA table_info(outbox)")}
+    if "broker" not in columns:  # a file from before messages were kept per broker
+        db.execute("ALTER TABLE outbox ADD COLUMN broker TEXT NOT NULL DEFAULT ''")
 
 
 @contextlib.contextmanager
@@ -159,6 +170,8 @@ class OutboxMessage:
     qos: int
     retain: bool
     droppable: bool
+    broker: str = ""
+    """The broker it is for (the `broker` of the outbox that put it)."""
 
 
 class Outbox:
@@ -175,9 +188,12 @@ class Outbox:
         max_messages: int = 100_000,
         memory_limit: int = MEMORY_LIMIT,
         retry_s: float = RETRY_S,
+        broker: str = "",
     ) -> None:
         self.path = str(path)
         """The SQLite file."""
+        self.broker = broker
+        """The broker this outbox sends to: only its messages are seen and put."""
         self.max_messages = max_messages
         """Messages on disk at most (`put` makes room, or refuses, beyond)."""
         self.memory_limit = memory_limit
@@ -223,7 +239,26 @@ class Outbox:
             self._degrade(exc)
             return False
         self._db = db
+        if self.broker:
+            self._claim_unkept()
         return True
+
+    def _claim_unkept(self) -> None:
+        """Messages of a file from before brokers were kept go to this outbox's broker."""
+        assert self._db is not None
+        try:
+            with _transaction(self._db):
+                n = self._db.execute(
+                    "UPDATE outbox SET broker = ? WHERE broker = ''", (self.broker,)
+                ).rowcount
+        except sqlite3.OperationalError as exc:
+            if not _storage_fault(exc):
+                raise
+            return  # a read-only moment: they are claimed by a later open
+        if n:
+            log.info(
+                "outbox: %d messages queued for no broker in particular are for %s", n, self.broker
+            )
 
     def _degrade(self, exc: sqlite3.Error) -> None:
         reason = str(exc)
@@ -260,9 +295,9 @@ class Outbox:
                 db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in self._gone])
                 for m in held:  # after everything on disk, in order; the file's ids
                     cur = db.execute(
-                        "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (m.topic, m.payload, m.qos, int(m.retain), int(m.droppable)),
+                        "INSERT INTO outbox (topic, payload, qos, retain, droppable, broker) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (m.topic, m.payload, m.qos, int(m.retain), int(m.droppable), m.broker),
                     )
                     assert cur.lastrowid is not None
                     moved[m.id] = int(cur.lastrowid)
@@ -315,14 +350,28 @@ class Outbox:
             self._db.close()
 
     def __len__(self) -> int:
+        """Messages waiting for this outbox's broker."""
+        return self._count(every_broker=False)
+
+    def _count(self, *, every_broker: bool) -> int:
         on_disk = 0
+        gone = self._gone
         if self._db is not None:
+            where = "" if every_broker else " WHERE broker = ?"
             try:
-                on_disk = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+                on_disk = int(
+                    self._db.execute(
+                        f"SELECT COUNT(*) FROM outbox{where}",  # noqa: S608 -- a fixed clause
+                        () if every_broker else (self.broker,),
+                    ).fetchone()[0]
+                )
             except sqlite3.OperationalError as exc:
                 if not _storage_fault(exc):
                     raise
-        return max(0, on_disk - len(self._gone)) + len(self._memory)
+        # Messages hidden (acknowledged while the file could not be written) are all
+        # this outbox's: it only hands out its own.
+        held = [m for m in self._memory.values() if every_broker or m.broker == self.broker]
+        return max(0, on_disk - len(gone)) + len(held)
 
     def put(
         self,
@@ -332,13 +381,16 @@ class Outbox:
         qos: int = 1,
         retain: bool = False,
         droppable: bool = False,
+        broker: str | None = None,
     ) -> int:
         """Store a message durably; return its id (ids increase in put order).
 
         A droppable message that finds no room is dropped itself (counted in `dropped`)
-        and 0 is returned; an undroppable one raises `OutboxFullError`.
+        and 0 is returned; an undroppable one raises `OutboxFullError`. `broker`: the
+        broker it is for, when not this outbox's (e.g. the one a session's events went to).
         """
         self._retry()
+        for_broker = self.broker if broker is None else broker
         if self.degraded is None:
             assert self._db is not None
             try:
@@ -346,9 +398,9 @@ class Outbox:
                     if not self._make_room():
                         raise OutboxFullError(self.max_messages)
                     cur = self._db.execute(
-                        "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        (topic, payload, qos, int(retain), int(droppable)),
+                        "INSERT INTO outbox (topic, payload, qos, retain, droppable, broker) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (topic, payload, qos, int(retain), int(droppable), for_broker),
                     )
             except OutboxFullError:
                 if not droppable:
@@ -362,7 +414,7 @@ class Outbox:
             else:
                 assert cur.lastrowid is not None
                 return int(cur.lastrowid)
-        return self._hold(topic, payload, qos, retain, droppable)
+        return self._hold(topic, payload, qos, retain, droppable, for_broker)
 
     def put_sequenced(
         self,
@@ -392,9 +444,9 @@ class Outbox:
                     built = (seq, topic, payload)
                     if self._make_room():
                         self._db.execute(
-                            "INSERT INTO outbox (topic, payload, qos, retain, droppable) "
-                            "VALUES (?, ?, ?, ?, 0)",
-                            (topic, payload, qos, int(retain)),
+                            "INSERT INTO outbox (topic, payload, qos, retain, droppable, broker) "
+                            "VALUES (?, ?, ?, ?, 0, ?)",
+                            (topic, payload, qos, int(retain), self.broker),
                         )
                     else:
                         refused = True
@@ -420,7 +472,7 @@ class Outbox:
         # The number is used even if memory is full: the gap tells subscribers.
         self._seq[stream] = self._unsaved_seq[stream] = seq + 1
         try:
-            self._hold(topic, payload, qos, retain, False)
+            self._hold(topic, payload, qos, retain, False, self.broker)
         except OutboxMemoryFullError as exc:
             exc.seq = seq
             raise
@@ -444,7 +496,9 @@ class Outbox:
                 on_disk = 0 if row is None else int(row[0])
         return max(on_disk, self._seq.get(stream, 0))
 
-    def _hold(self, topic: str, payload: bytes, qos: int, retain: bool, droppable: bool) -> int:
+    def _hold(
+        self, topic: str, payload: bytes, qos: int, retain: bool, droppable: bool, broker: str
+    ) -> int:
         """Keep a message in memory while the file cannot be written."""
         if len(self._memory) >= self.memory_limit:
             victim = next((m.id for m in self._memory.values() if m.droppable), None)
@@ -467,7 +521,7 @@ class Outbox:
                 raise OutboxMemoryFullError(self.memory_limit, self.path, self.degraded or "")
         mid = self._next_held
         self._next_held += 1
-        self._memory[mid] = OutboxMessage(mid, topic, payload, qos, retain, droppable)
+        self._memory[mid] = OutboxMessage(mid, topic, payload, qos, retain, droppable, broker)
         return mid
 
     def _disk_after(self, after: int) -> int:
@@ -493,28 +547,24 @@ class Outbox:
         if self._db is not None:
             try:
                 rows = self._db.execute(
-                    "SELECT id, topic, payload, qos, retain, droppable FROM outbox "
-                    "WHERE id > ? ORDER BY id LIMIT ?",
-                    (self._disk_after(after), limit + len(self._gone)),
+                    "SELECT id, topic, payload, qos, retain, droppable, broker FROM outbox "
+                    "WHERE id > ? AND broker = ? ORDER BY id LIMIT ?",
+                    (self._disk_after(after), self.broker, limit + len(self._gone)),
                 ).fetchall()
             except sqlite3.OperationalError as exc:
                 if not _storage_fault(exc):
                     raise
                 rows = []
-            on_disk = [
-                OutboxMessage(int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5]))
-                for r in rows
-                if int(r[0]) not in self._gone
-            ]
-        held = [m for m in self._memory.values() if m.id > after]
+            on_disk = [_message(r) for r in rows if int(r[0]) not in self._gone]
+        held = [m for m in self._memory.values() if m.id > after and m.broker == self.broker]
         # The disk's ids are all below HELD_ID_BASE, the held ones above: put order.
         return sorted(on_disk + held, key=lambda m: m.id)[:limit]
 
-    def messages(self) -> Iterator[OutboxMessage]:
-        """Every message waiting, in put order, held ones included.
+    def messages(self, *, every_broker: bool = False) -> Iterator[OutboxMessage]:
+        """Every message waiting (for this broker, or `every_broker`), in put order.
 
-        For a caller that must see them all: `OutboxUnavailableError` when the file
-        cannot be read (`peek` would show the held messages only).
+        Held ones included. For a caller that must see them all: `OutboxUnavailableError`
+        when the file cannot be read (`peek` would show the held messages only).
         """
         self._retry(now=True)
         if self._db is None:
@@ -523,9 +573,9 @@ class Outbox:
         while True:
             try:
                 rows = self._db.execute(
-                    "SELECT id, topic, payload, qos, retain, droppable FROM outbox "
-                    "WHERE id > ? ORDER BY id LIMIT ?",
-                    (after, SCAN_BATCH),
+                    "SELECT id, topic, payload, qos, retain, droppable, broker FROM outbox "
+                    "WHERE id > ? AND (? OR broker = ?) ORDER BY id LIMIT ?",
+                    (after, every_broker, self.broker, SCAN_BATCH),
                 ).fetchall()
             except sqlite3.OperationalError as exc:
                 if not _storage_fault(exc):
@@ -536,17 +586,15 @@ class Outbox:
             after = int(rows[-1][0])
             for r in rows:
                 if int(r[0]) not in self._gone:
-                    yield OutboxMessage(
-                        int(r[0]), r[1], bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5])
-                    )
-        yield from list(self._memory.values())
+                    yield _message(r)
+        yield from [m for m in self._memory.values() if every_broker or m.broker == self.broker]
 
     def _make_room(self) -> bool:
         """Whether there is room for one more message (inside a transaction).
 
         A droppable message is dropped to make it if need be.
         """
-        if len(self) < self.max_messages:
+        if self._count(every_broker=True) < self.max_messages:
             return True
         assert self._db is not None
         victim = self._db.execute(
@@ -622,3 +670,10 @@ class Outbox:
                 if not _storage_fault(exc):
                     raise
         return on_disk + self._refused
+
+
+def _message(r: Any) -> OutboxMessage:
+    """A row of `SELECT id, topic, payload, qos, retain, droppable, broker`."""
+    return OutboxMessage(
+        int(r[0]), str(r[1]), bytes(r[2]), int(r[3]), bool(r[4]), bool(r[5]), str(r[6])
+    )

@@ -311,6 +311,7 @@ class MqttPublisher:
         settled = False  # whether the MQTT version is known: a connection has worked
         while True:
             try:
+                log.info("mqtt: connecting to %s", self.broker.address)
                 async with self._client_for() as client:
                     _no_delay(client)
                     attempt = 0

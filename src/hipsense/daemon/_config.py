@@ -49,6 +49,9 @@ class SensorSettings(_Strict):
     """One sensor: a BLE address or name, or a simulated one."""
 
     id: Id
+    kind: str = "hipsense"
+    """What the sensor is (`hipsense.sensor_kinds`): hipsense (the native protocol) or
+    witmotion (a WitMotion BLE 5.0 unit)."""
     ble: str | None = None
     """Address (C0:FF:EE:00:48:53) or advertised name (prefix) of the sensor."""
     simulated: SimulatedSensor | None = None
@@ -63,9 +66,28 @@ class SensorSettings(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "SensorSettings":
+        from hipsense.sensor_kinds import get_kind
+
         if (self.ble is None) == (self.simulated is None):
             raise ValueError("expected exactly one of ble or simulated")
+        if self.simulated is not None and self.kind != "hipsense":
+            raise ValueError(f"simulated: expected kind 'hipsense', got {self.kind!r}")
+        rates = get_kind(self.kind).rates_hz
+        if self.rate_hz not in rates:
+            raise ValueError(
+                f"rate_hz: a {self.kind} sensor streams at "
+                f"{', '.join(str(r) for r in rates)} Hz, got {self.rate_hz}"
+            )
         return self
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from hipsense.sensor_kinds import kind_names
+
+        if v not in kind_names():
+            raise ValueError(f"expected one of {', '.join(kind_names())}")
+        return v
 
     @field_validator("program")
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from hipsense._errors import HipsenseError
 from hipsense.exercises import Exercise, load_library
 from hipsense.history import History
-from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
+from hipsense.link import SensorLink, SimulatedLink, StreamItem
 from hipsense.mqtt import Command, EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
@@ -79,7 +79,9 @@ class _Sensor:
 
 def _make_link(cfg: SensorSettings) -> SensorLink:
     if cfg.ble is not None:
-        return BleLink(cfg.ble, settings=BleLinkSettings(rate_hz=cfg.rate_hz), sensor_id=cfg.id)
+        from hipsense.sensor_kinds import LinkRequest, get_kind
+
+        return get_kind(cfg.kind).make_link(LinkRequest(cfg.ble, cfg.id, cfg.rate_hz))
     from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
 
     sim = cfg.simulated

@@ -12,8 +12,10 @@ from ._ble import (
     FoundSensor,
     SensorCommandError,
     SensorNotFoundError,
+    is_hipsense,
     scan,
 )
+from ._edge import backoff_s, describe, find_sensor
 from ._simulated import SimulatedLink
 from ._telemetry import LinkTelemetry
 
@@ -28,5 +30,9 @@ __all__ = [
     "SensorNotFoundError",
     "SimulatedLink",
     "StreamItem",
+    "backoff_s",
+    "describe",
+    "find_sensor",
+    "is_hipsense",
     "scan",
 ]

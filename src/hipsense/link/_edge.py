@@ -1,0 +1,73 @@
+"""What every BLE sensor link does alike: find the sensor, back off, describe failures."""
+
+import random
+import re
+from collections.abc import Callable
+from typing import Any
+
+from bleak import BleakScanner
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from hipsense._errors import HipsenseError
+
+__all__ = ["ADDRESS", "BleLinkError", "SensorNotFoundError", "backoff_s", "describe", "find_sensor"]
+
+ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
+
+
+class BleLinkError(HipsenseError):
+    """A BLE link failed in a way a retry will not fix."""
+
+
+class SensorNotFoundError(BleLinkError):
+    """No sensor matching the target answered a scan."""
+
+    def __init__(self, target: str, timeout_s: float, what: str = "the hipsense service") -> None:
+        super().__init__(
+            f"sensor {target!r}: expected it to advertise {what}, "
+            f"found nothing in {timeout_s:g} s"
+        )
+        self.target = target
+
+
+def backoff_s(attempt: int, base_s: float, max_s: float) -> float:
+    """Delay before retry `attempt` (1, 2, ...): doubling, capped, jittered down to half."""
+    delay = min(max_s, base_s * 2.0**attempt)
+    return float(delay * random.uniform(0.5, 1.0))  # noqa: S311 -- jitter, not secrecy
+
+
+def describe(exc: BaseException) -> str:
+    """A failure in a log line: BlueZ's own words when it has them."""
+    text = str(exc) or type(exc).__name__
+    # BlueZ's own words (org.bluez.Error.InProgress, NotConnected, Failed) are the useful part.
+    return text if "org.bluez" in text else f"{type(exc).__name__}: {text}"
+
+
+async def find_sensor(
+    target: str,
+    is_kind: Callable[[AdvertisementData], bool],
+    *,
+    timeout_s: float,
+    adapter: str | None,
+    what: str,
+    on_found: Callable[[AdvertisementData], None] | None = None,
+) -> BLEDevice:
+    """The device at address `target`, or advertising a name starting with it and of the kind."""
+    kwargs: dict[str, Any] = {"adapter": adapter} if adapter else {}
+    by_address = bool(ADDRESS.match(target))
+    wanted = target.upper() if by_address else target
+
+    def match(device: BLEDevice, adv: AdvertisementData) -> bool:
+        if by_address:
+            found = device.address.upper() == wanted
+        else:
+            found = is_kind(adv) and (adv.local_name or "").startswith(wanted)
+        if found and on_found is not None:
+            on_found(adv)
+        return found
+
+    device = await BleakScanner.find_device_by_filter(match, timeout=timeout_s, **kwargs)
+    if device is None:
+        raise SensorNotFoundError(target, timeout_s, what)
+    return device

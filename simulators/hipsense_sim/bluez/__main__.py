@@ -1,27 +1,52 @@
-"""`python -m hipsense_sim.bluez --bus ADDRESS [--sensor AA:BB:..=name ...] [--mtu 247]`."""
+"""`python -m hipsense_sim.bluez --bus ADDRESS [--kind K] [--sensor AA:BB:..=name ...]`."""
 
 import argparse
 import asyncio
+import functools
 import sys
 
-from ._emulator import BluezEmulator
+from ._emulator import BluezEmulator, DeviceFactory, EmulatedSensor
+from ._witmotion import WitMotionSensor
+
+DEFAULT_SENSORS = {
+    "hipsense": "C0:FF:EE:00:48:53=hipsense-4853",
+    "witmotion": "DF:BE:12:20:70:8C=WT901BLE68",
+}
+"""The sensor each kind emulates when no --sensor is given."""
+
+
+def _device(kind: str, args: argparse.Namespace) -> DeviceFactory:
+    if kind == "witmotion":
+        return functools.partial(WitMotionSensor, reps=args.reps, shortfall=args.shortfall)
+    return EmulatedSensor
 
 
 def main() -> int:
     """Run the emulator until killed; print "ready" once it owns org.bluez."""
     p = argparse.ArgumentParser(prog="python -m hipsense_sim.bluez", description=__doc__)
     p.add_argument("--bus", help="D-Bus address (default: the system bus)")
+    p.add_argument("--kind", choices=tuple(DEFAULT_SENSORS), default="hipsense",
+                   help="what the emulated sensors are (default hipsense)")  # fmt: skip
     p.add_argument(
         "--sensor",
         action="append",
         metavar="ADDRESS=NAME",
-        help="an emulated sensor (repeatable); default one, hipsense-4853",
+        help="an emulated sensor (repeatable); default one of the kind",
     )
     p.add_argument("--mtu", type=int, choices=(23, 247), default=247)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reps", type=int, default=8, help="witmotion: clamshells of the session")
+    p.add_argument("--shortfall", type=float, default=0.03,
+                   help="witmotion: share of the configured rate not delivered")  # fmt: skip
     args = p.parse_args()
-    sensors = [tuple(s.split("=", 1)) for s in args.sensor or ["C0:FF:EE:00:48:53=hipsense-4853"]]
-    emulator = BluezEmulator(args.bus, [(a, n) for a, n in sensors], mtu=args.mtu, seed=args.seed)
+    sensors = [tuple(s.split("=", 1)) for s in args.sensor or [DEFAULT_SENSORS[args.kind]]]
+    emulator = BluezEmulator(
+        args.bus,
+        [(a, n) for a, n in sensors],
+        mtu=args.mtu,
+        seed=args.seed,
+        device=_device(args.kind, args),
+    )
 
     async def run() -> None:
         ready = asyncio.Event()

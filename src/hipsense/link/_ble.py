@@ -506,4 +506,3 @@ class BleLink:
                 await client.stop_notify(IMU_DATA_CHAR_UUID)
         with contextlib.suppress(BleakError, TimeoutError, EOFError, OSError):
             await asyncio.wait_for(client.disconnect(), self.settings.connect_timeout_s)
-

@@ -25,8 +25,7 @@ class SensorNotFoundError(BleLinkError):
 
     def __init__(self, target: str, timeout_s: float, what: str = "the hipsense service") -> None:
         super().__init__(
-            f"sensor {target!r}: expected it to advertise {what}, "
-            f"found nothing in {timeout_s:g} s"
+            f"sensor {target!r}: expected it to advertise {what}, found nothing in {timeout_s:g} s"
         )
         self.target = target
 

@@ -118,7 +118,7 @@ _NEW_CONNECTION: Final = b""
 
 
 class WitMotionLink:
-    """`async with WitMotionLink("DF:BE:12:20:70:8C") as link:` then `async for item in link.items():`.
+    """`async with WitMotionLink("DF:BE:12:20:70:8C") as link:`, then iterate `link.items()`.
 
     `target` is an address, or a name (prefix) the sensor advertises. Items are what the
     native link yields for raw payloads: `SampleBlock`s of kind RAW in m/s² and rad/s

@@ -88,10 +88,12 @@ class WitMotionCounts:
 
 def _source(seed: int, rate_hz: int, reps: int) -> NDArray[np.int16]:
     """(n, 6) counts at `rate_hz`: the native source, decimated for 10 and 20 Hz."""
+    src: NDArray[np.int16]
     if rate_hz in (50, 100, 200):
-        return sensor_source(seed, rate_hz, 16, 2000, reps)
-    decimated: NDArray[np.int16] = sensor_source(seed, 100, 16, 2000, reps)[:: 100 // rate_hz]
-    return decimated
+        src = sensor_source(seed, rate_hz, 16, 2000, reps)
+    else:
+        src = sensor_source(seed, 100, 16, 2000, reps)[:: 100 // rate_hz]
+    return src
 
 
 def _angles(acc: NDArray[np.int16]) -> NDArray[np.int16]:
@@ -99,7 +101,10 @@ def _angles(acc: NDArray[np.int16]) -> NDArray[np.int16]:
     roll = np.arctan2(a[:, 1], a[:, 2])
     pitch = np.arctan2(-a[:, 0], np.hypot(a[:, 1], a[:, 2]))
     deg = np.degrees(np.stack([roll, pitch, np.zeros_like(roll)], axis=1))
-    return np.clip(np.round(deg * 32768.0 / 180.0), -32768, 32767).astype(np.int16)
+    counts: NDArray[np.int16] = np.clip(np.round(deg * 32768.0 / 180.0), -32768, 32767).astype(
+        np.int16
+    )
+    return counts
 
 
 @dataclass

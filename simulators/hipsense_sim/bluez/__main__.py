@@ -17,7 +17,9 @@ DEFAULT_SENSORS = {
 
 def _device(kind: str, args: argparse.Namespace) -> DeviceFactory:
     if kind == "witmotion":
-        return functools.partial(WitMotionSensor, reps=args.reps, shortfall=args.shortfall)
+        return functools.partial(
+            WitMotionSensor, reps=args.reps, shortfall=args.shortfall, rate_hz=args.rate
+        )
     return EmulatedSensor
 
 
@@ -38,6 +40,8 @@ def main() -> int:
     p.add_argument("--reps", type=int, default=8, help="witmotion: clamshells of the session")
     p.add_argument("--shortfall", type=float, default=0.03,
                    help="witmotion: share of the configured rate not delivered")  # fmt: skip
+    p.add_argument("--rate", type=int, choices=(10, 20, 50, 100, 200), default=10,
+                   help="witmotion: the rate it was saved with (out of the box 10 Hz)")  # fmt: skip
     args = p.parse_args()
     sensors = [tuple(s.split("=", 1)) for s in args.sensor or [DEFAULT_SENSORS[args.kind]]]
     emulator = BluezEmulator(

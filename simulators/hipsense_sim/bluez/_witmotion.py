@@ -262,12 +262,15 @@ class WitMotionSensor:
         seed: int,
         reps: int = 8,
         shortfall: float = 0.03,
+        rate_hz: int = 10,
     ) -> None:
         self.bus = bus
         self.address = address
         self.name = name
         self.path = f"{ADAPTER_PATH}/dev_{address.replace(':', '_')}"
         self.firmware = WitMotionFirmware(seed=seed, reps=reps, shortfall=shortfall)
+        fw = self.firmware
+        fw.rate_hz = fw.counts.rate_hz = fw.counts.saved_rate_hz = rate_hz
         self.reachable_at_s = 0.0
         self.exported = False
         self._gatt_exported = False

@@ -33,7 +33,9 @@ from tests.link.conftest import Emulator
 
 from .conftest import REPS, WIT
 
-FAST = WitMotionSettings(scan_timeout_s=5.0, backoff_base_s=0.1, backoff_max_s=1.0)
+FAST = WitMotionSettings(
+    scan_timeout_s=5.0, connect_timeout_s=3.0, backoff_base_s=0.1, backoff_max_s=1.0
+)
 ACC_LSB = 16 * GRAVITY_M_S2 / 32768
 
 
@@ -197,7 +199,9 @@ async def test_a_dropped_link_reconnects_with_a_gap_and_goes_on(witmotion: Emula
     assert isinstance(got.items[first_gap - 1], SampleBlock)
     assert isinstance(got.items[first_gap + 1], SampleBlock)
     assert gaps[0].duration_s >= 1.0
-    assert 0.8 * gaps[0].duration_s * 97 <= gaps[0].lost_samples + 1 <= 1.1 * gaps[0].duration_s * 100
+    assert (
+        0.8 * gaps[0].duration_s * 97 <= gaps[0].lost_samples + 1 <= 1.1 * gaps[0].duration_s * 100
+    )
     t_host = np.concatenate([b.t_host_s for b in got.blocks])
     assert np.all(np.diff(t_host) > 0)
     t_us = np.concatenate([b.t_sensor_us for b in got.blocks])

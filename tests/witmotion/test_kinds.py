@@ -1,0 +1,66 @@
+"""Sensor kinds: the `kind` setting, its link factory, and the WitMotion timing."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hipsense.daemon import ConfigError, load_settings
+from hipsense.daemon._run import _make_link
+from hipsense.link import BleLink
+from hipsense.sensor_kinds import KINDS, UnknownSensorKindError, get_kind, kind_names
+from hipsense.witmotion import ArrivalTimer, WitMotionLink
+
+
+def _config(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "hipsense.toml"
+    path.write_text('[[sensors]]\nid = "thigh"\nble = "WT901BLE68"\n' + body, encoding="utf-8")
+    return path
+
+
+def test_kind_defaults_to_hipsense_and_picks_the_link(tmp_path: Path) -> None:
+    native = load_settings(_config(tmp_path, "")).sensors[0]
+    assert native.kind == "hipsense"
+    assert isinstance(_make_link(native), BleLink)
+    wit = load_settings(_config(tmp_path, 'kind = "witmotion"\nrate_hz = 50\n')).sensors[0]
+    link = _make_link(wit)
+    assert isinstance(link, WitMotionLink)
+    assert (link.sensor_id, link.fmt.rate_hz, link.telemetry.timing) == ("thigh", 50, "host")
+
+
+def test_an_unknown_kind_names_the_allowed_ones(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"sensors\.0\.kind: .*expected one of hipsense, witmotion"
+    ):
+        load_settings(_config(tmp_path, 'kind = "movella"\n'))
+    with pytest.raises(
+        UnknownSensorKindError, match="expected one of hipsense, witmotion, got 'x'"
+    ):
+        get_kind("x")
+    assert kind_names() == tuple(KINDS) == ("hipsense", "witmotion")
+
+
+def test_a_rate_the_kind_does_not_offer_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="a witmotion sensor streams at 50, 100, 200 Hz, got 25"):
+        load_settings(_config(tmp_path, 'kind = "witmotion"\nrate_hz = 25\n'))
+
+
+def test_arrival_timing_learns_a_rate_shortfall() -> None:
+    # A unit set to 100 Hz that delivers 97 samples/s, one or two a notification, with
+    # 5-25 ms of latency: after a few seconds the samples sit on the arrival envelope.
+    rng = np.random.default_rng(3)
+    timer = ArrivalTimer(100)
+    true_t = np.arange(2000) / 97.0
+    hosts, k = [], 0
+    while k < true_t.shape[0]:
+        n = min(int(rng.integers(1, 3)), true_t.shape[0] - k)
+        arrival = true_t[k + n - 1] + 0.005 + 0.02 * rng.random()
+        _, h = timer.stamp(n, arrival)
+        hosts.append(h)
+        k += n
+    host = np.concatenate(hosts)
+    assert np.all(np.diff(host) > 0)
+    late = host[1000:] - true_t[1000:]
+    assert np.ptp(late) < 0.02, "after the fit, a constant latency, not a drift"
+    rate = timer.delivered_rate_hz
+    assert rate is not None and abs(rate - 97.0) < 1.5

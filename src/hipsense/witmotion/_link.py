@@ -12,6 +12,7 @@ reconnect the first item is a `Gap` sized by the host clock and the delivered ra
 
 import asyncio
 import contextlib
+import enum
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -113,8 +114,15 @@ class _LinkRestartError(Exception):
 
 
 _END: Any = object()
-_NEW_CONNECTION: Final = b""
-"""Put on the receive queue when a connection starts: what follows is after a gap."""
+
+
+class _Mark(enum.Enum):
+    """Put on the receive queue between notifications, in their order."""
+
+    CONNECTING = enum.auto()
+    """A connection starts: what follows comes after a gap, and at the saved rate."""
+    CONFIGURED = enum.auto()
+    """The rate is set: samples from here on are at the configured rate."""
 
 
 class WitMotionLink:
@@ -148,7 +156,7 @@ class WitMotionLink:
         self._decoder = WitMotionDecoder()
         self._timer = ArrivalTimer(s.rate_hz)
         self._records = 0
-        self._rx: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(s.queue_size)
+        self._rx: asyncio.Queue[tuple[float, bytes | _Mark]] = asyncio.Queue(s.queue_size)
         self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._replies: asyncio.Queue[RegisterReply] = asyncio.Queue()
         self._lost = asyncio.Event()
@@ -221,6 +229,9 @@ class WitMotionLink:
 
     async def _decode_loop(self) -> None:
         after_gap = False
+        # Until the rate is set, the unit streams at whatever rate it saved: those samples
+        # would be timed at the wrong period, so they are dropped (a fraction of a second).
+        configured = False
         try:
             while True:
                 try:
@@ -229,10 +240,15 @@ class WitMotionLink:
                     if self._closing.is_set() and self._rx.empty():
                         break
                     continue
-                if data is _NEW_CONNECTION:
-                    self._decoder.reset()
+                if data is _Mark.CONNECTING:
+                    configured = False
                     after_gap = self._timer.samples > 0
                     continue
+                if data is _Mark.CONFIGURED:
+                    configured = True
+                    self._decoder.reset()
+                    continue
+                assert isinstance(data, bytes)
                 self._last_rx_s = t
                 self._telemetry.note_arrivals([t])
                 try:
@@ -245,7 +261,7 @@ class WitMotionLink:
                 for reply in note.replies:
                     self._replies.put_nowait(reply)
                 n = note.samples.count
-                if n == 0:
+                if n == 0 or not configured:
                     continue
                 if after_gap:
                     after_gap = False
@@ -385,7 +401,7 @@ class WitMotionLink:
                 )
         while not self._replies.empty():
             self._replies.get_nowait()
-        self._rx.put_nowait((time.monotonic(), _NEW_CONNECTION))
+        await self._rx.put((time.monotonic(), _Mark.CONNECTING))
         self._last_rx_s = time.monotonic()
         # Streaming starts here, at the saved rate; the new rate follows the writes.
         await client.start_notify(NOTIFY_CHAR_UUID, self._on_data)
@@ -394,6 +410,7 @@ class WitMotionLink:
         await self._write(client, encode_set_rate(s.rate_hz))
         if s.save_rate:
             await self._write(client, encode_save())
+        await self._rx.put((time.monotonic(), _Mark.CONFIGURED))
         rate = await self._read(client, REG_RATE)
         if rate is not None:
             with contextlib.suppress(WitMotionProtocolError):

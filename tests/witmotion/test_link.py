@@ -183,6 +183,13 @@ async def test_a_dropped_link_reconnects_with_a_gap_and_goes_on(witmotion: Emula
     async with WitMotionLink(WIT, settings=FAST) as link, streaming(link) as got:
         await until(lambda: got.samples >= 200, 20)
         assert link.telemetry.connected
+        # Garbled notifications come out as such and the stream goes on.
+        await witmotion.inject(malformed=2)
+        before = got.samples
+        await until(lambda: got.samples >= before + 100, 20)
+        malformed = [i for i in got.items if isinstance(i, MalformedPacket)]
+        assert len(malformed) == 2
+        assert "expected 0x55 at its start, got 0x20" in str(malformed[0].error)
         await witmotion.drop_link(1.0)
         t_drop = time.monotonic()
         await until(lambda: link.telemetry.reconnects == 1, 20)
@@ -213,7 +220,7 @@ async def test_a_dropped_link_reconnects_with_a_gap_and_goes_on(witmotion: Emula
     t_us = np.concatenate([b.t_sensor_us for b in got.blocks])
     assert np.all(np.diff(t_us) > 0)
     stream = link.telemetry.stream
-    assert stream is not None and stream.gaps == 2
+    assert stream is not None and (stream.gaps, stream.malformed) == (2, 2)
     assert not link.telemetry.connected
 
 

@@ -4,30 +4,30 @@ import argparse
 import asyncio
 import functools
 import sys
+from collections.abc import Callable
 
 from ._emulator import BluezEmulator, DeviceFactory, EmulatedSensor
 from ._witmotion import WitMotionSensor
 
-DEFAULT_SENSORS = {
-    "hipsense": "C0:FF:EE:00:48:53=hipsense-4853",
-    "witmotion": "DF:BE:12:20:70:8C=WT901BLE68",
+
+def _witmotion(args: argparse.Namespace) -> DeviceFactory:
+    return functools.partial(
+        WitMotionSensor, reps=args.reps, shortfall=args.shortfall, rate_hz=args.rate
+    )
+
+
+KINDS: dict[str, tuple[str, Callable[[argparse.Namespace], DeviceFactory]]] = {
+    "hipsense": ("C0:FF:EE:00:48:53=hipsense-4853", lambda _args: EmulatedSensor),
+    "witmotion": ("DF:BE:12:20:70:8C=WT901BLE68", _witmotion),
 }
-"""The sensor each kind emulates when no --sensor is given."""
-
-
-def _device(kind: str, args: argparse.Namespace) -> DeviceFactory:
-    if kind == "witmotion":
-        return functools.partial(
-            WitMotionSensor, reps=args.reps, shortfall=args.shortfall, rate_hz=args.rate
-        )
-    return EmulatedSensor
+"""Each kind: the sensor it emulates when no --sensor is given, and its device factory."""
 
 
 def main() -> int:
     """Run the emulator until killed; print "ready" once it owns org.bluez."""
     p = argparse.ArgumentParser(prog="python -m hipsense_sim.bluez", description=__doc__)
     p.add_argument("--bus", help="D-Bus address (default: the system bus)")
-    p.add_argument("--kind", choices=tuple(DEFAULT_SENSORS), default="hipsense",
+    p.add_argument("--kind", choices=tuple(KINDS), default="hipsense",
                    help="what the emulated sensors are (default hipsense)")  # fmt: skip
     p.add_argument(
         "--sensor",
@@ -43,13 +43,14 @@ def main() -> int:
     p.add_argument("--rate", type=int, choices=(10, 20, 50, 100, 200), default=10,
                    help="witmotion: the rate it was saved with (out of the box 10 Hz)")  # fmt: skip
     args = p.parse_args()
-    sensors = [tuple(s.split("=", 1)) for s in args.sensor or [DEFAULT_SENSORS[args.kind]]]
+    default, device = KINDS[args.kind]
+    sensors = [tuple(s.split("=", 1)) for s in args.sensor or [default]]
     emulator = BluezEmulator(
         args.bus,
         [(a, n) for a, n in sensors],
         mtu=args.mtu,
         seed=args.seed,
-        device=_device(args.kind, args),
+        device=device(args),
     )
 
     async def run() -> None:

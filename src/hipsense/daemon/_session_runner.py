@@ -129,6 +129,9 @@ def sensor_state(
         rate_hz=t.rate_hz,
         loss_pct=round(t.loss_pct, 2),
         reconnects=t.reconnects,
+        kind=t.kind,
+        timing=t.timing,
+        delivered_rate_hz=None if t.delivered_rate_hz is None else round(t.delivered_rate_hz, 1),
         storage=storage_state(outbox, history),
     )
 

@@ -69,6 +69,14 @@ class SensorState(_Model):
     rate_hz: float | None = None
     loss_pct: float | None = None
     reconnects: int = 0
+    kind: str = "hipsense"
+    """The sensor kind (hipsense, witmotion, ...; see docs/sensors.md)."""
+    timing: Literal["sensor", "host"] = "sensor"
+    """Where sample times come from: the sensor's clock, or their arrival at the gateway
+    (a sensor whose packets carry no timestamp: rep times are less exact)."""
+    delivered_rate_hz: float | None = None
+    """Samples per second that really arrive, when the link measures it (a WitMotion
+    delivers less than its configured `rate_hz`)."""
     storage: str | None = None
     """None while the gateway writes events to its state folder; else why it cannot (disk
     full, read-only) and what it does meanwhile: events are held in memory and written

@@ -65,8 +65,12 @@ def test_register_replies_come_out_beside_the_samples() -> None:
     [
         (b"\x56" + RECORD[1:], "record 0 of 1: expected 0x55 at its start, got 0x56"),
         (RECORD + b"\x55\x62" + bytes(18), "record 1 of 2: expected flag 0x61 (data) or 0x71"),
-        (b"\x00\x61\x00", "record: expected 0x55 at its start, got 0x00"),
-        (b"\x55\x11", "record: expected flag 0x61 (data) or 0x71 (registers), got 0x11"),
+        (b"\x00\x61\x00", "record 0 (partial): expected 0x55 at its start, got 0x00"),
+        (
+            b"\x55\x11",
+            "record 0 (partial): expected flag 0x61 (data) or 0x71 (registers), got 0x11",
+        ),
+        (RECORD + b"\x00", "record 1 (partial): expected 0x55 at its start, got 0x00"),
     ],
 )
 def test_bad_bytes_raise_a_witmotion_protocol_error(data: bytes, message: str) -> None:

@@ -166,13 +166,18 @@ class WitMotionDecoder:
             raise WitMotionProtocolError(
                 f"record {i} of {n}", "flag 0x61 (data) or 0x71 (registers)", f"0x{flags[i]:02x}"
             )
-        if n == 0 and buf and buf[0] != _HEAD:
-            raise WitMotionProtocolError("record", f"0x{_HEAD:02x} at its start", f"0x{buf[0]:02x}")
-        if len(buf) >= 2 and n == 0 and buf[1] not in (_DATA, _REGISTERS):
+        # A partial record at the end must start like one, or the next notification
+        # would be read out of step.
+        rest = buf[n * RECORD_SIZE :]
+        if rest and rest[0] != _HEAD:
             raise WitMotionProtocolError(
-                "record", "flag 0x61 (data) or 0x71 (registers)", f"0x{buf[1]:02x}"
+                f"record {n} (partial)", f"0x{_HEAD:02x} at its start", f"0x{rest[0]:02x}"
             )
-        self._rest = buf[n * RECORD_SIZE :]
+        if len(rest) >= 2 and rest[1] not in (_DATA, _REGISTERS):
+            raise WitMotionProtocolError(
+                f"record {n} (partial)", "flag 0x61 (data) or 0x71 (registers)", f"0x{rest[1]:02x}"
+            )
+        self._rest = rest
         words = rows.view("<i2").reshape(n, RECORD_SIZE // 2)
         data_words = words[flags == _DATA, 1:].astype(np.float64)
         samples = (

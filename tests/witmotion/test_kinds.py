@@ -4,11 +4,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bleak.backends.scanner import AdvertisementData
 
 from hipsense.daemon import ConfigError, load_settings
 from hipsense.daemon._run import _make_link
 from hipsense.link import BleLink
-from hipsense.sensor_kinds import KINDS, UnknownSensorKindError, get_kind, kind_names
+from hipsense.protocol import SERVICE_UUID as HIPSENSE_SERVICE
+from hipsense.sensor_kinds import (
+    KINDS,
+    UnknownSensorKindError,
+    advertisement_classifiers,
+    get_kind,
+    kind_names,
+)
+from hipsense.witmotion import SERVICE_UUID as WIT_SERVICE
 from hipsense.witmotion import ArrivalTimer, WitMotionLink
 
 
@@ -64,3 +73,31 @@ def test_arrival_timing_learns_a_rate_shortfall() -> None:
     assert np.ptp(late) < 0.02, "after the fit, a constant latency, not a drift"
     rate = timer.delivered_rate_hz
     assert rate is not None and abs(rate - 97.0) < 1.5
+
+
+def _adv(name: str | None, uuids: list[str]) -> AdvertisementData:
+    return AdvertisementData(
+        local_name=name,
+        manufacturer_data={},
+        service_data={},
+        service_uuids=uuids,
+        tx_power=None,
+        rssi=-60,
+        platform_data=(),
+    )
+
+
+def test_each_kind_recognises_its_advertisements_and_only_those() -> None:
+    classify = advertisement_classifiers()
+    cases = {
+        ("WT901BLE68", ()): "witmotion",
+        (None, (WIT_SERVICE,)): "witmotion",
+        ("hipsense-4853", ()): "hipsense",
+        (None, (HIPSENSE_SERVICE,)): "hipsense",
+        ("Galaxy Buds", ()): None,
+        # The SIG base (9b34fb) is not the WitMotion service (9a34fb).
+        (None, (WIT_SERVICE.replace("9a34fb", "9b34fb"),)): None,
+    }
+    for (name, uuids), kind in cases.items():
+        adv = _adv(name, list(uuids))
+        assert next((k for k, test in classify.items() if test(adv)), None) == kind, name

@@ -13,7 +13,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         help="list nearby sensors (address, kind, name, signal, battery)",
         description="Scan over Bluetooth Low Energy for the sensors hipsense reads: native "
         "hipsense sensors (the hipsense service or a name starting with 'hipsense') and "
-        "WitMotion BLE 5.0 units (their ffe5 service or a WT...BLE name), strongest signal "
+        "WitMotion BLE 5.0 units (their ffe5 service or a name starting with WT), strongest signal "
         "first. The kind column is what to put in a sensor's `kind` setting.",
     )
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to listen")

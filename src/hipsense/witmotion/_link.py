@@ -78,11 +78,11 @@ _COMMAND_GAP_S: Final = 0.1
 def is_witmotion(adv: AdvertisementData) -> bool:
     """An advertisement of a WitMotion BLE 5.0 sensor: its vendor service, or a WT name.
 
-    The units advertise names such as WT901BLE68; WitMotion's SDK picks them by "WT".
+    The units advertise names such as WT901BLE68; WitMotion's SDK (`test.py`) picks them
+    by "WT" in the name, here at its start, so fewer other devices pass.
     """
     uuids = [u.lower() for u in adv.service_uuids]
-    name = adv.local_name or ""
-    return SERVICE_UUID in uuids or (name.startswith(_NAME_PREFIXES) and "BLE" in name)
+    return SERVICE_UUID in uuids or (adv.local_name or "").startswith(_NAME_PREFIXES)
 
 
 @dataclass(frozen=True)
@@ -365,7 +365,7 @@ class WitMotionLink:
                 is_witmotion,
                 timeout_s=self.settings.scan_timeout_s,
                 adapter=self._adapter,
-                what=f"the WitMotion service {SERVICE_UUID} or a WT...BLE name",
+                what=f"the WitMotion service {SERVICE_UUID} or a name starting with WT",
                 on_found=found,
             )
         return self._device

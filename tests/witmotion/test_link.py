@@ -29,7 +29,7 @@ from hipsense.witmotion import (
 )
 from hipsense_sim.bluez import PrivateBus, sensor_source
 from tests.brokers import until
-from tests.link.conftest import Emulator
+from tests.link.conftest import SENSOR, Emulator, start_emulator
 
 from .conftest import REPS, WIT
 
@@ -249,15 +249,32 @@ async def test_a_decode_task_that_dies_ends_the_stream_with_an_error(
             await drain()
 
 
-async def test_scan_shows_the_witmotion_kind(witmotion: Emulator, private_bus: PrivateBus) -> None:
-    found = await scan(1.5)
-    assert [(s.address, s.kind, s.name) for s in found] == [(WIT, "witmotion", "WT901BLE68")]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hipsense", "scan", "--timeout", "1.5",
-        stdout=asyncio.subprocess.PIPE, env=private_bus.env(),
-    )  # fmt: skip
-    out, _ = await proc.communicate()
-    assert proc.returncode == 0
-    lines = out.decode().splitlines()
-    assert lines[0].split() == ["address", "kind", "name", "RSSI", "battery"]
-    assert re.fullmatch(rf"{WIT}  witmotion +WT901BLE68 +-\d\d dBm +\?", lines[1])
+async def test_scan_shows_the_kind_of_each_sensor(private_bus: PrivateBus) -> None:
+    proc = await start_emulator(
+        private_bus,
+        "--sensor",
+        f"{SENSOR}=hipsense-4853",
+        "--sensor",
+        f"witmotion:{WIT}=WT901BLE68",
+    )
+    try:
+        found = await scan(1.5)
+        assert sorted((s.address, s.kind, s.name) for s in found) == [
+            (SENSOR, "hipsense", "hipsense-4853"),
+            (WIT, "witmotion", "WT901BLE68"),
+        ]
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hipsense", "scan", "--timeout", "1.5",
+            stdout=asyncio.subprocess.PIPE, env=private_bus.env(),
+        )  # fmt: skip
+        out, _ = await cli.communicate()
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert cli.returncode == 0
+    header, *rows = out.decode().splitlines()
+    assert header.split() == ["address", "kind", "name", "RSSI", "battery"]
+    by_address = {row.split()[0]: row for row in rows}  # strongest first: either order
+    assert len(by_address) == 2
+    assert re.fullmatch(rf"{SENSOR}  hipsense +hipsense-4853 +-\d\d dBm +87 %", by_address[SENSOR])
+    assert re.fullmatch(rf"{WIT}  witmotion +WT901BLE68 +-\d\d dBm +\?", by_address[WIT])

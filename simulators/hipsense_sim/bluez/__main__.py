@@ -32,8 +32,9 @@ def main() -> int:
     p.add_argument(
         "--sensor",
         action="append",
-        metavar="ADDRESS=NAME",
-        help="an emulated sensor (repeatable); default one of the kind",
+        metavar="[KIND:]ADDRESS=NAME",
+        help="an emulated sensor (repeatable), of --kind unless KIND is given; "
+        "default one of --kind",
     )
     p.add_argument("--mtu", type=int, choices=(23, 247), default=247)
     p.add_argument("--seed", type=int, default=0)
@@ -44,10 +45,17 @@ def main() -> int:
                    help="witmotion: the rate it was saved with (out of the box 10 Hz)")  # fmt: skip
     args = p.parse_args()
     default, device = KINDS[args.kind]
-    sensors = [tuple(s.split("=", 1)) for s in args.sensor or [default]]
+    sensors: list[tuple[str, str, DeviceFactory]] = []
+    for spec in args.sensor or [default]:
+        kind, _, rest = spec.partition(":")
+        factory = device(args)
+        if kind in KINDS:
+            factory, spec = KINDS[kind][1](args), rest
+        address, _, name = spec.partition("=")
+        sensors.append((address, name, factory))
     emulator = BluezEmulator(
         args.bus,
-        [(a, n) for a, n in sensors],
+        sensors,
         mtu=args.mtu,
         seed=args.seed,
         device=device(args),

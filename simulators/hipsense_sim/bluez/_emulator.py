@@ -12,7 +12,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, Protocol
 
@@ -283,13 +283,14 @@ class BluezEmulator:
     """Owns `org.bluez` on the bus at `bus_address` and serves `sensors`.
 
     `device` builds each sensor: the native `EmulatedSensor` by default, or another
-    kind's device (`_witmotion.WitMotionSensor`).
+    kind's device (`_witmotion.WitMotionSensor`); a sensor given as (address, name,
+    factory) is built by its own factory, so one emulator can serve mixed kinds.
     """
 
     def __init__(
         self,
         bus_address: str | None,
-        sensors: list[tuple[str, str]],
+        sensors: Sequence[tuple[str, str] | tuple[str, str, DeviceFactory]],
         *,
         mtu: int,
         seed: int = 0,
@@ -330,10 +331,10 @@ class BluezEmulator:
         try:
             adapter = Adapter("00:00:00:00:48:53", self._on_discovery)
             bus.export(ADAPTER_PATH, adapter)
-            for i, (address, name) in enumerate(self.sensor_specs):
-                sensor = self.device_factory(
-                    bus, address.upper(), name, mtu=self.mtu, seed=self.seed + i
-                )
+            for i, spec in enumerate(self.sensor_specs):
+                address, name = spec[0], spec[1]
+                factory = spec[2] if len(spec) == 3 else self.device_factory
+                sensor = factory(bus, address.upper(), name, mtu=self.mtu, seed=self.seed + i)
                 self.sensors[sensor.address] = sensor
             bus.export(CONTROL_PATH, _Control(self))
             reply = await bus.request_name("org.bluez")

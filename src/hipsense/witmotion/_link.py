@@ -479,3 +479,12 @@ class WitMotionLink:
             if time.monotonic() >= next_battery_s:
                 next_battery_s = time.monotonic() + self.settings.battery_every_s
                 await self._read_battery(client)
+                # Units deliver less than they are set to: say how much, now and then.
+                delivered = self._telemetry.delivered_rate_hz
+                if delivered is not None:
+                    log.info(
+                        "witmotion %s: delivering %.1f samples/s at %d Hz configured",
+                        self.target,
+                        delivered,
+                        self.settings.rate_hz,
+                    )

@@ -183,8 +183,8 @@ async def test_hipsense_scan_finds_the_emulated_sensor(
     out, _ = await proc.communicate()
     assert proc.returncode == 0
     lines = out.decode().splitlines()
-    assert lines[0].split() == ["address", "name", "RSSI", "battery"]
-    assert re.fullmatch(rf"{SENSOR}  hipsense-4853 +-\d\d dBm +87 %", lines[1])
+    assert lines[0].split() == ["address", "kind", "name", "RSSI", "battery"]
+    assert re.fullmatch(rf"{SENSOR}  hipsense +hipsense-4853 +-\d\d dBm +87 %", lines[1])
 
 
 async def test_a_decode_task_that_dies_ends_the_stream_with_an_error(emulator: Emulator) -> None:

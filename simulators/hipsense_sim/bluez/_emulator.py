@@ -12,8 +12,9 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from typing import Any, Protocol
 
 from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusDouble, DBusStr, DBusUInt32
@@ -38,9 +39,8 @@ from hipsense.protocol import (
 
 from ._bluez import Adapter, Characteristic, Device, GattService
 from ._firmware import EmulatedFirmware
-from ._movella_dot import EmulatedDot
 
-__all__ = ["BluezEmulator", "EmulatedSensor"]
+__all__ = ["BluezEmulator", "DeviceFactory", "EmulatedDevice", "EmulatedSensor"]
 
 log = logging.getLogger("hipsense_sim.bluez")
 
@@ -53,6 +53,38 @@ _UNREACHABLE_CONNECT_S = 1.0
 _TICK_S = 0.005
 _SIGNALS_PER_PAUSE = 16
 """Back-to-back signals before yielding: a long burst can overflow the bus socket."""
+
+
+class EmulatedDevice(Protocol):
+    """What the emulator needs of a device of any kind (hipsense, WitMotion, ...)."""
+
+    address: str
+    firmware: Any
+    """Takes `stall`, `inject`, `backlog_packets` and has `counts` (a dataclass)."""
+
+    @property
+    def device(self) -> Device:
+        """Its `org.bluez.Device1` object (read-only here, so a kind may subclass it)."""
+        ...
+
+    @property
+    def reachable(self) -> bool: ...
+
+    def export(self) -> None: ...
+
+    def drop_link(self, down_s: float) -> None: ...
+
+    def burst(self, packets: int) -> None: ...
+
+    async def stream(self) -> None: ...
+
+
+class DeviceFactory(Protocol):
+    """Builds one device: `factory(bus, address, name, mtu=..., seed=...)`."""
+
+    def __call__(
+        self, bus: MessageBus, address: str, name: str, *, mtu: int, seed: int
+    ) -> EmulatedDevice: ...
 
 
 class EmulatedSensor:
@@ -216,7 +248,7 @@ class _Control(ServiceInterface):
         super().__init__("org.hipsense.Emulator1")
         self._emu = emulator
 
-    def _sensor(self, address: str) -> EmulatedSensor | EmulatedDot:
+    def _sensor(self, address: str) -> EmulatedDevice:
         try:
             return self._emu.sensors[address.upper()]
         except KeyError:
@@ -252,23 +284,28 @@ class _Control(ServiceInterface):
 
 
 class BluezEmulator:
-    """Owns `org.bluez` on the bus at `bus_address` and serves `sensors`."""
+    """Owns `org.bluez` on the bus at `bus_address` and serves `sensors`.
+
+    `device` builds each sensor: the native `EmulatedSensor` by default, or another
+    kind's device (`_witmotion.WitMotionSensor`); a sensor given as (address, name,
+    factory) is built by its own factory, so one emulator can serve mixed kinds.
+    """
 
     def __init__(
         self,
         bus_address: str | None,
-        sensors: list[tuple[str, str]],
+        sensors: Sequence[tuple[str, str] | tuple[str, str, DeviceFactory]],
         *,
         mtu: int,
         seed: int = 0,
-        kind: str = "hipsense",
+        device: DeviceFactory | None = None,
     ) -> None:
         self.bus_address = bus_address
-        self.kind = kind
         self.sensor_specs = sensors
         self.mtu = mtu
         self.seed = seed
-        self.sensors: dict[str, EmulatedSensor | EmulatedDot] = {}
+        self.device_factory: DeviceFactory = device if device is not None else EmulatedSensor
+        self.sensors: dict[str, EmulatedDevice] = {}
         self._discovering = False
 
     def _on_discovery(self, on: bool) -> None:
@@ -298,9 +335,10 @@ class BluezEmulator:
         try:
             adapter = Adapter("00:00:00:00:48:53", self._on_discovery)
             bus.export(ADAPTER_PATH, adapter)
-            for i, (address, name) in enumerate(self.sensor_specs):
-                cls = EmulatedDot if self.kind == "movella-dot" else EmulatedSensor
-                sensor = cls(bus, address.upper(), name, mtu=self.mtu, seed=self.seed + i)
+            for i, spec in enumerate(self.sensor_specs):
+                address, name = spec[0], spec[1]
+                factory = spec[2] if len(spec) == 3 else self.device_factory
+                sensor = factory(bus, address.upper(), name, mtu=self.mtu, seed=self.seed + i)
                 self.sensors[sensor.address] = sensor
             bus.export(CONTROL_PATH, _Control(self))
             reply = await bus.request_name("org.bluez")

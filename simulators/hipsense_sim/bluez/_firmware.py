@@ -40,9 +40,9 @@ __all__ = ["EmulatedFirmware", "FaultCounts", "sensor_source"]
 
 @cache
 def sensor_source(
-    seed: int, rate_hz: int, accel_range_g: int, gyro_range_dps: int
+    seed: int, rate_hz: int, accel_range_g: int, gyro_range_dps: int, reps: int = 8
 ) -> NDArray[np.int16]:
-    """(n, 6) raw counts the emulated sensor plays in a loop: simulated clamshells.
+    """(n, 6) raw counts the emulated sensor plays in a loop: `reps` simulated clamshells.
 
     Deterministic, so a test can rebuild what the sensor sent from the sample index.
     """
@@ -55,7 +55,7 @@ def sensor_source(
         name="emulated-sensor",
         exercise="clamshell",
         seed=seed,
-        sets=[SetSpec(reps=8, rest_after_s=5.0)],
+        sets=[SetSpec(reps=reps, rest_after_s=5.0)],
         imu=ImuSpec(
             rate_hz=rate_hz,
             accel_range_g=accel_range_g,

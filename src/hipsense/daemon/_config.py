@@ -49,6 +49,9 @@ class SensorSettings(_Strict):
     """One sensor: a BLE address or name, or a simulated one."""
 
     id: Id
+    kind: str = "hipsense"
+    """What the sensor is (`hipsense.sensor_kinds`): hipsense (the native protocol) or
+    witmotion (a WitMotion BLE 5.0 unit)."""
     ble: str | None = None
     """Address (C0:FF:EE:00:48:53) or advertised name (prefix) of the sensor."""
     simulated: SimulatedSensor | None = None
@@ -59,12 +62,31 @@ class SensorSettings(_Strict):
     program: str | None = None
     """A program of configs/programs the sessions are tracked against (its first exercise
     is measured first); a start_session command can bring another prescription."""
-    rate_hz: Literal[25, 50, 100, 200] = 100
+    rate_hz: int | None = None
+    """Samples per second; one of the kind's rates (hipsense 25/50/100/200, default 100;
+    witmotion 50/100/200, default 100; movella-dot 20/30/60, default 60)."""
+
+    @property
+    def stream_rate_hz(self) -> int:
+        """The rate asked for, or the kind's default."""
+        from hipsense.sensor_kinds import get_kind
+
+        return self.rate_hz if self.rate_hz is not None else get_kind(self.kind).default_rate_hz
 
     @model_validator(mode="after")
     def _one_source(self) -> "SensorSettings":
+        from hipsense.sensor_kinds import get_kind
+
         if (self.ble is None) == (self.simulated is None):
             raise ValueError("expected exactly one of ble or simulated")
+        if self.simulated is not None and self.kind != "hipsense":
+            raise ValueError(f"simulated: expected kind 'hipsense', got {self.kind!r}")
+        rates = get_kind(self.kind).rates_hz
+        if self.rate_hz is not None and self.rate_hz not in rates:
+            raise ValueError(
+                f"rate_hz: a {self.kind} sensor streams at "
+                f"{', '.join(str(r) for r in rates)} Hz, got {self.rate_hz}"
+            )
         return self
 
     @model_validator(mode="after")
@@ -82,6 +104,15 @@ class SensorSettings(_Strict):
                 f"one of {', '.join(listed)}, or no exercise (the program's first is measured)"
             )
         return self
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str) -> str:
+        from hipsense.sensor_kinds import kind_names
+
+        if v not in kind_names():
+            raise ValueError(f"expected one of {', '.join(kind_names())}")
+        return v
 
     @field_validator("program")
     @classmethod

@@ -20,7 +20,7 @@ from hipsense._errors import HipsenseError
 from hipsense._text import counted
 from hipsense.exercises import Exercise, load_library
 from hipsense.history import History
-from hipsense.link import BleLink, BleLinkSettings, SensorLink, SimulatedLink, StreamItem
+from hipsense.link import SensorLink, SimulatedLink, StreamItem
 from hipsense.mqtt import Command, EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
@@ -55,7 +55,9 @@ class _Sensor:
 
 def _make_link(cfg: SensorSettings) -> SensorLink:
     if cfg.ble is not None:
-        return BleLink(cfg.ble, settings=BleLinkSettings(rate_hz=cfg.rate_hz), sensor_id=cfg.id)
+        from hipsense.sensor_kinds import LinkRequest, get_kind
+
+        return get_kind(cfg.kind).make_link(LinkRequest(cfg.ble, cfg.id, cfg.stream_rate_hz))
     from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
 
     sim = cfg.simulated
@@ -65,7 +67,7 @@ def _make_link(cfg: SensorSettings) -> SensorLink:
         exercise=sim.exercise,
         seed=sim.seed,
         sets=[SetSpec(reps=sim.reps, rest_after_s=45.0) for _ in range(sim.sets)],
-        imu=ImuSpec(rate_hz=cfg.rate_hz),
+        imu=ImuSpec(rate_hz=cfg.stream_rate_hz),
         link=LinkSpec(loss_ratio=sim.loss),
     )
     return SimulatedLink(

@@ -130,6 +130,9 @@ def sensor_state(
         loss_pct=round(t.loss_pct, 2),
         reconnects=t.reconnects,
         error=t.error,
+        kind=t.kind,
+        timing=t.timing,
+        delivered_rate_hz=None if t.delivered_rate_hz is None else round(t.delivered_rate_hz, 1),
         storage=storage_state(outbox, history),
     )
 

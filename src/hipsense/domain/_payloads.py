@@ -74,6 +74,14 @@ class SensorState(_Model):
     error: str | None = None
     """Why the link is down for good (no Bluetooth adapter, another protocol version):
     the gateway has stopped trying. None while it works or retries."""
+    kind: str = "hipsense"
+    """The sensor kind (hipsense, witmotion, ...; see docs/sensors.md)."""
+    timing: Literal["sensor", "host"] = "sensor"
+    """Where sample times come from: the sensor's clock, or their arrival at the gateway
+    (a sensor whose packets carry no timestamp: rep times are less exact)."""
+    delivered_rate_hz: float | None = None
+    """Samples per second that really arrive, when the link measures it (a WitMotion
+    delivers less than its configured `rate_hz`)."""
     storage: str | None = None
     """None while the gateway writes events to its state folder; else why it cannot (disk
     full, read-only) and what it does meanwhile: events are held in memory and written

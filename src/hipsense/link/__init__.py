@@ -12,9 +12,10 @@ from ._ble import (
     FoundSensor,
     SensorCommandError,
     SensorNotFoundError,
-    bluetooth_missing,
+    is_hipsense,
     scan,
 )
+from ._edge import backoff_s, bluetooth_missing, describe, find_sensor
 from ._simulated import SimulatedLink
 from ._telemetry import LinkTelemetry
 
@@ -29,6 +30,10 @@ __all__ = [
     "SensorNotFoundError",
     "SimulatedLink",
     "StreamItem",
+    "backoff_s",
     "bluetooth_missing",
+    "describe",
+    "find_sensor",
+    "is_hipsense",
     "scan",
 ]

@@ -13,11 +13,9 @@ hidden.
 import asyncio
 import contextlib
 import logging
-import random
-import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -26,14 +24,8 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
-from bleak.exc import (
-    BleakBluetoothNotAvailableError,
-    BleakBluetoothNotAvailableReason,
-    BleakDBusError,
-    BleakError,
-)
+from bleak.exc import BleakError
 
-from hipsense._errors import HipsenseError
 from hipsense.protocol import (
     BATTERY_SERVICE_UUID,
     CONTROL_POINT_CHAR_UUID,
@@ -63,6 +55,14 @@ from hipsense.protocol import (
 )
 
 from ._base import StreamItem
+from ._edge import (
+    BleLinkError,
+    SensorNotFoundError,
+    backoff_s,
+    bluetooth_missing,
+    describe,
+    find_sensor,
+)
 from ._telemetry import LinkTelemetry
 
 __all__ = [
@@ -72,29 +72,13 @@ __all__ = [
     "FoundSensor",
     "SensorCommandError",
     "SensorNotFoundError",
-    "bluetooth_missing",
+    "is_hipsense",
     "scan",
 ]
 
 log = logging.getLogger("hipsense.link")
 
-_ADDRESS = re.compile(r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")
 _NAME_PREFIX = "hipsense"
-
-
-class BleLinkError(HipsenseError):
-    """The BLE link failed in a way a retry will not fix."""
-
-
-class SensorNotFoundError(BleLinkError):
-    """No sensor matching the target answered a scan."""
-
-    def __init__(self, target: str, timeout_s: float) -> None:
-        super().__init__(
-            f"sensor {target!r}: expected it to advertise the hipsense service, "
-            f"found nothing in {timeout_s:g} s"
-        )
-        self.target = target
 
 
 class SensorCommandError(BleLinkError):
@@ -127,16 +111,19 @@ class BleLinkSettings:
 
 @dataclass(frozen=True)
 class FoundSensor:
-    """A hipsense sensor seen by `scan`."""
+    """A sensor seen by `scan`, of one of the kinds hipsense reads."""
 
     address: str
     name: str
     rssi_dbm: int
     battery_pct: int | None
     device: BLEDevice
+    kind: str = "hipsense"
+    """The sensor kind (`hipsense.sensor_kinds`) its advertisement says it is."""
 
 
-def _is_hipsense(adv: AdvertisementData) -> bool:
+def is_hipsense(adv: AdvertisementData) -> bool:
+    """An advertisement of a native hipsense sensor: its service, or a `hipsense` name."""
     uuids = [u.lower() for u in adv.service_uuids]
     return SERVICE_UUID in uuids or (adv.local_name or "").startswith(_NAME_PREFIX)
 
@@ -146,48 +133,45 @@ def _battery(adv: AdvertisementData) -> int | None:
     return data[0] if data and data[0] <= 100 else None
 
 
-async def scan(timeout_s: float = 5.0, *, adapter: str | None = None) -> list[FoundSensor]:
-    """Sensors advertising the hipsense service (or a `hipsense` name), strongest first."""
+Classifier = Callable[[AdvertisementData], bool]
+
+
+async def scan(
+    timeout_s: float = 5.0,
+    *,
+    adapter: str | None = None,
+    kinds: Mapping[str, Classifier] | None = None,
+) -> list[FoundSensor]:
+    """Sensors of the `kinds` (name: is-it-one test; default every kind), strongest first.
+
+    An advertisement is of the first kind whose test it passes.
+    """
+    if kinds is None:
+        from hipsense.sensor_kinds import advertisement_classifiers
+
+        kinds = advertisement_classifiers()
     kwargs: dict[str, Any] = {"adapter": adapter} if adapter else {}
     try:
         found = await BleakScanner.discover(timeout=timeout_s, return_adv=True, **kwargs)
     except (BleakError, OSError) as exc:
-        why = bluetooth_missing(exc) or _describe(exc)
+        why = bluetooth_missing(exc) or describe(exc)
         raise BleLinkError(f"scan: expected a working Bluetooth adapter, got {why}") from exc
-    sensors = [
-        FoundSensor(
-            address=device.address,
-            name=adv.local_name or device.name or "",
-            rssi_dbm=adv.rssi,
-            battery_pct=_battery(adv),
-            device=device,
+    sensors = []
+    for device, adv in found.values():
+        kind = next((name for name, test in kinds.items() if test(adv)), None)
+        if kind is None:
+            continue
+        sensors.append(
+            FoundSensor(
+                address=device.address,
+                name=adv.local_name or device.name or "",
+                rssi_dbm=adv.rssi,
+                battery_pct=_battery(adv),
+                device=device,
+                kind=kind,
+            )
         )
-        for device, adv in found.values()
-        if _is_hipsense(adv)
-    ]
     return sorted(sensors, key=lambda s: -s.rssi_dbm)
-
-
-def bluetooth_missing(exc: BaseException) -> str | None:
-    """What is missing, if `exc` says this machine has no usable Bluetooth stack.
-
-    No D-Bus system bus, no BlueZ on it, no adapter (or none that can be a BLE central),
-    or D-Bus refusing this user: none of them heals by retrying. None for anything else,
-    an adapter that is off included (someone may switch it on).
-    """
-    if isinstance(exc, FileNotFoundError):
-        return "no D-Bus system bus (is dbus running? BlueZ needs it)"
-    if isinstance(exc, BleakDBusError) and exc.dbus_error in (
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-    ):
-        return "no BlueZ on the system bus (install and start bluetooth.service)"
-    reason = BleakBluetoothNotAvailableReason
-    if isinstance(exc, BleakBluetoothNotAvailableError) and exc.reason is not reason.POWERED_OFF:
-        if exc.reason is reason.DENIED_BY_SYSTEM:
-            return f"{exc.args[0]} (is this user in the bluetooth group?)"
-        return str(exc.args[0])
-    return None
 
 
 class _LinkRestartError(Exception):
@@ -361,7 +345,14 @@ class BleLink:
                 except _LinkRestartError as why:
                     log.info("ble %s: %s; reconnecting", self.target, why)
                     continue
-                except (BleakError, TimeoutError, EOFError, OSError, SensorCommandError) as exc:
+                except (
+                    BleakError,
+                    TimeoutError,
+                    EOFError,
+                    OSError,
+                    SensorCommandError,
+                    SensorNotFoundError,  # out of range or switched off: it may come back
+                ) as exc:
                     if self._closing.is_set():
                         break
                     if (missing := bluetooth_missing(exc)) is not None:
@@ -374,14 +365,13 @@ class BleLink:
                     attempt += 1
                     if isinstance(exc, SensorNotFoundError) or attempt % 5 == 0:
                         self._device = None  # look for it again: BlueZ's object may be stale
-                    delay = min(
-                        self.settings.backoff_max_s, self.settings.backoff_base_s * 2**attempt
+                    delay = backoff_s(
+                        attempt, self.settings.backoff_base_s, self.settings.backoff_max_s
                     )
-                    delay *= random.uniform(0.5, 1.0)  # noqa: S311 -- jitter, not secrecy
                     log.warning(
                         "ble %s: %s; retrying in %.2f s (attempt %d)",
                         self.target,
-                        _describe(exc),
+                        describe(exc),
                         delay,
                         attempt,
                     )
@@ -401,28 +391,22 @@ class BleLink:
     async def _find(self) -> BLEDevice:
         if self._device is not None:
             return self._device
-        timeout = self.settings.scan_timeout_s
-        kwargs: dict[str, Any] = {"adapter": self._adapter} if self._adapter else {}
-        by_address = bool(_ADDRESS.match(self.target))
-        target = self.target.upper() if by_address else self.target
 
-        def match(device: BLEDevice, adv: AdvertisementData) -> bool:
-            if by_address:
-                found = device.address.upper() == target
-            else:
-                found = _is_hipsense(adv) and (adv.local_name or "").startswith(target)
-            if found:
-                # BlueZ reports RSSI from advertisements only, so the last scan's value.
-                self._telemetry.rssi_dbm = float(adv.rssi)
-                if (battery := _battery(adv)) is not None:
-                    self._telemetry.battery_pct = float(battery)
-            return found
+        def found(adv: AdvertisementData) -> None:
+            # BlueZ reports RSSI from advertisements only, so the last scan's value.
+            self._telemetry.rssi_dbm = float(adv.rssi)
+            if (battery := _battery(adv)) is not None:
+                self._telemetry.battery_pct = float(battery)
 
-        device = await BleakScanner.find_device_by_filter(match, timeout=timeout, **kwargs)
-        if device is None:
-            raise SensorNotFoundError(self.target, timeout)
-        self._device = device
-        return device
+        self._device = await find_sensor(
+            self.target,
+            is_hipsense,
+            timeout_s=self.settings.scan_timeout_s,
+            adapter=self._adapter,
+            what="the hipsense service",
+            on_found=found,
+        )
+        return self._device
 
     async def _connect_once(self) -> None:
         device = await self._find()
@@ -545,9 +529,3 @@ class BleLink:
                 await client.stop_notify(IMU_DATA_CHAR_UUID)
         with contextlib.suppress(BleakError, TimeoutError, EOFError, OSError):
             await asyncio.wait_for(client.disconnect(), self.settings.connect_timeout_s)
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    # BlueZ's own words (org.bluez.Error.InProgress, NotConnected, Failed) are the useful part.
-    return text if "org.bluez" in text else f"{type(exc).__name__}: {text}"

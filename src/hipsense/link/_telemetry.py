@@ -3,6 +3,7 @@
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from hipsense.protocol import ReassemblyStats
 
@@ -31,6 +32,14 @@ class LinkTelemetry:
     retrying cannot help. None while it works, or fails in ways that may heal."""
     stream: ReassemblyStats | None = None
     """Packet counts of the reassembler: loss, gaps, duplicates, malformed."""
+    kind: str = "hipsense"
+    """The sensor kind (`hipsense.sensor_kinds`)."""
+    timing: Literal["sensor", "host"] = "sensor"
+    """Where sample times come from: the sensor's clock, or their arrival at the host
+    (a sensor whose packets carry no timestamp, such as a WitMotion)."""
+    delivered_rate_hz: float | None = None
+    """Samples per second that really arrive, when the link measures it (a WitMotion
+    delivers less than its configured rate)."""
     rate_window_s: float = 2.0
     _arrivals: deque[float] = field(default_factory=deque, repr=False)
 

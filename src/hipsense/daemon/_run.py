@@ -25,6 +25,7 @@ from hipsense.mqtt import Command, EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
+from ._home_assistant import discovery_for
 from ._live_view import HoldClock, redraw, render_line, view_of
 from ._session_runner import close_interrupted, run_session
 from ._state import default_state_dir, gateway_id, new_session_id, prepare
@@ -139,7 +140,16 @@ class Daemon:
                     embedded = await stack.enter_async_context(EmbeddedBroker(state_dir=state_dir))
                     broker = embedded.config
                     log.info("no broker configured: embedded broker on %s", broker.url)
-                pub = await stack.enter_async_context(MqttPublisher(broker, topics, outbox))
+                discovery = discovery_for(
+                    s.home_assistant,
+                    topics,
+                    state_dir,
+                    s.sensors,
+                    lambda: {sid: sensor.link for sid, sensor in self.sensors.items()},
+                )
+                pub = await stack.enter_async_context(
+                    MqttPublisher(broker, topics, outbox, discovery=discovery)
+                )
                 log.info("gateway %s publishing under %s/", gw, topics.prefix)
                 async with asyncio.TaskGroup() as tg:
                     commands = tg.create_task(

@@ -1,6 +1,13 @@
 """The MQTT API: topics, payloads, the durable outbox and the publisher."""
 
 from ._broker import BrokerConfig, BrokerConfigError
+from ._discovery import (
+    DEFAULT_DISCOVERY_PREFIX,
+    DiscoveryError,
+    SensorDescription,
+    check_prefix,
+    discovery_messages,
+)
 from ._embedded import (
     CREDENTIALS_FILE,
     BrokerCredentials,
@@ -9,6 +16,7 @@ from ._embedded import (
     broker_credentials,
     read_broker_credentials,
 )
+from ._home_assistant import DISCOVERY_MEMORY_FILE, HomeAssistantDiscovery
 from ._outbox import (
     Outbox,
     OutboxFullError,
@@ -28,6 +36,7 @@ from ._payloads import (
     PrescribedExercise,
     Prescription,
     RepPayload,
+    SensorSession,
     SensorState,
     SetPayload,
     Status,
@@ -41,7 +50,9 @@ from ._topics import DEFAULT_PREFIX, TopicError, Topics
 __all__ = [
     "ALGORITHM_VERSION",
     "CREDENTIALS_FILE",
+    "DEFAULT_DISCOVERY_PREFIX",
     "DEFAULT_PREFIX",
+    "DISCOVERY_MEMORY_FILE",
     "SCHEMA_VERSION",
     "BrokerConfig",
     "BrokerConfigError",
@@ -50,10 +61,12 @@ __all__ = [
     "Command",
     "CommandReply",
     "CommandRequest",
+    "DiscoveryError",
     "EmbeddedBroker",
     "EmbeddedBrokerError",
     "EventMessage",
     "HoldPayload",
+    "HomeAssistantDiscovery",
     "LiveFrame",
     "MqttPublisher",
     "Outbox",
@@ -65,6 +78,8 @@ __all__ = [
     "Prescription",
     "PublisherStats",
     "RepPayload",
+    "SensorDescription",
+    "SensorSession",
     "SensorState",
     "SetPayload",
     "Status",
@@ -72,6 +87,8 @@ __all__ = [
     "TopicError",
     "Topics",
     "broker_credentials",
+    "check_prefix",
+    "discovery_messages",
     "event_payload",
     "read_broker_credentials",
     "utc_now",

@@ -10,6 +10,7 @@ subscriber to `#` records everything it publishes.
 
 import asyncio
 import contextlib
+import io
 import json
 import re
 import signal
@@ -21,7 +22,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from hipsense.daemon import load_settings
+from hipsense.daemon import DemoOptions, load_settings, run_demo
 from hipsense.daemon._run import Daemon
 from hipsense.mqtt import (
     DiscoveryError,
@@ -317,29 +318,33 @@ async def test_the_service_announces_entities_that_read_what_it_publishes(
     daemon = Daemon(load_settings(config))
     async with recording(mosquitto.port) as rec:
         run = asyncio.create_task(daemon.run())
-        # Until both sensors have a rep measured, so every value has been published.
-        await until(lambda: len(configs_of(rec)) == 1 + 2 * len(ENTITIES), 20)
+        try:
+            # Until both sensors have a rep measured, so every value has been published.
+            await until(lambda: len(configs_of(rec)) == 1 + 2 * len(ENTITIES), 20)
 
-        def measured(sensor_id: str) -> bool:
-            sessions = rec.on(topics.sensor_session(sensor_id))
-            return any(json.loads(p)["last_rom_deg"] is not None for p in sessions)
+            def measured(sensor_id: str) -> bool:
+                sessions = rec.on(topics.sensor_session(sensor_id))
+                return any(json.loads(p)["last_rom_deg"] is not None for p in sessions)
 
-        await until(lambda: measured("left.thigh") and measured("right-thigh"), 40)
-        # Home Assistant's birth message: every config again.
-        before = len(
-            rec.under("homeassistant")["homeassistant/sensor/gw-ha/right-thigh_battery/config"]
-        )
-        async with aiomqtt.Client("127.0.0.1", mosquitto.port) as ha:
-            await ha.publish("homeassistant/status", b"online", qos=1)
-        await until(
-            lambda: all(
-                len(ps) > before for t, ps in rec.under("homeassistant").items()
-                if t.endswith("/config")
-            ),
-            10,
-        )  # fmt: skip
-        daemon._on_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(run, 30) == 0
+            await until(lambda: measured("left.thigh") and measured("right-thigh"), 40)
+            # Home Assistant's birth message: every config again.
+            before = len(
+                rec.under("homeassistant")["homeassistant/sensor/gw-ha/right-thigh_battery/config"]
+            )
+            async with aiomqtt.Client("127.0.0.1", mosquitto.port) as ha:
+                await ha.publish("homeassistant/status", b"online", qos=1)
+            await until(
+                lambda: all(
+                    len(ps) > before for t, ps in rec.under("homeassistant").items()
+                    if t.endswith("/config")
+                ),
+                10,
+            )  # fmt: skip
+        finally:
+            # As SIGTERM does (also when a check failed: the service is not left running).
+            daemon._on_signal(signal.SIGTERM)
+            status = await asyncio.wait_for(run, 30)
+        assert status == 0
         await until(lambda: b'"offline"' in b"".join(rec.on(topics.status)), 5)
 
     configs = configs_of(rec)
@@ -420,3 +425,33 @@ async def test_a_custom_prefix_is_used(mosquitto: Mosquitto, tmp_path: Path) -> 
     assert not [t for t, _, _ in rec.messages if t.startswith("homeassistant/")]
     for topic, cfg in configs_of(rec, "ha/discovery").items():
         assert check_config(topic, cfg, Topics("gw-ha")) in KEYS
+
+
+async def test_the_demo_announces_its_simulated_sensor(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    options = DemoOptions(
+        reps=2,
+        sets=1,
+        speed=50.0,
+        broker_url=mosquitto.url,
+        state_dir=tmp_path,
+        gateway_id="gw-demo",
+    )
+    assert await asyncio.wait_for(run_demo(options, io.StringIO()), 60) == 0
+    now = await retained(mosquitto.port, "homeassistant/#")
+    assert len(now) == 1 + len(ENTITIES)
+    for topic, payload in now.items():
+        cfg = json.loads(payload)
+        check_config(topic, cfg, Topics("gw-demo"))
+        assert cfg["state_topic"] in {
+            Topics("gw-demo").status,
+            Topics("gw-demo").sensor_state("sim-1"),
+            Topics("gw-demo").sensor_session("sim-1"),
+        }
+    off = DemoOptions(
+        reps=2, sets=1, speed=50.0, broker_url=mosquitto.url, state_dir=tmp_path / "off",
+        gateway_id="gw-off", home_assistant=False,
+    )  # fmt: skip
+    assert await asyncio.wait_for(run_demo(off, io.StringIO()), 60) == 0
+    assert not [t for t in await retained(mosquitto.port, "homeassistant/#") if "gw-off" in t]

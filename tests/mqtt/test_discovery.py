@@ -455,3 +455,33 @@ async def test_the_demo_announces_its_simulated_sensor(
     )  # fmt: skip
     assert await asyncio.wait_for(run_demo(off, io.StringIO()), 60) == 0
     assert not [t for t in await retained(mosquitto.port, "homeassistant/#") if "gw-off" in t]
+
+
+async def test_connectivity_follows_a_link_that_drops_between_items(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    # A BLE link that drops sends no items, so no session publishes a state meanwhile; the
+    # service still says so within about a second. (The simulated link stands in for the
+    # radio: its telemetry is set as BleLink sets it on a disconnect.)
+    config = write_config(tmp_path / "hipsense.toml", mosquitto, {"s1": 40}, speed=2)
+    topics = Topics("gw-ha")
+    connectivity = "homeassistant/binary_sensor/gw-ha/s1_connected/config"
+    daemon = Daemon(load_settings(config))
+    async with recording(mosquitto.port) as rec:
+        run = asyncio.create_task(daemon.run())
+        try:
+            # A session publishes a state as it starts and with its first item, then every
+            # 5 s: the drop comes between two of those.
+            await until(lambda: len(rec.on(topics.sensor_state("s1"))) >= 2)
+            await until(lambda: connectivity in configs_of(rec))
+            await asyncio.sleep(0.3)
+            cfg = configs_of(rec)[connectivity]
+            seen = len(rec.on(topics.sensor_state("s1")))
+            daemon.sensors["s1"].link.telemetry.connected = False
+            await until(lambda: len(rec.on(topics.sensor_state("s1"))) > seen, 2.5)
+            last = rec.on(topics.sensor_state("s1"))[-1]
+            assert render(cfg["value_template"], last) == cfg["payload_off"]
+        finally:
+            daemon._on_signal(signal.SIGTERM)
+            status = await asyncio.wait_for(run, 30)
+    assert status == 0

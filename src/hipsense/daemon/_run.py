@@ -27,7 +27,7 @@ from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 from ._config import DaemonSettings, SensorSettings
 from ._home_assistant import discovery_for
 from ._live_view import HoldClock, redraw, render_line, view_of
-from ._session_runner import close_interrupted, run_session
+from ._session_runner import close_interrupted, run_session, sensor_state
 from ._state import default_state_dir, gateway_id, new_session_id, prepare
 
 __all__ = ["configure_logging", "run_daemon"]
@@ -226,11 +226,29 @@ class Daemon:
         self.sensors[cfg.id] = sensor
         async with link, asyncio.TaskGroup() as tg:
             pump = tg.create_task(self._pump(sensor), name=f"hipsense-{cfg.id}-pump")
+            watch = tg.create_task(
+                self._watch_link(sensor, pub), name=f"hipsense-{cfg.id}-link-state"
+            )
             while not self.stop.is_set():
                 await self._one_session(sensor, pub)
                 if pump.done():
                     break  # the stream ended for good (a simulated session is over)
             pump.cancel()
+            watch.cancel()
+
+    async def _watch_link(self, sensor: _Sensor, pub: MqttPublisher, period_s: float = 1.0) -> None:
+        """Publish the sensor state when its link goes up or down.
+
+        A session publishes it as items arrive; a link that dropped sends none, so without
+        this `connected` (and Home Assistant's connectivity entity) would stay true until
+        the sensor is back.
+        """
+        connected = sensor.link.telemetry.connected
+        while True:
+            await asyncio.sleep(period_s)
+            if sensor.link.telemetry.connected != connected:
+                connected = sensor.link.telemetry.connected
+                pub.publish_sensor_state(sensor_state(sensor.link, pub.outbox, self.history))
 
     async def _pump(self, sensor: _Sensor) -> None:
         try:

@@ -485,3 +485,39 @@ async def test_connectivity_follows_a_link_that_drops_between_items(
             daemon._on_signal(signal.SIGTERM)
             status = await asyncio.wait_for(run, 30)
     assert status == 0
+
+
+async def test_a_sensor_that_tells_its_firmware_is_announced_again(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A BLE sensor's model and firmware are read once it connects, after the first
+    # announcement. And a memory file that cannot be read is ignored with a warning.
+    from hipsense.mqtt import HomeAssistantDiscovery
+
+    memory = tmp_path / "home-assistant-discovery.json"
+    memory.write_text("{not json")
+    known: list[SensorDescription] = [SensorDescription("ble-1")]
+    topics = Topics("gw-ble")
+    discovery = HomeAssistantDiscovery(topics, lambda: known, memory=memory, refresh_s=0.1)
+    battery = "homeassistant/sensor/gw-ble/ble-1_battery/config"
+    async with recording(mosquitto.port) as rec, aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+
+        async def publish(topic: str, payload: bytes) -> str | None:
+            await c.publish(topic, payload, qos=1, retain=True)
+            return None
+
+        serving = asyncio.create_task(discovery.serve(publish))
+        try:
+            await until(lambda: rec.on(battery), 5)
+            assert "sw_version" not in json.loads(rec.on(battery)[-1])["device"]
+            known[0] = SensorDescription("ble-1", model="HS-1", sw_version="1.4.2")
+            await until(lambda: len(rec.on(battery)) == 2, 5)
+        finally:
+            serving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    device = json.loads(rec.on(battery)[-1])["device"]
+    assert (device["model"], device["sw_version"]) == ("HS-1", "1.4.2")
+    assert discovery.announcements == 2
+    assert "ignored" in caplog.text and str(memory) in caplog.text
+    assert set(json.loads(memory.read_text())["topics"]) == set(rec.under("homeassistant"))

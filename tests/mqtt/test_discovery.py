@@ -521,3 +521,43 @@ async def test_a_sensor_that_tells_its_firmware_is_announced_again(
     assert discovery.announcements == 2
     assert "ignored" in caplog.text and str(memory) in caplog.text
     assert set(json.loads(memory.read_text())["topics"]) == set(rec.under("homeassistant"))
+
+
+async def test_on_the_clinic_broker_refused_configs_change_nothing_else(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The shipped ACL gives gateways no right under homeassistant/: mosquitto refuses each
+    # config (MQTT 5 PUBACK "Not authorized"). The gateway says so once, remembers
+    # nothing as announced, and delivers the rest as ever.
+    from hipsense.mqtt import (
+        BrokerConfig,
+        HomeAssistantDiscovery,
+        MqttPublisher,
+        Outbox,
+        SensorState,
+    )
+    from tests.mqtt.test_broker_security import CONFIGS, PASSWORDS, start_secure_broker
+
+    broker = start_secure_broker(tmp_path, acl=(CONFIGS / "hipsense.acl").read_text())
+    try:
+        config = BrokerConfig(
+            url=f"mqtts://127.0.0.1:{broker.port}",
+            username="gw-1",
+            password=PASSWORDS["gw-1"],
+            ca_file=tmp_path / "certs" / "ca.crt",
+        )
+        topics = Topics("gw-1")
+        memory = tmp_path / "home-assistant-discovery.json"
+        discovery = HomeAssistantDiscovery(topics, lambda: [SensorDescription("s1")], memory=memory)
+        outbox = Outbox(tmp_path / "outbox.db")
+        async with MqttPublisher(config, topics, outbox, discovery=discovery) as pub:
+            await until(lambda: discovery.announcements == 1, 10)
+            for _ in range(20):
+                pub.publish_sensor_state(SensorState(sensor_id="s1", connected=True))
+            await until(lambda: pub.stats.published == 20, 10)
+        assert pub.stats.rejected == 0
+        assert "refused 8 discovery messages" in caplog.text and "Not authorized" in caplog.text
+        assert not memory.exists()  # nothing announced, nothing to clear later
+        outbox.close()
+    finally:
+        broker.stop()

@@ -36,6 +36,7 @@ async def test_topic_tree_of_a_simulated_session(mosquitto: Mosquitto, tmp_path:
     assert topics == {
         f"{prefix}/status",
         f"{prefix}/sensors/sim-1/state",
+        f"{prefix}/sensors/sim-1/session",
         f"{prefix}/sessions/tree-1/live",
         f"{prefix}/sessions/tree-1/events",
         f"{prefix}/sessions/tree-1/summary",
@@ -45,6 +46,10 @@ async def test_topic_tree_of_a_simulated_session(mosquitto: Mosquitto, tmp_path:
     assert states[0]["connected"] is True
     assert states[0]["rate_hz"] == 100
     assert states[-1]["connected"] is False
+
+    sessions = sub.on("/sensors/sim-1/session")
+    assert sessions[0]["state"] == "calibrating"
+    assert (sessions[-1]["state"], sessions[-1]["rep_count"]) == ("ended", 6)
 
     events = sub.on("/sessions/tree-1/events")
     assert [e["seq"] for e in events] == list(range(len(events)))

@@ -56,6 +56,7 @@ RIGHTS = """
 family         gw-1@gw-1  gw-1@gw-2  dashboard@dashboard  dashboard@gw-2  backend@backend  backend@gw-2  anonymous@gw-2
 status         P          -          -                    S               -                S             -
 sensor_state   P          -          -                    S               -                S             -
+sensor_session P          -          -                    S               -                S             -
 live           P          -          -                    S               -                S             -
 events         P          -          -                    S               -                S             -
 summary        P          -          -                    S               -                S             -

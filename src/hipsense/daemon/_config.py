@@ -19,9 +19,16 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hipsense._errors import HipsenseError
-from hipsense.mqtt import DEFAULT_PREFIX, BrokerConfig
+from hipsense.mqtt import DEFAULT_DISCOVERY_PREFIX, DEFAULT_PREFIX, BrokerConfig, check_prefix
 
-__all__ = ["ConfigError", "DaemonSettings", "SensorSettings", "SimulatedSensor", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "DaemonSettings",
+    "HomeAssistantSettings",
+    "SensorSettings",
+    "SimulatedSensor",
+    "load_settings",
+]
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
 
@@ -169,6 +176,18 @@ class BrokerSettings(_Strict):
         return self
 
 
+class HomeAssistantSettings(_Strict):
+    """Home Assistant MQTT discovery: on by default, as BLE-to-MQTT gateways do it."""
+
+    enabled: bool = True
+    discovery_prefix: str = DEFAULT_DISCOVERY_PREFIX
+
+    @field_validator("discovery_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        return check_prefix(v)
+
+
 class DaemonSettings(BaseSettings):
     """Everything `hipsense run` needs; see configs/hipsense.example.toml."""
 
@@ -184,6 +203,7 @@ class DaemonSettings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     broker: BrokerSettings = BrokerSettings()
+    home_assistant: HomeAssistantSettings = HomeAssistantSettings()
     sensors: list[SensorSettings] = Field(default_factory=list, min_length=1)
 
     @classmethod

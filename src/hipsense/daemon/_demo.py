@@ -28,11 +28,15 @@ from hipsense.mqtt import (
 )
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
+from ._home_assistant import demo_discovery
 from ._live_view import HoldClock, LiveView, Row, view_console, view_of
 from ._session_runner import close_interrupted, run_session
 from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
 
 __all__ = ["DemoOptions", "run_demo"]
+
+
+_DEMO_SENSOR = "sim-1"
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,8 @@ class DemoOptions:
     rate_hz: int = 100
     mtu: int = 247
     loss: float = 0.01
+    home_assistant: bool = True
+    """Announce the simulated sensor to Home Assistant (MQTT discovery)."""
 
 
 def _broker_config(url: str | None, ca_file: Path | None) -> BrokerConfig | None:
@@ -207,7 +213,14 @@ async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> 
         close_interrupted(history, outbox, topics)  # sessions a killed demo left open
         async with (
             _broker(configured, state_dir) as (broker, where),
-            MqttPublisher(broker, topics, outbox) as publisher,
+            MqttPublisher(
+                broker,
+                topics,
+                outbox,
+                discovery=demo_discovery(
+                    topics, state_dir, _DEMO_SENSOR, enabled=options.home_assistant
+                ),
+            ) as publisher,
         ):
             for line in ("hipsense demo", f"  broker  {where}", f"  topics  {topics.prefix}/#"):
                 view.print(line)
@@ -285,7 +298,7 @@ async def _demo_session(
         link=LinkSpec(mtu=options.mtu, loss_ratio=options.loss),
     )
     result = simulate(spec, exercise)
-    async with SimulatedLink(result, sensor_id="sim-1", speed=options.speed) as link:
+    async with SimulatedLink(result, sensor_id=_DEMO_SENSOR, speed=options.speed) as link:
         pipeline = SessionPipeline(
             session_id=session_id,
             sensor_id=link.sensor_id,

@@ -25,6 +25,7 @@ from hipsense.mqtt import Command, EmbeddedBroker, MqttPublisher, Outbox, Topics
 from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
 
 from ._config import DaemonSettings, SensorSettings
+from ._home_assistant import discovery_for
 from ._live_view import HoldClock, LiveView, Row, view_console, view_of
 from ._session_runner import close_interrupted, run_session, sensor_state
 from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
@@ -119,7 +120,16 @@ class Daemon:
                     embedded = await stack.enter_async_context(EmbeddedBroker(state_dir=state_dir))
                     broker = embedded.config
                     log.info("no broker configured: embedded broker on %s", broker.url)
-                pub = await stack.enter_async_context(MqttPublisher(broker, topics, outbox))
+                discovery = discovery_for(
+                    s.home_assistant,
+                    topics,
+                    state_dir,
+                    s.sensors,
+                    lambda: {sid: sensor.link for sid, sensor in self.sensors.items()},
+                )
+                pub = await stack.enter_async_context(
+                    MqttPublisher(broker, topics, outbox, discovery=discovery)
+                )
                 log.info("gateway %s publishing under %s/", gw, topics.prefix)
                 async with asyncio.TaskGroup() as tg:
                     commands = tg.create_task(
@@ -193,16 +203,34 @@ class Daemon:
         self.sensors[cfg.id] = sensor
         async with link, asyncio.TaskGroup() as tg:
             pump = tg.create_task(self._pump(sensor), name=f"hipsense-{cfg.id}-pump")
+            watch = tg.create_task(
+                self._watch_link(sensor, pub), name=f"hipsense-{cfg.id}-link-state"
+            )
             while not self.stop.is_set():
                 await self._one_session(sensor, pub)
                 if pump.done():
                     break  # the stream ended for good (a simulated session is over)
             pump.cancel()
+            watch.cancel()
         if sensor.failed is not None:
             # Its state says why (retained), then the service ends naming it: a link
             # that cannot heal is not retried for ever.
             pub.publish_sensor_state(sensor_state(link, pub.outbox, self.history))
             raise sensor.failed
+
+    async def _watch_link(self, sensor: _Sensor, pub: MqttPublisher, period_s: float = 1.0) -> None:
+        """Publish the sensor state when its link goes up or down.
+
+        A session publishes it as items arrive; a link that dropped sends none, so without
+        this `connected` (and Home Assistant's connectivity entity) would stay true until
+        the sensor is back.
+        """
+        connected = sensor.link.telemetry.connected
+        while True:
+            await asyncio.sleep(period_s)
+            if sensor.link.telemetry.connected != connected:
+                connected = sensor.link.telemetry.connected
+                pub.publish_sensor_state(sensor_state(sensor.link, pub.outbox, self.history))
 
     async def _pump(self, sensor: _Sensor) -> None:
         try:

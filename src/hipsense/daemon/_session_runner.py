@@ -28,6 +28,7 @@ from hipsense.mqtt import (
     OutboxFullError,
     OutboxUnavailableError,
     RepPayload,
+    SensorSession,
     SensorState,
     SetPayload,
     Summary,
@@ -37,6 +38,8 @@ from hipsense.mqtt import (
 )
 from hipsense.protocol import SampleBlock
 from hipsense.session import SessionPipeline
+
+from ._sensor_session import SessionStatus
 
 F64Array = NDArray[np.float64]
 
@@ -164,6 +167,12 @@ async def run_session(
 
     sid = pipeline.session_id
     storage = _Storage(publisher.outbox if publisher is not None else None, history)
+    status = SessionStatus(sensor_id=link.sensor_id, session_id=sid, exercise=pipeline.exercise_id)
+
+    def publish_status(message: SensorSession | None) -> None:
+        # Droppable, like sensor states: a full outbox drops it (counted), never raises.
+        if publisher is not None and message is not None:
+            publisher.publish_sensor_session(message)
 
     def publish(events: list[MotionEvent]) -> list[MotionEvent]:
         nonlocal last_seq
@@ -195,6 +204,7 @@ async def run_session(
                         log.error("session %s: its summary not queued: %s", sid, exc)
             if history is not None and payload is not None:
                 history.add_event(sid, last_seq, payload.model_dump(mode="json"))
+        publish_status(status.update(events))
         storage.check()
         return events
 
@@ -232,6 +242,7 @@ async def run_session(
 
     if publisher is not None:
         publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
+    publish_status(status.message())
     own_items = items is None
     if items is None:
         items = link.items()
@@ -299,6 +310,7 @@ async def run_session(
         except OutboxFullError as exc:
             log.error("session %s: its summary not queued: %s", sid, exc)
         publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
+    publish_status(status.end())
     log.info("session %s ended: %d reps", pipeline.session_id, len(pipeline.tally.reps))
 
 

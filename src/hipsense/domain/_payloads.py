@@ -27,6 +27,7 @@ __all__ = [
     "PrescribedExercise",
     "Prescription",
     "RepPayload",
+    "SensorSession",
     "SensorState",
     "SetPayload",
     "Status",
@@ -86,6 +87,32 @@ class SensorState(_Model):
     """None while the gateway writes events to its state folder; else why it cannot (disk
     full, read-only) and what it does meanwhile: events are held in memory and written
     out once it can (see docs/architecture.md)."""
+    time: datetime = Field(default_factory=utc_now)
+
+
+class SensorSession(_Model):
+    """`sensors/{sensor_id}/session` (retained): the session one sensor is in now.
+
+    A fixed topic per sensor for consumers that cannot follow session topics (Home
+    Assistant's entities each read one topic). Published when a session starts, after
+    each of its events, and when it ends.
+    """
+
+    sensor_id: Id
+    session_id: Id
+    state: Literal["calibrating", "exercising", "resting", "ended"]
+    """`calibrating` until the motion core has found the start position and axis (its first
+    calibration or rep); `resting` after a set ended, until the next rep or hold;
+    `ended` once the session is over."""
+    exercise: str
+    set_index: int = Field(ge=0)
+    """The set under way (0 first); after a set ended, the next one."""
+    set_reps: int = Field(ge=0)
+    """Reps in that set so far."""
+    rep_count: int = Field(ge=0)
+    hold_count: int = Field(ge=0)
+    last_rom_deg: float | None = None
+    """Range of motion of the session's last rep."""
     time: datetime = Field(default_factory=utc_now)
 
 

@@ -12,6 +12,7 @@ from hipsense.domain import (
     PrescribedExercise,
     Prescription,
     RepPayload,
+    SensorSession,
     SensorState,
     SetPayload,
     Status,
@@ -21,6 +22,13 @@ from hipsense.domain import (
 )
 
 from ._broker import BrokerConfig, BrokerConfigError
+from ._discovery import (
+    DEFAULT_DISCOVERY_PREFIX,
+    DiscoveryError,
+    SensorDescription,
+    check_prefix,
+    discovery_messages,
+)
 from ._embedded import (
     CREDENTIALS_FILE,
     BrokerCredentials,
@@ -29,6 +37,7 @@ from ._embedded import (
     broker_credentials,
     read_broker_credentials,
 )
+from ._home_assistant import DISCOVERY_MEMORY_FILE, HomeAssistantDiscovery
 from ._outbox import (
     Outbox,
     OutboxFullError,
@@ -42,7 +51,9 @@ from ._topics import DEFAULT_PREFIX, TopicError, Topics
 __all__ = [
     "ALGORITHM_VERSION",
     "CREDENTIALS_FILE",
+    "DEFAULT_DISCOVERY_PREFIX",
     "DEFAULT_PREFIX",
+    "DISCOVERY_MEMORY_FILE",
     "SCHEMA_VERSION",
     "BrokerConfig",
     "BrokerConfigError",
@@ -51,10 +62,12 @@ __all__ = [
     "Command",
     "CommandReply",
     "CommandRequest",
+    "DiscoveryError",
     "EmbeddedBroker",
     "EmbeddedBrokerError",
     "EventMessage",
     "HoldPayload",
+    "HomeAssistantDiscovery",
     "LiveFrame",
     "MqttPublisher",
     "Outbox",
@@ -66,6 +79,8 @@ __all__ = [
     "Prescription",
     "PublisherStats",
     "RepPayload",
+    "SensorDescription",
+    "SensorSession",
     "SensorState",
     "SetPayload",
     "Status",
@@ -73,6 +88,8 @@ __all__ = [
     "TopicError",
     "Topics",
     "broker_credentials",
+    "check_prefix",
+    "discovery_messages",
     "event_payload",
     "read_broker_credentials",
     "utc_now",

@@ -19,6 +19,7 @@ from hipsense.domain import (
     EventMessage,
     LiveFrame,
     Prescription,
+    SensorSession,
     SensorState,
     Status,
     Summary,
@@ -76,6 +77,16 @@ CHANNELS = (
         True,
         "send",
         "Link state of one sensor: connected, battery, RSSI, rate, loss.",
+    ),
+    Channel(
+        "sensorSession",
+        "hipsense/v1/{gateway_id}/sensors/{sensor_id}/session",
+        SensorSession,
+        1,
+        True,
+        "send",
+        "The session one sensor is in now: state, exercise, reps in the current set, the "
+        "last rep's range of motion. Updated at the session's start, events and end.",
     ),
     Channel(
         "live",

@@ -35,6 +35,7 @@ from hipsense.domain import (
     EventMessage,
     LiveFrame,
     Prescription,
+    SensorSession,
     SensorState,
     Status,
     Summary,
@@ -43,6 +44,7 @@ from hipsense.domain import (
 from hipsense.motion import Calibration, HoldEvent, RepEvent, SetEvent
 
 from ._broker import BrokerConfig
+from ._home_assistant import HomeAssistantDiscovery
 from ._outbox import Outbox
 from ._topics import Topics
 
@@ -152,8 +154,11 @@ class MqttPublisher:
         publish_timeout_s: float = 5.0,
         flush_timeout_s: float = 10.0,
         command_timeout_s: float = 10.0,
+        discovery: HomeAssistantDiscovery | None = None,
     ) -> None:
         self.broker = broker
+        self.discovery = discovery
+        """Home Assistant discovery, announced on each connection (None: off)."""
         self.topics = topics
         self.outbox = outbox
         self.backoff_base_s = backoff_base_s
@@ -257,6 +262,17 @@ class MqttPublisher:
         self.outbox.put(
             self.topics.sensor_state(state.sensor_id),
             state.model_dump_json().encode(),
+            qos=1,
+            retain=True,
+            droppable=True,
+        )
+        self._wake.set()
+
+    def publish_sensor_session(self, session: SensorSession) -> None:
+        """Queue a sensor's current session (retained, QoS 1; superseded ones may drop)."""
+        self.outbox.put(
+            self.topics.sensor_session(session.sensor_id),
+            session.model_dump_json().encode(),
             qos=1,
             retain=True,
             droppable=True,
@@ -375,8 +391,16 @@ class MqttPublisher:
         try:
             async with asyncio.TaskGroup() as tg:
                 recv = tg.create_task(self._receive(client), name="hipsense-mqtt-receive")
+                announce = None
+                if self.discovery is not None:
+                    announce = tg.create_task(
+                        self.discovery.serve(functools.partial(self._publish_retained, client)),
+                        name="hipsense-mqtt-discovery",
+                    )
                 await self._drain(client)
                 recv.cancel()
+                if announce is not None:
+                    announce.cancel()
         except BaseExceptionGroup as group:
             mqtt_errors = group.subgroup(aiomqtt.MqttError)
             if mqtt_errors is None:
@@ -389,10 +413,17 @@ class MqttPublisher:
     async def _receive(self, client: aiomqtt.Client) -> None:
         await client.subscribe(self.topics.cmd, qos=1)
         await client.subscribe(self.topics.prescriptions, qos=1)
+        birth = self.discovery.birth_topic if self.discovery is not None else None
+        if birth is not None:
+            await client.subscribe(birth, qos=1)
         async with asyncio.TaskGroup() as replies:
             async for message in client.messages:
                 if message.topic.matches(self.topics.cmd):
                     self._on_command(client, message, replies)
+                elif birth is not None and message.topic.matches(birth):
+                    assert self.discovery is not None
+                    raw = message.payload if isinstance(message.payload, bytes | str) else b""
+                    self.discovery.on_birth(raw)
                 else:
                     self._on_prescription(message)
 
@@ -507,6 +538,21 @@ class MqttPublisher:
             properties=rprops,
             timeout=self.publish_timeout_s,
         )
+
+    async def _publish_retained(
+        self, client: aiomqtt.Client, topic: str, payload: bytes
+    ) -> str | None:
+        """Publish retained at QoS 1 now; the broker's refusal reason, or None."""
+        await client.publish(
+            topic,
+            payload,
+            qos=1,
+            retain=True,
+            properties=self._props(),
+            timeout=self.publish_timeout_s,
+        )
+        # Popped here, in this task, so a refused id never lingers for the drain to find.
+        return self._refused.pop(_last_mid.get(), None)
 
     async def _drain(self, client: aiomqtt.Client) -> None:
         """Send the outbox in order until closing with nothing left."""

@@ -82,6 +82,10 @@ class Topics:
         """Retained: link state of one sensor."""
         return f"{self.prefix}/sensors/{_check('sensor_id', sensor_id)}/state"
 
+    def sensor_session(self, sensor_id: str) -> str:
+        """Retained: the session one sensor is in now (for Home Assistant and the like)."""
+        return f"{self.prefix}/sensors/{_check('sensor_id', sensor_id)}/session"
+
     def live(self, session_id: str) -> str:
         """QoS 0, throttled angle frames with a message expiry."""
         return f"{self.prefix}/sessions/{_check('session_id', session_id)}/live"

@@ -52,6 +52,26 @@ __all__ = ["Command", "MqttPublisher", "PublisherStats"]
 
 log = logging.getLogger("hipsense.mqtt")
 
+
+class _LostConnectionIsAWarning(logging.Filter):
+    """paho logs a broker that went away as an error; here it is an expected event.
+
+    The publisher's loop reconnects with backoff and says so; an ERROR line would read as
+    a failure of the gateway (and trips any alert that watches for errors).
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).startswith(
+            "failed to receive on socket"
+        ):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_paho_log = logging.getLogger("mqtt")
+"""The client library's own log (aiomqtt's default name for it)."""
+_paho_log.addFilter(_LostConnectionIsAWarning())
+
 _LIVE_EXPIRY_S = 5
 
 
@@ -318,6 +338,7 @@ class MqttPublisher:
             keepalive=b.keepalive_s,
             tls_context=b.ssl_context(),
             timeout=self.publish_timeout_s,
+            logger=_paho_log,
         )
         _watch_refusals(client, self._refused)
         return client

@@ -30,6 +30,7 @@ from hipsense.witmotion import (
 from hipsense_sim.bluez import PrivateBus, sensor_source
 from tests.brokers import until
 from tests.link.conftest import SENSOR, Emulator, start_emulator
+from tests.movella_dot.conftest import DOT
 
 from .conftest import REPS, WIT
 
@@ -256,11 +257,14 @@ async def test_scan_shows_the_kind_of_each_sensor(private_bus: PrivateBus) -> No
         f"{SENSOR}=hipsense-4853",
         "--sensor",
         f"witmotion:{WIT}=WT901BLE68",
+        "--sensor",
+        f"movella-dot:{DOT}=Xsens DOT",
     )
     try:
         found = await scan(1.5)
         assert sorted((s.address, s.kind, s.name) for s in found) == [
             (SENSOR, "hipsense", "hipsense-4853"),
+            (DOT, "movella-dot", "Xsens DOT"),
             (WIT, "witmotion", "WT901BLE68"),
         ]
         cli = await asyncio.create_subprocess_exec(
@@ -275,6 +279,7 @@ async def test_scan_shows_the_kind_of_each_sensor(private_bus: PrivateBus) -> No
     header, *rows = out.decode().splitlines()
     assert header.split() == ["address", "kind", "name", "RSSI", "battery"]
     by_address = {row.split()[0]: row for row in rows}  # strongest first: either order
-    assert len(by_address) == 2
+    assert len(by_address) == 3
     assert re.fullmatch(rf"{SENSOR}  hipsense +hipsense-4853 +-\d\d dBm +87 %", by_address[SENSOR])
     assert re.fullmatch(rf"{WIT}  witmotion +WT901BLE68 +-\d\d dBm +\?", by_address[WIT])
+    assert re.fullmatch(rf"{DOT}  movella-dot +Xsens DOT +-\d\d dBm +\?", by_address[DOT])

@@ -179,6 +179,10 @@ class EmulatedSensor:
             raise DBusError("org.bluez.Error.AlreadyConnected", "Already Connected")
         if not self.reachable:
             await asyncio.sleep(_UNREACHABLE_CONNECT_S)
+            # What BlueZ does before it gives up: Connected true, then false at once. bleak
+            # waits for that before it returns the error; without it, its whole timeout.
+            self.device.set_state(connected=True, services_resolved=False)
+            self.device.set_state(connected=False, services_resolved=False)
             raise DBusError("org.bluez.Error.Failed", "le-connection-abort-by-local")
         await asyncio.sleep(_CONNECT_DELAY_S)
         self.device.set_state(connected=True, services_resolved=False)

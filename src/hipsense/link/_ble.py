@@ -410,13 +410,17 @@ class BleLink:
 
     async def _connect_once(self) -> None:
         device = await self._find()
-        self._lost.clear()
         client = BleakClient(
             device,
             disconnected_callback=self._on_disconnected,
             timeout=self.settings.connect_timeout_s,
         )
         await client.connect()
+        # Only now: a failed attempt's own disconnection (BlueZ reports one) must not be
+        # taken for this connection's.
+        self._lost.clear()
+        if not client.is_connected:
+            raise _LinkRestartError("disconnected while connecting")
         try:
             await self._setup(client)
             if self._ever_connected:

@@ -15,12 +15,15 @@ from tests.brokers import Mosquitto, Subscriber, running
 from tests.conftest import require_tool
 
 
-async def _run(mosquitto: Mosquitto, tmp_path: Path, bus_address: str) -> tuple[int, str, list]:
+async def _run(
+    mosquitto: Mosquitto, tmp_path: Path, bus_address: str, kind: str = "hipsense"
+) -> tuple[int, str, list]:
     config = tmp_path / "hipsense.toml"
     config.write_text(
         f'state_dir = "{tmp_path / "state"}"\ngateway_id = "gw-nobt"\n'
         f'[broker]\nurl = "{mosquitto.url}"\n'
         '[[sensors]]\nid = "right-thigh"\nble = "C0:FF:EE:00:48:53"\n'
+        f'kind = "{kind}"\n'
     )
     sub = Subscriber(mosquitto.port, "hipsense/v1/gw-nobt/#")
     async with running(sub):
@@ -36,18 +39,27 @@ async def _run(mosquitto: Mosquitto, tmp_path: Path, bus_address: str) -> tuple[
     return proc.returncode, err.decode(), sub.on("/state")
 
 
-@pytest.mark.parametrize("stack", ["no D-Bus", "no BlueZ"])
+@pytest.mark.parametrize(
+    ("stack", "kind"),
+    [
+        ("no D-Bus", "hipsense"),
+        ("no BlueZ", "hipsense"),
+        ("no BlueZ", "witmotion"),
+        ("no D-Bus", "movella-dot"),
+    ],
+)
 async def test_run_without_bluetooth_stops_with_one_clear_error(
-    stack: str, mosquitto: Mosquitto, tmp_path: Path
+    stack: str, kind: str, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
+    # Every kind of BLE sensor: the same clear stop, whichever link it has.
     if stack == "no D-Bus":
         status, err, states = await _run(
-            mosquitto, tmp_path, f"unix:path={tmp_path / 'no-such-bus'}"
+            mosquitto, tmp_path, f"unix:path={tmp_path / 'no-such-bus'}", kind
         )
         missing = "no D-Bus system bus"
     else:
         with PrivateBus(require_tool("dbus-daemon")) as bus:  # a bus, but no org.bluez
-            status, err, states = await _run(mosquitto, tmp_path, bus.address)
+            status, err, states = await _run(mosquitto, tmp_path, bus.address, kind)
         missing = "no BlueZ on the system bus"
     assert status == 1
     assert f"expected a working Bluetooth adapter, got {missing}" in err

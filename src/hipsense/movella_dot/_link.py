@@ -27,7 +27,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
-from hipsense.link import BleLinkError, LinkTelemetry, StreamItem
+from hipsense.link import BleLinkError, LinkTelemetry, StreamItem, bluetooth_missing
 from hipsense.protocol import MalformedPacket, ProtocolError, StreamFormat
 
 from ._codec import (
@@ -122,7 +122,8 @@ class _LinkRestartError(Exception):
 
 
 _END: Any = object()
-_RETRYABLE = (BleakError, TimeoutError, EOFError, OSError, DotCommandError)
+_RETRYABLE = (BleakError, TimeoutError, EOFError, OSError, DotCommandError, DotNotFoundError)
+"""Failures the link retries with backoff; a DOT out of range or off may come back."""
 
 
 class MovellaDotLink:
@@ -294,6 +295,13 @@ class MovellaDotLink:
                     continue
                 except _RETRYABLE as exc:
                     if self._closing.is_set():
+                        break
+                    if (missing := bluetooth_missing(exc)) is not None:
+                        wanted = f"expected a working Bluetooth adapter, got {missing}"
+                        self._telemetry.error = wanted
+                        self._fatal = BleLinkError(f"sensor {self.target!r}: {wanted}")
+                        self._fatal.__cause__ = exc
+                        log.error("dot %s: %s; not retrying", self.target, wanted)
                         break
                     attempt += 1
                     if isinstance(exc, DotNotFoundError) or attempt % 5 == 0:

@@ -31,6 +31,7 @@ from hipsense.link import (
     LinkTelemetry,
     StreamItem,
     backoff_s,
+    bluetooth_missing,
     describe,
     find_sensor,
 )
@@ -333,6 +334,13 @@ class WitMotionLink:
                     continue
                 except (BleakError, TimeoutError, EOFError, OSError, BleLinkError) as exc:
                     if self._closing.is_set():
+                        break
+                    if (missing := bluetooth_missing(exc)) is not None:
+                        wanted = f"expected a working Bluetooth adapter, got {missing}"
+                        self._telemetry.error = wanted
+                        self._fatal = BleLinkError(f"sensor {self.target!r}: {wanted}")
+                        self._fatal.__cause__ = exc
+                        log.error("witmotion %s: %s; not retrying", self.target, wanted)
                         break
                     attempt += 1
                     if attempt % 5 == 0 or not self._ever_connected:

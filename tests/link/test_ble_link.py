@@ -206,3 +206,20 @@ async def test_a_decode_task_that_dies_ends_the_stream_with_an_error(emulator: E
 
         with pytest.raises(BleLinkError, match=r"decode task died.*planted fault"):
             await drain()
+
+
+async def test_a_sensor_not_found_at_start_is_looked_for_again(
+    emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Switched off or out of range when the service starts: the link keeps looking
+    # (with backoff) instead of ending; it may come back.
+    settings = BleLinkSettings(scan_timeout_s=0.5, backoff_base_s=0.05, backoff_max_s=0.2)
+    async with BleLink("C0:FF:EE:00:00:01", settings=settings) as link:
+        items = link.items()
+        nxt = asyncio.ensure_future(anext(items))
+        await until(lambda: sum("retrying in" in r.getMessage() for r in caplog.records) >= 2, 20)
+        assert not nxt.done()  # no error, no end: still looking
+        nxt.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            await nxt
+    assert any("expected it to advertise" in r.getMessage() for r in caplog.records)

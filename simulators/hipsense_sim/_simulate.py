@@ -44,6 +44,7 @@ class SimulationResult:
     """The native-protocol packets as they arrive at the host, and what was lost."""
     truth: dict[str, Any]
     exercise: Exercise = field(repr=False)
+    """The exercise simulated (the motion is built again from it)."""
     grid_hz: float
     """The rate of the motion grid the sensor sampled."""
 
@@ -51,8 +52,8 @@ class SimulationResult:
     def motion(self) -> Motion:
         """The thigh's motion on the grid, with its truth.
 
-        Not kept by `simulate` (a 2-hour session is hundreds of MB): built again on first
-        use from the spec's seed, the same rows the sensor sampled.
+        Not kept by `simulate` (a 2-hour session is about 180 MB of grid): built again on
+        first use from the spec's seed, the very rows the sensor sampled.
         """
         rng = np.random.default_rng(self.spec.seed)
         return build_motion(self.spec, self.exercise, self.grid_hz, rng)
@@ -151,9 +152,11 @@ def simulate(spec: ScenarioSpec, exercise: Exercise | None = None) -> Simulation
         "accel_range_g": str(imu.accel_range_g),
         "gyro_range_dps": str(imu.gyro_range_dps),
     }
-    keep = delivery.received
+    keep: slice | NDArray[np.bool_] = delivery.received
+    if delivery.received.all():
+        keep = slice(None)  # every sample arrived: the arrays themselves, not copies
     if exact is not None:
-        acc, gyr = exact[keep, :3], exact[keep, 3:]
+        acc, gyr = exact[keep, :3].copy(), exact[keep, 3:].copy()
     else:
         acc = counts[keep, :3].astype(np.float64)
         acc *= fmt.accel_lsb_m_s2

@@ -6,6 +6,7 @@ orientation (sensor to world) and position (metres, world) on a grid of `grid_hz
 the truth records where each rep, hold, set and non-exercise period lies.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,9 +19,11 @@ from ._kinematics import Side, mounting_quat, neutral_thigh_quat
 from ._rotation import axis_angle_quat, interval_rates, min_jerk, quat_conj, quat_mul, rotate
 from ._spec import FaultKind, NonExerciseSpec, ScenarioSpec, SetSpec
 
-__all__ = ["Motion", "build_motion"]
+__all__ = ["GridSink", "Motion", "body_rates", "build_motion", "grid_rates", "stream_motion"]
 
 F64Array = NDArray[np.float64]
+GridSink = Callable[[F64Array, F64Array, F64Array], None]
+"""Takes the next grid rows of a session as they are built: `q_ws`, `pos_m`, `primary_deg`."""
 _DEFAULT_PHASE_S = 1.5
 """A phase's duration where the library prescribes none."""
 # The flag definitions of docs/motion.md, which `derive_faults` labels by.
@@ -62,10 +65,11 @@ class _Builder:
     exercise: Exercise
     grid_hz: float
     rng: np.random.Generator
-    q: list[F64Array] = field(default_factory=list)
-    p: list[F64Array] = field(default_factory=list)
-    a: list[F64Array] = field(default_factory=list)
+    sink: GridSink
     n: int = 0
+    last_q: F64Array | None = None
+    last_p: F64Array | None = None
+    """The last grid row handed to the sink (a side switch starts from it)."""
     side: Side = "right"
     level: float = 0.0
     """The resting level the thigh is at, deg from the start position (rest_drift_deg)."""
@@ -99,14 +103,14 @@ class _Builder:
     def t(self) -> float:
         return self.n / self.grid_hz
 
-    def _emit(
+    def _pose(
         self,
         theta_deg: F64Array,
         phi_deg: F64Array | None = None,
         q_pert: F64Array | None = None,
         hip_m: F64Array | None = None,
-        planned: bool = True,
-    ) -> None:
+    ) -> tuple[F64Array, F64Array]:
+        """Sensor orientation and position for the thigh at these angles."""
         m = theta_deg.shape[0]
         q_move = axis_angle_quat(self.axis, np.deg2rad(theta_deg))
         if phi_deg is not None:
@@ -117,10 +121,24 @@ class _Builder:
         pos = rotate(q_wt, np.broadcast_to(self.strap_t, (m, 3)))
         if hip_m is not None:
             pos = pos + hip_m
-        self.q.append(quat_mul(q_wt, np.broadcast_to(self.q_mount, (m, 4))))
-        self.p.append(pos)
-        self.a.append(theta_deg if planned else np.full(m, np.nan))
-        self.n += m
+        return quat_mul(q_wt, np.broadcast_to(self.q_mount, (m, 4))), pos
+
+    def _emit(
+        self,
+        theta_deg: F64Array,
+        phi_deg: F64Array | None = None,
+        q_pert: F64Array | None = None,
+        hip_m: F64Array | None = None,
+        planned: bool = True,
+    ) -> None:
+        q, pos = self._pose(theta_deg, phi_deg, q_pert, hip_m)
+        self._put(q, pos, theta_deg if planned else np.full(theta_deg.shape[0], np.nan))
+
+    def _put(self, q: F64Array, pos: F64Array, primary_deg: F64Array) -> None:
+        self.sink(q, pos, primary_deg)
+        # Copies: a view would keep the whole segment alive after the sink dropped it.
+        self.last_q, self.last_p = q[-1].copy(), pos[-1].copy()
+        self.n += q.shape[0]
 
     def _samples(self, seconds: float) -> int:
         return max(1, round(seconds * self.grid_hz))
@@ -458,15 +476,13 @@ class _Builder:
     def switch_side(self, side: Side) -> None:
         """Roll over and move the sensor to the other thigh: ~10 s of handling."""
         t0 = self.t
-        q_from = self.q[-1][-1]
-        p_from = self.p[-1][-1]
+        if self.last_q is None or self.last_p is None:
+            raise ValueError("a side switch needs motion before it")
+        q_from, p_from = self.last_q, self.last_p
         self._place(side)
         # Where the sensor will be at the start of the new side, still.
-        self._emit(np.zeros(1))
-        q_to = self.q.pop()[0]
-        p_to = self.p.pop()[0]
-        self.a.pop()
-        self.n -= 1
+        q_start, p_start = self._pose(np.zeros(1))
+        q_to, p_to = q_start[0], p_start[0]
         m = self._samples(self.rng.uniform(8.0, 12.0))
         x = min_jerk(np.linspace(0, 1, m))
         dot = float(np.dot(q_from, q_to))
@@ -477,10 +493,7 @@ class _Builder:
         q = quat_mul(wobble, q)
         p = p_from[None, :] * (1 - x[:, None]) + p_to[None, :] * x[:, None]
         p += 0.05 * np.sin(np.pi * x)[:, None] * np.array([0.3, 0.5, 1.0])
-        self.q.append(q)
-        self.p.append(p)
-        self.a.append(np.full(m, np.nan))
-        self.n += m
+        self._put(q, p, np.full(m, np.nan))
         self.side_switches.append({"start_s": t0, "end_s": self.t, "to_side": side})
 
 
@@ -488,7 +501,32 @@ def build_motion(
     spec: ScenarioSpec, exercise: Exercise, grid_hz: float, rng: np.random.Generator
 ) -> Motion:
     """Lay out the whole session on a grid of `grid_hz`."""
-    b = _Builder(spec, exercise, grid_hz, rng)
+    q: list[F64Array] = []
+    p: list[F64Array] = []
+    a: list[F64Array] = []
+
+    def keep(q_ws: F64Array, pos_m: F64Array, primary_deg: F64Array) -> None:
+        q.append(q_ws)
+        p.append(pos_m)
+        a.append(primary_deg)
+
+    _, truth = stream_motion(spec, exercise, grid_hz, rng, keep)
+    return Motion(grid_hz, np.concatenate(q), np.concatenate(p), np.concatenate(a), truth)
+
+
+def stream_motion(
+    spec: ScenarioSpec,
+    exercise: Exercise,
+    grid_hz: float,
+    rng: np.random.Generator,
+    sink: GridSink,
+) -> tuple[int, dict[str, Any]]:
+    """Lay out the session on a grid of `grid_hz`, handing it to `sink` segment by segment.
+
+    Returns the number of grid rows and the truth. Draws from `rng` exactly as
+    `build_motion` does, so the same generator state gives the same rows.
+    """
+    b = _Builder(spec, exercise, grid_hz, rng, sink)
     for ne in spec.non_exercise:
         if ne.at == "start":
             b.still(1.0)
@@ -536,7 +574,7 @@ def build_motion(
         "non_exercise": b.non_exercise,
         "side_switches": b.side_switches,
     }
-    return Motion(grid_hz, np.concatenate(b.q), np.concatenate(b.p), np.concatenate(b.a), truth)
+    return b.n, truth
 
 
 def _first_set(*values: float | None) -> float:
@@ -557,15 +595,42 @@ def body_rates(motion: Motion) -> tuple[F64Array, F64Array]:
 
     Both come from central differences of the orientation and the position.
     """
-    q = motion.q_ws
-    dt = 1.0 / motion.grid_hz
-    w_mid = interval_rates(q, dt)  # rate over each interval, at its midpoint
-    w = np.empty_like(q[:, 1:])
-    w[1:-1] = 0.5 * (w_mid[:-1] + w_mid[1:])
-    w[0], w[-1] = w_mid[0], w_mid[-1]
-    p = motion.pos_m
-    acc = np.zeros_like(p)
-    acc[1:-1] = (p[2:] - 2 * p[1:-1] + p[:-2]) / dt**2
+    n = motion.q_ws.shape[0]
+    return grid_rates(motion.q_ws, motion.pos_m, 0, n, n, motion.grid_hz)
+
+
+def grid_rates(
+    q_ws: F64Array, pos_m: F64Array, lo: int, hi: int, n_grid: int, grid_hz: float
+) -> tuple[F64Array, F64Array]:
+    """`body_rates` of grid rows [lo, hi) of a session of `n_grid` rows.
+
+    `q_ws` and `pos_m` hold the rows [max(lo - 1, 0), min(hi + 1, n_grid)): the central
+    differences need one neighbour each side. Every row comes out with the bits it has
+    when the whole session is done at once, so a session can go through in pieces.
+    """
+    dt = 1.0 / grid_hz
+    s0 = max(lo - 1, 0)
+    if q_ws.shape[0] != min(hi + 1, n_grid) - s0 or pos_m.shape[0] != q_ws.shape[0]:
+        raise ValueError(
+            f"grid rows: expected {min(hi + 1, n_grid) - s0} rows for [{lo}, {hi}), "
+            f"found {q_ws.shape[0]} and {pos_m.shape[0]}"
+        )
+    w_mid = interval_rates(q_ws, dt)  # rate over each interval, at its midpoint
+    # Interior rows average the intervals either side; the session's ends take their one.
+    a, b = max(lo, 1), min(hi, n_grid - 1)
+    w = np.empty((hi - lo, 3))
+    if b > a:
+        w[a - lo : b - lo] = 0.5 * (w_mid[a - 1 - s0 : b - 1 - s0] + w_mid[a - s0 : b - s0])
+    if lo == 0:
+        w[0] = w_mid[0]
+    if hi == n_grid:
+        w[-1] = w_mid[-1]
+    p = pos_m
+    acc = np.zeros((hi - lo, 3))
+    if b > a:
+        acc[a - lo : b - lo] = (
+            p[a + 1 - s0 : b + 1 - s0] - 2 * p[a - s0 : b - s0] + p[a - 1 - s0 : b - 1 - s0]
+        ) / dt**2
     f_world = acc + np.array([0.0, 0.0, 9.80665])
-    f_sensor = rotate(quat_conj(q), f_world)
+    f_sensor = rotate(quat_conj(q_ws[lo - s0 : hi - s0]), f_world)
     return w, f_sensor

@@ -1,10 +1,12 @@
 """Render what a thigh-worn IMU measures during a scenario: recording plus ground truth."""
 
 import asyncio
+import copy
+import functools
 import json
 import math
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +18,14 @@ from hipsense.protocol import StreamFormat, quantize_quat, quantize_raw
 from hipsense.recording import Recording, write_recording
 
 from ._link import Delivery, transmit
-from ._motion import Motion, body_rates, build_motion
+from ._motion import Motion, build_motion, stream_motion
 from ._rotation import axis_angle_quat, quat_mul
-from ._spec import ImuSpec, ScenarioSpec
+from ._sampling import GridSampler, Heading, ImuErrors
+from ._spec import ScenarioSpec
 
 __all__ = ["SimulationResult", "simulate"]
 
 F64Array = NDArray[np.float64]
-_G = 9.80665
 TRUTH_VERSION = 1
 
 
@@ -41,7 +43,20 @@ class SimulationResult:
     delivery: Delivery
     """The native-protocol packets as they arrive at the host, and what was lost."""
     truth: dict[str, Any]
-    motion: Motion
+    exercise: Exercise = field(repr=False)
+    """The exercise simulated (the motion is built again from it)."""
+    grid_hz: float
+    """The rate of the motion grid the sensor sampled."""
+
+    @functools.cached_property
+    def motion(self) -> Motion:
+        """The thigh's motion on the grid, with its truth.
+
+        Not kept by `simulate` (a 2-hour session is about 180 MB of grid): built again on
+        first use from the spec's seed, the very rows the sensor sampled.
+        """
+        rng = np.random.default_rng(self.spec.seed)
+        return build_motion(self.spec, self.exercise, self.grid_hz, rng)
 
     def write(self, recording_path: str | Path, truth_path: str | Path | None = None) -> None:
         """Write the recording CSV and, if asked, the truth JSON."""
@@ -69,55 +84,65 @@ class SimulationResult:
             yield float(arrival), packet
 
 
-def _interp(t_grid: F64Array, values: F64Array, t: F64Array) -> F64Array:
-    return np.stack([np.interp(t, t_grid, values[:, k]) for k in range(values.shape[1])], axis=1)
-
-
 def simulate(spec: ScenarioSpec, exercise: Exercise | None = None) -> SimulationResult:
-    """Simulate a scenario. Deterministic: the same spec gives the same result."""
+    """Simulate a scenario. Deterministic: the same spec gives the same result.
+
+    The motion grid goes through in pieces and is not kept (a 2-hour session at 100 Hz
+    stays under 200 MB); `SimulationResult.motion` builds it again when asked for.
+    """
     ex = exercise if exercise is not None else load_library()[spec.exercise]
     imu = spec.imu
     rng = np.random.default_rng(spec.seed)
     grid_hz = float(max(400, 4 * imu.rate_hz))
-    motion = build_motion(spec, ex, grid_hz, rng)
-    w_grid, f_grid = body_rates(motion)
-    t_grid = motion.t_s
+    # The motion is laid out twice: once for its length, its truth and the generator's
+    # state after it (what the sensor model draws next), once to feed the sampler. Each
+    # pass draws the same, so the second one gets the grid of the first.
+    rng_motion = copy.deepcopy(rng)
+    n_grid, motion_truth = stream_motion(spec, ex, grid_hz, rng, _drop)
+    t_end_s = np.float64(n_grid - 1) / grid_hz  # the grid's last instant
 
     # The sensor samples on its own clock: `drift` fast, with jitter in each instant.
     drift = imu.clock_drift_ppm * 1e-6
     period = 1.0 / imu.rate_hz
-    n = int(t_grid[-1] * (1 + drift) / period)
+    n = int(t_end_s * (1 + drift) / period)
     sensor_s = np.arange(n, dtype=np.float64) * period
     true_s = sensor_s / (1 + drift)
     if imu.sample_jitter_us and not imu.noise_free:
         true_s = true_s + rng.normal(0, imu.sample_jitter_us * 1e-6, n)
-    true_s = np.clip(true_s, 0, t_grid[-1])
-    if not imu.noise_free:
-        # The sensor's digital filter averages its internal samples over each output
-        # period: motion faster than the output rate is attenuated, not aliased.
-        width = max(1, round(grid_hz / imu.rate_hz))
-        w_grid, f_grid = _causal_mean(w_grid, width), _causal_mean(f_grid, width)
-    w = _interp(t_grid, w_grid, true_s)
-    f = _interp(t_grid, f_grid, true_s)
-    gyr, acc = _imu_errors(imu, w, f, rng)
+    true_s = np.clip(true_s, 0, t_end_s)
+    # The sensor's digital filter averages its internal samples over each output period:
+    # motion faster than the output rate is attenuated, not aliased.
+    width = 1 if imu.noise_free else max(1, round(grid_hz / imu.rate_hz))
+    errors = ImuErrors(imu, n, rng)
+    heading = Heading(n, period, rng) if imu.quaternion else None
     fmt = StreamFormat(imu.rate_hz, imu.accel_range_g, imu.gyro_range_dps)
-    counts = quantize_raw(acc, gyr, fmt)
-    if not imu.noise_free:
-        acc = counts[:, :3].astype(np.float64) * fmt.accel_lsb_m_s2
-        gyr = counts[:, 3:].astype(np.float64) * fmt.gyro_lsb_rad_s
-    quat = None
-    quat_q14 = None
-    if imu.quaternion:
-        q_true = _interp(t_grid, motion.q_ws, true_s)
-        q_true /= np.linalg.norm(q_true, axis=1, keepdims=True)
-        # On-sensor fusion without a magnetometer: heading wanders slowly.
-        heading = np.cumsum(rng.normal(0, 0.02, n)) * np.sqrt(period)
-        quat = quat_mul(axis_angle_quat(np.array([0.0, 0.0, 1.0]), np.deg2rad(heading)), q_true)
-        quat_q14 = quantize_quat(quat)
+    counts = np.empty((n, 6), dtype=np.int16)
+    # Without noise the readings are not quantized: the floats are the recording.
+    exact = np.empty((n, 6)) if imu.noise_free else None
+    quat = np.empty((n, 4)) if imu.quaternion else None
+    quat_q14 = np.empty((n, 4), dtype=np.int16) if imu.quaternion else None
+
+    def take(k0: int, w: F64Array, f: F64Array, q_true: F64Array | None) -> None:
+        k1 = k0 + w.shape[0]
+        gyr, acc = errors.apply(w, f)
+        counts[k0:k1] = quantize_raw(acc, gyr, fmt)
+        if exact is not None:
+            exact[k0:k1, :3], exact[k0:k1, 3:] = acc, gyr
+        if q_true is not None and heading is not None and quat is not None:
+            q_true /= np.linalg.norm(q_true, axis=1, keepdims=True)
+            # On-sensor fusion without a magnetometer: heading wanders slowly.
+            z = np.array([0.0, 0.0, 1.0])
+            q = quat_mul(axis_angle_quat(z, np.deg2rad(heading.take(k1 - k0))), q_true)
+            quat[k0:k1] = q
+            if quat_q14 is not None:
+                quat_q14[k0:k1] = quantize_quat(q)
+
+    sampler = GridSampler(n_grid, grid_hz, true_s, width, imu.quaternion, take)
+    stream_motion(spec, ex, grid_hz, rng_motion, sampler.feed)
+    sampler.finish()
+    del sampler
     sensor_us = np.round(sensor_s * 1e6).astype(np.int64)
     delivery = transmit(counts, quat_q14, sensor_us, true_s, spec.link, rng)
-    if not delivery.kind.has_quat:
-        quat = None
     metadata = {
         "source": "hipsense simulator",
         "scenario": spec.name,
@@ -127,15 +152,24 @@ def simulate(spec: ScenarioSpec, exercise: Exercise | None = None) -> Simulation
         "accel_range_g": str(imu.accel_range_g),
         "gyro_range_dps": str(imu.gyro_range_dps),
     }
-    keep = delivery.received
+    keep: slice | NDArray[np.bool_] = delivery.received
+    if delivery.received.all():
+        keep = slice(None)  # every sample arrived: the arrays themselves, not copies
+    if exact is not None:
+        acc, gyr = exact[keep, :3].copy(), exact[keep, 3:].copy()
+    else:
+        acc = counts[keep, :3].astype(np.float64)
+        acc *= fmt.accel_lsb_m_s2
+        gyr = counts[keep, 3:].astype(np.float64)
+        gyr *= fmt.gyro_lsb_rad_s
     rec = Recording(
         time_s=sensor_s[keep],
-        acc_m_s2=acc[keep],
-        gyr_rad_s=gyr[keep],
-        quat=None if quat is None else quat[keep],
+        acc_m_s2=acc,
+        gyr_rad_s=gyr,
+        quat=None if quat is None or not delivery.kind.has_quat else quat[keep],
         metadata=metadata,
     )
-    truth = _truth(spec, ex, motion, drift)
+    truth = _truth(spec, ex, motion_truth, t_end_s, drift)
     truth["gaps"] = [
         {
             "start_s": round(float(sensor_s[g["first_sample"]]), 6),
@@ -146,48 +180,16 @@ def simulate(spec: ScenarioSpec, exercise: Exercise | None = None) -> Simulation
         for g in delivery.gaps
     ]
     truth["link"] = {"packets_sent": delivery.sent, "packets_delivered": len(delivery.packets)}
-    return SimulationResult(spec, rec, counts, sensor_us, delivery, truth, motion)
+    return SimulationResult(spec, rec, counts, sensor_us, delivery, truth, ex, grid_hz)
 
 
-def _causal_mean(values: F64Array, width: int) -> F64Array:
-    """Mean over the last `width` grid samples (fewer at the start)."""
-    if width <= 1:
-        return values
-    c = np.cumsum(values, axis=0)
-    out = c.copy()
-    out[width:] = c[width:] - c[:-width]
-    counts = np.minimum(np.arange(1, values.shape[0] + 1), width)[:, None]
-    return np.asarray(out / counts, dtype=np.float64)
+def _drop(_q_ws: F64Array, _pos_m: F64Array, _primary_deg: F64Array) -> None:
+    """A grid sink that keeps nothing."""
 
 
-def _imu_errors(
-    imu: ImuSpec, w: F64Array, f: F64Array, rng: np.random.Generator
-) -> tuple[F64Array, F64Array]:
-    if imu.noise_free:
-        return w, f
-    n = w.shape[0]
-    rate = imu.rate_hz
-    deg = np.pi / 180
-    # White noise over the filter bandwidth from the datasheet densities.
-    bw = imu.noise_bandwidth_hz or rate / 2
-    gyro_sigma = imu.gyro_noise_dps_sqrt_hz * deg * np.sqrt(bw)
-    acc_sigma = imu.accel_noise_ug_sqrt_hz * 1e-6 * _G * np.sqrt(bw)
-    gyro_bias = rng.normal(0, imu.gyro_bias_dps * deg, 3)
-    if imu.gyro_bias_xyz_dps is not None:
-        # The random one is still drawn: the noise after it stays the same draws.
-        gyro_bias = np.array(imu.gyro_bias_xyz_dps) * deg
-    walk = np.cumsum(
-        rng.normal(0, imu.gyro_bias_walk_dps_sqrt_s * deg * np.sqrt(1 / rate), (n, 3)), axis=0
-    )
-    acc_bias = rng.normal(0, imu.accel_bias_mg * 1e-3 * _G, 3)
-    g_scale = 1 + rng.normal(0, imu.scale_error, 3)
-    a_scale = 1 + rng.normal(0, imu.scale_error, 3)
-    gyr = w * g_scale + gyro_bias + walk + rng.normal(0, gyro_sigma, (n, 3))
-    acc = f * a_scale + acc_bias + rng.normal(0, acc_sigma, (n, 3))
-    return gyr, acc
-
-
-def _truth(spec: ScenarioSpec, ex: Exercise, motion: Motion, drift: float) -> dict[str, Any]:
+def _truth(
+    spec: ScenarioSpec, ex: Exercise, t: dict[str, Any], t_end_s: np.float64, drift: float
+) -> dict[str, Any]:
     # Instants and durations are put on the recording's time axis (the sensor clock), so
     # they compare directly with what is measured from the recording.
     def on_sensor_clock(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -202,7 +204,6 @@ def _truth(spec: ScenarioSpec, ex: Exercise, motion: Motion, drift: float) -> di
             out.append(row)
         return out
 
-    t = motion.truth
     return {
         "truth_version": TRUTH_VERSION,
         "scenario": spec.name,
@@ -211,7 +212,7 @@ def _truth(spec: ScenarioSpec, ex: Exercise, motion: Motion, drift: float) -> di
         "kind": ex.kind.value,
         "seed": spec.seed,
         "rate_hz": spec.imu.rate_hz,
-        "duration_s": round(motion.t_s[-1] * (1 + drift), 6),
+        "duration_s": round(t_end_s * (1 + drift), 6),
         "rep_count": len(t["reps"]),
         "hold_count": len(t["holds"]),
         "reps": on_sensor_clock(t["reps"]),

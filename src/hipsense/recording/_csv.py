@@ -188,9 +188,21 @@ def _read(lines: Iterable[tuple[int, str]], label: str) -> Recording:
         parse()
 
     def joined(name: str) -> F64Array:
-        # One column at a time, its blocks dropped as soon as it is joined.
+        # One column at a time, each block freed as soon as it is copied: the pages of an
+        # empty array become resident only as they are written, so the peak is the
+        # samples once plus one block, not twice the column.
         parts = kept.pop(name)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if len(parts) == 1:
+            return parts[0]
+        out = np.empty((sum(p.shape[0] for p in parts), *parts[0].shape[1:]))
+        at = 0
+        parts.reverse()
+        while parts:
+            block = parts.pop()
+            out[at : at + block.shape[0]] = block
+            at += block.shape[0]
+            del block
+        return out
 
     return Recording(
         time_s=joined("time_s"),

@@ -16,6 +16,7 @@ from typing import TextIO
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from rich.console import Console
+from rich.text import Text
 
 from hipsense._text import counted, flags_text
 from hipsense.exercises import ExerciseError, ExerciseKind, load_library
@@ -33,7 +34,7 @@ from ._config import (
     SensorSettings,
     SimulatedSensor,
 )
-from ._live_view import LiveView, view_console
+from ._live_view import view_console
 from ._service import SensorRun, Service, Sink, Stream, simulated_link
 
 __all__ = ["DemoOptions", "demo_settings", "run_demo"]
@@ -229,17 +230,22 @@ def _streams(options: DemoOptions, steps: list[_Step]) -> Iterator[Stream]:
 class _Printer(Sink):
     """The demo's output: each rep as it is measured, the summaries, the reports."""
 
-    def __init__(self, options: DemoOptions, steps: list[_Step], view: LiveView) -> None:
+    def __init__(self, options: DemoOptions, steps: list[_Step], console: Console) -> None:
         self.options = options
-        self.view = view
+        self.console = console
+        """The console the service's live view draws on: lines printed scroll above it."""
         self.reports: list[Path] = []
         self._steps = iter(steps)
         self._step = steps[0]
         self._shown = 0
 
+    def say(self, text: str) -> None:
+        """A line above the live view (plain when the console is no terminal)."""
+        self.console.print(Text(text), soft_wrap=not self.console.is_terminal)
+
     def started(self, service: Service, where: str) -> None:
         for line in ("hipsense demo", f"  broker  {where}", f"  topics  {service.topics.prefix}/#"):
-            self.view.print(line)
+            self.say(line)
 
     def session_started(self, service: Service, sensor: SensorRun) -> None:
         self._step = step = next(self._steps)
@@ -250,7 +256,7 @@ class _Printer(Sink):
         speed = self.options.speed
         shown_speed = "as fast as possible" if math.isinf(speed) else f"x{speed:g}"
         what = "holds" if exercise.kind is ExerciseKind.HOLD else "reps"
-        self.view.print(
+        self.say(
             f"{exercise.name} ({exercise.id}): {step.sets} x {step.reps} {what}"
             f"{' per side' if len(step.sides) > 1 else ''} simulated, "
             f"{link.duration_s:.0f} s at {shown_speed}; session {pipeline.session_id}"
@@ -260,10 +266,10 @@ class _Printer(Sink):
     def event(self, service: Service, sensor: SensorRun, event: MotionEvent) -> None:
         line = _line(event)
         if line is not None:
-            self.view.print(line)
+            self.say(line)
         if sensor.tracker is not None:
             for done in sensor.tracker.completed[self._shown :]:
-                self.view.print(f"  -> {done}")
+                self.say(f"  -> {done}")
             self._shown = len(sensor.tracker.completed)
 
     def session_ended(self, service: Service, sensor: SensorRun) -> None:
@@ -275,7 +281,7 @@ class _Printer(Sink):
         simulated = truth["rep_count"] if truth["kind"] == "reps" else truth["hold_count"]
         mean_rom = "—" if summary.mean_rom_deg is None else f"{summary.mean_rom_deg:.1f} deg"
         sets = ", ".join(str(n) for n in summary.reps_per_set) or "none"
-        self.view.print(
+        self.say(
             f"summary: {counted(summary.rep_count, 'rep')}, {counted(summary.hold_count, 'hold')} "
             f"(simulated {simulated} {what}), sets: {sets}, mean ROM {mean_rom}, "
             f"flags: {flags_text(summary.flags)}"
@@ -286,25 +292,25 @@ class _Printer(Sink):
             self.reports.append(write_report(service.history, sid, path))
 
     def command(self, service: Service, text: str) -> None:
-        self.view.print(f"  command: {text}")
+        self.say(f"  command: {text}")
 
     def finished(self, service: Service) -> None:
         tracker = service.sensors[_DEMO_SENSOR].tracker if service.sensors else None
         if tracker is not None:
             quality = tracker.quality()
-            self.view.print(
+            self.say(
                 f"program {self.options.program}: adherence {100 * tracker.adherence():.0f} %, "
                 f"quality {'—' if quality is None else f'{100 * quality:.0f} %'}"
             )
             for text in [*tracker.advice(), *tracker.notes]:
-                self.view.print(f"  {text}")
+                self.say(f"  {text}")
         s = service.publisher.stats
-        self.view.print(
+        self.say(
             f"published {counted(s.published, 'message')} ({counted(s.live_sent, 'live frame')}); "
             f"{len(service.outbox)} left in the outbox {service.state_dir / 'outbox.db'}"
         )
         for path in self.reports:
-            self.view.print(f"report: {path}")
+            self.say(f"report: {path}")
 
 
 async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> int:
@@ -319,10 +325,9 @@ async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> 
     service = Service(
         settings,
         live=console,
+        sink=_Printer(options, steps, console),
         streams=lambda _cfg: _streams(options, steps),
         one_session_per_stream=True,
         plain_view=False,
     )
-    assert service.view is not None
-    service.sink = _Printer(options, steps, service.view)
     return await service.run()

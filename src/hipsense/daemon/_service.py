@@ -84,6 +84,8 @@ class SensorRun:
     session_ids: list[str] = field(default_factory=list)
     failed: HipsenseError | None = None
     """Why the link's stream ended for good, if it failed (no Bluetooth adapter...)."""
+    measuring: bool = False
+    """A session is running now (between `session_started` and `session_ended`)."""
 
     @property
     def link(self) -> SensorLink:
@@ -311,6 +313,8 @@ class Service:
     def _view_rows(self) -> Sequence[Row]:
         rows: list[Row] = []
         for sid, sensor in self.sensors.items():
+            if self._per_stream and not sensor.measuring:
+                continue  # the demo: a session's line goes once its summary is printed
             p = sensor.pipeline
             if p is None:
                 rows.append(f"{sid:<12} connecting...")
@@ -418,6 +422,7 @@ class Service:
         sensor.pipeline = pipeline
         log.info("sensor %s: session %s (%s)", sensor.config.id, session_id, pipeline.exercise_id)
         self.sink.session_started(self, sensor)
+        sensor.measuring = True
         items = _queued(sensor.queue)
         try:
             async for ev in run_session(
@@ -432,6 +437,7 @@ class Service:
                 log.debug("sensor %s: %s", sensor.config.id, ev)
                 self.sink.event(self, sensor, ev)
         finally:
+            sensor.measuring = False
             await items.aclose()  # type: ignore[attr-defined]
         self.sink.session_ended(self, sensor)
         tally = pipeline.tally

@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import pytest
 
-from hipsense.daemon import DemoOptions, load_settings, run_daemon, run_demo
+from hipsense._errors import HipsenseError
+from hipsense.daemon import DaemonSettings, DemoOptions, load_settings, run_daemon, run_demo
+from hipsense.daemon._demo import demo_settings
 from tests.brokers import Mosquitto
 
 _SENSOR: dict[str, Any] = {
@@ -159,3 +162,39 @@ async def test_demo_and_run_publish_the_same_topics_and_payload_shapes(
     assert all(re.match(r"homeassistant/", t) for t in missing["topics only one publishes"]), (
         missing
     )
+
+
+def test_the_demo_options_are_the_services_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The environment configures `hipsense run`, not the demo (its options say it all).
+    monkeypatch.setenv("HIPSENSE_BROKER__URL", "mqtt://elsewhere:1883")
+    settings = demo_settings(DemoOptions(reps=4, sets=1, seed=7, rate_hz=50, gateway_id="gw-x"))
+    assert isinstance(settings, DaemonSettings)
+    assert (settings.broker.url, settings.gateway_id, settings.keep_raw_samples) == (
+        None,
+        "gw-x",
+        True,
+    )
+    [sensor] = settings.sensors
+    assert sensor.simulated is not None
+    assert (sensor.id, sensor.exercise, sensor.stream_rate_hz) == ("sim-1", "clamshell", 50)
+    assert (sensor.simulated.reps, sensor.simulated.sets, sensor.simulated.seed) == (4, 1, 7)
+    program = demo_settings(DemoOptions(program="hip-core-level-1")).sensors[0]
+    assert (program.program, program.exercise, program.patient_id) == (
+        "hip-core-level-1",
+        None,
+        "demo-patient",
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (DemoOptions(loss=0.7), r"^--loss: .*0\.5, got 0\.7$"),
+        (DemoOptions(reps=0), r"^--reps: .*, got 0$"),
+        (DemoOptions(gateway_id="a/b"), r"^--gateway-id: .*, got 'a/b'$"),
+        (DemoOptions(broker_url="http://x"), r"^--broker: .*mqtt://"),
+    ],
+)
+def test_a_bad_demo_option_is_named(options: DemoOptions, message: str) -> None:
+    with pytest.raises(HipsenseError, match=message):
+        demo_settings(options)

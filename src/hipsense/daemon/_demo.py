@@ -42,6 +42,8 @@ __all__ = ["DemoOptions", "demo_settings", "run_demo"]
 
 _DEMO_SENSOR = "sim-1"
 _DEMO_PATIENT = "demo-patient"
+_OPTIONS = {"rate_hz": "--rate", "url": "--broker", "ca_file": "--broker-ca"}
+"""The command line option of a setting, where its name is not the option's."""
 
 
 @dataclass(frozen=True)
@@ -185,10 +187,9 @@ def demo_settings(options: DemoOptions) -> DaemonSettings:
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"demo: {where + ': ' if where else ''}{first['msg']}, got {first.get('input')!r}"
-        ) from exc
+        name = str(first["loc"][-1]) if first["loc"] else ""
+        option = _OPTIONS.get(name, f"--{name.replace('_', '-')}") if name else "demo"
+        raise ConfigError(f"{option}: {first['msg']}, got {first.get('input')!r}") from exc
 
 
 def _streams(options: DemoOptions, steps: list[_Step]) -> Iterator[Stream]:

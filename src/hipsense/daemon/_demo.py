@@ -120,7 +120,8 @@ class _Step:
 def _steps(options: DemoOptions) -> list[_Step]:
     library = load_library()
     if options.program is None:
-        library[options.exercise]  # an unknown id fails here, before anything starts
+        # An unknown id or variant fails here, before anything starts.
+        library[options.exercise].variant(options.variant)
         return [_Step(options.exercise, options.variant, options.sets, options.reps, None)]
     programs = load_programs(library=library)
     try:

@@ -122,7 +122,7 @@ async def test_a_stop_command_ends_the_session_with_its_summary(
         await until(lambda: any(p.get("ended_at") for p in sub.on("/summary")))
 
     assert replies[0]["ok"] is False
-    assert "expected 'stop-1'" in str(replies[0]["error"])
+    assert "expected a live session ('stop-1')" in str(replies[0]["error"])
     assert replies[1]["ok"] is True
     summary = sub.on("/summary")[-1]
     assert 2 <= summary["rep_count"] < 30

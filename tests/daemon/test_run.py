@@ -228,7 +228,7 @@ async def test_a_task_that_dies_ends_the_service_loudly(
 ) -> None:
     # Whatever kills a sensor's task (here a fault planted in it), the service stops with
     # a non-zero status and a log line naming the task and the cause; never a quiet stop.
-    from hipsense.daemon import _run
+    from hipsense.daemon import _run, _service
 
     path = tmp_path / "h.toml"
     path.write_text(
@@ -239,7 +239,7 @@ async def test_a_task_that_dies_ends_the_service_loudly(
     async def broken(self: object, cfg: object, pub: object) -> None:
         raise RuntimeError("planted fault")
 
-    monkeypatch.setattr(_run.Daemon, "_sensor_loop", broken)
+    monkeypatch.setattr(_service.Service, "_sensor_loop", broken)
     status = await asyncio.wait_for(_run.run_daemon(load_settings(path)), 60)
     assert status == 1
     died = [r for r in caplog.records if "task hipsense-sim-1 died" in r.getMessage()]

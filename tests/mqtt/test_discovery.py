@@ -23,7 +23,7 @@ import aiomqtt
 import pytest
 
 from hipsense.daemon import DemoOptions, load_settings, run_demo
-from hipsense.daemon._run import Daemon
+from hipsense.daemon._service import Service
 from hipsense.mqtt import (
     DiscoveryError,
     SensorDescription,
@@ -296,7 +296,7 @@ def write_config(
 
 async def run_until_done(config: Path) -> None:
     """Run the service until its simulated streams end; it must exit 0."""
-    assert await asyncio.wait_for(Daemon(load_settings(config)).run(), 60) == 0
+    assert await asyncio.wait_for(Service(load_settings(config)).run(), 60) == 0
 
 
 def configs_of(rec: Recorder, prefix: str = "homeassistant") -> dict[str, dict[str, Any]]:
@@ -315,7 +315,7 @@ async def test_the_service_announces_entities_that_read_what_it_publishes(
         tmp_path / "hipsense.toml", mosquitto, {"left.thigh": 40, "right-thigh": 40}, speed=8
     )
     topics = Topics("gw-ha")
-    daemon = Daemon(load_settings(config))
+    daemon = Service(load_settings(config))
     async with recording(mosquitto.port) as rec:
         run = asyncio.create_task(daemon.run())
         try:
@@ -466,7 +466,7 @@ async def test_connectivity_follows_a_link_that_drops_between_items(
     config = write_config(tmp_path / "hipsense.toml", mosquitto, {"s1": 40}, speed=2)
     topics = Topics("gw-ha")
     connectivity = "homeassistant/binary_sensor/gw-ha/s1_connected/config"
-    daemon = Daemon(load_settings(config))
+    daemon = Service(load_settings(config))
     async with recording(mosquitto.port) as rec:
         run = asyncio.create_task(daemon.run())
         try:

@@ -7,7 +7,7 @@ import pytest
 from bleak.backends.scanner import AdvertisementData
 
 from hipsense.daemon import ConfigError, load_settings
-from hipsense.daemon._run import _make_link
+from hipsense.daemon._service import _make_link
 from hipsense.link import BleLink
 from hipsense.movella_dot import MovellaDotLink
 from hipsense.protocol import SERVICE_UUID as HIPSENSE_SERVICE

@@ -1,42 +1,49 @@
-"""`hipsense demo`: a simulated session end to end, from sensor to broker."""
+"""`hipsense demo`: the service with one simulated sensor, printing each rep as it is measured.
 
-import asyncio
-import contextlib
+The demo is `_service.Service` as `hipsense run` runs it: its options become the daemon's
+settings (one simulated sensor), the simulated patient does the exercise (or each of a
+program's, a session each), and a sink prints what is measured, the summaries and the
+reports written.
+"""
+
 import math
-import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from rich.console import Console
+from rich.text import Text
 
 from hipsense._text import counted, flags_text
 from hipsense.exercises import ExerciseError, ExerciseKind, load_library
-from hipsense.history import History, write_report
+from hipsense.history import write_report
 from hipsense.link import SimulatedLink
 from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
-from hipsense.mqtt import (
-    BrokerConfig,
-    BrokerConfigError,
-    EmbeddedBroker,
-    MqttPublisher,
-    Outbox,
-    Topics,
+from hipsense.mqtt import BrokerConfig, BrokerConfigError
+from hipsense.session import load_programs
+
+from ._config import (
+    BrokerSettings,
+    ConfigError,
+    DaemonSettings,
+    HomeAssistantSettings,
+    SensorSettings,
+    SimulatedSensor,
 )
-from hipsense.session import PrescriptionTracker, SessionPipeline, load_programs
+from ._live_view import view_console
+from ._service import SensorRun, Service, Sink, Stream, simulated_link
 
-from ._home_assistant import demo_discovery
-from ._live_view import HoldClock, LiveView, Row, view_console, view_of
-from ._session_runner import close_interrupted, run_session
-from ._state import default_state_dir, gateway_id, new_session_id, outbox_broker, prepare
-
-__all__ = ["DemoOptions", "run_demo"]
+__all__ = ["DemoOptions", "demo_settings", "run_demo"]
 
 
 _DEMO_SENSOR = "sim-1"
+_DEMO_PATIENT = "demo-patient"
+_OPTIONS = {"rate_hz": "--rate", "url": "--broker", "ca_file": "--broker-ca"}
+"""The command line option of a setting, where its name is not the option's."""
 
 
 @dataclass(frozen=True)
@@ -77,17 +84,6 @@ def _broker_config(url: str | None, ca_file: Path | None) -> BrokerConfig | None
         raise BrokerConfigError(f"--broker: {exc.errors()[0]['msg']}") from exc
 
 
-@contextlib.asynccontextmanager
-async def _broker(
-    config: BrokerConfig | None, state_dir: Path
-) -> AsyncIterator[tuple[BrokerConfig, str]]:
-    if config is not None:
-        yield config, f"{config.host}:{config.port}{' (TLS)' if config.tls else ''}"
-        return
-    async with EmbeddedBroker(state_dir=state_dir) as embedded:
-        yield embedded.config, f"{embedded.config.url} (embedded; WebSockets {embedded.ws_url})"
-
-
 def _line(ev: MotionEvent) -> str | None:
     if isinstance(ev, RepEvent):
         flags = flags_text(ev.flags, "ok")
@@ -111,34 +107,6 @@ def _line(ev: MotionEvent) -> str | None:
     return None
 
 
-async def _answer_commands(
-    publisher: MqttPublisher, pipeline: SessionPipeline, stop: asyncio.Event, out: LiveView
-) -> None:
-    """Carry out what a simulated session can: calibrate and stop."""
-    while True:
-        command = await publisher.next_command()
-        req = command.request.request
-        if req.command == "calibrate":
-            pipeline.core.calibrate()
-            command.reply(session_id=pipeline.session_id)
-            out.print("  command: calibrate")
-        elif req.command == "stop_session" and req.session_id == pipeline.session_id:
-            command.reply(session_id=pipeline.session_id)
-            out.print("  command: stop")
-            stop.set()
-        elif req.command == "stop_session":
-            command.reply(
-                ok=False,
-                error=f"session_id: expected {pipeline.session_id!r}, got {req.session_id!r}",
-            )
-        else:
-            command.reply(
-                ok=False,
-                error=f"{req.command}: the demo runs one simulated session; it cannot "
-                "start or change one",
-            )
-
-
 @dataclass(frozen=True)
 class _Step:
     exercise: str
@@ -149,11 +117,12 @@ class _Step:
     sides: tuple[str, ...] = ("right",)
 
 
-def _steps(options: DemoOptions) -> tuple[list[_Step], PrescriptionTracker | None]:
+def _steps(options: DemoOptions) -> list[_Step]:
     library = load_library()
     if options.program is None:
-        library[options.exercise]  # an unknown id fails here, before anything starts
-        return [_Step(options.exercise, options.variant, options.sets, options.reps, None)], None
+        # An unknown id or variant fails here, before anything starts.
+        library[options.exercise].variant(options.variant)
+        return [_Step(options.exercise, options.variant, options.sets, options.reps, None)]
     programs = load_programs(library=library)
     try:
         program = programs[options.program]
@@ -161,8 +130,7 @@ def _steps(options: DemoOptions) -> tuple[list[_Step], PrescriptionTracker | Non
         raise ExerciseError(
             f"--program: expected one of {', '.join(sorted(programs))}, got {options.program!r}"
         ) from None
-    tracker = PrescriptionTracker(program.prescription("demo-patient"), library)
-    steps = [
+    return [
         _Step(
             line.exercise,
             line.variant,
@@ -173,20 +141,178 @@ def _steps(options: DemoOptions) -> tuple[list[_Step], PrescriptionTracker | Non
         )
         for line in program.exercises
     ]
-    return steps, tracker
 
 
-class _OnShow:
-    """The session the live line shows (none between sessions)."""
+class _DemoSettings(DaemonSettings):
+    """The daemon's settings from the demo's options alone: no HIPSENSE_* variable."""
 
-    def __init__(self) -> None:
-        self.session: tuple[SimulatedLink, SessionPipeline, HoldClock] | None = None
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
-    def rows(self) -> list[Row]:
-        if self.session is None:
-            return []
-        link, pipeline, clock = self.session
-        return [view_of(link.sensor_id, pipeline, clock, connected=link.telemetry.connected)]
+
+def demo_settings(options: DemoOptions) -> DaemonSettings:
+    """The service's settings that run the demo: one simulated sensor, raw samples kept."""
+    _broker_config(options.broker_url, options.broker_ca)  # "--broker: ..." if it is bad
+    try:
+        sensor = SensorSettings(
+            id=_DEMO_SENSOR,
+            simulated=SimulatedSensor(
+                exercise=options.exercise,
+                reps=options.reps,
+                sets=options.sets,
+                speed=options.speed,
+                seed=options.seed,
+                loss=options.loss,
+            ),
+            exercise=None if options.program else options.exercise,
+            variant=None if options.program else options.variant,
+            patient_id=_DEMO_PATIENT if options.program else None,
+            program=options.program,
+            rate_hz=options.rate_hz,
+        )
+        return _DemoSettings(
+            state_dir=options.state_dir,
+            gateway_id=options.gateway_id,
+            keep_raw_samples=True,
+            broker=BrokerSettings(url=options.broker_url, ca_file=options.broker_ca),
+            home_assistant=HomeAssistantSettings(enabled=options.home_assistant),
+            sensors=[sensor],
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][-1]) if first["loc"] else ""
+        option = _OPTIONS.get(name, f"--{name.replace('_', '-')}") if name else "demo"
+        raise ConfigError(f"{option}: {first['msg']}, got {first.get('input')!r}") from exc
+
+
+def _streams(options: DemoOptions, steps: list[_Step]) -> Iterator[Stream]:
+    """The simulated patient doing each step, simulated when its session is about to start."""
+    library = load_library()
+    for i, step in enumerate(steps):
+        faults: dict[str, list[int]] = {}
+        for kind, rep in options.faults:
+            if 1 <= rep <= step.reps:
+                faults.setdefault(kind, []).append(rep - 1)
+        link, truth = simulated_link(
+            _DEMO_SENSOR,
+            exercise=step.exercise,
+            variant=step.variant,
+            reps=step.reps,
+            sets=step.sets,
+            sides=step.sides,
+            faults=faults,
+            hold_s=step.hold_s,
+            seed=options.seed,
+            rate_hz=options.rate_hz,
+            mtu=options.mtu,
+            loss=options.loss,
+            speed=options.speed,
+        )
+        session_id = options.session_id
+        if session_id and len(steps) > 1:
+            session_id = f"{session_id}-{i + 1}"
+        yield Stream(
+            link,
+            library[step.exercise],
+            step.variant,
+            hold_s=step.hold_s,
+            session_id=session_id,
+            truth=truth,
+        )
+
+
+class _Printer(Sink):
+    """The demo's output: each rep as it is measured, the summaries, the reports."""
+
+    def __init__(self, options: DemoOptions, steps: list[_Step], console: Console) -> None:
+        self.options = options
+        self.console = console
+        """The console the service's live view draws on: lines printed scroll above it."""
+        self.reports: list[Path] = []
+        self._steps = iter(steps)
+        self._step = steps[0]
+        self._shown = 0
+
+    def say(self, text: str) -> None:
+        """A line above the live view (plain when the console is no terminal)."""
+        self.console.print(Text(text), soft_wrap=not self.console.is_terminal)
+
+    def started(self, service: Service, where: str) -> None:
+        for line in ("hipsense demo", f"  broker  {where}", f"  topics  {service.topics.prefix}/#"):
+            self.say(line)
+
+    def session_started(self, service: Service, sensor: SensorRun) -> None:
+        self._step = step = next(self._steps)
+        exercise, pipeline, link = sensor.exercise, sensor.pipeline, sensor.link
+        assert exercise is not None
+        assert pipeline is not None
+        assert isinstance(link, SimulatedLink)
+        speed = self.options.speed
+        shown_speed = "as fast as possible" if math.isinf(speed) else f"x{speed:g}"
+        what = "holds" if exercise.kind is ExerciseKind.HOLD else "reps"
+        self.say(
+            f"{exercise.name} ({exercise.id}): {step.sets} x {step.reps} {what}"
+            f"{' per side' if len(step.sides) > 1 else ''} simulated, "
+            f"{link.duration_s:.0f} s at {shown_speed}; session {pipeline.session_id}"
+        )
+        self._shown = len(sensor.tracker.completed) if sensor.tracker is not None else 0
+
+    def event(self, service: Service, sensor: SensorRun, event: MotionEvent) -> None:
+        line = _line(event)
+        if line is not None:
+            self.say(line)
+        if sensor.tracker is not None:
+            for done in sensor.tracker.completed[self._shown :]:
+                self.say(f"  -> {done}")
+            self._shown = len(sensor.tracker.completed)
+
+    def session_ended(self, service: Service, sensor: SensorRun) -> None:
+        pipeline, truth = sensor.pipeline, sensor.stream.truth
+        assert pipeline is not None
+        assert truth is not None
+        summary = pipeline.summary(last_seq=-1)
+        what = "reps" if truth["kind"] == "reps" else "holds"
+        simulated = truth["rep_count"] if truth["kind"] == "reps" else truth["hold_count"]
+        mean_rom = "—" if summary.mean_rom_deg is None else f"{summary.mean_rom_deg:.1f} deg"
+        sets = ", ".join(str(n) for n in summary.reps_per_set) or "none"
+        self.say(
+            f"summary: {counted(summary.rep_count, 'rep')}, {counted(summary.hold_count, 'hold')} "
+            f"(simulated {simulated} {what}), sets: {sets}, mean ROM {mean_rom}, "
+            f"flags: {flags_text(summary.flags)}"
+        )
+        if pipeline.samples:  # a session never begun is not in the history
+            sid = pipeline.session_id
+            path = service.state_dir / "reports" / f"{sid}.html"
+            self.reports.append(write_report(service.history, sid, path))
+
+    def command(self, service: Service, text: str) -> None:
+        self.say(f"  command: {text}")
+
+    def finished(self, service: Service) -> None:
+        tracker = service.sensors[_DEMO_SENSOR].tracker if service.sensors else None
+        if tracker is not None:
+            quality = tracker.quality()
+            self.say(
+                f"program {self.options.program}: adherence {100 * tracker.adherence():.0f} %, "
+                f"quality {'—' if quality is None else f'{100 * quality:.0f} %'}"
+            )
+            for text in [*tracker.advice(), *tracker.notes]:
+                self.say(f"  {text}")
+        s = service.publisher.stats
+        self.say(
+            f"published {counted(s.published, 'message')} ({counted(s.live_sent, 'live frame')}); "
+            f"{len(service.outbox)} left in the outbox {service.state_dir / 'outbox.db'}"
+        )
+        for path in self.reports:
+            self.say(f"report: {path}")
 
 
 async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> int:
@@ -195,152 +321,15 @@ async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> 
     On a terminal a live line (the angle against the target, the count) stays under
     the printed reps; elsewhere the printed lines are plain.
     """
-    steps, tracker = _steps(options)
-    on_show = _OnShow()
-    view = LiveView(on_show.rows, out if isinstance(out, Console) else view_console(out))
-    state_dir = prepare(options.state_dir or default_state_dir())
-    gw = options.gateway_id or gateway_id(state_dir)
-    topics = Topics(gw)
-    configured = _broker_config(options.broker_url, options.broker_ca)
-    outbox = Outbox(state_dir / "outbox.db", broker=outbox_broker(configured))
-    history = History(state_dir / "history.db")
-    reports: list[Path] = []
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        close_interrupted(history, outbox, topics)  # sessions a killed demo left open
-        async with (
-            _broker(configured, state_dir) as (broker, where),
-            MqttPublisher(
-                broker,
-                topics,
-                outbox,
-                discovery=demo_discovery(
-                    topics, state_dir, _DEMO_SENSOR, enabled=options.home_assistant
-                ),
-            ) as publisher,
-        ):
-            for line in ("hipsense demo", f"  broker  {where}", f"  topics  {topics.prefix}/#"):
-                view.print(line)
-            drawing = asyncio.create_task(view.run()) if view.terminal else None
-            try:
-                for i, step in enumerate(steps):
-                    if stop.is_set():
-                        break
-                    session_id = options.session_id or new_session_id()
-                    if options.session_id and len(steps) > 1:
-                        session_id = f"{options.session_id}-{i + 1}"
-                    await _demo_session(
-                        options, step, session_id, publisher, tracker, stop, view, on_show, history
-                    )
-                    path = state_dir / "reports" / f"{session_id}.html"
-                    reports.append(write_report(history, session_id, path))
-            finally:
-                if drawing is not None:
-                    drawing.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await drawing
-            if tracker is not None:
-                quality = tracker.quality()
-                view.print(
-                    f"program {options.program}: adherence {100 * tracker.adherence():.0f} %, "
-                    f"quality {'—' if quality is None else f'{100 * quality:.0f} %'}"
-                )
-                for text in [*tracker.advice(), *tracker.notes]:
-                    view.print(f"  {text}")
-        s = publisher.stats
-        view.print(
-            f"published {counted(s.published, 'message')} ({counted(s.live_sent, 'live frame')}); "
-            f"{len(outbox)} left in the outbox {state_dir / 'outbox.db'}"
-        )
-        for path in reports:
-            view.print(f"report: {path}")
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-        outbox.close()
-        history.close()
-    return 0
-
-
-async def _demo_session(
-    options: DemoOptions,
-    step: _Step,
-    session_id: str,
-    publisher: MqttPublisher,
-    tracker: PrescriptionTracker | None,
-    stop: asyncio.Event,
-    out: LiveView,
-    on_show: _OnShow,
-    history: History,
-) -> None:
-    from hipsense_sim import ImuSpec, LinkSpec, ScenarioSpec, SetSpec, simulate
-
-    exercise = load_library()[step.exercise]
-    faults: dict[str, list[int]] = {}
-    for kind, rep in options.faults:
-        if 1 <= rep <= step.reps:
-            faults.setdefault(kind, []).append(rep - 1)
-    spec = ScenarioSpec(
-        name=f"demo-{step.exercise}",
-        exercise=step.exercise,
-        variant=step.variant,
-        seed=options.seed,
-        sets=[
-            SetSpec(reps=step.reps, side=side, rest_after_s=45.0, faults=faults)
-            for side in step.sides
-            for _ in range(step.sets)
-        ],
-        hold_s=step.hold_s,
-        imu=ImuSpec(rate_hz=options.rate_hz),
-        link=LinkSpec(mtu=options.mtu, loss_ratio=options.loss),
+    steps = _steps(options)
+    settings = demo_settings(options)
+    console = out if isinstance(out, Console) else view_console(out)
+    service = Service(
+        settings,
+        live=console,
+        sink=_Printer(options, steps, console),
+        streams=lambda _cfg: _streams(options, steps),
+        one_session_per_stream=True,
+        plain_view=False,
     )
-    result = simulate(spec, exercise)
-    async with SimulatedLink(result, sensor_id=_DEMO_SENSOR, speed=options.speed) as link:
-        pipeline = SessionPipeline(
-            session_id=session_id,
-            sensor_id=link.sensor_id,
-            rate_hz=link.fmt.rate_hz,
-            exercise=exercise,
-            variant=step.variant,
-            patient_id=None if tracker is None else tracker.prescription.patient_id,
-            tracker=tracker,
-        )
-        speed = "as fast as possible" if math.isinf(options.speed) else f"x{options.speed:g}"
-        what = "holds" if exercise.kind is ExerciseKind.HOLD else "reps"
-        out.print(
-            f"{exercise.name} ({exercise.id}): {step.sets} x {step.reps} {what}"
-            f"{' per side' if len(step.sides) > 1 else ''} simulated, "
-            f"{link.duration_s:.0f} s at {speed}; session {session_id}"
-        )
-        hold_s = exercise.dosage.hold_s if step.hold_s is None else step.hold_s
-        on_show.session = (link, pipeline, HoldClock(hold_s, pipeline.core.targets.target_min_deg))
-        async with asyncio.TaskGroup() as tg:
-            commands = tg.create_task(
-                _answer_commands(publisher, pipeline, stop, out), name="hipsense-demo-commands"
-            )
-            shown = len(tracker.completed) if tracker is not None else 0
-            async for ev in run_session(
-                link, pipeline, publisher, stop=stop, history=history, keep_raw=True
-            ):
-                line = _line(ev)
-                if line is not None:
-                    out.print(line)
-                if tracker is not None:
-                    for done in tracker.completed[shown:]:
-                        out.print(f"  -> {done}")
-                    shown = len(tracker.completed)
-            commands.cancel()
-        on_show.session = None  # the session's line goes; its summary is printed instead
-        summary = pipeline.summary(last_seq=-1)
-        truth = result.truth
-        simulated = truth["rep_count"] if truth["kind"] == "reps" else truth["hold_count"]
-        mean_rom = "—" if summary.mean_rom_deg is None else f"{summary.mean_rom_deg:.1f} deg"
-        sets = ", ".join(str(n) for n in summary.reps_per_set) or "none"
-        out.print(
-            f"summary: {counted(summary.rep_count, 'rep')}, {counted(summary.hold_count, 'hold')} "
-            f"(simulated {simulated} {what}), sets: {sets}, mean ROM {mean_rom}, "
-            f"flags: {flags_text(summary.flags)}"
-        )
+    return await service.run()

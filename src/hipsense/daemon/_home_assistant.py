@@ -17,7 +17,7 @@ from hipsense.mqtt import (
 
 from ._config import HomeAssistantSettings, SensorSettings
 
-__all__ = ["demo_discovery", "describe_sensor", "discovery_for"]
+__all__ = ["describe_sensor", "discovery_for"]
 
 
 def describe_sensor(cfg: SensorSettings, link: SensorLink | None) -> SensorDescription:
@@ -61,17 +61,3 @@ def discovery_for(
     )
     discovery.messages()  # sensor ids that would share a config topic fail here, at start
     return discovery
-
-
-def demo_discovery(
-    topics: Topics, state_dir: Path, sensor_id: str, *, enabled: bool = True
-) -> HomeAssistantDiscovery | None:
-    """The discovery of `hipsense demo`: its one simulated sensor, default prefix."""
-    if not enabled:
-        return None
-    sensor = SensorDescription(
-        sensor_id, manufacturer="hipsense", model="simulated sensor", sw_version=__version__
-    )
-    return HomeAssistantDiscovery(
-        topics, lambda: [sensor], memory=state_dir / DISCOVERY_MEMORY_FILE
-    )

@@ -15,11 +15,13 @@ from ._ble import (
     is_hipsense,
     scan,
 )
-from ._edge import backoff_s, bluetooth_missing, describe, find_sensor
+from ._edge import END_OF_STREAM, BleEdge, backoff_s, bluetooth_missing, describe, find_sensor
 from ._simulated import SimulatedLink
 from ._telemetry import LinkTelemetry
 
 __all__ = [
+    "END_OF_STREAM",
+    "BleEdge",
     "BleLink",
     "BleLinkError",
     "BleLinkSettings",

@@ -15,10 +15,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -54,8 +53,9 @@ from hipsense.protocol import (
     max_samples_per_packet,
 )
 
-from ._base import StreamItem
 from ._edge import (
+    END_OF_STREAM,
+    BleEdge,
     BleLinkError,
     SensorNotFoundError,
     backoff_s,
@@ -178,14 +178,13 @@ class _LinkRestartError(Exception):
     """The connection must start over (lost link, stall); not a failure of the sensor."""
 
 
-_END: Any = object()
-
-
-class BleLink:
+class BleLink(BleEdge):
     """`async with BleLink("C0:FF:EE:00:48:53") as link:` then `async for item in link.items():`.
 
     `target` is an address, or a name (or name prefix) the sensor advertises.
     """
+
+    kind = "ble"
 
     def __init__(
         self,
@@ -195,7 +194,7 @@ class BleLink:
         sensor_id: str | None = None,
         adapter: str | None = None,
     ) -> None:
-        self.target = target
+        self._edge_init(target)
         self.settings = settings if settings is not None else BleLinkSettings()
         s = self.settings
         self._fmt = StreamFormat(s.rate_hz, s.accel_range_g, s.gyro_range_dps)
@@ -206,64 +205,14 @@ class BleLink:
             self._sensor_id, self._fmt.rate_hz, stream=self._reassembler.stats
         )
         self._rx: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(s.queue_size)
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._responses: asyncio.Queue[ControlResponse] = asyncio.Queue()
-        self._lost = asyncio.Event()
-        self._closing = asyncio.Event()
         self._device: BLEDevice | None = None
         self._last_rx_s = 0.0
         self._ever_connected = False
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._fatal: BaseException | None = None
         self.att_payload: int | None = None
         """Negotiated ATT payload (MTU - 3) of the current or last connection."""
         self.firmware_version: str | None = None
         self.model: str | None = None
-
-    # -- the SensorLink interface ----------------------------------------------------
-
-    @property
-    def sensor_id(self) -> str:
-        """Id used in topics: from the address, never from a patient."""
-        return self._sensor_id
-
-    @property
-    def fmt(self) -> StreamFormat:
-        """Rate and ranges the sensor is set to."""
-        return self._fmt
-
-    @property
-    def telemetry(self) -> LinkTelemetry:
-        """Live link counters."""
-        return self._telemetry
-
-    async def __aenter__(self) -> Self:
-        self._stack = contextlib.AsyncExitStack()
-        tg = await self._stack.enter_async_context(asyncio.TaskGroup())
-        tg.create_task(self._connection_loop(), name="hipsense-ble-connection")
-        tg.create_task(self._decode_loop(), name="hipsense-ble-decode")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._stack is not None
-        self._closing.set()
-        self._lost.set()
-        await self._stack.aclose()
-
-    async def items(self) -> AsyncIterator[StreamItem]:
-        """Decoded items until the link is closed; raises what ended it for good."""
-        while True:
-            item = await self._out.get()
-            if item is _END:
-                if self._fatal is not None:
-                    raise self._fatal
-                return
-            yield item
 
     # -- the notify callbacks: timestamp and enqueue, nothing else ------------------
 
@@ -284,9 +233,6 @@ class BleLink:
             status = decode_status(data)
             if status.battery_pct is not None:
                 self._telemetry.battery_pct = float(status.battery_pct)
-
-    def _on_disconnected(self, _client: BleakClient) -> None:
-        self._lost.set()
 
     # -- the decoding task ----------------------------------------------------------
 
@@ -314,19 +260,7 @@ class BleLink:
         except Exception as exc:  # any death of the task ends the link loudly
             self._die("decode", exc)
         finally:
-            self._out.put_nowait(_END)
-
-    def _die(self, task: str, exc: Exception) -> None:
-        """A task ended by something it did not expect: the link ends with an error.
-
-        `items()` raises it, so a consumer never sees a stream that just stops.
-        """
-        if self._fatal is None:
-            self._fatal = BleLinkError(f"sensor {self.target!r}: the {task} task died: {exc!r}")
-            self._fatal.__cause__ = exc
-        log.error("ble %s: the %s task died", self.target, task, exc_info=exc)
-        self._closing.set()
-        self._lost.set()
+            self._out.put_nowait(END_OF_STREAM)
 
     def _count_arrivals(self, times: list[float]) -> None:
         now = times[-1]
@@ -355,12 +289,7 @@ class BleLink:
                 ) as exc:
                     if self._closing.is_set():
                         break
-                    if (missing := bluetooth_missing(exc)) is not None:
-                        wanted = f"expected a working Bluetooth adapter, got {missing}"
-                        self._telemetry.error = wanted
-                        self._fatal = BleLinkError(f"sensor {self.target!r}: {wanted}")
-                        self._fatal.__cause__ = exc
-                        log.error("ble %s: %s; not retrying", self.target, wanted)
+                    if self._stops_for_good(exc):
                         break
                     attempt += 1
                     if isinstance(exc, SensorNotFoundError) or attempt % 5 == 0:

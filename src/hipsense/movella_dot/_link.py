@@ -15,10 +15,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 from bleak import BleakClient, BleakScanner
@@ -27,8 +25,8 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
-from hipsense.link import BleLinkError, LinkTelemetry, StreamItem, bluetooth_missing
-from hipsense.protocol import MalformedPacket, ProtocolError, StreamFormat
+from hipsense.link import END_OF_STREAM, BleEdge, BleLinkError, LinkTelemetry, StreamItem
+from hipsense.protocol import MalformedPacket, ProtocolError
 
 from ._codec import (
     BATTERY_CHAR_UUID,
@@ -121,16 +119,17 @@ class _LinkRestartError(Exception):
     """The connection must start over (lost link, stall); not a failure of the sensor."""
 
 
-_END: Any = object()
 _RETRYABLE = (BleakError, TimeoutError, EOFError, OSError, DotCommandError, DotNotFoundError)
 """Failures the link retries with backoff; a DOT out of range or off may come back."""
 
 
-class MovellaDotLink:
+class MovellaDotLink(BleEdge):
     """`async with MovellaDotLink("D4:22:CD:00:48:53") as link:` then `link.items()`.
 
     `target` is an address, or a name (or name prefix) the DOT advertises.
     """
+
+    kind = "dot"
 
     def __init__(
         self,
@@ -140,7 +139,7 @@ class MovellaDotLink:
         sensor_id: str | None = None,
         adapter: str | None = None,
     ) -> None:
-        self.target = target
+        self._edge_init(target)
         self.settings = settings if settings is not None else MovellaDotSettings()
         s = self.settings
         self._fmt = DotStreamFormat(s.rate_hz)
@@ -151,66 +150,12 @@ class MovellaDotLink:
             self._sensor_id, self._fmt.rate_hz, stream=self._timeline.stats
         )
         self._rx: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(s.queue_size)
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
-        self._lost = asyncio.Event()
-        self._closing = asyncio.Event()
         self._device: BLEDevice | None = None
         self._last_rx_s = 0.0
         self._ever_connected = False
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._fatal: BaseException | None = None
         self.firmware_version: str | None = None
         self.serial: str | None = None
         self.charging: bool | None = None
-
-    # -- the SensorLink interface ----------------------------------------------------
-
-    @property
-    def sensor_id(self) -> str:
-        """Id used in topics: from the address, never from a patient."""
-        return self._sensor_id
-
-    @property
-    def fmt(self) -> StreamFormat:
-        """The output rate the DOT is set to, and its fixed ranges."""
-        return self._fmt
-
-    @property
-    def telemetry(self) -> LinkTelemetry:
-        """Live link counters.
-
-        A DOT sends one sample a notification, so `packets_per_s` is the delivered
-        sample rate.
-        """
-        return self._telemetry
-
-    async def __aenter__(self) -> Self:
-        self._stack = contextlib.AsyncExitStack()
-        tg = await self._stack.enter_async_context(asyncio.TaskGroup())
-        tg.create_task(self._connection_loop(), name="hipsense-dot-connection")
-        tg.create_task(self._decode_loop(), name="hipsense-dot-decode")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._stack is not None
-        self._closing.set()
-        self._lost.set()
-        await self._stack.aclose()
-
-    async def items(self) -> AsyncIterator[StreamItem]:
-        """Decoded items until the link is closed; raises what ended it for good."""
-        while True:
-            item = await self._out.get()
-            if item is _END:
-                if self._fatal is not None:
-                    raise self._fatal
-                return
-            yield item
 
     # -- the notify callbacks: timestamp and enqueue, nothing else ------------------
 
@@ -232,9 +177,6 @@ class MovellaDotLink:
         self._telemetry.battery_pct = float(battery.level_pct)
         self.charging = battery.charging
 
-    def _on_disconnected(self, _client: BleakClient) -> None:
-        self._lost.set()
-
     # -- the decoding task ----------------------------------------------------------
 
     async def _decode_loop(self) -> None:
@@ -254,7 +196,7 @@ class MovellaDotLink:
         except Exception as exc:  # any death of the task ends the link loudly
             self._die("decode", exc)
         finally:
-            self._out.put_nowait(_END)
+            self._out.put_nowait(END_OF_STREAM)
 
     def _decode(self, batch: list[tuple[float, bytes]]) -> list[StreamItem]:
         times = [t for t, _ in batch]
@@ -268,18 +210,6 @@ class MovellaDotLink:
         host_s = np.asarray(times, dtype=np.float64)[samples.index]
         out += self._timeline.push(samples, host_s)
         return out
-
-    def _die(self, task: str, exc: Exception) -> None:
-        """A task ended by something it did not expect: the link ends with an error.
-
-        `items()` raises it, so a consumer never sees a stream that just stops.
-        """
-        if self._fatal is None:
-            self._fatal = BleLinkError(f"DOT {self.target!r}: the {task} task died: {exc!r}")
-            self._fatal.__cause__ = exc
-        log.error("dot %s: the %s task died", self.target, task, exc_info=exc)
-        self._closing.set()
-        self._lost.set()
 
     # -- the connection task --------------------------------------------------------
 
@@ -296,12 +226,7 @@ class MovellaDotLink:
                 except _RETRYABLE as exc:
                     if self._closing.is_set():
                         break
-                    if (missing := bluetooth_missing(exc)) is not None:
-                        wanted = f"expected a working Bluetooth adapter, got {missing}"
-                        self._telemetry.error = wanted
-                        self._fatal = BleLinkError(f"sensor {self.target!r}: {wanted}")
-                        self._fatal.__cause__ = exc
-                        log.error("dot %s: %s; not retrying", self.target, wanted)
+                    if self._stops_for_good(exc):
                         break
                     attempt += 1
                     if isinstance(exc, DotNotFoundError) or attempt % 5 == 0:

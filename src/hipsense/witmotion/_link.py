@@ -15,10 +15,8 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Final
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -27,11 +25,11 @@ from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakError
 
 from hipsense.link import (
+    END_OF_STREAM,
+    BleEdge,
     BleLinkError,
     LinkTelemetry,
-    StreamItem,
     backoff_s,
-    bluetooth_missing,
     describe,
     find_sensor,
 )
@@ -114,9 +112,6 @@ class _LinkRestartError(Exception):
     """The connection must start over (lost link, stall)."""
 
 
-_END: Any = object()
-
-
 class _Mark(enum.Enum):
     """Put on the receive queue between notifications, in their order."""
 
@@ -126,7 +121,7 @@ class _Mark(enum.Enum):
     """The rate is set: samples from here on are at the configured rate."""
 
 
-class WitMotionLink:
+class WitMotionLink(BleEdge):
     """`async with WitMotionLink("DF:BE:12:20:70:8C") as link:`, then iterate `link.items()`.
 
     `target` is an address, or a name (prefix) the sensor advertises. Items are what the
@@ -134,6 +129,8 @@ class WitMotionLink:
     (no quaternion: the sensor's own angles are not used), `Gap`s and `MalformedPacket`s.
     Sample times are host-derived (`telemetry.timing == "host"`).
     """
+
+    kind = "witmotion"
 
     def __init__(
         self,
@@ -143,7 +140,7 @@ class WitMotionLink:
         sensor_id: str | None = None,
         adapter: str | None = None,
     ) -> None:
-        self.target = target
+        self._edge_init(target)
         self.settings = settings if settings is not None else WitMotionSettings()
         s = self.settings
         self._fmt = StreamFormat(s.rate_hz, int(ACCEL_FULL_SCALE_G), int(GYRO_FULL_SCALE_DPS))
@@ -158,62 +155,12 @@ class WitMotionLink:
         self._timer = ArrivalTimer(s.rate_hz)
         self._records = 0
         self._rx: asyncio.Queue[tuple[float, bytes | _Mark]] = asyncio.Queue(s.queue_size)
-        self._out: asyncio.Queue[Any] = asyncio.Queue()
         self._replies: asyncio.Queue[RegisterReply] = asyncio.Queue()
-        self._lost = asyncio.Event()
-        self._closing = asyncio.Event()
         self._device: BLEDevice | None = None
         self._last_rx_s = 0.0
         self._ever_connected = False
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._fatal: BaseException | None = None
         self.sensor_rate_hz: int | None = None
         """The rate register read back after setting it (None if it did not answer)."""
-
-    # -- the SensorLink interface ----------------------------------------------------
-
-    @property
-    def sensor_id(self) -> str:
-        """Id used in topics: from the address, never from a patient."""
-        return self._sensor_id
-
-    @property
-    def fmt(self) -> StreamFormat:
-        """The configured rate and the sensor's fixed ranges (16 g, 2000 deg/s)."""
-        return self._fmt
-
-    @property
-    def telemetry(self) -> LinkTelemetry:
-        """Live link counters; `delivered_rate_hz` is what really arrives."""
-        return self._telemetry
-
-    async def __aenter__(self) -> Self:
-        self._stack = contextlib.AsyncExitStack()
-        tg = await self._stack.enter_async_context(asyncio.TaskGroup())
-        tg.create_task(self._connection_loop(), name="hipsense-witmotion-connection")
-        tg.create_task(self._decode_loop(), name="hipsense-witmotion-decode")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._stack is not None
-        self._closing.set()
-        self._lost.set()
-        await self._stack.aclose()
-
-    async def items(self) -> AsyncIterator[StreamItem]:
-        """Decoded items until the link is closed; raises what ended it for good."""
-        while True:
-            item = await self._out.get()
-            if item is _END:
-                if self._fatal is not None:
-                    raise self._fatal
-                return
-            yield item
 
     # -- callbacks: timestamp and enqueue -------------------------------------------
 
@@ -222,9 +169,6 @@ class WitMotionLink:
             self._rx.put_nowait((time.monotonic(), bytes(data)))
         except asyncio.QueueFull:
             self._telemetry.queue_overflows += 1
-
-    def _on_disconnected(self, _client: BleakClient) -> None:
-        self._lost.set()
 
     # -- the decoding task ----------------------------------------------------------
 
@@ -288,7 +232,7 @@ class WitMotionLink:
         except Exception as exc:  # any death of the task ends the link loudly
             self._die("decode", exc)
         finally:
-            self._out.put_nowait(_END)
+            self._out.put_nowait(END_OF_STREAM)
 
     def _gap(self, arrival_s: float, n: int) -> Gap:
         """The time without a link, up to the first sample of this notification."""
@@ -311,15 +255,6 @@ class WitMotionLink:
             end_sensor_us=self._timer.samples * self._timer.period_us,
         )
 
-    def _die(self, task: str, exc: Exception) -> None:
-        """A task ended by something it did not expect: the link ends with an error."""
-        if self._fatal is None:
-            self._fatal = BleLinkError(f"sensor {self.target!r}: the {task} task died: {exc!r}")
-            self._fatal.__cause__ = exc
-        log.error("witmotion %s: the %s task died", self.target, task, exc_info=exc)
-        self._closing.set()
-        self._lost.set()
-
     # -- the connection task --------------------------------------------------------
 
     async def _connection_loop(self) -> None:
@@ -335,12 +270,7 @@ class WitMotionLink:
                 except (BleakError, TimeoutError, EOFError, OSError, BleLinkError) as exc:
                     if self._closing.is_set():
                         break
-                    if (missing := bluetooth_missing(exc)) is not None:
-                        wanted = f"expected a working Bluetooth adapter, got {missing}"
-                        self._telemetry.error = wanted
-                        self._fatal = BleLinkError(f"sensor {self.target!r}: {wanted}")
-                        self._fatal.__cause__ = exc
-                        log.error("witmotion %s: %s; not retrying", self.target, wanted)
+                    if self._stops_for_good(exc):
                         break
                     attempt += 1
                     if attempt % 5 == 0 or not self._ever_connected:

@@ -26,7 +26,7 @@ from hipsense_sim.bluez._movella_dot import dot_session, dot_values
 from tests.brokers import until
 from tests.link.conftest import Emulator
 
-from .conftest import DOT
+from .conftest import DOT, SESSION_REPS
 
 WRAP = 1 << 32
 
@@ -210,10 +210,10 @@ async def test_custom_mode_5_streams_raw_and_quaternion(dot_emulator: Emulator) 
     np.testing.assert_allclose(b.quat, np.tile([1.0, 0, 0, 0], (b.count, 1)))
 
 
-def _native_reps() -> int:
+def _native_reps(reps: int) -> int:
     """The same session as the native emulated sensor sends it, through the pipeline."""
     fmt = StreamFormat(100, 16, 2000)
-    raw = sensor_source(0, fmt.rate_hz, fmt.accel_range_g, fmt.gyro_range_dps)
+    raw = sensor_source(0, fmt.rate_hz, fmt.accel_range_g, fmt.gyro_range_dps, reps)
     p = SessionPipeline(
         session_id="native", sensor_id="native", rate_hz=fmt.rate_hz,
         exercise=load_library()["clamshell"],
@@ -234,10 +234,10 @@ def _native_reps() -> int:
 
 
 async def test_a_simulated_session_counts_the_same_reps_as_the_native_path(
-    dot_emulator: Emulator, capsys: pytest.CaptureFixture[str]
+    dot_session_emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The whole emulated session (52 s, real time) through the link and the pipeline."""
-    t_s, _, _ = dot_session(0)
+    """The whole emulated session (3 clamshells, real time) through link and pipeline."""
+    t_s, _, _ = dot_session(0, SESSION_REPS)
     duration_us = round((t_s[-1] + 0.01) * 1e6)
     pipeline: SessionPipeline | None = None
     fed = 0
@@ -265,13 +265,13 @@ async def test_a_simulated_session_counts_the_same_reps_as_the_native_path(
             break
     pipeline.finish()
     dot_reps = len(pipeline.tally.reps)
-    native = _native_reps()
+    native = _native_reps(SESSION_REPS)
     with capsys.disabled():
         print(f"\nDOT 60 Hz via the emulator: {dot_reps} reps from {fed} samples", end="")
         print(f"; the native path at 100 Hz: {native} reps")
     assert pipeline.tally.gaps == 0 and pipeline.tally.malformed == 0
     assert fed == pytest.approx(t_s[-1] * 60, abs=2)
-    assert dot_reps == native == 8
+    assert dot_reps == native == SESSION_REPS
     assert all(isinstance(r, RepEvent) for r in pipeline.tally.reps)
 
 

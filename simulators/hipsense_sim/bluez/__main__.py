@@ -20,7 +20,10 @@ def _witmotion(args: argparse.Namespace) -> DeviceFactory:
 KINDS: dict[str, tuple[str, Callable[[argparse.Namespace], DeviceFactory]]] = {
     "hipsense": ("C0:FF:EE:00:48:53=hipsense-4853", lambda _args: EmulatedSensor),
     "witmotion": ("DF:BE:12:20:70:8C=WT901BLE68", _witmotion),
-    "movella-dot": ("D4:22:CD:00:48:53=Xsens DOT", lambda _args: EmulatedDot),
+    "movella-dot": (
+        "D4:22:CD:00:48:53=Xsens DOT",
+        lambda args: functools.partial(EmulatedDot, reps=args.reps),
+    ),
 }
 """Each kind: the sensor it emulates when no --sensor is given, and its device factory."""
 
@@ -40,7 +43,12 @@ def main() -> int:
     )
     p.add_argument("--mtu", type=int, choices=(23, 247), default=247)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--reps", type=int, default=8, help="witmotion: clamshells of the session")
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=8,
+        help="witmotion, movella-dot: clamshells of the session it plays in a loop",
+    )
     p.add_argument("--shortfall", type=float, default=0.03,
                    help="witmotion: share of the configured rate not delivered")  # fmt: skip
     p.add_argument("--rate", type=int, choices=(10, 20, 50, 100, 200), default=10,

@@ -79,13 +79,15 @@ _MALFORMED = bytes(7)
 
 
 @cache
-def dot_session(seed: int) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+def dot_session(
+    seed: int, reps: int = 8
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """(t_s, acc_m_s2, gyr_rad_s) of the session the emulated DOT plays in a loop.
 
     The native emulated sensor's source at 100 Hz and the DOT's ranges, in SI units; the
     DOT samples it wherever its output rate falls.
     """
-    raw = sensor_source(seed, _SOURCE_RATE_HZ, DOT_ACCEL_RANGE_G, DOT_GYRO_RANGE_DPS)
+    raw = sensor_source(seed, _SOURCE_RATE_HZ, DOT_ACCEL_RANGE_G, DOT_GYRO_RANGE_DPS, reps)
     t = np.arange(raw.shape[0], dtype=np.float64) / _SOURCE_RATE_HZ
     acc = raw[:, :3].astype(np.float64) * accel_lsb_m_s2(DOT_ACCEL_RANGE_G)
     gyr = raw[:, 3:].astype(np.float64) * gyro_lsb_rad_s(DOT_GYRO_RANGE_DPS)
@@ -96,7 +98,7 @@ _SUBSAMPLES = 8
 
 
 def dot_values(
-    t_s: NDArray[np.float64], rate_hz: int, seed: int = 0
+    t_s: NDArray[np.float64], rate_hz: int, seed: int = 0, reps: int = 8
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Acceleration and angular velocity a DOT reports at session times `t_s`.
 
@@ -104,7 +106,7 @@ def dot_values(
     orientation increments over each output period, divided by it. So each value is
     the session's mean over the period that ends at the sample, not a point sample.
     """
-    src_t, acc, gyr = dot_session(seed)
+    src_t, acc, gyr = dot_session(seed, reps)
     duration = src_t[-1] + 1.0 / _SOURCE_RATE_HZ
     offsets = (np.arange(_SUBSAMPLES) + 0.5 - _SUBSAMPLES) / (_SUBSAMPLES * rate_hz)
     tt = np.mod(np.asarray(t_s, dtype=np.float64)[:, None] + offsets, duration)
@@ -116,8 +118,10 @@ def dot_values(
 class EmulatedDotFirmware:
     """A DOT's behaviour without the radio; times come from its own monotonic clock."""
 
-    def __init__(self, *, seed: int = 0, battery_pct: int = 87) -> None:
+    def __init__(self, *, seed: int = 0, battery_pct: int = 87, reps: int = 8) -> None:
         self.seed = seed
+        self.reps = reps
+        """Clamshells in the session it plays in a loop."""
         self.battery = DotBattery(battery_pct, charging=False)
         self.firmware = (2, 6, 0)
         self.rate_hz = 60
@@ -223,7 +227,7 @@ class EmulatedDotFirmware:
             return []
         t_us = self._sample_us(k)
         since_s = (t_us - self._session_start_us).astype(np.float64) * 1e-6
-        acc, gyr = dot_values(since_s, self.rate_hz, self.seed)
+        acc, gyr = dot_values(since_s, self.rate_hz, self.seed, self.reps)
         quat = None
         if self.mode is PayloadMode.CUSTOM_MODE_5:
             # No sensor fusion here: the identity, so a host can tell the mode works.
@@ -260,12 +264,14 @@ class EmulatedDot:
     drive either.
     """
 
-    def __init__(self, bus: MessageBus, address: str, name: str, *, mtu: int, seed: int) -> None:
+    def __init__(
+        self, bus: MessageBus, address: str, name: str, *, mtu: int, seed: int, reps: int = 8
+    ) -> None:
         self.bus = bus
         self.address = address
         self.name = name
         self.path = f"{_ADAPTER_PATH}/dev_{address.replace(':', '_')}"
-        self.firmware = EmulatedDotFirmware(seed=seed)
+        self.firmware = EmulatedDotFirmware(seed=seed, reps=reps)
         self.mtu = mtu
         self.reachable_at_s = 0.0
         self.exported = False

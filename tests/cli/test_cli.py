@@ -81,7 +81,14 @@ def test_demo_runs_a_program_and_tracks_it(tmp_path: Path) -> None:
     # The program says both sides, one set each: right first, then left.
     assert "-> seated-hip-internal-rotation, right side, set 1 of 1: 20/20 reps" in text
     assert "-> seated-hip-internal-rotation, left side, set " in text
-    assert re.search(r"program internal-rotation: adherence 100 %, quality \d+ %", text)
+    # Each session's own adherence, and the program's running total apart, named so.
+    assert text.count("  session adherence 100 %, quality ") == 4
+    running = re.findall(r"; program adherence so far (\d+) %", text)
+    assert [int(p) for p in running][-1] == 100
+    assert [int(p) for p in running] == sorted(int(p) for p in running)
+    assert re.search(
+        r"program internal-rotation: program adherence 100 %, program quality \d+ %", text
+    )
 
 
 def test_bad_paths_rates_and_ids_are_one_line_errors(tmp_path: Path) -> None:

@@ -98,8 +98,8 @@ class SensorSettings(_Strict):
 
     @model_validator(mode="after")
     def _exercise_in_program(self) -> "SensorSettings":
-        # Reps of another exercise scored against the program's prescription would say
-        # 29 % adherence for a session done right.
+        # A session of an exercise the program does not have is not scored against it
+        # (no adherence at all): a configured exercise must be one of the program's.
         if self.program is None or self.exercise is None:
             return self
         from hipsense.session import load_programs

@@ -288,6 +288,12 @@ class _Printer(Sink):
             f"(simulated {simulated} {what}), sets: {sets}, mean ROM {mean_rom}, "
             f"flags: {flags_text(summary.flags)}"
         )
+        if summary.adherence_pct is not None or summary.program_adherence_pct is not None:
+            self.say(
+                f"  session adherence {_pct(summary.adherence_pct)}, quality "
+                f"{_pct(summary.quality_pct)}; program adherence so far "
+                f"{_pct(summary.program_adherence_pct)}"
+            )
         if pipeline.samples:  # a session never begun is not in the history
             sid = pipeline.session_id
             path = service.state_dir / "reports" / f"{sid}.html"
@@ -301,8 +307,9 @@ class _Printer(Sink):
         if tracker is not None:
             quality = tracker.quality()
             self.say(
-                f"program {self.options.program}: adherence {100 * tracker.adherence():.0f} %, "
-                f"quality {'—' if quality is None else f'{100 * quality:.0f} %'}"
+                f"program {self.options.program}: program adherence "
+                f"{_pct(100 * tracker.adherence())}, program quality "
+                f"{_pct(None if quality is None else 100 * quality)}"
             )
             for text in [*tracker.advice(), *tracker.notes]:
                 self.say(f"  {text}")
@@ -313,6 +320,10 @@ class _Printer(Sink):
         )
         for path in self.reports:
             self.say(f"report: {path}")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} %"
 
 
 async def run_demo(options: DemoOptions, out: TextIO | Console = sys.stdout) -> int:

@@ -238,6 +238,12 @@ async def run_session(
                 started_at=pipeline.started_at.isoformat(),
                 patient_id=pipeline.patient_id,
                 topic_root=publisher.topics.prefix if publisher is not None else None,
+                side=pipeline.side,
+                prescription=(
+                    None
+                    if pipeline.tracker is None
+                    else pipeline.tracker.prescription.model_dump(mode="json")
+                ),
             )
 
     if publisher is not None:

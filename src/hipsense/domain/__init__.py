@@ -22,6 +22,7 @@ from ._payloads import (
     SetPayload,
     Status,
     Summary,
+    SummaryLine,
     event_payload,
     utc_now,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "SetPayload",
     "Status",
     "Summary",
+    "SummaryLine",
     "event_payload",
     "utc_now",
 ]

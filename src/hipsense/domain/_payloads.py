@@ -32,6 +32,7 @@ __all__ = [
     "SetPayload",
     "Status",
     "Summary",
+    "SummaryLine",
     "event_payload",
     "utc_now",
 ]
@@ -250,6 +251,48 @@ class Prescription(_Model):
     exercises: list[PrescribedExercise] = Field(min_length=1)
 
 
+_Side = Literal["left", "right"]
+
+
+class SummaryLine(_Model):
+    """One prescription line on one side, as done in this session.
+
+    A session has one per exercise and side it was for (the sides of its prescription line
+    still to do when it started) or did.
+    """
+
+    exercise: str
+    side: _Side
+    prescribed_sets: int = Field(ge=0)
+    prescribed_reps: int = Field(ge=0)
+    """Reps (or holds) per set."""
+    prescribed_hold_s: float = 0.0
+    """The hold each rep should reach (the line's, else the exercise's dosage); 0 if none."""
+    target_range_deg: tuple[float, float] | None = None
+    """The target band of the range of motion [low, high] (the line's, else the library's)."""
+    tempo_s: tuple[float, float] | None = None
+    """Prescribed outward and return seconds; None for holds or without a tempo."""
+    sets_done: int = Field(ge=0)
+    reps_done: int = Field(ge=0)
+    """Reps (or holds) counted on this side in this session."""
+    reps_per_set: list[int] = []
+    mean_rom_deg: float | None = None
+    max_rom_deg: float | None = None
+    mean_hold_s: float | None = None
+    mean_concentric_s: float | None = None
+    """Mean outward phase of the reps (None for holds)."""
+    mean_eccentric_s: float | None = None
+    """Mean return phase of the reps (None for holds)."""
+    adherence_pct: float
+    """This line's prescribed reps done in this session, each set counted up to its
+    prescription (the fullest sets, as many as prescribed)."""
+    quality_pct: float | None = None
+    """Reps (or holds) without a form flag and with the prescribed hold reached; None when
+    none were done."""
+    flags: dict[Flag, int] = {}
+    """How many reps and holds of this line carry each flag."""
+
+
 class Summary(_Model):
     """`sessions/{session_id}/summary` (retained, QoS 1)."""
 
@@ -272,9 +315,19 @@ class Summary(_Model):
     """Against the prescription, e.g. "clamshell, set 2 of 3: 14/20 reps, 3 s holds
     reached on 11"; None without a prescription."""
     adherence_pct: float | None = None
-    """Prescribed reps done so far, each set counted up to its prescription."""
+    """This session's adherence: the reps prescribed for it (its `lines`) against those
+    done, each set counted up to its prescription; None without a prescription. (Before
+    `program_adherence_pct` existed this field carried the program's running total.)"""
+    program_adherence_pct: float | None = None
+    """The program's running total: the reps of the whole prescription (every line, every
+    side) done so far in the sessions that shared it."""
     quality_pct: float | None = None
-    """Reps (or holds) without a form flag and with the prescribed hold reached."""
+    """This session's reps (or holds) without a form flag and with the prescribed hold
+    reached."""
+    lines: list[SummaryLine] = []
+    """Per exercise and side this session was for or did, against the prescription."""
+    side: Literal["left", "right", "both"] | None = None
+    """The side(s) done in this session; None when unknown (no prescription, nothing done)."""
     advice: list[str] = []
     """Progression advice by the exercise library's rules."""
     notes: list[str] = []

@@ -23,6 +23,8 @@ import os
 import sqlite3
 import time
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +69,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     ended_at    TEXT,
     summary     TEXT,
     interrupted INTEGER NOT NULL DEFAULT 0,
-    topic_root  TEXT
+    topic_root  TEXT,
+    side        TEXT,
+    prescription TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     session_id TEXT NOT NULL,
@@ -97,6 +101,10 @@ def _setup(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE sessions ADD COLUMN interrupted INTEGER NOT NULL DEFAULT 0")
     if "topic_root" not in columns:  # from before the topic root was kept
         db.execute("ALTER TABLE sessions ADD COLUMN topic_root TEXT")
+    if "side" not in columns:  # from before the side and prescription were kept
+        db.execute("ALTER TABLE sessions ADD COLUMN side TEXT")
+    if "prescription" not in columns:
+        db.execute("ALTER TABLE sessions ADD COLUMN prescription TEXT")
 
 
 class HistoryUnavailableError(HipsenseError):
@@ -133,6 +141,16 @@ class SessionRecord:
     """Closed on a later start: the gateway stopped (killed, crashed, power cut) first."""
     topic_root: str | None = None
     """The MQTT topic root its messages went under (e.g. `hipsense/v1/gw-1`), if known."""
+    side: str | None = None
+    """"left", "right" or "both": the side(s) done (while it runs: the side(s) it is for);
+    None when unknown (no prescription, or a history from before sides were kept)."""
+    prescription: dict[str, Any] | None = None
+    """The prescription (`Prescription` as JSON) it ran under; None without one."""
+
+    @property
+    def started(self) -> datetime:
+        """`started_at` as an aware datetime (UTC when the stored time has no offset)."""
+        return _aware(self.started_at)
 
 
 _Write = tuple[str, tuple[Any, ...], bool]
@@ -324,12 +342,27 @@ class History:
         started_at: str,
         patient_id: str | None = None,
         topic_root: str | None = None,
+        side: str | None = None,
+        prescription: dict[str, Any] | None = None,
     ) -> None:
-        """A session begins (`topic_root`: the MQTT root its messages go under)."""
+        """A session begins (`topic_root`: the MQTT root its messages go under).
+
+        `side`: the side(s) it is for ("left", "right", "both"), replaced by the side(s)
+        done when it finishes; `prescription`: the `Prescription` (as JSON) it runs under.
+        """
         self._write(
             "INSERT OR REPLACE INTO sessions (session_id, sensor_id, patient_id, exercise, "
-            "started_at, topic_root) VALUES (?, ?, ?, ?, ?, ?)",
-            (session_id, sensor_id, patient_id, exercise, started_at, topic_root),
+            "started_at, topic_root, side, prescription) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                sensor_id,
+                patient_id,
+                exercise,
+                started_at,
+                topic_root,
+                side,
+                None if prescription is None else json.dumps(prescription),
+            ),
         )
 
     def add_event(self, session_id: str, seq: int, event: dict[str, Any]) -> None:
@@ -441,10 +474,20 @@ class History:
     def finish(
         self, session_id: str, summary: dict[str, Any], *, interrupted: bool = False
     ) -> None:
-        """The session is over: keep its summary (`interrupted`: closed on a later start)."""
+        """The session is over: keep its summary (`interrupted`: closed on a later start).
+
+        The summary's `side` (the side(s) done), when it has one, replaces the side kept.
+        """
         self._write(
-            "UPDATE sessions SET ended_at = ?, summary = ?, interrupted = ? WHERE session_id = ?",
-            (summary.get("ended_at"), json.dumps(summary), int(interrupted), session_id),
+            "UPDATE sessions SET ended_at = ?, summary = ?, interrupted = ?, "
+            "side = COALESCE(?, side) WHERE session_id = ?",
+            (
+                summary.get("ended_at"),
+                json.dumps(summary),
+                int(interrupted),
+                summary.get("side"),
+                session_id,
+            ),
         )
 
     def unfinished(self) -> list[str]:
@@ -473,55 +516,102 @@ class History:
                 last.append(float(t[-1]))
         return max(last) if last else None
 
-    def sessions(self) -> list[dict[str, Any]]:
-        """Every session, newest first, with its counts."""
+    def sessions(
+        self, patient_id: str | None = None, since: date | datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The sessions, newest first, with their counts (`patient_id`, `since`: only those).
+
+        `since`: a date (from its local midnight) or a datetime (naive: local time).
+        `adherence_pct` is the session's own, `program_adherence_pct` the program's running
+        total (see `Summary`); both are None where not known.
+        """
+        # One query, the patient a parameter: NULL matches every session.
         rows = (
             self._reader()
             .execute(
                 "SELECT session_id, sensor_id, patient_id, exercise, started_at, ended_at, "
-                "summary, interrupted FROM sessions ORDER BY started_at DESC"
+                "summary, interrupted, side FROM sessions WHERE ? IS NULL OR patient_id = ? "
+                "ORDER BY started_at DESC",
+                (patient_id, patient_id),
             )
             .fetchall()
         )
+        after = _since(since)
         out = []
-        for sid, sensor, patient, exercise, started, ended, summary, interrupted in rows:
-            s = json.loads(summary) if summary else {}
+        for sid, sensor, patient, exercise, started, ended, summary, interrupted, side in rows:
+            if after is not None and _aware(started) < after:
+                continue
+            s = _current(json.loads(summary)) if summary else {}
             out.append(
                 {
                     "session_id": sid,
                     "sensor_id": sensor,
                     "patient_id": patient,
                     "exercise": exercise,
+                    "side": side,
                     "started_at": started,
                     "ended_at": ended,
                     "rep_count": s.get("rep_count"),
                     "hold_count": s.get("hold_count"),
                     "adherence_pct": s.get("adherence_pct"),
+                    "program_adherence_pct": s.get("program_adherence_pct"),
+                    "quality_pct": s.get("quality_pct"),
                     "interrupted": bool(interrupted),
                 }
             )
         return out
 
-    def load(self, session_id: str) -> SessionRecord:
-        """Everything stored of one session."""
+    def records(
+        self,
+        patient_id: str | None,
+        since: date | datetime | None = None,
+        *,
+        traces: bool = False,
+    ) -> list[SessionRecord]:
+        """A patient's sessions, oldest first (`patient_id` None: every session).
+
+        `since` as for `sessions`; `traces`: also load the angle traces (else they are
+        empty, which is all a progress report or an export needs).
+        """
+        rows = self.sessions(patient_id, since)
+        return [self.load(r["session_id"], traces=traces) for r in reversed(rows)]
+
+    def load(self, session_id: str, *, traces: bool = True) -> SessionRecord:
+        """Everything stored of one session (`traces` False: its angle trace left empty)."""
         db = self._reader()
         row = db.execute(
             "SELECT sensor_id, patient_id, exercise, started_at, ended_at, summary, interrupted, "
-            "topic_root FROM sessions WHERE session_id = ?",
+            "topic_root, side, prescription FROM sessions WHERE session_id = ?",
             (session_id,),
         ).fetchone()
         if row is None:
             raise UnknownSessionError(session_id)
-        sensor, patient, exercise, started, ended, summary, interrupted, topic_root = row
+        (
+            sensor,
+            patient,
+            exercise,
+            started,
+            ended,
+            summary,
+            interrupted,
+            topic_root,
+            side,
+            prescription,
+        ) = row
         events = [
             json.loads(e)
             for (e,) in db.execute(
                 "SELECT event FROM events WHERE session_id = ? ORDER BY seq", (session_id,)
             )
         ]
-        parts = db.execute(
-            "SELECT t_s, angle_deg FROM traces WHERE session_id = ? ORDER BY rowid", (session_id,)
-        ).fetchall()
+        parts = (
+            db.execute(
+                "SELECT t_s, angle_deg FROM traces WHERE session_id = ? ORDER BY rowid",
+                (session_id,),
+            ).fetchall()
+            if traces
+            else []
+        )
         t = (
             np.concatenate([np.frombuffer(a, np.float32) for a, _ in parts])
             if parts
@@ -539,10 +629,38 @@ class History:
             exercise=exercise,
             started_at=started,
             ended_at=ended,
-            summary=json.loads(summary) if summary else None,
+            summary=_current(json.loads(summary)) if summary else None,
             events=events,
             t_s=t.astype(np.float64),
             angle_deg=ang.astype(np.float64),
             interrupted=bool(interrupted),
             topic_root=topic_root,
+            side=side,
+            prescription=json.loads(prescription) if prescription else None,
         )
+
+
+def _aware(text: str) -> datetime:
+    """A stored ISO time as an aware datetime (UTC when it has no offset)."""
+    t = datetime.fromisoformat(text)
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _since(since: date | datetime | None) -> datetime | None:
+    """`since` as an aware datetime: a date from its local midnight, naive times local."""
+    if since is None:
+        return None
+    if not isinstance(since, datetime):
+        since = datetime.combine(since, dt_time())
+    return since if since.tzinfo is not None else since.astimezone()
+
+
+def _current(summary: dict[str, Any]) -> dict[str, Any]:
+    """A stored summary in today's terms.
+
+    A summary written before `program_adherence_pct` existed carried the program's running
+    total in `adherence_pct`: it is moved there, and the session's own is not known.
+    """
+    if "program_adherence_pct" in summary or summary.get("adherence_pct") is None:
+        return summary
+    return {**summary, "program_adherence_pct": summary["adherence_pct"], "adherence_pct": None}

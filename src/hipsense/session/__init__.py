@@ -2,7 +2,7 @@
 
 from ._pipeline import SessionPipeline, SessionTally
 from ._programs import Program, default_programs_dir, load_programs
-from ._tracker import ExerciseProgress, PrescriptionTracker, SetProgress
+from ._tracker import ExerciseProgress, PrescriptionTracker, SetProgress, SideDone
 
 __all__ = [
     "ExerciseProgress",
@@ -11,6 +11,7 @@ __all__ = [
     "SessionPipeline",
     "SessionTally",
     "SetProgress",
+    "SideDone",
     "default_programs_dir",
     "load_programs",
 ]

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from hipsense.domain import LiveFrame, Summary, utc_now
-from hipsense.exercises import Exercise
+from hipsense.domain import LiveFrame, Summary, SummaryLine, utc_now
+from hipsense.exercises import Exercise, ExerciseKind
 from hipsense.motion import (
     Flag,
     HoldEvent,
@@ -23,7 +23,7 @@ from hipsense.motion import (
 )
 from hipsense.protocol import Gap, MalformedPacket, SampleBlock
 
-from ._tracker import PrescriptionTracker
+from ._tracker import PrescriptionTracker, SideDone
 
 __all__ = ["SessionPipeline", "SessionTally"]
 
@@ -88,8 +88,13 @@ class SessionPipeline:
         self.tracker = tracker
         """Progress against the prescription, shared by the sessions of one prescription."""
         prescribed = None
-        if tracker is not None and exercise is not None and tracker.select(exercise.id):
-            prescribed = tracker.line.line.reps
+        # Reps of an exercise the prescription does not have are not scored against
+        # another line of it (they would make a session done right look half done).
+        self._tracked = tracker is not None and (exercise is None or tracker.select(exercise.id))
+        if tracker is not None and self._tracked:
+            tracker.begin(session_id)
+            if exercise is not None:
+                prescribed = tracker.line.line.reps
         # The core knows when a set is done from the prescription, not the library's dosage.
         self.core = MotionCore(rate_hz, exercise, variant=variant, reps_per_set=prescribed)
         self.live_period_s = 1.0 / live_rate_hz
@@ -106,6 +111,13 @@ class SessionPipeline:
         self._live_t: list[F64Array] = []
         self._live_angle: list[F64Array] = []
         self._live_off: list[F64Array] = []
+
+    @property
+    def side(self) -> str | None:
+        """What this session is for or did: "left", "right", "both"; None if unknown."""
+        if self.tracker is None or not self._tracked:
+            return None
+        return self.tracker.session_sides(self.session_id)
 
     @property
     def stream_s(self) -> float:
@@ -141,7 +153,7 @@ class SessionPipeline:
     def _count(self, events: list[MotionEvent]) -> None:
         for ev in events:
             self.tally.add(ev)
-            if self.tracker is not None and (line := self.tracker.add(ev)) is not None:
+            if self._tracked and self.tracker and (line := self.tracker.add(ev)) is not None:
                 self.progress = line
 
     def finish(self) -> list[MotionEvent]:
@@ -212,18 +224,66 @@ class SessionPipeline:
             mean_hold_s=round(float(np.mean(holds)), 2) if holds else None,
             flags=tally.flags(),
             last_seq=last_seq,
-            **self._tracked(),
+            **self._against_prescription(),
         )
 
-    def _tracked(self) -> dict[str, Any]:
+    def _against_prescription(self) -> dict[str, Any]:
         t = self.tracker
         if t is None:
             return {}
-        quality = t.quality()
+        sid = self.session_id
+        done = t.session_lines(sid) if self._tracked else []
+        adherence = t.session_adherence(sid) if self._tracked else None
+        quality = t.session_quality(sid) if self._tracked else None
+        sides = {d.side for d in done if d.sets}
         return {
             "progress": self.progress or t.status(),
-            "adherence_pct": round(100.0 * t.adherence(), 1),
-            "quality_pct": None if quality is None else round(100.0 * quality, 1),
+            "adherence_pct": _pct(adherence),
+            "program_adherence_pct": _pct(t.adherence()),
+            "quality_pct": _pct(quality),
+            "lines": [_summary_line(d) for d in done],
+            "side": (sides.pop() if len(sides) == 1 else "both") if sides else None,
             "advice": t.advice(),
             "notes": list(t.notes),
         }
+
+
+def _pct(share: float | None) -> float | None:
+    return None if share is None else round(100.0 * share, 1)
+
+
+def _mean(values: list[float], digits: int = 2) -> float | None:
+    return round(float(np.mean(values)), digits) if values else None
+
+
+def _summary_line(d: SideDone) -> SummaryLine:
+    p = d.progress
+    rom = p.exercise.rom
+    reps = p.exercise.kind is not ExerciseKind.HOLD
+    flags: dict[Flag, int] = {}
+    for s in d.sets:
+        for f, n in s.flags.items():
+            flags[f] = flags.get(f, 0) + n
+    roms = [r for s in d.sets for r in s.rom_deg]
+    out = [c for s in d.sets for c in s.concentric_s]
+    back = [e for s in d.sets for e in s.eccentric_s]
+    return SummaryLine(
+        exercise=p.exercise.id,
+        side=d.side,  # "left" or "right" (ExerciseProgress.sides); pydantic checks it
+        prescribed_sets=p.line.sets,
+        prescribed_reps=p.line.reps,
+        prescribed_hold_s=p.hold_s,
+        target_range_deg=p.line.range_deg or (rom.target_min_deg, rom.target_max_deg),
+        tempo_s=p.tempo_s if reps else None,
+        sets_done=len(d.sets),
+        reps_done=d.reps,
+        reps_per_set=[s.reps for s in d.sets],
+        mean_rom_deg=_mean(roms),
+        max_rom_deg=round(max(roms), 2) if roms else None,
+        mean_hold_s=_mean([h for s in d.sets for h in s.hold_s]),
+        mean_concentric_s=_mean(out),
+        mean_eccentric_s=_mean(back),
+        adherence_pct=round(100.0 * d.done / d.prescribed, 1) if d.prescribed else 0.0,
+        quality_pct=_pct(d.correct / d.reps if d.reps else None),
+        flags=dict(sorted(flags.items())),
+    )

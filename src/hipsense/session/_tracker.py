@@ -15,7 +15,7 @@ from hipsense.domain import PrescribedExercise, Prescription
 from hipsense.exercises import Exercise, ExerciseKind, ExerciseLibrary
 from hipsense.motion import Flag, HoldEvent, MotionEvent, RepEvent, SetEvent
 
-__all__ = ["ExerciseProgress", "PrescriptionTracker", "SetProgress"]
+__all__ = ["ExerciseProgress", "PrescriptionTracker", "SetProgress", "SideDone"]
 
 _HOLD_TOLERANCE_S = 0.5
 """A hold this much short of the prescription still counts as reached (timing noise)."""
@@ -47,6 +47,14 @@ class SetProgress:
     tempo_kept: int = 0
     """Reps whose outward and return times were within the prescribed tempo's tolerance."""
     rom_deg: list[float] = field(default_factory=list)
+    hold_s: list[float] = field(default_factory=list)
+    """Hold of each rep or hold."""
+    concentric_s: list[float] = field(default_factory=list)
+    eccentric_s: list[float] = field(default_factory=list)
+    flags: dict[Flag, int] = field(default_factory=dict)
+    """How many of its reps (or holds) carry each flag."""
+    session_id: str | None = None
+    """The session it was done in (`PrescriptionTracker.begin`)."""
 
 
 @dataclass
@@ -98,6 +106,37 @@ class ExerciseProgress:
         return sum(s.correct for s in self.sets)
 
 
+@dataclass(frozen=True)
+class SideDone:
+    """One prescription line on one side, as done in one session (a summary's line)."""
+
+    progress: ExerciseProgress
+    side: str
+    sets: list[SetProgress]
+    """The sets with reps done on this side in the session, in order."""
+
+    @property
+    def prescribed(self) -> int:
+        """Reps (or holds) prescribed on this side."""
+        return self.progress.line.sets * self.progress.line.reps
+
+    @property
+    def done(self) -> int:
+        """Prescribed reps done: the fullest sets, as many as prescribed, each up to its reps."""
+        line = self.progress.line
+        return sum(min(s.reps, line.reps) for s in _fullest(self.sets, line.sets))
+
+    @property
+    def reps(self) -> int:
+        """Reps (or holds) counted, whether prescribed or not."""
+        return sum(s.reps for s in self.sets)
+
+    @property
+    def correct(self) -> int:
+        """Reps (or holds) without a form flag and with the prescribed hold reached."""
+        return sum(s.correct for s in self.sets)
+
+
 class PrescriptionTracker:
     """`add(event)` for each motion event of the exercise being done; read the results."""
 
@@ -111,6 +150,10 @@ class PrescriptionTracker:
         """Things that did not match the prescription, in the order they were seen."""
         self.completed: list[str] = []
         """The progress line of each set as it closed, in order."""
+        self.session_id: str | None = None
+        """The session being done (`begin`); the sets done are marked with it."""
+        self._session_for: dict[str, dict[int, list[str]]] = {}
+        """Per session, the lines (by index) and sides it was for when it began."""
 
     @property
     def line(self) -> ExerciseProgress:
@@ -130,11 +173,29 @@ class PrescriptionTracker:
         self.notes.append(f"{exercise_id} was done but is not in the prescription")
         return False
 
+    def begin(self, session_id: str) -> None:
+        """A session starts on the line selected: what follows is done in it.
+
+        The session is for the sides of that line still to do (all of them once a side
+        has had its sets, as when the program is done again).
+        """
+        self.session_id = session_id
+        p = self.line
+        todo = [side for side in p.sides if len(p.sets_on(side)) < p.line.sets] or p.sides
+        self._session_for[session_id] = {self.current: todo}
+
     def _open_set(self) -> SetProgress:
         line = self.line
-        if not line.sets:
-            line.sets.append(SetProgress(side=line.side))
-        return line.sets[-1]
+        last = line.sets[-1] if line.sets else None
+        if last is not None and last.reps and last.session_id != self.session_id:
+            # A set the last session left open (it ended without the core's set end).
+            self._close_set(line)
+            last = line.sets[-1]
+        if last is None:
+            line.sets.append(last := SetProgress(side=line.side))
+        if not last.reps:
+            last.session_id = self.session_id
+        return last
 
     def add(self, event: MotionEvent) -> str | None:
         """Count one event; return a progress line when a rep, hold or set ends."""
@@ -150,8 +211,13 @@ class PrescriptionTracker:
             reached = event.hold_s >= line.hold_s - _HOLD_TOLERANCE_S if line.hold_s else True
             s.holds_reached += reached
             s.correct += reached and not (_FORM_FLAGS & set(event.flags))
+            s.hold_s.append(event.hold_s)
+            for f in event.flags:
+                s.flags[f] = s.flags.get(f, 0) + 1
             if isinstance(event, RepEvent):
                 s.rom_deg.append(event.rom_deg)
+                s.concentric_s.append(event.concentric_s)
+                s.eccentric_s.append(event.eccentric_s)
                 if (tempo := line.tempo_s) is not None:
                     s.tempo_kept += _kept(event.concentric_s, tempo[0]) and _kept(
                         event.eccentric_s, tempo[1]
@@ -227,9 +293,41 @@ class PrescriptionTracker:
             min(s.reps, p.line.reps)
             for p in self.lines
             for side in p.sides
-            for s in sorted(p.sets_on(side), key=lambda s: -s.reps)[: p.line.sets]
+            for s in _fullest(p.sets_on(side), p.line.sets)
         )
         return done / prescribed if prescribed else 0.0
+
+    def session_lines(self, session_id: str) -> list[SideDone]:
+        """What one session was for or did, per line and side, in the prescription's order.
+
+        A line's side is in it when the session began with that side still to do, or did
+        reps on it.
+        """
+        began = self._session_for.get(session_id, {})
+        out = []
+        for i, p in enumerate(self.lines):
+            for side in p.sides:
+                sets = [s for s in p.sets_on(side) if s.session_id == session_id]
+                if sets or side in began.get(i, ()):
+                    out.append(SideDone(p, side, sets))
+        return out
+
+    def session_sides(self, session_id: str) -> str | None:
+        """The side(s) a session is for or did: "left", "right", "both", or None (none)."""
+        sides = {d.side for d in self.session_lines(session_id)}
+        return (sides.pop() if len(sides) == 1 else "both") if sides else None
+
+    def session_adherence(self, session_id: str) -> float | None:
+        """Share of the reps prescribed for one session done in it (None: it was for none)."""
+        lines = self.session_lines(session_id)
+        prescribed = sum(d.prescribed for d in lines)
+        return sum(d.done for d in lines) / prescribed if prescribed else None
+
+    def session_quality(self, session_id: str) -> float | None:
+        """Share of one session's reps that were correct (None: none were done)."""
+        lines = self.session_lines(session_id)
+        reps = sum(d.reps for d in lines)
+        return sum(d.correct for d in lines) / reps if reps else None
 
     def quality(self) -> float | None:
         """Share of the reps done that were correct (no form flag, hold reached)."""
@@ -248,6 +346,11 @@ class PrescriptionTracker:
                     f"on to {ex.progression_next}"
                 )
         return out
+
+
+def _fullest(sets: list[SetProgress], n: int) -> list[SetProgress]:
+    """The `n` sets with the most reps (a stray one-rep "set" does not hide a full one)."""
+    return sorted(sets, key=lambda s: -s.reps)[:n]
 
 
 def _kept(measured_s: float, prescribed_s: float) -> bool:

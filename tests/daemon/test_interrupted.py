@@ -111,7 +111,7 @@ async def test_a_killed_service_s_session_is_closed_as_interrupted_on_the_next_s
     assert proc.returncode == 0
     listing = out.decode()
     (line,) = [ln for ln in listing.splitlines() if ln.startswith(killed)]
-    assert line.split()[3] == str(len(delivered))  # reps, no longer "-"
+    assert line.split()[4] == str(len(delivered))  # reps, no longer "-"
     assert line.split()[-1] == "interrupted"
 
 

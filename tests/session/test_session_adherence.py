@@ -77,6 +77,7 @@ def test_a_fully_done_session_is_100_percent_and_the_program_total_is_apart() ->
     right = first.lines[0]
     assert (right.prescribed_sets, right.prescribed_reps, right.sets_done) == (1, 10, 1)
     assert (right.reps_done, right.reps_per_set, right.adherence_pct) == (10, [10], 100.0)
+    assert (right.set_indexes, first.lines[1].set_indexes) == ([0], [1])
     assert right.mean_rom_deg == 30.0 and right.max_rom_deg == 30.0
     assert right.mean_concentric_s == 1.5 and right.mean_eccentric_s == 1.5
     assert right.flags == {Flag.TOO_FAST: 1}

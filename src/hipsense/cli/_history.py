@@ -1,13 +1,16 @@
 """`hipsense sessions`, `report` and `export`: the stored sessions, a report, raw samples."""
 
 import argparse
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from datetime import date, datetime
+
     from ..history import History
 
-__all__ = ["add_parsers"]
+__all__ = ["add_parsers", "parse_since", "sessions_table"]
 
 
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -19,8 +22,20 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         "sessions",
         parents=[state],
         help="list the sessions in the history, newest first",
-        description="List the sessions stored in the gateway's history.",
+        description="List the sessions stored in the gateway's history: per session its "
+        "patient, exercise, side, reps and holds, its own adherence and quality against "
+        "the prescription, and the program's running adherence (named so), start in local "
+        "time.",
     )
+    p.add_argument("--patient", metavar="P", help="only this patient's sessions (pseudonymous id)")
+    p.add_argument(
+        "--since",
+        metavar="DATE",
+        type=parse_since,
+        help="only sessions started since: YYYY-MM-DD (from local midnight) or "
+        "YYYY-MM-DDTHH:MM (local time unless it has an offset)",
+    )
+    p.add_argument("--json", action="store_true", help="print the rows as JSON, one list")
     p.set_defaults(func=_sessions)
     r = sub.add_parser(
         "report",
@@ -35,13 +50,35 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     e = sub.add_parser(
         "export",
         parents=[state],
-        help="write a session's raw samples as a recording CSV (for hipsense analyze)",
-        description="Write the raw samples kept of a session (keep_raw_samples, always on in "
-        "hipsense demo) as a recording CSV that hipsense analyze reads.",
+        help="export a session or a patient's sessions: raw samples, CSV tables or FHIR",
+        description="Export one session (SESSION) or a patient's sessions (--patient). "
+        "recording (the default, one session): the raw samples kept (keep_raw_samples, "
+        "always on in hipsense demo) as a recording CSV that hipsense analyze reads. csv: "
+        "a folder of CSV tables (sessions, lines, sets, reps, holds). fhir: a FHIR R4B "
+        "Bundle of Observations (JSON). docs/exports.md says what each column and field "
+        "means.",
     )
-    e.add_argument("session", help="session id (hipsense sessions lists them)")
-    e.add_argument("--out", type=Path, required=True, help="recording CSV to write")
-    e.set_defaults(func=_export)
+    e.add_argument("session", nargs="?", help="session id (hipsense sessions lists them)")
+    e.add_argument("--patient", metavar="P", help="every session of this patient instead")
+    e.add_argument(
+        "--since",
+        metavar="DATE",
+        type=parse_since,
+        help="with --patient: only sessions started since (YYYY-MM-DD or YYYY-MM-DDTHH:MM)",
+    )
+    e.add_argument(
+        "--format",
+        choices=("recording", "csv", "fhir"),
+        help="default: recording for a session; csv or fhir needed for --patient",
+    )
+    e.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="recording: the CSV file; csv: the folder of tables; fhir: the JSON file",
+    )
+    # Kept so a SESSION/--patient/--format that do not fit are usage errors (exit 2).
+    e.set_defaults(func=_export, export_parser=e)
 
 
 def _history(state_dir: Path | None) -> "History":
@@ -59,26 +96,109 @@ def _history(state_dir: Path | None) -> "History":
 
 def _sessions(args: argparse.Namespace) -> int:
     history = _history(args.state_dir)
-    rows = history.sessions()
-    history.close()
-    if not rows:
-        print("no sessions yet")
+    try:
+        rows = history.sessions(patient_id=args.patient, since=args.since)
+    finally:
+        history.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
         return 0
-    print(
-        f"{'session':<24} {'sensor':<12} {'exercise':<36} {'reps':>5} {'holds':>5} {'adh.':>6}"
-        "  ended"
-    )
-    for s in rows:
-        adherence = "" if s["adherence_pct"] is None else f"{s['adherence_pct']:.0f} %"
-        # interrupted: the gateway stopped first; closed at its next start.
-        ended = "interrupted" if s["interrupted"] else "yes" if s["ended_at"] else "-"
-        print(
-            f"{s['session_id']:<24} {s['sensor_id']:<12} {s['exercise']:<36} "
-            f"{s['rep_count'] if s['rep_count'] is not None else '-':>5} "
-            f"{s['hold_count'] if s['hold_count'] is not None else '-':>5} {adherence:>6}"
-            f"  {ended}"
-        )
+    if not rows:
+        print("no sessions yet" if args.patient is None and args.since is None else "no sessions")
+        return 0
+    print(sessions_table(rows))
     return 0
+
+
+_COLUMNS = (
+    ("session", "<"),
+    ("patient", "<"),
+    ("exercise", "<"),
+    ("side", "<"),
+    ("reps", ">"),
+    ("holds", ">"),
+    ("session adherence", ">"),
+    ("quality", ">"),
+    ("program adherence", ">"),
+    ("started (local)", "<"),
+    ("ended", "<"),
+)
+
+
+def sessions_table(rows: list[dict[str, Any]]) -> str:
+    """`hipsense sessions` as text: one line per session under a header, columns aligned."""
+    cells = [[_cell_text(r, name) for name, _ in _COLUMNS] for r in rows]
+    widths = [max(len(name), *(len(c[i]) for c in cells)) for i, (name, _) in enumerate(_COLUMNS)]
+    from datetime import datetime
+
+    # The start is in the local time zone of the machine that lists it: named in the header.
+    zone = datetime.now().astimezone().tzname() or "local"
+    header = [f"started ({zone})" if name == "started (local)" else name for name, _ in _COLUMNS]
+    widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
+    lines = [header, *cells]
+    return "\n".join(
+        "  ".join(
+            f"{c:{align}{w}}" for c, (_, align), w in zip(line, _COLUMNS, widths, strict=True)
+        ).rstrip()
+        for line in lines
+    )
+
+
+def _cell_text(row: dict[str, Any], column: str) -> str:
+    def pct(key: str) -> str:
+        return "-" if row[key] is None else f"{row[key]:.0f} %"
+
+    def count(key: str) -> str:
+        return "-" if row[key] is None else str(row[key])
+
+    if column == "session":
+        return str(row["session_id"])
+    if column in ("patient", "side"):
+        return str(row["patient_id" if column == "patient" else "side"] or "-")
+    if column == "exercise":
+        return str(row["exercise"])
+    if column in ("reps", "holds"):
+        return count(f"{column.rstrip('s')}_count")
+    if column == "session adherence":
+        return pct("adherence_pct")
+    if column == "quality":
+        return pct("quality_pct")
+    if column == "program adherence":
+        return pct("program_adherence_pct")
+    if column == "started (local)":
+        return _local(row["started_at"])
+    # interrupted: the gateway stopped first; closed at its next start.
+    if row["interrupted"]:
+        return "interrupted"
+    return _local(row["ended_at"], since=row["started_at"]) if row["ended_at"] else "-"
+
+
+def _local(text: str, since: str | None = None) -> str:
+    """A stored time in local time to the minute; the date left out when it is `since`'s."""
+    from datetime import UTC, datetime
+
+    def parse(t: str) -> datetime:
+        d = datetime.fromisoformat(t)
+        return (d if d.tzinfo is not None else d.replace(tzinfo=UTC)).astimezone()
+
+    try:
+        t = parse(text)
+        same_day = since is not None and parse(since).date() == t.date()
+    except ValueError:
+        return text  # not an ISO time: shown as stored
+    return t.strftime("%H:%M") if same_day else t.strftime("%Y-%m-%d %H:%M")
+
+
+def parse_since(text: str) -> "date | datetime":
+    """`--since`: a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[:SS][+HH:MM])."""
+    from datetime import date, datetime
+
+    try:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date YYYY-MM-DD or a local time YYYY-MM-DDTHH:MM, got {text!r}"
+        ) from None
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -100,6 +220,9 @@ def _report(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from ..recording import write_recording
 
+    fmt = _export_format(args)
+    if fmt != "recording":
+        return _export_records(args, fmt)
     history = _history(args.state_dir)
     try:
         record = history.load(args.session)
@@ -111,4 +234,55 @@ def _export(args: argparse.Namespace) -> int:
         f"wrote {args.out}: {len(recording.time_s)} samples of {record.exercise}; "
         f"hipsense analyze {args.out} --exercise {record.exercise}"
     )
+    return 0
+
+
+def _export_format(args: argparse.Namespace) -> str:
+    """The format asked for, checked against what is exported (a usage error if it does not fit)."""
+    parser: argparse.ArgumentParser = args.export_parser
+    if (args.session is None) == (args.patient is None):
+        both = "both" if args.session is not None else "neither"
+        parser.error(f"expected a SESSION or --patient P, got {both}")
+    if args.since is not None and args.patient is None:
+        parser.error("--since goes with --patient (a SESSION is one session)")
+    fmt = str(args.format or ("recording" if args.session is not None else ""))
+    if args.patient is not None and fmt in ("", "recording"):
+        parser.error(
+            "--patient: expected --format csv or --format fhir (recording is one session's "
+            f"raw samples), got {'--format ' + fmt if fmt else 'no --format'}"
+        )
+    return fmt
+
+
+def _export_records(args: argparse.Namespace, fmt: str) -> int:
+    """`--format csv|fhir`: one session's record, or a patient's (oldest first)."""
+    from .._text import counted
+    from ..exports import ExportError, write_csv, write_fhir
+
+    history = _history(args.state_dir)
+    try:
+        if args.session is not None:
+            records = [history.load(args.session, traces=False)]
+        else:
+            records = history.records(args.patient, args.since)
+    finally:
+        history.close()
+    if not records:
+        since = "" if args.since is None else f" since {args.since}"
+        raise ExportError(
+            f"--patient: expected sessions of {args.patient!r}{since} in the history, found "
+            "none (hipsense sessions lists them)"
+        )
+    if fmt == "csv":
+        paths = write_csv(records, args.out)
+        print(
+            f"wrote {len(paths)} tables of {counted(len(records), 'session')} to {args.out}: "
+            + ", ".join(p.name for p in paths)
+        )
+    else:
+        write_fhir(records, args.out)
+        print(
+            f"wrote {args.out}: a FHIR R4B Bundle of the observations of "
+            f"{counted(len(records), 'session')}"
+        )
     return 0

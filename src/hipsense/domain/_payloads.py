@@ -276,6 +276,9 @@ class SummaryLine(_Model):
     reps_done: int = Field(ge=0)
     """Reps (or holds) counted on this side in this session."""
     reps_per_set: list[int] = []
+    set_indexes: list[int] = []
+    """The motion core's index of each of those sets (the events' `set_index`): which
+    reps and holds of the session were done on this side."""
     mean_rom_deg: float | None = None
     max_rom_deg: float | None = None
     mean_hold_s: float | None = None

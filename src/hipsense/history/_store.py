@@ -122,6 +122,10 @@ class UnknownSessionError(HipsenseError, KeyError):
         super().__init__(f"session: expected an id of `hipsense sessions`, got {session_id!r}")
         self.session_id = session_id
 
+    def __str__(self) -> str:
+        # KeyError's own would quote the message.
+        return str(self.args[0])
+
 
 @dataclass(frozen=True)
 class SessionRecord:
@@ -151,6 +155,11 @@ class SessionRecord:
     def started(self) -> datetime:
         """`started_at` as an aware datetime (UTC when the stored time has no offset)."""
         return _aware(self.started_at)
+
+    @property
+    def ended(self) -> datetime | None:
+        """`ended_at` as an aware datetime, or None while it has not ended."""
+        return _aware(self.ended_at) if self.ended_at else None
 
 
 _Write = tuple[str, tuple[Any, ...], bool]

@@ -278,6 +278,7 @@ def _summary_line(d: SideDone) -> SummaryLine:
         sets_done=len(d.sets),
         reps_done=d.reps,
         reps_per_set=[s.reps for s in d.sets],
+        set_indexes=[s.core_index for s in d.sets if s.core_index is not None],
         mean_rom_deg=_mean(roms),
         max_rom_deg=round(max(roms), 2) if roms else None,
         mean_hold_s=_mean([h for s in d.sets for h in s.hold_s]),

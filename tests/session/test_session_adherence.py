@@ -134,3 +134,24 @@ def test_an_old_summary_still_parses() -> None:
     }  # fmt: skip
     s = Summary.model_validate(old)
     assert s.lines == [] and s.program_adherence_pct is None and s.side is None
+
+
+def test_a_line_done_again_is_a_new_round_not_a_half_done_session() -> None:
+    # A gateway with a program configured keeps one tracker: the next day's session of
+    # the same exercise is for both sides again, right first, its sets numbered from 1.
+    rx = Prescription(
+        patient_id="p-1",
+        exercises=[PrescribedExercise(exercise="clamshell", side="both", sets=2, reps=5)],
+    )
+    tracker = PrescriptionTracker(rx, _library())
+    day1 = _session(tracker, "d-1", "clamshell", (5, 5, 5, 5))
+    day2 = _session(tracker, "d-2", "clamshell", (5, 5, 5, 5))
+    for s in (day1, day2):
+        assert s.adherence_pct == 100.0 and s.side == "both"
+        assert [(ln.side, ln.reps_per_set) for ln in s.lines] == [
+            ("right", [5, 5]),
+            ("left", [5, 5]),
+        ]
+    assert day2.program_adherence_pct == 100.0  # each set counted up to the prescription
+    assert tracker.notes == []  # no "set 3 done where 2 were prescribed"
+    assert tracker.completed[-1].startswith("clamshell, left side, set 2 of 2: 5/5 reps")

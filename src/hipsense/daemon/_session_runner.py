@@ -16,9 +16,10 @@ from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from hipsense._errors import HipsenseError
+from hipsense.exercises import load_library
 from hipsense.history import History, HistoryUnavailableError, SessionRecord
 from hipsense.link import SensorLink, StreamItem
-from hipsense.motion import Calibration, HoldEvent, MotionEvent, RepEvent, SetEvent
+from hipsense.motion import Calibration, Flag, HoldEvent, MotionEvent, RepEvent, SetEvent
 from hipsense.mqtt import (
     CalibrationPayload,
     EventMessage,
@@ -27,6 +28,7 @@ from hipsense.mqtt import (
     Outbox,
     OutboxFullError,
     OutboxUnavailableError,
+    Prescription,
     RepPayload,
     SensorSession,
     SensorState,
@@ -37,7 +39,11 @@ from hipsense.mqtt import (
     utc_now,
 )
 from hipsense.protocol import SampleBlock
-from hipsense.session import SessionPipeline
+from hipsense.session import (
+    PrescriptionTracker,
+    SessionPipeline,
+    session_against_prescription,
+)
 
 from ._sensor_session import SessionStatus
 
@@ -333,8 +339,9 @@ def interrupted_summary(
     """The final summary of a session left open, from what the history kept of it.
 
     It ended at its last event or stored sample, whichever came later. The set that was
-    still open counts as a set. Progress against a prescription is not kept in the
-    history, so an interrupted session's summary has none.
+    still open counts as a set. Against the prescription it ran under (kept in the
+    history), its events are scored again: its own adherence, quality, lines and side;
+    the program's running total, which needs the program's other sessions, is not known.
     """
     events = record.events
     reps = [e for e in events if e.get("kind") == "rep"]
@@ -367,8 +374,41 @@ def interrupted_summary(
             "flags": dict(sorted(flags.items())),
             "last_seq": last_seq,
             "notes": [INTERRUPTED_NOTE],
+            **_scored_again(record),
         }
     )
+
+
+def _scored_again(record: SessionRecord) -> dict[str, Any]:
+    """The session's events against its stored prescription (nothing if it had none)."""
+    if record.prescription is None:
+        return {}
+    try:
+        prescription = Prescription.model_validate(record.prescription)
+        tracker = PrescriptionTracker(prescription, load_library())
+        if record.exercise != "auto" and not tracker.select(record.exercise):
+            return {}
+        tracker.begin(record.session_id)
+        for e in record.events:
+            ev = _motion_event(e)
+            if ev is not None:
+                tracker.add(ev)
+    except _BAD_ROW:
+        log.exception("session %s: its events could not be scored again", record.session_id)
+        return {}
+    return session_against_prescription(tracker, record.session_id)
+
+
+def _motion_event(e: dict[str, Any]) -> RepEvent | HoldEvent | SetEvent | None:
+    """A stored event payload as the motion core's event (the fields the tracker reads)."""
+    kind = e.get("kind")
+    fields = {k: v for k, v in e.items() if k != "kind"}
+    if kind in ("rep", "hold"):
+        fields["flags"] = tuple(Flag(f) for f in fields.get("flags", ()))
+        return RepEvent(**fields) if kind == "rep" else HoldEvent(**fields)
+    if kind == "set":
+        return SetEvent(**fields)
+    return None
 
 
 _BAD_ROW = (KeyError, ValueError, TypeError, ValidationError, HipsenseError)

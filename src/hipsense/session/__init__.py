@@ -1,6 +1,6 @@
 """Sessions: a sensor's stream through the motion core, tallied and tracked."""
 
-from ._pipeline import SessionPipeline, SessionTally
+from ._pipeline import SessionPipeline, SessionTally, session_against_prescription
 from ._programs import Program, default_programs_dir, load_programs
 from ._tracker import ExerciseProgress, PrescriptionTracker, SetProgress, SideDone
 
@@ -14,4 +14,5 @@ __all__ = [
     "SideDone",
     "default_programs_dir",
     "load_programs",
+    "session_against_prescription",
 ]

@@ -25,7 +25,7 @@ from hipsense.protocol import Gap, MalformedPacket, SampleBlock
 
 from ._tracker import PrescriptionTracker, SideDone
 
-__all__ = ["SessionPipeline", "SessionTally"]
+__all__ = ["SessionPipeline", "SessionTally", "session_against_prescription"]
 
 F64Array = NDArray[np.float64]
 
@@ -231,21 +231,28 @@ class SessionPipeline:
         t = self.tracker
         if t is None:
             return {}
-        sid = self.session_id
-        done = t.session_lines(sid) if self._tracked else []
-        adherence = t.session_adherence(sid) if self._tracked else None
-        quality = t.session_quality(sid) if self._tracked else None
-        sides = {d.side for d in done if d.sets}
         return {
             "progress": self.progress or t.status(),
-            "adherence_pct": _pct(adherence),
+            **(session_against_prescription(t, self.session_id) if self._tracked else {}),
             "program_adherence_pct": _pct(t.adherence()),
-            "quality_pct": _pct(quality),
-            "lines": [_summary_line(d) for d in done],
-            "side": (sides.pop() if len(sides) == 1 else "both") if sides else None,
             "advice": t.advice(),
             "notes": list(t.notes),
         }
+
+
+def session_against_prescription(tracker: PrescriptionTracker, session_id: str) -> dict[str, Any]:
+    """A session's own summary fields, from the tracker it fed.
+
+    `adherence_pct`, `quality_pct`, `lines` and `side` (the side(s) done).
+    """
+    done = tracker.session_lines(session_id)
+    sides = {d.side for d in done if d.sets}
+    return {
+        "adherence_pct": _pct(tracker.session_adherence(session_id)),
+        "quality_pct": _pct(tracker.session_quality(session_id)),
+        "lines": [_summary_line(d) for d in done],
+        "side": (sides.pop() if len(sides) == 1 else "both") if sides else None,
+    }
 
 
 def _pct(share: float | None) -> float | None:

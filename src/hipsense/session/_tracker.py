@@ -65,6 +65,10 @@ class ExerciseProgress:
     exercise: Exercise
     sets: list[SetProgress] = field(default_factory=list)
     side_index: int = 0
+    round_start: int = 0
+    """Where in `sets` the line's current round began: a line done in full and then done
+    again (the next day's session, on a gateway that kept its tracker) starts anew, right
+    side first, its sets numbered from 1."""
 
     @property
     def sides(self) -> list[str]:
@@ -79,6 +83,15 @@ class ExerciseProgress:
     def sets_on(self, side: str) -> list[SetProgress]:
         """The sets with reps done on one side."""
         return [s for s in self.sets if s.side == side and s.reps]
+
+    def round_sets_on(self, side: str) -> list[SetProgress]:
+        """The sets with reps done on one side in the current round."""
+        return [s for s in self.sets[self.round_start :] if s.side == side and s.reps]
+
+    @property
+    def done(self) -> bool:
+        """Every side has its prescribed sets in the current round."""
+        return all(len(self.round_sets_on(side)) >= self.line.sets for side in self.sides)
 
     @property
     def hold_s(self) -> float:
@@ -176,12 +189,20 @@ class PrescriptionTracker:
     def begin(self, session_id: str) -> None:
         """A session starts on the line selected: what follows is done in it.
 
-        The session is for the sides of that line still to do (all of them once a side
-        has had its sets, as when the program is done again).
+        The session is for the sides of that line still to do. A line already done in
+        full (the program done again, on a gateway that kept its tracker) starts a new
+        round: the session is for all its sides, right first, as the first time.
         """
         self.session_id = session_id
         p = self.line
-        todo = [side for side in p.sides if len(p.sets_on(side)) < p.line.sets] or p.sides
+        if p.done:
+            # Done again: a new round, from the first side (an open empty set joins it).
+            open_empty = bool(p.sets) and not p.sets[-1].reps
+            p.round_start = len(p.sets) - open_empty
+            p.side_index = 0
+            if open_empty:
+                p.sets[-1].side = p.side
+        todo = [side for side in p.sides if len(p.round_sets_on(side)) < p.line.sets]
         self._session_for[session_id] = {self.current: todo}
 
     def _open_set(self) -> SetProgress:
@@ -232,11 +253,11 @@ class PrescriptionTracker:
 
     def _close_set(self, line: ExerciseProgress) -> str:
         done = line.sets[-1]
-        self._check_set(line, done, len(line.sets_on(done.side)))
+        self._check_set(line, done, len(line.round_sets_on(done.side)))
         text = self.status()
         self.completed.append(text)
         # The prescription's order: once a side has its sets, the next set is the other.
-        on_side = len(line.sets_on(line.side))
+        on_side = len(line.round_sets_on(line.side))
         if on_side >= line.line.sets and line.side_index + 1 < len(line.sides):
             line.side_index += 1
         line.sets.append(SetProgress(side=line.side))
@@ -269,7 +290,7 @@ class PrescriptionTracker:
         line = self.line
         s = line.sets[-1] if line.sets else SetProgress(side=line.side)
         what = "holds" if line.exercise.kind is ExerciseKind.HOLD else "reps"
-        number = len(line.sets_on(s.side)) + (0 if s.reps else 1)
+        number = len(line.round_sets_on(s.side)) + (0 if s.reps else 1)
         side = f", {s.side} side" if line.line.side == "both" else ""
         text = (
             f"{line.exercise.id}{side}, set {max(1, number)} of {line.line.sets}: "

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -206,3 +207,15 @@ def test_bad_outputs_and_nothing_to_export_are_clear_errors(
     with pytest.raises(ExportError, match="expected a file to write to"):
         write_fhir(records, tmp_path / "missing" / "b.json")
     assert write_fhir(records[:1], tmp_path / "one.json").stat().st_size > 0
+
+
+def test_exports_are_readable_by_their_owner_only(
+    records: list[SessionRecord], tmp_path: Path
+) -> None:
+    # Health data, as the history is (0600); an existing file is made so too.
+    old = tmp_path / "b.json"
+    old.write_text("{}")
+    old.chmod(0o644)
+    paths = [write_fhir(records, old), *write_csv(records, tmp_path / "tables")]
+    assert {stat.S_IMODE(p.stat().st_mode) for p in paths} == {0o600}
+    assert stat.S_IMODE((tmp_path / "tables").stat().st_mode) & 0o077 == 0

@@ -6,6 +6,7 @@ clinic's import joins them. Times of events are seconds from the session's start
 """
 
 import csv
+import io
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 from hipsense.history import SessionRecord
 
 from ._errors import ExportError
+from ._files import write_private
 
 __all__ = ["CSV_COLUMNS", "csv_tables", "write_csv"]
 
@@ -139,7 +141,10 @@ def csv_tables(records: Iterable[SessionRecord]) -> dict[str, list[dict[str, Any
 
 
 def write_csv(records: Sequence[SessionRecord], folder: Path) -> list[Path]:
-    """Write `<table>.csv` for each table into `folder` (made if missing); the paths."""
+    """Write `<table>.csv` for each table into `folder` (made if missing); the paths.
+
+    The files are readable by their owner only (0600), as the history is.
+    """
     if not records:
         raise ExportError("export: expected at least one session, found none")
     if folder.exists() and not folder.is_dir():
@@ -147,13 +152,14 @@ def write_csv(records: Sequence[SessionRecord], folder: Path) -> list[Path]:
     tables = csv_tables(records)
     paths = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name, rows in tables.items():
             path = folder / f"{name}.csv"
-            with path.open("w", newline="", encoding="utf-8") as f:
-                w = csv.writer(f)
-                w.writerow(CSV_COLUMNS[name])
-                w.writerows([_text(row.get(c)) for c in CSV_COLUMNS[name]] for row in rows)
+            buf = io.StringIO()
+            w = csv.writer(buf)
+            w.writerow(CSV_COLUMNS[name])
+            w.writerows([_text(row.get(c)) for c in CSV_COLUMNS[name]] for row in rows)
+            write_private(path, buf.getvalue())
             paths.append(path)
     except OSError as exc:
         raise ExportError(f"--out {folder}: expected a folder to write to, got {exc}") from exc

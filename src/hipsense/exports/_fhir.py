@@ -25,6 +25,7 @@ from hipsense.domain import utc_now
 from hipsense.history import SessionRecord
 
 from ._errors import ExportError
+from ._files import write_private
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle
@@ -299,12 +300,12 @@ def fhir_bundle(records: Sequence[SessionRecord], *, timestamp: datetime | None 
 
 
 def write_fhir(records: Sequence[SessionRecord], path: Path) -> Path:
-    """Write the sessions' Bundle as FHIR JSON to `path`."""
+    """Write the sessions' Bundle as FHIR JSON to `path`, readable by its owner only."""
     text = fhir_json(records)
     if path.is_dir():
         raise ExportError(f"--out {path}: expected a file for the FHIR bundle, found a folder")
     try:
-        path.write_text(text + "\n", encoding="utf-8")
+        write_private(path, text + "\n")
     except OSError as exc:
         raise ExportError(f"--out {path}: expected a file to write to, got {exc}") from exc
     return path

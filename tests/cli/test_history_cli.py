@@ -106,6 +106,8 @@ def test_export_csv_and_fhir_per_session_and_per_patient(
         (("p1-d0-clam", "--format", "pdf", "--out", "x"), 2, "invalid choice: 'pdf'"),
         (("--patient", "nobody", "--format", "csv", "--out", "x"), 1,
          "expected sessions of 'nobody' in the history, found none"),
+        (("--patient", "Jane Doe", "--format", "csv", "--out", "x"), 2,
+         "expected a pseudonymous patient id (1-64 of A-Z a-z 0-9 _ . -), got 'Jane Doe'"),
         (("nope", "--format", "fhir", "--out", "x"), 1,
          "session: expected an id of `hipsense sessions`, got 'nope'"),
         (("p1-d0-clam", "--out", "x"), 1, "expected raw samples, found none"),

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
     from ..history import History
 
-__all__ = ["add_parsers", "parse_since", "sessions_table"]
+__all__ = ["add_parsers", "parse_since", "patient_id", "sessions_table"]
 
 
 def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -27,7 +27,12 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         "the prescription, and the program's running adherence (named so), start in local "
         "time.",
     )
-    p.add_argument("--patient", metavar="P", help="only this patient's sessions (pseudonymous id)")
+    p.add_argument(
+        "--patient",
+        metavar="P",
+        type=patient_id,
+        help="only this patient's sessions (pseudonymous id)",
+    )
     p.add_argument(
         "--since",
         metavar="DATE",
@@ -59,7 +64,9 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
         "means.",
     )
     e.add_argument("session", nargs="?", help="session id (hipsense sessions lists them)")
-    e.add_argument("--patient", metavar="P", help="every session of this patient instead")
+    e.add_argument(
+        "--patient", metavar="P", type=patient_id, help="every session of this patient instead"
+    )
     e.add_argument(
         "--since",
         metavar="DATE",
@@ -187,6 +194,17 @@ def _local(text: str, since: str | None = None) -> str:
     except ValueError:
         return text  # not an ISO time: shown as stored
     return t.strftime("%H:%M") if same_day else t.strftime("%Y-%m-%d %H:%M")
+
+
+def patient_id(text: str) -> str:
+    """`--patient`: a pseudonymous id as the payloads have them (never a name)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", text):
+        raise argparse.ArgumentTypeError(
+            f"expected a pseudonymous patient id (1-64 of A-Z a-z 0-9 _ . -), got {text!r}"
+        )
+    return text
 
 
 def parse_since(text: str) -> "date | datetime":

@@ -13,7 +13,7 @@ import pytest
 from scipy.signal import butter, lfilter, lfilter_zi
 
 from hipsense.exercises import load_library
-from hipsense.motion import AngleBlock, RepEvent, Segmenter, SetEvent, Targets
+from hipsense.motion import AngleBlock, Flag, RepEvent, Segmenter, SetEvent, Targets
 
 from .planned import Rep, angle
 
@@ -170,3 +170,34 @@ def test_a_lone_doubtful_movement_is_dropped_and_one_before_reps_is_counted() ->
     in_rhythm, _ = first_off_plane(1.5)
     assert len(in_rhythm) == 5
     assert [str(f) for f in in_rhythm[0].flags] == ["off_plane"]
+
+
+def _off_plane_run(reps: list[Rep]) -> tuple[list[RepEvent], list[tuple[float, str]]]:
+    """Every movement tilted off the plane by half its angle (flagged off_plane)."""
+    _, theta, _ = angle(reps, RATE, lead_s=20.0)
+    seg = Segmenter(RATE, Targets.from_exercise(LIB["side-lying-hip-abduction"]))
+    seg.trace = []
+    return _reps(_run(seg, _block(theta, 0.5 * theta))), list(seg.trace)
+
+
+def test_a_set_done_alike_off_the_plane_is_counted_with_no_rep_before_it() -> None:
+    # A patient who compensates (the pelvis rolls back on every raise) does every rep
+    # the same way: the set counts, each rep flagged, though no rep in the plane came
+    # first to confirm them (the set opening a recording, or its start cut off).
+    reps, _ = _off_plane_run([Rep(30.0, hold_s=5.0, rest_s=1.5)] * 6)
+    assert len(reps) == 6
+    assert all(Flag.OFF_PLANE in r.flags for r in reps)
+
+
+def test_fidgeting_off_the_plane_never_confirms_itself() -> None:
+    # Fidgeting turns every way, by any amount, for any time: no two movements alike.
+    fidgets = [
+        Rep(8.0, out_s=0.6, hold_s=0.0, back_s=0.6, rest_s=1.0),
+        Rep(30.0, out_s=2.0, hold_s=5.0, back_s=2.0, rest_s=1.0),
+        Rep(12.0, out_s=0.5, hold_s=0.5, back_s=0.5, rest_s=1.0),
+        Rep(35.0, out_s=1.5, hold_s=4.0, back_s=1.5, rest_s=1.0),
+        Rep(9.0, out_s=0.7, hold_s=0.0, back_s=0.7, rest_s=1.0),
+    ]
+    reps, trace = _off_plane_run(fidgets)
+    assert reps == []
+    assert any("held: doubtful, off_plane" in what for _, what in trace)

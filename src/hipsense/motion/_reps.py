@@ -19,8 +19,9 @@ decides what each is:
 4. *doubtful*, held back: flagged partial, off the plane or with its hold cut short, with
    no rep just before it; or past the set's prescribed reps. It counts once a rep that is
    not doubtful is detected within `lone_rep_s` of its end, or `run_reps` doubtful ones
-   come in a row; if neither comes, it is dropped. One such movement on its own is more
-   likely shifting or reaching than a rep;
+   come in a row (off the plane, only when all held are alike: ranges and durations
+   within `half_ratio` of each other); if neither comes, it is dropped. One such
+   movement on its own is more likely shifting or reaching than a rep;
 5. a *rep*, counted at once.
 
 Sets end after `set_gap_s` without a rep, or at a new reference.
@@ -292,9 +293,11 @@ class Segmenter:
             why = "doubtful, " + ",".join(map(str, rep.flags))
         elif not gap and not recent and not pending and self._set_done(rep):
             why = "past the set's prescribed reps"
-        # Off the plane, doubtful reps do not confirm each other: fidgeting turns every
-        # way, rep after rep; a patient short of range is still in the plane.
-        fidgety = any(Flag.OFF_PLANE in r.flags for r in (*pending, rep))
+        # Off the plane, doubtful reps confirm each other only when all are alike:
+        # fidgeting turns every way, by any amount, for any time, rep after rep, while a
+        # patient who compensates does every rep the same way.
+        run = [*pending, rep]
+        fidgety = any(Flag.OFF_PLANE in r.flags for r in run) and not _alike(run, s.half_ratio)
         if why and (fidgety or len(pending) + 1 < s.run_reps):
             self._note(rep.start_s, "held: " + why)
             pending.append(rep)
@@ -381,3 +384,10 @@ class Segmenter:
         )
         self._sets += 1
         return [ev]
+
+
+def _alike(reps: list[RepEvent], ratio: float) -> bool:
+    """Reps of one pattern: ranges and durations within `ratio` of each other."""
+    roms = [r.rom_deg for r in reps]
+    durs = [r.end_s - r.start_s for r in reps]
+    return min(roms) >= ratio * max(roms) and min(durs) >= ratio * max(durs)

@@ -87,7 +87,9 @@ class SegmenterSettings:
     of an end of it to be at that end."""
     half_ratio: float = 0.5
     """Below half its excursion, a rep is on its way back; a bounce of the limb straight
-    after a rep returns less than half its way."""
+    after a rep returns less than half its way. Reps of one pattern (doubtful ones off
+    the plane confirming each other) differ in range and duration by less than a factor
+    of two: a set's reps follow one instruction, while fidgeting turns by any amount."""
     back_ratio: float = 0.35
     """Within this share of its excursion from its start, the limb is back at the start
     (real rest levels creep up by a quarter of a small rep's range); a rep starts and

@@ -217,7 +217,7 @@ def test_reps_with_barely_a_pause_between_them_are_each_counted(rate_hz: int) ->
         # Fidgeting whose poses happen to lie near one plane (pose quality 0.89-0.91),
         # though it turns every way: not the movement axis.
         "prone-hip-external-rotation-home",
-        pytest.param("side-lying-abduction-eccentric-home@3000", marks=FIDGET_COUNTED),
+        "side-lying-abduction-eccentric-home@3000",
         "seated-leg-opener-home@6000",
         # Reaching for the phone between sets of held stretches, pausing at the top (taken
         # for a new start position): settling back where it was undoes that.

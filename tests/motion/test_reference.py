@@ -12,7 +12,7 @@ import pytest
 from hipsense.exercises import ExerciseKind, load_library
 from hipsense.motion import AngleBlock, Calibration, MotionCore, ReferenceTracker, RepEvent
 
-from .planned import Rep, angle, stream
+from .planned import Rep, angle, min_jerk, stream
 
 RATE = 50.0
 LIB = load_library()
@@ -180,3 +180,25 @@ def test_an_unknown_exercise_holds_as_long_as_the_librarys_longest_rep_hold() ->
     reps = _reps(_run(t, gyr, acc))
     assert len(reps) == 6
     assert [r.hold_s for r in reps[3:]] == pytest.approx([longest] * 3, abs=1.0)
+
+
+def test_a_stream_joined_in_a_hold_takes_the_long_rest_for_the_start_position() -> None:
+    # The sensor joins half way through a 5 s hold (a reconnection, a late start): the
+    # limb comes down, does two held reps with a second's rest between, rests 25 s, and
+    # goes on. Counted from the hold's end, the movements come back to it first; the
+    # limb rested at the other end longer than anyone holds a rep, so that end is the
+    # start position: every rep is measured from it, the first descent is none.
+    held = Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=1.0)
+    reps = [held, Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=25.0), *[held] * 6]
+    _, theta_reps, plan = angle(reps, RATE, lead_s=1.0)
+    n_hold, n_down = round(3.0 * RATE), round(1.5 * RATE)
+    down = 20.0 * (1.0 - min_jerk(np.arange(n_down) / n_down))
+    theta = np.concatenate([np.full(n_hold, 20.0), down, theta_reps])
+    t = np.arange(theta.shape[0]) / RATE
+    gyr, acc = stream(t, theta, seed=13, gyro_bias_dps=(1.0, -1.0, 0.5))
+    reps_got = _reps(_run(t, gyr, acc))
+    assert len(reps_got) == len(plan)
+    offset_s = (n_hold + n_down) / RATE
+    for got, want in zip(reps_got, plan, strict=True):
+        assert got.rom_deg == pytest.approx(20.0, abs=1.5)
+        assert got.start_s == pytest.approx(want["start_s"] + offset_s, abs=0.3)

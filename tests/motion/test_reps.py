@@ -201,3 +201,21 @@ def test_fidgeting_off_the_plane_never_confirms_itself() -> None:
     reps, trace = _off_plane_run(fidgets)
     assert reps == []
     assert any("held: doubtful, off_plane" in what for _, what in trace)
+
+
+def test_a_rep_starts_from_where_the_limb_paused_on_its_way_out() -> None:
+    # After a wide set the leg is put down a little higher than it started (8 deg up,
+    # straight after the last rep, at rest there 3 s) and a low-amplitude set of 12 deg
+    # goes on from there: every rep of it counts, from the level it rests at, and the
+    # step up to that level is no rep. A hold at the top is no such pause: over half
+    # way up already.
+    wide = [Rep(30.0, hold_s=2.0)] * 4 + [Rep(30.0, hold_s=2.0, rest_s=0.1)]
+    step = Rep(0.0, out_s=0.5, hold_s=0.0, back_s=0.01, rest_s=3.0, base_deg=8.0)
+    low = [Rep(12.0, hold_s=2.0, base_deg=8.0)] * 10
+    _, theta, plan = angle([*wide, step, *low], RATE)
+    seg = Segmenter(RATE, Targets.automatic())
+    got = _reps(_run(seg, _block(theta)))
+    assert len(got) == 15
+    for rep, want in zip(got[5:], plan[6:], strict=True):
+        assert rep.rom_deg == pytest.approx(12.0, abs=0.5)
+        assert rep.start_s == pytest.approx(want["start_s"], abs=0.2)

@@ -6,7 +6,9 @@ States and what moves the detector between them, checked in this order at each s
   reaching back past the last rep's end). It goes *out* once the angle is half the
   exercise's detection floor above it.
 - *out*, rising to and holding at the top, whose highest angle is followed. It goes
-  *back* once the angle falls below `half_ratio` of its excursion.
+  *back* once the angle falls below `half_ratio` of its excursion. A pause of `pause_s`
+  on the way out, then a rise from it by `threshold` to over twice its height, starts
+  the candidate again from the pause (the limb was put down there).
 - *back*: the lowest angle since (the valley) is followed. If the angle rises again
   (over half way, or by `threshold` from the valley) before the limb was back near the
   start (`back_ratio` of the excursion) or within `min_phase_s` of the top, that was a
@@ -134,6 +136,8 @@ class CandidateDetector:
         self._valley = np.inf
         self._valley_i = at
         self._descent = 0.0  # the most the angle fell over `rest_min_s` on the way back
+        self._pause_level = np.inf  # the angle where the limb paused on its way out
+        self._pause_i = at
         self._still_run = 0
         self._excursions: list[float] = []
         self._last_end_t = -np.inf
@@ -193,16 +197,27 @@ class CandidateDetector:
         self._peak = float(buf.data[buf.start + at - buf.base, LP])
         self._peak_i = at
         self._still_run = 0
+        self._pause_level = np.inf  # no pause on the way out yet
+        self._pause_i = at
         self._next = at + 1
 
     def _out(self, buf: SampleBuffer, i: int, end: int) -> None:
+        s = self.settings
         lp = buf.col(LP, i, end)
         top = np.maximum.accumulate(np.concatenate([[self._peak], lp]))[1:]
-        half = self._base + self.settings.half_ratio * (top - self._base)
+        half = self._base + s.half_ratio * (top - self._base)
         runs = run_lengths(buf.col(STILL, i, end) != 0, self._still_run)
         falling = lp < half
         rested = runs >= self._settled_n
-        k = first_true(falling | rested)
+        # A pause on the way out, then a rise from it that goes on past twice its height:
+        # the limb was put down there (shifted, settled after the last rep), and the rep
+        # starts from that rest. A hold at the top, or a sagging hold lifted again, is
+        # over half way already.
+        paused = runs == self._low_n
+        lifted = (lp - self._pause_level >= self.threshold(buf.col(T, i, end))) & (
+            self._pause_level - self._base < s.half_ratio * (lp - self._base)
+        )
+        k = first_true(falling | rested | paused | lifted)
         stop = end if k < 0 else i + k
         upto = lp[: stop - i + 1] if k >= 0 else lp
         if upto.shape[0]:
@@ -215,6 +230,18 @@ class CandidateDetector:
             return
         if rested[k] and not falling[k]:
             self._drop(stop)
+            return
+        if not falling[k] and lifted[k]:
+            self._base = self._pause_level
+            self._begin = self._pause_i
+            self._pause_level = np.inf
+            self._still_run = int(runs[k])
+            self._begin_candidate(buf, stop)
+            return
+        if not falling[k] and paused[k]:
+            self._pause_level, self._pause_i = float(lp[k]), stop
+            self._still_run = int(runs[k])
+            self._next = stop + 1
             return
         self.state = "back"
         self._descent = 0.0

@@ -856,14 +856,29 @@ class ReferenceTracker:
         returns = {e: int(np.count_nonzero(back == e)) for e in (-1, 1)}
         dwell = {e: int(np.sum(still & (ends == e))) for e in (-1, 1)}
         longest = {e: _longest_run(still & (ends == e)) for e in (-1, 1)}
-        candidates = [e for e in (-1, 1) if returns[e] >= self._returns_min and dwell[e] > 0]
+        # Seen from a hold's end, the same movements come back to the start one time
+        # fewer: where the limb rested longer than any hold is the start position once
+        # the movements show one (out of a hold and back to it `returns_min` times).
+        settled = self._settled_n * rate / self.rate_hz
+        fewer = max(1, self._returns_min - 1)
+        candidates = [
+            e
+            for e in (-1, 1)
+            if dwell[e] > 0
+            and (
+                returns[e] >= self._returns_min
+                or (
+                    returns[-e] >= self._returns_min
+                    and returns[e] >= fewer
+                    and longest[e] >= settled
+                )
+            )
+        ]
         if not candidates:
             return None
         if len(candidates) == 1:
             side = candidates[0]
-        elif max(longest.values()) >= self._settled_n * rate / self.rate_hz and (
-            longest[-1] != longest[1]
-        ):
+        elif max(longest.values()) >= settled and (longest[-1] != longest[1]):
             side = -1 if longest[-1] > longest[1] else 1
         else:
             tremor = {e: float(np.median(jitter[still & (ends == e)])) for e in (-1, 1)}

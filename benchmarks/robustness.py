@@ -24,7 +24,8 @@ fixed seed (per recording, transform and variant), so a run is deterministic and
   cut falls before the first rep the core finds on the uncropped one, and at most how
   far after its start (the core's start may lead the motion by a sample or two).
 - tempo x0.5, x0.75, x1.5, x2: done 0.5 to 2 times as slowly (time stretched, rates
-  divided), resampled at 25 Hz with the gyro by its integral (`_common.resample`).
+  divided, and when slowed the accelerometer's linear part divided by the factor
+  squared), resampled at 25 Hz with the gyro by its integral (`_common.resample`).
 - gyro_bias: a constant bias of 1, 2 and 3 deg/s in a random direction (two each),
   plus a random walk of 0.02 deg/s/sqrt(s): another unit's gyro, not yet calibrated.
 - turned: the unit turned on the thigh by a uniformly random rotation (three), the

@@ -53,8 +53,8 @@ def resample(rec: Recording, rate_hz: float, factor: float = 1.0) -> Recording:
     recorded: multiplying the linear part would multiply the error of that gravity
     estimate too (at rest on the real recordings, 0.2 m/s^2 median, 1.3 m/s^2 at the 90th
     percentile), so a sped-up variant understates the accelerometer's kicks. The
-    accelerometer is interpolated linearly; the gyro is resampled by its integral (each new sample is
-    the mean rate over its own sample interval), so the result turns through the same
+    accelerometer is interpolated linearly; the gyro is resampled by its integral (each
+    new sample is the mean rate over its own sample interval), so the result turns through the same
     angles as the recording: plain interpolation at a lower rate skips short peaks of
     rate, and the limb would not come back to where it started (a few degrees per rep at
     0.7x). At a higher rate the same integral gives a linear interpolation, smoothed over

@@ -18,8 +18,15 @@ import numpy as np
 import pytest
 
 from hipsense._text import FLAG_PHRASES, flag_phrase
+from hipsense.cli import main
 from hipsense.exercises import load_library
-from hipsense.history import History, SessionRecord, render_report, write_report
+from hipsense.history import (
+    History,
+    SessionRecord,
+    render_patient_report,
+    render_report,
+    write_report,
+)
 from hipsense.history._charts import nice_ticks
 from hipsense.motion import Flag
 from tests.exports.histories import report_history
@@ -230,3 +237,110 @@ def test_the_report_file_is_readable_by_its_owner_only(history: History, tmp_pat
     path = write_report(history, "p7-d1-clam", tmp_path / "r" / "s.html")
     assert path.stat().st_mode & 0o777 == 0o600
     assert path.read_text().startswith("<!doctype html>")
+
+
+# The patient report: patient p-7's three days, both sides of two exercises.
+
+_SERIES = [
+    "Clamshell, knees at 45 degrees: right side",
+    "Clamshell, knees at 45 degrees: left side",
+    "Deep hip lateral rotator, variation 2, level I: isometric: right side",
+    "Deep hip lateral rotator, variation 2, level I: isometric: left side",
+]
+
+
+@pytest.fixture(scope="module")
+def patient_page(history: History) -> str:
+    return render_patient_report(history.records("p-7"))
+
+
+def test_the_patient_report_has_a_trend_per_exercise_and_side(patient_page: str) -> None:
+    page = _Page(patient_page)
+    assert page.h2 == ["Adherence by day", *_SERIES, "Left against right",
+                       "Progression advice", "Sessions"]  # fmt: skip
+    titles = [c["title"][0] for c in page.charts]
+    # Reps: range of motion, hold, tempo, quality; holds: hold and quality; then the sides.
+    per_series = [t for t in titles if "over sessions" in t]
+    assert len(per_series) == 2 * 4 + 2 * 2
+    rom = next(c for c in page.charts if c["title"][0].startswith("Range of motion over"))
+    assert rom["legend"] == ["mean range of motion", "largest range of the session",
+                             "target range 25-55 deg"]  # fmt: skip
+    assert "target 25-55 deg" in page.visible  # the band itself
+    for chart in page.charts:
+        assert chart["legend"], chart["title"]
+        _assert_nice(chart["x"], chart["title"][0])
+        if "left and right" not in chart["title"][0]:  # bars across: named, not ticked
+            _assert_nice(chart["y"], chart["title"][0])
+    # Dates on the x axes: local, day by day (whole days: 1-2-5 steps too).
+    assert "2 Mar" in page.visible and "4 Mar" in page.visible
+    assert "2 Mar 2026 to 4 Mar 2026" in page.visible
+
+
+def test_the_patient_report_calendar_has_each_day_and_session(patient_page: str) -> None:
+    text = _Page(patient_page).visible
+    cells = re.findall(r'<td style="background:[^"]+">(.*?)</td>', patient_page)
+    assert len(cells) == 3  # Monday 2 to Wednesday 4 March; the rest of the week blank
+    # Day 1: 10 of 10 clamshells, 10 of 12 holds: 20 of 22; each session its own.
+    assert re.search(r"2 Mar.*91 %.*Clamshell, knees at 45 degrees: 100 %.*: 83 %", cells[0])
+    assert all("100 %" in c for c in cells[1:])
+    assert patient_page.count('<td class="none">') == 4
+    assert "Adherence by day" in text
+
+
+def test_the_patient_report_compares_left_and_right_and_gives_the_advice(
+    patient_page: str,
+) -> None:
+    text = _Page(patient_page).visible
+    # Clamshell: right 36-44 deg over the days, left 28-40: left minus right, in degrees.
+    assert re.search(r"Clamshell, knees at 45 degrees 3 / 3 3\d\.\d deg / 4\d\.\d deg -\d+\.\d "
+                     "deg", text), text  # fmt: skip
+    assert "Mean range of motion, left and right" in text
+    assert "Clamshell, knees at 45 degrees, left" in text
+    assert re.search(
+        r"Deep hip lateral rotator, variation 2, level I: isometric : ready to move on to "
+        r"deep-hip-lateral-rotator-level-2\.\s+Why: 12 correct, at least 10 needed \(session "
+        r"of 3 Mar 2026\)",
+        text,
+    ), text
+    assert "<script" not in patient_page and "http" not in patient_page
+    assert "@page{size:A4;margin:15mm}" in patient_page
+
+
+def test_hipsense_report_patient_writes_it_owner_only(
+    history: History, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    report_history(state / "history.db").close()
+    assert main(["report", "--patient", "p-7", "--state-dir", str(state)]) == 0
+    path = state / "reports" / "patient-p-7.html"
+    assert capsys.readouterr().out.strip() == str(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert "Patient p-7: progress" in path.read_text()
+    out = tmp_path / "since.html"
+    argv = ["report", "--patient", "p-7", "--since", "2026-03-04", "--state-dir", str(state)]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert "2 sessions on 1 day, 4 Mar 2026" in out.read_text()
+    capsys.readouterr()
+    # A missing patient is an error saying what was expected; nothing is written.
+    assert main(["report", "--patient", "p-9", "--state-dir", str(state)]) == 1
+    assert "expected finished sessions of 'p-9'" in capsys.readouterr().err
+    assert not (state / "reports" / "patient-p-9.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "expected a SESSION or --patient P, got neither"),
+        (["s-1", "--patient", "p-7"], "expected a SESSION or --patient P, got both"),
+        (["s-1", "--since", "2026-03-01"], "--since goes with --patient"),
+        (["--patient", "Jane Doe"], "expected a pseudonymous patient id"),
+    ],
+)
+def test_hipsense_report_needs_one_session_or_one_patient(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["report", *argv, "--state-dir", str(tmp_path)])
+    assert done.value.code == 2
+    assert message in capsys.readouterr().err

@@ -20,9 +20,11 @@ __all__ = [
     "PURPLE",
     "Chart",
     "LegendItem",
+    "hbar_chart",
     "local_date",
     "local_time",
     "nice_ticks",
+    "polyline",
     "section",
 ]
 
@@ -231,6 +233,76 @@ def _swatch(item: LegendItem, x: float, y: float) -> str:
         f'<line x1="{x:.1f}" x2="{x + 18:.1f}" y1="{y}" y2="{y}" stroke="{c}" '
         f'stroke-width="2"{dash}/>'
     )
+
+
+def hbar_chart(
+    bars: Sequence[tuple[str, float, str, str]],
+    xlabel: str,
+    legend: list[LegendItem],
+    title: str,
+    *,
+    xmax: float | None = None,
+    unit: str = "",
+) -> str:
+    """Bars across, one per (label, value, colour, tooltip), on nice x ticks from 0.
+
+    Each is labelled at its left, its value at its end; the axis runs to `xmax` if given.
+    """
+    top = xmax if xmax is not None else max([v for _, v, _, _ in bars] or [1.0])
+    width = max([len(label) for label, _, _, _ in bars] or [4])
+    chart = Chart(
+        nice_ticks(0.0, top), [0.0, float(len(bars))], xlabel, "", legend,
+        height=64 + 26 * len(bars), left=int(24 + _CHAR_PX * width),
+    )  # fmt: skip
+    parts = []
+    right = chart.left + chart.plot_width
+    for k, (label, v, colour, tip) in enumerate(bars):
+        y, end = chart.y(len(bars) - k) + 4, chart.x(min(v, chart.xticks[-1]))
+        # A bar reaching the edge has its figure inside it: past its end is the margin.
+        inside = end > right - 60
+        anchor = 'fill="#fff" text-anchor="end"' if inside else 'fill="#222"'
+        figure = f"{v:.0f}" if v >= 20 else f"{v:.1f}"  # 9.5 s is not 10 s
+        parts.append(
+            f'<rect x="{chart.left}" y="{y:.1f}" width="{max(0.0, end - chart.left):.1f}" '
+            f'height="17" fill="{colour}"><title>{html.escape(tip)}</title></rect>'
+            f'<text x="{chart.left - 6}" y="{y + 13:.1f}" font-size="12" text-anchor="end">'
+            f"{html.escape(label)}</text>"
+            f'<text x="{end - 4 if inside else end + 4:.1f}" y="{y + 13:.1f}" font-size="12" '
+            f"{anchor}>{figure}{unit}</text>"
+        )
+    return chart.svg("".join(parts), title, ycategories=[b[0] for b in bars])
+
+
+def polyline(
+    chart: Chart,
+    points: Sequence[tuple[float, float | None]],
+    colour: str,
+    tips: Sequence[str],
+    *,
+    dashed: bool = False,
+    dots: bool = True,
+) -> str:
+    """A line through (x, y) points (broken where y is None), a dot on each with its tip."""
+    runs: list[list[str]] = [[]]
+    for x, y in points:
+        if y is None:
+            runs.append([])
+        else:
+            runs[-1].append(f"{chart.x(x):.1f},{chart.y(y):.1f}")
+    dash = ' stroke-dasharray="5 4"' if dashed else ""
+    out = [
+        f'<polyline points="{" ".join(r)}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
+        for r in runs
+        if len(r) > 1
+    ]
+    if dots:
+        out += [
+            f'<circle cx="{chart.x(x):.1f}" cy="{chart.y(y):.1f}" r="4" fill="{colour}">'
+            f"<title>{html.escape(tip)}</title></circle>"
+            for (x, y), tip in zip(points, tips, strict=True)
+            if y is not None
+        ]
+    return "".join(out)
 
 
 def section(heading: str, content: str, *, long: bool = False, level: int = 2) -> str:

@@ -26,6 +26,7 @@ from ._charts import (
     PURPLE,
     Chart,
     LegendItem,
+    hbar_chart,
     local_time,
     nice_ticks,
     section,
@@ -210,33 +211,16 @@ def _hold_plot(holds: list[dict[str, Any]], prescribed_s: float | None) -> str:
 
 def _adherence_plot(session_pct: float | None, program_pct: float | None) -> str:
     """The session's adherence and the program's so far, as two bars on 0-100 %."""
-    bars = [("this session", session_pct, BLUE), ("program so far", program_pct, GREY)]
-    bars = [b for b in bars if b[1] is not None]
-    legend = [LegendItem("bar", c, f"adherence, {name}") for name, _, c in bars]
-    chart = Chart(nice_ticks(0, 100), [0.0, float(len(bars))], "adherence (%)", "", legend,
-                  height=52 + 30 * len(bars), left=120)  # fmt: skip
-    parts = []
-    for k, (name, pct, colour) in enumerate(bars):
-        assert pct is not None
-        y, end = chart.y(len(bars) - k) + 6, chart.x(min(pct, 100.0))
-        parts.append(
-            f'<rect x="{chart.left}" y="{y:.1f}" width="{end - chart.left:.1f}" '
-            f'height="18" fill="{colour}"><title>{name}: {pct:.0f} %</title></rect>'
-            f'<text x="{chart.left - 6}" y="{y + 13:.1f}" font-size="12" text-anchor="end">'
-            f"{name}</text>"
-            # A full bar has its figure inside it: past its end is the chart's edge.
-            + (
-                f'<text x="{end - 4:.1f}" y="{y + 13:.1f}" font-size="12" fill="#fff" '
-                'text-anchor="end">'
-                if pct > 85
-                else f'<text x="{end + 4:.1f}" y="{y + 13:.1f}" font-size="12">'
-            )
-            + f"{pct:.0f} %</text>"
-        )
-    return chart.svg(
-        "".join(parts),
+    named = [("this session", session_pct, BLUE), ("program so far", program_pct, GREY)]
+    bars = [(name, pct, c, f"{name}: {pct:.0f} %") for name, pct, c in named if pct is not None]
+    legend = [LegendItem("bar", c, f"adherence, {name}") for name, _, c, _ in bars]
+    return hbar_chart(
+        bars,
+        "adherence (%)",
+        legend,
         "Adherence of this session and of the program so far",
-        ycategories=[name for name, _, _ in bars],
+        xmax=100.0,
+        unit=" %",
     )
 
 

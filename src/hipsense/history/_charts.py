@@ -41,6 +41,7 @@ td,th{border-bottom:1px solid #ddd;padding:3px 6px;text-align:right}
 th:first-child,td:first-child{text-align:left} .flag{color:#b35900}
 .kpi{display:inline-block;margin:0 1.6em .6em 0} .kpi b{display:block;font-size:1.6em}
 svg{background:#fafafa;border:1px solid #eee;display:block} .note{color:#b35900}
+table.calendar th{text-align:center}
 table.calendar td{text-align:center;width:14%;height:3.2em;border:1px solid #ddd}
 table.calendar td.none{background:#fff;color:#bbb} table.calendar .pct{font-weight:bold}
 section,figure{break-inside:avoid;page-break-inside:avoid;margin:0}

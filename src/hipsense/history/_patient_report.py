@@ -323,8 +323,8 @@ def _sides(progress: PatientProgress, library: ExerciseLibrary) -> str:
                 if v is not None:
                     bars.append((f"{name}, {side}", v, colour, f"{name}, {side}: {v}{unit}"))
         if bars:
-            svg = hbar_chart(bars, unit.strip() if unit != " deg" else "degrees", legend,
-                             heading, unit=unit)  # fmt: skip
+            axis = "degrees" if unit == " deg" else "seconds"
+            svg = hbar_chart(bars, axis, legend, heading, unit=unit)
             out += section(heading, svg, level=3)
     return out
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from hipsense.domain import PrescribedExercise, Prescription, event_payload
 from hipsense.exercises import ExerciseLibrary, load_library
 from hipsense.history import History
@@ -113,4 +115,56 @@ def program_history(path: Path) -> History:
     )
     _session(h, other, "p2-d0-clam", "clamshell", T0 + timedelta(hours=2),
              [[_rep(i, 0, 40.0) for i in range(4)]])  # fmt: skip
+    return h
+
+
+REPORT_PROGRAM = Prescription(
+    patient_id="p-7",
+    exercises=[
+        PrescribedExercise(exercise="clamshell", side="both", sets=1, reps=5, hold_s=1),
+        PrescribedExercise(exercise="deep-hip-lateral-rotator-level-1", side="both", sets=1,
+                           reps=6, hold_s=10),
+    ],
+)  # fmt: skip
+"""Patient p-7's program in `report_history`."""
+
+
+def _trace(h: History, sid: str, reps: list[RepEvent]) -> None:
+    """An angle trace through the reps (a bump to each rep's range), 20 samples/s."""
+    t = np.arange(0.0, max(r.end_s for r in reps) + 3.0, 0.05)
+    angle = np.zeros_like(t)
+    for r in reps:
+        inside = (t >= r.start_s) & (t <= r.end_s)
+        angle[inside] = r.rom_deg * np.sin(np.pi * (t[inside] - r.start_s) / (r.end_s - r.start_s))
+    h.add_trace(sid, t, angle)
+
+
+def report_history(path: Path) -> History:
+    """Three days of patient p-7's program, both sides of both exercises each day.
+
+    The range of motion grows day by day, the left side behind the right; a few reps and
+    holds carry flags (every `Flag` once over the three days); day 3's right holds fall
+    short. Clamshell sessions have an angle trace. By day 1, 10 correct holds of level 1
+    give the progression advice.
+    """
+    h = History(path)
+    every = list(Flag)
+    for day in range(3):
+        tracker = PrescriptionTracker(REPORT_PROGRAM.model_copy(), library())
+        start = T0 + timedelta(days=day, hours=day)
+        right = [_rep(i, 0, 36.0 + 3 * day + i) for i in range(5)]
+        left = [
+            _rep(
+                5 + i, 1, 28.0 + 4 * day + i, (every[(2 * day + i) % len(every)],) if i < 2 else ()
+            )
+            for i in range(5)
+        ]
+        _session(h, tracker, f"p7-d{day}-clam", "clamshell", start, [right, left])
+        _trace(h, f"p7-d{day}-clam", [*right, *left])
+        held = [
+            [_hold(i, 0, 10.5 if day < 2 else 7.5) for i in range(6)],
+            [_hold(6 + i, 1, 10.2 + 0.2 * day) for i in range(6 if day else 4)],
+        ]
+        _session(h, tracker, f"p7-d{day}-hold", "deep-hip-lateral-rotator-level-1",
+                 start + timedelta(minutes=10), held)  # fmt: skip
     return h

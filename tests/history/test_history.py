@@ -77,7 +77,9 @@ def test_demo_writes_history_and_a_report(tmp_path: Path) -> None:
     rep_marks = [t for t in page.titles if re.match(r"rep \d+: [\d.]+ deg", t)]
     assert len(rep_marks) == 2 * 40  # 20 a side, on the angle plot and as ROM bars
     assert any(t.startswith("target ") for t in page.titles)  # the ROM target band
-    assert "clamshell, left side, set 1 of 1: 20/20 reps" in clamshell
+    # Every line against the prescription: both sides, not only the last one done.
+    for side in ("right", "left"):
+        assert f"<td>{side}</td><td>1 of 1</td><td>20 of 20</td>" in clamshell
     assert "adherence" in clamshell
     # The CLI reads the same history.
     env_python = [sys.executable, "-m", "hipsense"]

@@ -45,13 +45,34 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> N
     r = sub.add_parser(
         "report",
         parents=[state],
-        help="write one session's report as a self-contained HTML file",
-        description="Write a session's report (angle over time with reps and holds, range of "
-        "motion per rep against the target, tempo per rep, adherence) as one HTML file.",
+        help="write a session's or a patient's report as a self-contained HTML file",
+        description="Write one session's report (SESSION: every line against the "
+        "prescription, the session's adherence and the program's so far, angle over time "
+        "with reps and holds, range of motion per rep against the target, tempo per rep) or "
+        "a patient's (--patient: per exercise and side, range of motion, hold, tempo and "
+        "quality over sessions; an adherence calendar; left against right; progression "
+        "advice) as one HTML file, printable on A4. Times are local.",
     )
-    r.add_argument("session", help="session id (hipsense sessions lists them)")
-    r.add_argument("--out", type=Path, help="default: <state dir>/reports/<session>.html")
-    r.set_defaults(func=_report)
+    r.add_argument("session", nargs="?", help="session id (hipsense sessions lists them)")
+    r.add_argument(
+        "--patient",
+        metavar="P",
+        type=patient_id,
+        help="a patient's report instead (pseudonymous id)",
+    )
+    r.add_argument(
+        "--since",
+        metavar="DATE",
+        type=parse_since,
+        help="with --patient: only sessions started since (YYYY-MM-DD or YYYY-MM-DDTHH:MM)",
+    )
+    r.add_argument(
+        "--out",
+        type=Path,
+        help="default: <state dir>/reports/<session>.html or <state dir>/reports/patient-<P>.html",
+    )
+    # Kept so a SESSION/--patient that do not fit are usage errors (exit 2).
+    r.set_defaults(func=_report, report_parser=r)
     e = sub.add_parser(
         "export",
         parents=[state],
@@ -221,14 +242,23 @@ def parse_since(text: str) -> "date | datetime":
 
 def _report(args: argparse.Namespace) -> int:
     from ..daemon import default_state_dir
-    from ..history import write_report
+    from ..history import write_patient_report, write_report
 
+    parser: argparse.ArgumentParser = args.report_parser
+    if (args.session is None) == (args.patient is None):
+        both = "both" if args.session is not None else "neither"
+        parser.error(f"expected a SESSION or --patient P, got {both}")
+    if args.since is not None and args.patient is None:
+        parser.error("--since goes with --patient (a SESSION is one session)")
     state_dir = args.state_dir or default_state_dir()
     history = _history(state_dir)
+    reports = state_dir / "reports"
     try:
-        path = write_report(
-            history, args.session, args.out or state_dir / "reports" / f"{args.session}.html"
-        )
+        if args.patient is not None:
+            out = args.out or reports / f"patient-{args.patient}.html"
+            path = write_patient_report(history, args.patient, out, args.since)
+        else:
+            path = write_report(history, args.session, args.out or reports / f"{args.session}.html")
     finally:
         history.close()
     print(path)

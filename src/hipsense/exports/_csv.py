@@ -11,10 +11,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hipsense._files import write_private
 from hipsense.history import SessionRecord
 
 from ._errors import ExportError
-from ._files import write_private
 
 __all__ = ["CSV_COLUMNS", "csv_tables", "write_csv"]
 

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from hipsense._files import write_private
 from hipsense.domain import utc_now
 from hipsense.history import SessionRecord
 
 from ._errors import ExportError
-from ._files import write_private
 
 if TYPE_CHECKING:
     from fhir.resources.R4B.bundle import Bundle

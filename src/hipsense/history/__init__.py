@@ -1,5 +1,10 @@
-"""Session history (SQLite), a patient's progress over sessions, the clinician's report."""
+"""Session history (SQLite), a patient's progress over sessions, the clinician's reports.
 
+Reports: one session's (`render_report`), one patient's over sessions
+(`render_patient_report`).
+"""
+
+from ._patient_report import NoSessionsError, render_patient_report, write_patient_report
 from ._progress import (
     Advice,
     CalendarDay,
@@ -18,6 +23,7 @@ __all__ = [
     "CalendarDay",
     "History",
     "HistoryUnavailableError",
+    "NoSessionsError",
     "PatientProgress",
     "ProgressPoint",
     "ProgressSeries",
@@ -26,6 +32,8 @@ __all__ = [
     "SideFigures",
     "UnknownSessionError",
     "patient_progress",
+    "render_patient_report",
     "render_report",
+    "write_patient_report",
     "write_report",
 ]

@@ -1,4 +1,4 @@
-"""Export files readable by their owner only: they are health data, as the history is."""
+"""Files readable by their owner only: exports and reports are health data, as the history is."""
 
 import os
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 __all__ = ["OWNER_ONLY", "write_private"]
 
 OWNER_ONLY = 0o600
-"""The mode of every export file (the history's own, see hipsense._sqlite)."""
+"""The mode of every export and report file (the history's own, see hipsense._sqlite)."""
 
 
 def write_private(path: Path, text: str) -> None:

@@ -305,3 +305,37 @@ async def test_alerts_for_gateway_offline_and_sensor_disconnected(board: Board) 
     await expect(alerts).to_be_visible()
     await page.screenshot(path=str(board.shots / "board-alerts.png"), full_page=True)
     await page.close()
+
+
+async def test_a_page_closed_gets_the_events_of_meanwhile_when_it_is_back(board: Board) -> None:
+    # A persistent session: the browser keeps its client id, the broker keeps the QoS 1
+    # events published while the page was closed (events are not retained).
+    from playwright.async_api import expect
+
+    context = await board.browser.new_context()
+    page = await context.new_page()
+    await page.goto(board.url)
+    await expect(page.get_by_test_id("broker-state")).to_have_text("broker connected")
+    client_id = await page.evaluate("localStorage.getItem('hipsenseBoardClientId')")
+    await page.close()
+    root = f"{P}/gw-fay"
+    async with aiomqtt.Client("127.0.0.1", board.broker.port) as client:
+        status = {"state": "online", "gateway_id": "gw-fay"}
+        await client.publish(f"{root}/status", json.dumps(status), qos=1, retain=True)
+        for seq in (0, 1):
+            rep = {"kind": "rep", "index": seq, "set_index": 0, "rom_deg": 30.0 + seq,
+                   "hold_s": 1.0, "concentric_s": 1.2, "eccentric_s": 1.4, "flags": []}  # fmt: skip
+            event = {"id": f"fay-1-{seq}", "session_id": "fay-1", "seq": seq, "event": rep}
+            await client.publish(f"{root}/sessions/fay-1/events", json.dumps(event), qos=1)
+    back = await context.new_page()
+    await back.goto(board.url)
+    tile = back.get_by_test_id("tile-fay-1")
+    await expect(tile.get_by_test_id("rep-2").locator("td").nth(2)).to_have_text("31.0")
+    await expect(tile.get_by_test_id("rep-1").locator("td").nth(2)).to_have_text("30.0")
+    assert await back.evaluate("localStorage.getItem('hipsenseBoardClientId')") == client_id
+    # Another browser (a new profile, a new client id) never had them.
+    other = await board.page()
+    await expect(other.get_by_test_id("gateway-gw-fay")).to_have_text("online")
+    await expect(other.get_by_test_id("tile-fay-1")).to_have_count(0)
+    await context.close()
+    await other.close()

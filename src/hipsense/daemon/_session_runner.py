@@ -160,7 +160,8 @@ async def run_session(
     """Stream `link` through `pipeline`; yield each event once it is durably queued.
 
     Ends when the link's stream ends or `stop` is set; then the open rep and set are
-    closed and the final summary is queued. Live frames go out at most every
+    closed and the final summary is queued; the running summary is queued when the first
+    samples arrive and after each batch of events that changes a count. Live frames go out at most every
     `live_period_s` of wall time (QoS 0, dropped while the broker is away). Pass
     `items` (the link's iterator) to run several sessions one after another on one
     stream; it is then left open. With a `history`, the session, its events and its

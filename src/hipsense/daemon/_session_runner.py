@@ -161,8 +161,9 @@ async def run_session(
 
     Ends when the link's stream ends or `stop` is set; then the open rep and set are
     closed and the final summary is queued; the running summary is queued when the first
-    samples arrive and after each batch of events that changes a count. Live frames go out at most every
-    `live_period_s` of wall time (QoS 0, dropped while the broker is away). Pass
+    samples arrive and after each batch of events that changes a count. Live frames go
+    out at most every `live_period_s` of wall time (QoS 0, dropped while the broker is
+    away). Pass
     `items` (the link's iterator) to run several sessions one after another on one
     stream; it is then left open. With a `history`, the session, its events and its
     angle trace are stored as they happen, and with `keep_raw` its raw samples too.

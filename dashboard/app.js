@@ -21,7 +21,16 @@
 // Content-Security-Policy (no inline script) is the second line behind this one.
 //
 // A module (strict, and it may wait for broker.json at the top level); it runs after
-// the vendor scripts, whose globals (mqtt, uPlot) it uses.
+// the vendor scripts, whose globals (mqtt, uPlot) it and its modules use: board.js (a
+// tile per live session, the alert strip), patient.js (a patient's trends), util.js.
+//
+// The board connects with a persistent session (clean: false, a client id this browser
+// keeps in localStorage, QoS 1 subscriptions), so the broker keeps the events and
+// summaries published while the page is closed and hands them over when it is back.
+
+import { ended, renderAlerts, renderBoard } from "./board.js";
+import { renderPatient, renderPatientList } from "./patient.js";
+import { $, byKey, count, fill, fmt, h, isInt, isNum, isObject, text } from "./util.js";
 
 const KEY_FRAGMENT = "k"; // #k=... in the address `hipsense dashboard` prints
 const KEY_HEADER = "X-Hipsense-Key"; // how broker.json gets it back
@@ -56,45 +65,11 @@ const LIVE_WINDOW_S = 30;
 
 const state = {
   gateways: new Map(), // gateway id -> status payload
-  sensors: new Map(), // "gw/sensor" -> {id: the topic's sensor id, msg: sensor state payload}
-  sessions: new Map(), // "gw/session" -> {gw, id, reps: Map, holds: Map, summary, t: [], a: [], seen}
-  live: null, // key of the session shown live
+  sensors: new Map(), // "gw/sensor" -> {gw, id: the topic's sensor id, msg: sensor state payload}
+  sessions: new Map(), // "gw/session" -> {key, gw, id, summary, reps: Map, holds: Map, seen: Set, t: [], a: [], lastData}
+  prescriptions: new Map(), // patient id -> retained prescription payload
+  patient: null, // the patient whose view is open
 };
-
-const MAX_TEXT = 120; // characters of a message's text shown; a forged one can be megabytes
-
-const $ = (id) => document.getElementById(id);
-const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-const isNum = (v) => typeof v === "number" && Number.isFinite(v);
-const isInt = (v) => Number.isSafeInteger(v);
-// A number with `d` decimals and its unit, or "-" for anything that is not a finite number.
-const fmt = (v, d = 1, unit = "") => (isNum(v) ? v.toFixed(d) + unit : "-");
-// A count (or a 0-based index shown from 1 with add = 1), or "-" for anything but an integer.
-const count = (v, add = 0) => (isInt(v) ? String(v + add) : "-");
-// A string, cut to MAX_TEXT; anything else is `otherwise`.
-const text = (v, otherwise = "-") =>
-  typeof v !== "string" || v === "" ? otherwise : v.length > MAX_TEXT ? `${v.slice(0, MAX_TEXT - 1)}…` : v;
-// The flags of a rep: an array of strings, else none.
-const flagsOf = (r) => (Array.isArray(r.flags) ? r.flags.filter((f) => typeof f === "string").map((f) => text(f)) : []);
-
-// An element with a class, a test id, a column span and children (nodes, or strings:
-// those become text nodes, so nothing in them is ever parsed as markup).
-function h(tag, { cls, testid, span } = {}, ...children) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (span) el.colSpan = span;
-  if (testid) el.dataset.testid = testid; // a data-* attribute: inert, whatever it holds
-  el.append(...children);
-  return el;
-}
-
-// Put rows in a table body, one by one (spread into replaceChildren, a forged flood of
-// them would exceed the arguments a call may take).
-function fill(selector, rows) {
-  const body = document.querySelector(selector);
-  body.replaceChildren();
-  for (const row of rows) body.append(row);
-}
 
 $("prefix").textContent = `${PREFIX}/#`;
 
@@ -102,11 +77,47 @@ function session(gw, id) {
   const key = `${gw}/${id}`;
   let s = state.sessions.get(key);
   if (!s) {
-    s = { key, gw, id, reps: new Map(), holds: new Map(), summary: null, t: [], a: [], seen: new Set(), updated: 0 };
+    s = { key, gw, id, reps: new Map(), holds: new Map(), summary: null, t: [], a: [], seen: new Set(), lastData: 0 };
     state.sessions.set(key, s);
   }
-  s.updated = Date.now(); // called for a message the page keeps, only
   return s;
+}
+
+function openPatient(id) {
+  state.patient = id;
+  renderPatient(state, id);
+  $("patient").scrollIntoView({ block: "start" });
+}
+$("patient-close").addEventListener("click", () => {
+  state.patient = null;
+  renderPatient(state, null);
+});
+
+// This browser's MQTT client id, kept in localStorage (an id, no secret), so the broker
+// keeps its session while the page is closed. Held by one tab at a time (a Web Lock):
+// a second tab with the same id would take the session over, and the broker would throw
+// the first one out, in turns; that tab connects with a clean session of its own.
+const CLIENT_ID_KEY = "hipsenseBoardClientId";
+const CLIENT_ID = /^hipsense-board-[0-9a-f]{16}$/;
+
+function randomHex(bytes) {
+  return [...crypto.getRandomValues(new Uint8Array(bytes))].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function mqttIdentity() {
+  let id = localStorage.getItem(CLIENT_ID_KEY);
+  if (!CLIENT_ID.test(id || "")) {
+    id = `hipsense-board-${randomHex(8)}`;
+    localStorage.setItem(CLIENT_ID_KEY, id);
+  }
+  if (!navigator.locks) return { clientId: id, clean: false };
+  const mine = await new Promise((resolve) => {
+    navigator.locks.request(id, { ifAvailable: true }, (lock) => {
+      resolve(lock !== null);
+      return lock ? new Promise(() => {}) : undefined; // held for the tab's life
+    });
+  });
+  return mine ? { clientId: id, clean: false } : { clientId: `${id}-tab-${randomHex(4)}`, clean: true };
 }
 
 // -- the broker connection ----------------------------------------------------------
@@ -165,12 +176,14 @@ if (account.broker && asked && asked !== account.broker) {
 const BROKER = account.broker || asked || `ws://${location.hostname || "127.0.0.1"}:9001/mqtt`;
 $("broker-url").textContent = BROKER;
 
+const identity = await mqttIdentity();
 const client = mqtt.connect(BROKER, {
   protocolVersion: 4, // 3.1.1: every broker speaks it, the embedded one included
   ...(account.broker ? { username: account.username, password: account.password } : {}),
   reconnectPeriod: RECONNECT_MS,
   connectTimeout: CONNECT_TIMEOUT_MS,
-  clean: true,
+  clientId: identity.clientId,
+  clean: identity.clean, // persistent: what is published while the page is closed waits for it
   // This URL as it is: mqtt.js would rebuild it from its parts, and drop the brackets of
   // an IPv6 literal (ws://[::1]:9001 becomes ws://::1:9001, which is no URL).
   transformWsUrl: () => BROKER,
@@ -184,10 +197,12 @@ client.on("connect", () => {
       `${PREFIX}/+/sensors/+/state`,
       `${PREFIX}/+/sessions/+/events`,
       `${PREFIX}/+/sessions/+/summary`,
-      `${PREFIX}/+/sessions/+/live`,
+      `${PREFIX}/+/patients/+/prescription`,
     ],
     { qos: 1 },
   );
+  // QoS 0, as published: a stale angle is of no use once the page is back.
+  client.subscribe(`${PREFIX}/+/sessions/+/live`, { qos: 0 });
 });
 client.on("reconnect", () => brokerState(false, "broker unreachable: reconnecting..."));
 client.on("offline", () => brokerState(false, "broker unreachable"));
@@ -225,19 +240,21 @@ client.on("message", (topic, payload) => {
     if (rest[1] === "status" && rest.length === 2) {
       state.gateways.set(gw, msg);
       renderGateways();
-    } else if (rest[1] === "sensors" && rest.length === 4) {
-      state.sensors.set(`${gw}/${rest[2]}`, { id: rest[2], msg });
+      renderBoard(state, openPatient);
+    } else if (rest[1] === "sensors" && rest.length === 4 && rest[3] === "state") {
+      state.sensors.set(`${gw}/${rest[2]}`, { gw, id: rest[2], msg });
       renderGateways();
     } else if (rest[1] === "sessions" && rest.length === 4) {
       onSession(gw, rest[2], rest[3], msg);
+    } else if (rest[1] === "patients" && rest.length === 4 && rest[3] === "prescription") {
+      if (typeof msg.patient_id === "string") state.prescriptions.set(msg.patient_id, msg);
+      renderBoard(state, openPatient);
     }
   } catch (err) {
     // A shape the checks in the handlers did not foresee: the page goes on with the next.
     console.error(`hipsense dashboard: dropped a message on ${topic}:`, err);
   }
 });
-
-const ended = (s) => typeof s.summary?.ended_at === "string" && s.summary.ended_at !== "";
 
 function onSession(gw, id, kind, msg) {
   if (kind === "events") {
@@ -246,17 +263,22 @@ function onSession(gw, id, kind, msg) {
     const s = session(gw, id);
     if (s.seen.has(msg.id)) return; // QoS 1 may deliver twice: de-duplicate by id
     s.seen.add(msg.id);
+    s.lastData = Date.now();
     // A rep or hold is placed by its index: one without a whole index has no place.
     if (ev.kind === "rep" && isInt(ev.index)) s.reps.set(ev.index, ev);
     if (ev.kind === "hold" && isInt(ev.index)) s.holds.set(ev.index, ev);
-    if (!ended(s)) state.live = s.key;
   } else if (kind === "summary") {
-    session(gw, id).summary = msg; // and the live view keeps showing it once ended
+    const s = session(gw, id);
+    s.summary = msg;
+    renderFinished();
+    renderPatientList(state, openPatient);
+    if (state.patient !== null && msg.patient_id === state.patient) renderPatient(state, state.patient);
   } else if (kind === "live") {
     const { t_s: times, angle_deg: angles } = msg;
     const numbers = (v) => Array.isArray(v) && v.every(isNum);
     if (!numbers(times) || !numbers(angles) || times.length !== angles.length || !times.length) return;
     const s = session(gw, id);
+    s.lastData = Date.now();
     for (let i = 0; i < times.length; i++) {
       // One at a time: spreading a forged frame of a million into push() would throw.
       s.t.push(times[i]);
@@ -267,19 +289,19 @@ function onSession(gw, id, kind, msg) {
       s.t.splice(0, cut);
       s.a.splice(0, cut);
     }
-    if (!ended(s)) state.live = s.key;
   } else {
     return;
   }
-  renderLive();
-  renderFinished();
+  renderBoard(state, openPatient);
 }
 
-// -- rendering ----------------------------------------------------------------------
+// A session of an offline gateway leaves the board a minute after its last data.
+setInterval(() => renderBoard(state, openPatient), 10_000);
+
+// -- the tables ---------------------------------------------------------------------
 
 function renderGateways() {
   const rows = [];
-  const byKey = ([x], [y]) => (x < y ? -1 : x > y ? 1 : 0);
   for (const [gw, st] of [...state.gateways].sort(byKey)) {
     const online = st.state === "online";
     const badge = () =>
@@ -311,89 +333,7 @@ function renderGateways() {
   }
   fill("#gateways tbody", rows);
   $("no-gateways").hidden = rows.length > 0;
-}
-
-let plot = null;
-
-function renderLive() {
-  const s = state.sessions.get(state.live);
-  $("live").hidden = !s;
-  if (!s) return;
-  const reps = [...s.reps.values()].sort((x, y) => x.index - y.index);
-  const holds = [...s.holds.values()];
-  const sum = s.summary;
-  const exercise = typeof sum?.exercise === "string" ? ` · ${text(sum.exercise)}` : "";
-  $("live-title").textContent = `${text(s.id)} on ${text(s.gw)}${exercise}${ended(s) ? " (ended)" : ""}`;
-  $("rep-count").textContent = String(reps.length + holds.length);
-  $("rep-target").textContent = text(sum?.progress, holds.length && !reps.length ? "holds" : "reps");
-  const angle = s.a.length ? s.a[s.a.length - 1] : null;
-  $("angle-now").textContent = fmt(angle, 0);
-  // Time at end range so far: how long the angle has stayed near the typical rep's range.
-  const roms = reps
-    .map((r) => r.rom_deg)
-    .filter(isNum)
-    .sort((x, y) => x - y);
-  const endRange = roms.length ? 0.8 * roms[Math.floor(roms.length / 2)] : null;
-  let held = null;
-  if (endRange && s.a.length && angle >= endRange) {
-    let i = s.a.length - 1;
-    while (i > 0 && s.a[i - 1] >= endRange) i--;
-    held = s.t[s.t.length - 1] - s.t[i];
-  }
-  // With a prescription the summary names the hold ("3 s holds"): count down to it.
-  const target = Number((typeof sum?.progress === "string" ? sum.progress : "").match(/([\d.]+) s holds/)?.[1] || 0);
-  if (target > 0) {
-    $("hold-label").textContent = `hold left of ${target} s`;
-    $("hold-now").textContent = held == null ? "-" : fmt(Math.max(0, target - held), 1);
-  } else {
-    $("hold-label").textContent = "at end range (s)";
-    $("hold-now").textContent = fmt(held, 1);
-  }
-  const last = reps[reps.length - 1];
-  const lastFlags = last ? flagsOf(last) : [];
-  $("last-flags").textContent = last ? (lastFlags.length ? text(lastFlags.join(", ")) : "ok") : "-";
-  $("last-flags").className = lastFlags.length ? "flag" : "";
-  const rows = reps
-    .slice()
-    .reverse()
-    .map((r) => {
-      const flags = flagsOf(r);
-      return h(
-        "tr",
-        { cls: flags.length ? "flagged" : "", testid: `rep-${r.index + 1}` },
-        h("td", {}, count(r.index, 1)),
-        h("td", {}, count(r.set_index, 1)),
-        h("td", { cls: "num" }, fmt(r.rom_deg)),
-        h("td", { cls: "num" }, fmt(r.hold_s)),
-        h("td", { cls: "num" }, fmt(r.concentric_s)),
-        h("td", { cls: "num" }, fmt(r.eccentric_s)),
-        h("td", { cls: "flag" }, text(flags.join(", "), "")),
-        h("td", { cls: "num" }, fmt(r.confidence, 2)),
-      );
-    });
-  fill("#reps tbody", rows);
-  drawChart(s);
-}
-
-function drawChart(s) {
-  const data = [s.t, s.a];
-  if (!plot) {
-    const width = Math.min(1060, document.body.clientWidth - 40);
-    plot = new uPlot(
-      {
-        width,
-        height: 220,
-        scales: { x: { time: false } },
-        axes: [{ label: "time (s)" }, { label: "angle (deg)" }],
-        series: [{}, { label: "angle", stroke: "#1f5fa8", width: 1.5 }],
-        legend: { show: false },
-      },
-      data,
-      $("chart"),
-    );
-  } else {
-    plot.setData(data);
-  }
+  renderAlerts(state);
 }
 
 function renderFinished() {
@@ -406,6 +346,7 @@ function renderFinished() {
       { testid: `finished-${s.id}` },
       h("td", {}, text(s.id)),
       h("td", {}, text(s.gw)),
+      h("td", {}, text(m.patient_id)),
       h("td", {}, text(m.exercise)),
       h("td", { cls: "num" }, count(m.rep_count)),
       h("td", { cls: "num" }, count(m.hold_count)),

@@ -131,3 +131,10 @@ def test_no_command_and_a_negative_speed_are_usage_errors() -> None:
         out = _run("demo", "--speed", speed)
         assert out.returncode == 2, speed
         assert "--speed: expected 0 (as fast as possible) or a positive number" in out.stderr
+
+
+def test_demo_takes_a_pseudonymous_patient_id_only() -> None:
+    out = _run("demo", "--patient", "Jane Doe")
+    assert out.returncode == 2
+    assert "--patient: expected a pseudonymous patient id" in out.stderr
+    assert "got 'Jane Doe'" in out.stderr

@@ -62,6 +62,15 @@ async def test_topic_tree_of_a_simulated_session(mosquitto: Mosquitto, tmp_path:
     assert summary["rep_count"] == 6
     assert summary["reps_per_set"] == [6]
     assert summary["last_seq"] == events[-1]["seq"]
+    # The running summary follows every rep (or batch of them): each counts exactly the
+    # events up to its last_seq, so the retained one is the count mid-set too.
+    summaries = sub.on("/sessions/tree-1/summary")
+    running_ = [s for s in summaries if s["ended_at"] is None]
+    assert len(running_) >= 4  # not only at the set's end
+    for s in summaries:
+        upto = [e["event"]["kind"] for e in events if e["seq"] <= s["last_seq"]]
+        assert (s["rep_count"], s["set_count"]) == (upto.count("rep"), upto.count("set"))
+    assert [s["rep_count"] for s in running_] == sorted(s["rep_count"] for s in running_)
 
     live = sub.on("/sessions/tree-1/live")
     t = [x for frame in live for x in frame["t_s"]]

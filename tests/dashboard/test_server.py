@@ -133,6 +133,16 @@ def test_the_page_loads_every_file_it_links_from_the_allow_list() -> None:
     assert linked
     assert linked <= set(PAGE_FILES)
     assert "index.html" in PAGE_FILES
+    # And every module app.js imports, and those import: served, or the page stops.
+    modules, todo = set(), ["app.js"]
+    while todo:
+        name = todo.pop()
+        modules.add(name)
+        source = (dashboard_dir() / name).read_text()
+        imports = re.findall(r'^import [^;]*? from "\./([^"]+)";', source, re.M)
+        todo.extend(i for i in imports if i not in modules)
+    assert modules >= {"app.js", "board.js", "patient.js", "util.js"}
+    assert modules <= set(PAGE_FILES)
 
 
 @pytest.mark.parametrize(

@@ -74,6 +74,10 @@ def test_the_wheel_carries_the_data_hipsense_reads_at_run_time(installed: Instal
         "hipsense/_dashboard/vendor/mqtt.min.js",
     ):
         assert need in names, need
+    from hipsense.cli._dashboard import PAGE_FILES
+
+    # Every file the dashboard serves (its modules too): a missing one breaks the page.
+    assert {f"hipsense/_dashboard/{name}" for name in PAGE_FILES} <= names
     shipped = {n.removeprefix("hipsense/_configs/") for n in names if "/_configs/" in n}
     in_repo = {
         str(p.relative_to(ROOT / "configs"))

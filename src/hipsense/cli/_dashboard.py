@@ -49,12 +49,15 @@ __all__ = [
     "dashboard_dir",
 ]
 
-# Every file the page loads (index.html and what it links; dashboard/vendor.mjs writes
-# the vendor ones) with its media type, which is sent as is: with nosniff, a browser
-# runs a script only when it is labelled as one.
+# Every file the page loads (index.html, what it links and the modules app.js imports;
+# dashboard/vendor.mjs writes the vendor ones) with its media type, which is sent as
+# is: with nosniff, a browser runs a script only when it is labelled as one.
 PAGE_FILES: dict[str, str] = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
+    "board.js": "text/javascript; charset=utf-8",
+    "patient.js": "text/javascript; charset=utf-8",
+    "util.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
     "vendor/mqtt.min.js": "text/javascript; charset=utf-8",
     "vendor/uPlot.iife.min.js": "text/javascript; charset=utf-8",

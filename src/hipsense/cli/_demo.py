@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from ..protocol import SAMPLE_RATES_HZ
+from ._history import patient_id
 from ._run import add_verbose, view_and_logs
 
 __all__ = ["add_parser"]
@@ -57,6 +58,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     p.add_argument("--state-dir", type=Path, help="outbox and gateway id (default: XDG state)")
     p.add_argument("--gateway-id", help="default: a random id kept in the state folder")
     p.add_argument("--session-id", help="default: a new unique id")
+    p.add_argument(
+        "--patient",
+        type=patient_id,
+        metavar="ID",
+        help="pseudonymous id of the simulated patient, in the summaries (default: "
+        "demo-patient with --program, none without)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the simulated patient")
     p.add_argument("--rate", type=int, default=100, choices=SAMPLE_RATES_HZ, help="Hz")
     p.add_argument("--mtu", type=int, default=247, choices=(23, 247), help="negotiated ATT MTU")
@@ -88,6 +96,7 @@ def _demo(args: argparse.Namespace) -> int:
         state_dir=args.state_dir,
         gateway_id=args.gateway_id,
         session_id=args.session_id,
+        patient_id=args.patient,
         seed=args.seed,
         program=args.program,
         faults=tuple(args.fault),

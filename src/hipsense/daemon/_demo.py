@@ -62,6 +62,9 @@ class DemoOptions:
     state_dir: Path | None = None
     gateway_id: str | None = None
     session_id: str | None = None
+    patient_id: str | None = None
+    """The simulated patient's pseudonymous id; None: `demo-patient` with a program, else
+    none."""
     seed: int = 0
     program: str | None = None
     """A program of configs/programs: each of its exercises as a session, tracked."""
@@ -174,7 +177,7 @@ def demo_settings(options: DemoOptions) -> DaemonSettings:
             ),
             exercise=None if options.program else options.exercise,
             variant=None if options.program else options.variant,
-            patient_id=_DEMO_PATIENT if options.program else None,
+            patient_id=options.patient_id or (_DEMO_PATIENT if options.program else None),
             program=options.program,
             rate_hz=options.rate_hz,
         )

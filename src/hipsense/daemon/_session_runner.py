@@ -160,8 +160,10 @@ async def run_session(
     """Stream `link` through `pipeline`; yield each event once it is durably queued.
 
     Ends when the link's stream ends or `stop` is set; then the open rep and set are
-    closed and the final summary is queued. Live frames go out at most every
-    `live_period_s` of wall time (QoS 0, dropped while the broker is away). Pass
+    closed and the final summary is queued; the running summary is queued when the first
+    samples arrive and after each batch of events that changes a count. Live frames go
+    out at most every `live_period_s` of wall time (QoS 0, dropped while the broker is
+    away). Pass
     `items` (the link's iterator) to run several sessions one after another on one
     stream; it is then left open. With a `history`, the session, its events and its
     angle trace are stored as they happen, and with `keep_raw` its raw samples too.
@@ -180,7 +182,9 @@ async def run_session(
         if publisher is not None and message is not None:
             publisher.publish_sensor_session(message)
 
-    def publish(events: list[MotionEvent]) -> list[MotionEvent]:
+    def publish(events: list[MotionEvent], *, running: bool = True) -> list[MotionEvent]:
+        # `running`: follow a batch that changes a count with the running summary (not
+        # the last batch, which the final summary follows).
         nonlocal last_seq
         for ev in events:
             assert isinstance(ev, RepEvent | HoldEvent | SetEvent | Calibration)
@@ -200,16 +204,24 @@ async def run_session(
                     # none used up, any other would be the next event's on MQTT: not kept.
                     payload = None if exc.seq is None else event_payload(ev)
                     last_seq = last_seq if exc.seq is None else exc.seq
-                if isinstance(ev, SetEvent):
-                    storage.check()
-                    try:
-                        publisher.publish_summary(
-                            storage.noted(pipeline.summary(last_seq=last_seq))
-                        )
-                    except OutboxFullError as exc:
-                        log.error("session %s: its summary not queued: %s", sid, exc)
             if history is not None and payload is not None:
                 history.add_event(sid, last_seq, payload.model_dump(mode="json"))
+        counted = [ev for ev in events if isinstance(ev, RepEvent | HoldEvent | SetEvent)]
+        if publisher is not None and running and counted:
+            # The running summary after every batch that changes a count, so a consumer
+            # opened mid-set (a clinic board) reads the count from the retained summary
+            # alone. After the whole batch: the pipeline has counted all of it, and
+            # `last_seq` must be the seq of the last event it counts. One after reps or
+            # holds only is superseded by the next, so a full outbox may drop it; the
+            # one of a set's end is kept like an event.
+            storage.check()
+            try:
+                publisher.publish_summary(
+                    storage.noted(pipeline.summary(last_seq=last_seq)),
+                    droppable=not any(isinstance(ev, SetEvent) for ev in counted),
+                )
+            except OutboxFullError as exc:
+                log.error("session %s: its summary not queued: %s", sid, exc)
         publish_status(status.update(events))
         storage.check()
         return events
@@ -251,6 +263,13 @@ async def run_session(
                     else pipeline.tracker.prescription.model_dump(mode="json")
                 ),
             )
+        if publisher is not None:
+            # The first running summary, before any rep: who, what and the prescription
+            # (lines with their target band) are known from the start.
+            try:
+                publisher.publish_summary(pipeline.summary(last_seq=last_seq), droppable=True)
+            except OutboxFullError as exc:
+                log.error("session %s: its summary not queued: %s", sid, exc)
 
     if publisher is not None:
         publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
@@ -310,7 +329,7 @@ async def run_session(
         if publisher is not None:
             publisher.publish_sensor_state(sensor_state(link, publisher.outbox, history))
         return
-    for ev in publish(pipeline.finish()):
+    for ev in publish(pipeline.finish(), running=False):
         yield ev
     keep_trace()
     summary = storage.noted(pipeline.summary(last_seq=last_seq, ended_at=utc_now()))

@@ -116,7 +116,10 @@ CHANNELS = (
         1,
         True,
         "send",
-        "The session's summary; `last_seq` tells a subscriber how many events there were.",
+        "The session's summary so far, published when it starts and after every rep, "
+        "hold and set end "
+        "(the retained one has the latest counts) and final once `ended_at` is set; "
+        "`last_seq` is the seq of the last event it counts.",
     ),
     Channel(
         "commands",

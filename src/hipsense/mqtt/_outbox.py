@@ -8,10 +8,10 @@ A message the broker refuses (an MQTT 5 PUBACK with an error reason, e.g. not
 authorized) is moved to a `rejected` table with the reason, logged, and counted; it is
 not sent again, because it would be refused again and hold up everything behind it.
 
-Policy when full (`max_messages`): droppable messages (sensor states, which a later
-state supersedes) go first, oldest first. Live frames never enter the outbox: the
-publisher drops them while the broker is away. Events and summaries are never dropped
-silently; when only they are left, `put` raises
+Policy when full (`max_messages`): droppable messages (sensor states and running
+summaries, which a later one supersedes) go first, oldest first. Live frames never enter
+the outbox: the publisher drops them while the broker is away. Events and the other
+summaries are never dropped silently; when only they are left, `put` raises
 `OutboxFullError` and the caller decides (the daemon logs it and keeps measuring).
 
 Storage faults degrade, they do not raise. When the file cannot be written (disk full,

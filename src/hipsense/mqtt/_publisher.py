@@ -267,13 +267,18 @@ class MqttPublisher:
         self._wake.set()
         return built[0]
 
-    def publish_summary(self, summary: Summary) -> None:
-        """Queue a session summary durably (retained, QoS 1)."""
+    def publish_summary(self, summary: Summary, *, droppable: bool = False) -> None:
+        """Queue a session summary durably (retained, QoS 1).
+
+        `droppable`: a running summary that a later one supersedes, which a full outbox
+        may drop rather than refuse (see `Outbox.put`).
+        """
         self.outbox.put(
             self.topics.summary(summary.session_id),
             summary.model_dump_json().encode(),
             qos=1,
             retain=True,
+            droppable=droppable,
         )
         self._wake.set()
 

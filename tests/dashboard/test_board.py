@@ -324,7 +324,8 @@ async def test_a_page_closed_gets_the_events_of_meanwhile_when_it_is_back(board:
         await client.publish(f"{root}/status", json.dumps(status), qos=1, retain=True)
         for seq in (0, 1):
             rep = {"kind": "rep", "index": seq, "set_index": 0, "rom_deg": 30.0 + seq,
-                   "hold_s": 1.0, "concentric_s": 1.2, "eccentric_s": 1.4, "flags": []}  # fmt: skip
+                   "hold_s": 1.0, "concentric_s": 1.2, "eccentric_s": 1.4,
+                   "flags": ["data_gap"] if seq else []}  # fmt: skip
             event = {"id": f"fay-1-{seq}", "session_id": "fay-1", "seq": seq, "event": rep}
             await client.publish(f"{root}/sessions/fay-1/events", json.dumps(event), qos=1)
     back = await context.new_page()
@@ -333,6 +334,14 @@ async def test_a_page_closed_gets_the_events_of_meanwhile_when_it_is_back(board:
     await expect(tile.get_by_test_id("rep-2").locator("td").nth(2)).to_have_text("31.0")
     await expect(tile.get_by_test_id("rep-1").locator("td").nth(2)).to_have_text("30.0")
     assert await back.evaluate("localStorage.getItem('hipsenseBoardClientId')") == client_id
+    # The last rep's flag in a clinician's words, and an angle at rest never "-0".
+    await expect(tile.get_by_test_id("tile-flags")).to_have_text("sensor signal dropped during it")
+    assert "data_gap" not in await tile.inner_text()
+    async with aiomqtt.Client("127.0.0.1", board.broker.port) as client:
+        frame = {"session_id": "fay-1", "t_s": [9.0, 9.05], "angle_deg": [0.2, -0.3],
+                 "off_plane_deg": [0.0, 0.0]}  # fmt: skip
+        await client.publish(f"{root}/sessions/fay-1/live", json.dumps(frame))
+    await expect(tile.get_by_test_id("tile-angle")).to_have_text("0")
     # Another browser (a new profile, a new client id) never had them.
     other = await board.page()
     await expect(other.get_by_test_id("gateway-gw-fay")).to_have_text("online")

@@ -342,6 +342,16 @@ async def test_a_page_closed_gets_the_events_of_meanwhile_when_it_is_back(board:
                  "off_plane_deg": [0.0, 0.0]}  # fmt: skip
         await client.publish(f"{root}/sessions/fay-1/live", json.dumps(frame))
     await expect(tile.get_by_test_id("tile-angle")).to_have_text("0")
+    # The live chart's angle axis, as the page's own module scales it: rest noise of
+    # half a degree spans at least 20 deg (no autoscaling to +-0.2), and the target band
+    # is always in view.
+    spans = await back.evaluate(
+        """import('./util.js').then((m) => [m.angleRange(-0.3, 0.2, null),
+                                             m.angleRange(-0.3, 0.2, [25, 55])])"""
+    )
+    (lo, hi), (band_lo, band_hi) = spans
+    assert hi - lo >= 20.0 and lo < -0.3 and hi > 0.2
+    assert band_lo <= -0.3 and band_hi >= 55.0
     # Another browser (a new profile, a new client id) never had them.
     other = await board.page()
     await expect(other.get_by_test_id("gateway-gw-fay")).to_have_text("online")

@@ -240,16 +240,21 @@ def parse_since(text: str) -> "date | datetime":
         ) from None
 
 
-def _report(args: argparse.Namespace) -> int:
-    from ..daemon import default_state_dir
-    from ..history import write_patient_report, write_report
-
-    parser: argparse.ArgumentParser = args.report_parser
+def _one_session_or_patient(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error unless exactly one of SESSION and --patient is given (--since with it)."""
     if (args.session is None) == (args.patient is None):
         both = "both" if args.session is not None else "neither"
         parser.error(f"expected a SESSION or --patient P, got {both}")
     if args.since is not None and args.patient is None:
         parser.error("--since goes with --patient (a SESSION is one session)")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from ..daemon import default_state_dir
+    from ..history import write_patient_report, write_report
+
+    parser: argparse.ArgumentParser = args.report_parser
+    _one_session_or_patient(parser, args)
     state_dir = args.state_dir or default_state_dir()
     history = _history(state_dir)
     reports = state_dir / "reports"
@@ -288,11 +293,7 @@ def _export(args: argparse.Namespace) -> int:
 def _export_format(args: argparse.Namespace) -> str:
     """The format asked for, checked against what is exported (a usage error if it does not fit)."""
     parser: argparse.ArgumentParser = args.export_parser
-    if (args.session is None) == (args.patient is None):
-        both = "both" if args.session is not None else "neither"
-        parser.error(f"expected a SESSION or --patient P, got {both}")
-    if args.since is not None and args.patient is None:
-        parser.error("--since goes with --patient (a SESSION is one session)")
+    _one_session_or_patient(parser, args)
     fmt = str(args.format or ("recording" if args.session is not None else ""))
     if args.patient is not None and fmt in ("", "recording"):
         parser.error(

@@ -1,6 +1,7 @@
 """Robustness of the rep count: the real recordings, transformed, counted again.
 
     .venv/bin/python benchmarks/robustness.py [--subject s1|s2|both] [--quick] [--jobs N] [-v]
+        [--only crop,noise,...]
 
 The real thigh recordings of `_common.DATASETS` (u3; every `test.txt`, 30 executions, and
 every `template_session.txt`, 9) are transformed in the ways a recording made by someone
@@ -405,6 +406,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer crops and random variants")
     ap.add_argument("--jobs", type=int, default=min(2, multiprocessing.cpu_count()))
     ap.add_argument("-v", "--verbose", action="store_true", help="list every variant miscounted")
+    ap.add_argument("--only", default="", help="comma-separated transforms to run (default all)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     subjects = list(DATASETS) if args.subject == "both" else [args.subject]
@@ -416,6 +418,8 @@ def main() -> int:
     with multiprocessing.Pool(args.jobs) as pool:
         originals = pool.map(original, items, chunksize=1)
         tasks, skipped = build_tasks(originals, args.quick)
+        if args.only:
+            tasks = [t for t in tasks if t.family in args.only.split(",")]
         # Longest first (the 200 Hz variants), so the workers finish together.
         order = sorted(tasks, key=lambda t: -(t.param if t.family == "resampled" else 25.0))
         results = pool.map(count, order, chunksize=1)
@@ -476,12 +480,13 @@ def main() -> int:
         for t in tasks
         if t.family == "no_opening" and (t.subject, t.path) in first_s
     ]
-    print(
-        f"no_opening: opening removed {np.min(dropped):.1f} to {np.max(dropped):.1f} s "
-        f"(median {np.median(dropped):.1f} s); the cut before the uncropped recording's "
-        f"first rep on {sum(d <= 0 for d in late_s)} of {len(late_s)}, at most "
-        f"{max(late_s):+.2f} s after its start"
-    )
+    if dropped:
+        print(
+            f"no_opening: opening removed {np.min(dropped):.1f} to {np.max(dropped):.1f} s "
+            f"(median {np.median(dropped):.1f} s); the cut before the uncropped recording's "
+            f"first rep on {sum(d <= 0 for d in late_s)} of {len(late_s)}, at most "
+            f"{max(late_s):+.2f} s after its start"
+        )
     if crash_types:
         print("crashes: " + ", ".join(f"{k} x{v}" for k, v in sorted(crash_types.items())))
     else:

@@ -347,7 +347,11 @@ class ReferenceTracker:
         # A set of held positions needs one whole hold in view, with the rests around it.
         self._backlog_n = round(max(s.backlog_s, 2.0 * settled_s) * self.rate_hz)
         self._window_n = round(max(s.axis_window_s, settled_s) * self.rate_hz)
-        self._still_step = s.still_dps / self.rate_hz
+        # At rest is judged on the angle's change over half the shortest rest: over one
+        # sample, a poor unit's noise (0.5 deg per sample) moves the angle faster than
+        # `still_dps`; over a fifth of a second it cannot.
+        self._still_lag = max(1, round(0.5 * s.rest_min_s * self.rate_hz))
+        self._still_step = s.still_dps * self._still_lag / self.rate_hz
         self._agree = math.cos(math.radians(s.axis_agree_deg))
         self._find_lp = Biquad(
             *butter2_lowpass(min(s.lowpass_hz, _NYQUIST_SHARE * rate_hz), rate_hz)
@@ -370,7 +374,7 @@ class ReferenceTracker:
         self._ref_from = 0  # first sample measured from the current reference
         self._bins: deque[tuple[float, float, float, float]] = deque()
         self._bin_total = [0.0, 0.0, 0.0, 0.0]
-        self._last_lp = math.nan
+        self._lp_tail = np.full(self._still_lag, math.nan)
         self._still_run = 0
         self.calibration: Calibration | None = None
         self.trace: list[tuple[float, str]] | None = None
@@ -507,7 +511,7 @@ class ReferenceTracker:
                 self._turned = 0.0
                 switched = None
         self._still_run = int(runs[n - 1])
-        self._last_lp = float(lp[n - 1])
+        self._lp_tail = self._lag_rows(lp)[n : n + self._still_lag]
         out.append(
             AngleBlock(
                 r[:n, _T].copy(),
@@ -554,12 +558,21 @@ class ReferenceTracker:
         hits = np.flatnonzero(near)
         return stop if not hits.size else stop - rows.shape[0] + int(hits[-1])
 
+    def _lag_rows(self, lp: F64Array) -> F64Array:
+        """The last `_still_lag` angles before `lp`, then `lp`.
+
+        Where the reference has not seen that many yet, the first angle of `lp` stands in.
+        """
+        rows = np.concatenate([self._lp_tail, lp])
+        rows[np.isnan(rows)] = lp[0]
+        return rows
+
     def _still(self, lp: F64Array) -> BoolArray:
-        """At rest: the low-passed angle moved less than `still_dps` over the last sample."""
-        step = np.empty_like(lp)
-        step[0] = lp[0] - (lp[0] if math.isnan(self._last_lp) else self._last_lp)
-        np.subtract(lp[1:], lp[:-1], out=step[1:])
-        return np.asarray(np.abs(step) < self._still_step)
+        """At rest: the low-passed angle turned slower than `still_dps` over the lag."""
+        rows = self._lag_rows(lp)
+        return np.asarray(
+            np.abs(rows[self._still_lag :] - rows[: -self._still_lag]) < self._still_step
+        )
 
     def _search(self, stop: int, out: list[AngleBlock | Calibration]) -> bool:
         """Look for a reference in the samples from the search's start to `stop`.
@@ -585,8 +598,10 @@ class ReferenceTracker:
 
     def _first_rest(self, up: F64Array) -> int:
         """Where (in coarse samples) the limb's first rest of `pause_s` began (0: none)."""
-        step = np.sqrt(np.sum(np.diff(up, axis=0) ** 2, axis=1))
-        starts, stops = true_runs(step < math.radians(self._still_step * self._k))
+        lag = max(1, self._still_lag // self._k)
+        ahead = np.concatenate([up[lag:], np.repeat(up[-1:], min(lag, up.shape[0]), axis=0)])
+        step = np.sqrt(np.sum((ahead - up) ** 2, axis=1))[:-1]
+        starts, stops = true_runs(step < math.radians(self._still_step))
         long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n / self._k)
         return int(starts[long_enough[0]]) + 1 if long_enough.size else 0
 
@@ -843,7 +858,9 @@ class ReferenceTracker:
         at_hi = phi >= hi - band
         # Rest: the angle moving slower than still_dps (on the low-passed path) for at
         # least rest_min_s.
-        slow = np.abs(np.diff(phi, prepend=phi[0])) < s.still_dps / rate
+        lag = max(1, self._still_lag // self._k)
+        slow = np.abs(phi - np.concatenate([np.repeat(phi[:1], lag), phi[:-lag]]))
+        slow = slow < self._still_step
         # The length of the run of slow samples each lies in: the run so far, plus what
         # is left of it.
         run = run_lengths(slow, 0) + run_lengths(slow[::-1], 0)[::-1] - 1
@@ -983,7 +1000,7 @@ class ReferenceTracker:
         self._angle_lp.reset()
         self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
         self._turned = 0.0
-        self._last_lp = math.nan
+        self._lp_tail = np.full(self._still_lag, math.nan)
         self._still_run = 0
         self._ref_from = at
         self._bins = deque()

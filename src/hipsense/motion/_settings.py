@@ -22,7 +22,9 @@ class ReferenceSettings:
     still_dps: float = 4.0
     """At rest: the low-passed angle turns slower than this. A resting thigh sways by a
     fraction of a degree per second, while the slowest prescribed phase (10 s for 40 deg)
-    turns at 4 deg/s on average and faster in its middle."""
+    turns at 4 deg/s on average and faster in its middle. Judged over half `rest_min_s`:
+    over one sample, a poor unit's noise (0.5-1 deg of tilt per sample) turns the angle
+    faster than this at rest."""
     backlog_s: float = 60.0
     """Samples kept while no reference is known: the reps in them are recovered once
     one is. Fifteen slow reps with 5 s holds, or a whole set of quick ones."""

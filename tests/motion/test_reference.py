@@ -221,3 +221,53 @@ def test_a_noisy_units_rests_are_found(rate_hz: float) -> None:
         for got, want in zip(reps, plan, strict=True):
             assert got.start_s == pytest.approx(want["start_s"], abs=0.3)
             assert got.rom_deg == pytest.approx(want["rom_deg"], abs=1.5)
+
+
+def test_the_rates_axis_is_the_turns_not_the_gyroscopes_bias() -> None:
+    # A limb mostly at rest, with a few small turns about x, on a gyroscope reading 3 deg/s
+    # about z: its moving samples are the bias's, and taken as they come they would make
+    # z the axis of a steady turn. Less the window's median rate, the turns show.
+    tracker = ReferenceTracker(RATE)
+    t = np.arange(int(20 * RATE)) / RATE
+    turn = np.zeros_like(t)
+    for start in (3.0, 9.0, 15.0):
+        x = np.clip((t - start) / 0.5, 0.0, 1.0)
+        turn += np.where(x < 1.0, np.sin(np.pi * x), 0.0) * np.where(t > start, 1.0, 0.0)
+    gyr = np.zeros((t.shape[0], 3))
+    gyr[:, 0] = np.radians(20.0 * np.sin(2 * np.pi * t) * turn)
+    gyr[:, 2] = np.radians(3.0)
+    axis = tracker._rate_axis(gyr, RATE)
+    assert axis is not None
+    assert abs(float(axis[0])) > 0.99
+
+
+def test_a_limb_resting_off_the_plane_has_not_moved_across_it() -> None:
+    # The movements' main direction, from the path's sums: a set done from a rest pose
+    # 12 deg off the plane moves along the plane (0), however far off it the path lies;
+    # measured about neutral instead of the path's own mean, it would point across it.
+    tracker = ReferenceTracker(RATE)
+    along = np.tile(np.concatenate([np.linspace(0.0, 8.0, 25), np.linspace(8.0, 0.0, 25)]), 4)
+    across = np.full_like(along, 12.0) + 0.2 * np.sin(np.arange(along.shape[0]))
+    sums = (
+        float(along @ along),
+        float(across @ across),
+        float(along @ across),
+        float(along.shape[0]),
+        float(along.sum()),
+        float(across.sum()),
+    )
+    direction = tracker._direction(*sums)
+    assert direction is not None
+    assert abs(direction) < np.radians(5.0)
+    # Stirring in place off the plane is too little movement to tell a direction from.
+    still = np.full(200, 12.0)
+    wobble = 0.3 * np.sin(np.arange(200) / 3.0)
+    sums = (
+        float(wobble @ wobble),
+        float(still @ still),
+        float(wobble @ still),
+        200.0,
+        float(wobble.sum()),
+        float(still.sum()),
+    )
+    assert tracker._direction(*sums) is None

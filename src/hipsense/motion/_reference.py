@@ -372,8 +372,8 @@ class ReferenceTracker:
         self._coarse = _Coarse(self._backlog_n // self._k + 1, self._coarse_lowpass())
         self._opens_at_rest = True  # the search's first sample is a rest pose
         self._ref_from = 0  # first sample measured from the current reference
-        self._bins: deque[tuple[float, float, float, float]] = deque()
-        self._bin_total = [0.0, 0.0, 0.0, 0.0]
+        self._bins: deque[tuple[float, ...]] = deque()
+        self._bin_total = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         self._lp_tail = np.full(self._still_lag, math.nan)
         self._still_run = 0
         self.calibration: Calibration | None = None
@@ -662,7 +662,14 @@ class ReferenceTracker:
         recent = np.array(self._hist.span(a, stop)[:, _LP : _STILL + 1])
         moving = recent[:, 2] < _HALF
         lp, rise = recent[moving, 0], recent[moving, 1]
-        sums = (float(lp @ lp), float(rise @ rise), float(lp @ rise), float(lp.shape[0]))
+        sums = (
+            float(lp @ lp),
+            float(rise @ rise),
+            float(lp @ rise),
+            float(lp.shape[0]),
+            float(lp.sum()),
+            float(rise.sum()),
+        )
         self._bins.append(sums)
         total = self._bin_total
         for c in range(len(sums)):
@@ -682,17 +689,31 @@ class ReferenceTracker:
             rise = self._find_lp.filtfilt(rise)
         moving = still < _HALF
         a, e = lp[moving], rise[moving]
-        return self._direction(float(a @ a), float(e @ e), float(a @ e), float(a.shape[0]))
+        return self._direction(
+            float(a @ a),
+            float(e @ e),
+            float(a @ e),
+            float(a.shape[0]),
+            float(a.sum()),
+            float(e.sum()),
+        )
 
-    def _direction(self, saa: float, see: float, sae: float, count: float) -> float | None:
+    def _direction(
+        self, saa: float, see: float, sae: float, count: float, sa: float, se: float
+    ) -> float | None:
         """The main direction (rad) of a path, from its sums.
 
         In the plane at right angles to neutral's up: 0 along the axis's path, pi / 2
-        across it; None if it moved too little to tell.
+        across it; None if it moved too little to tell. About the path's own mean: a
+        limb resting off the plane and stirring there has not moved across it.
         """
-        if count < self._search_n or (saa + see) / count < self.floor_deg**2:
+        if count < self._search_n:
             return None
-        return 0.5 * math.atan2(2.0 * sae, saa - see)
+        ma, me = sa / count, se / count
+        caa, cee, cae = saa - count * ma * ma, see - count * me * me, sae - count * ma * me
+        if (caa + cee) / count < self.floor_deg**2:
+            return None
+        return 0.5 * math.atan2(2.0 * cae, caa - cee)
 
     def _find(
         self,
@@ -821,6 +842,10 @@ class ReferenceTracker:
 
     def _rate_axis(self, gyr: F64Array, rate: float) -> F64Array | None:
         """The rates' main axis (sensor frame), if the limb turned."""
+        # Less the window's median rate: reps turn both ways, so the median is what the
+        # gyroscope reads when the limb does not turn (its bias, 2-3 deg/s at start-up on
+        # a real unit), and a bias alone would pass for a steady turn about its own axis.
+        gyr = gyr - np.median(gyr, axis=0)
         speed = np.sqrt(dot3(gyr * gyr, np.ones(3)))
         moving = gyr[speed > math.radians(self.settings.still_dps)]
         if moving.shape[0] < self.settings.search_every_s * rate:
@@ -1004,7 +1029,7 @@ class ReferenceTracker:
         self._still_run = 0
         self._ref_from = at
         self._bins = deque()
-        self._bin_total = [0.0, 0.0, 0.0, 0.0]
+        self._bin_total = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
 
     def _take_neutral(self, at: int) -> Calibration:
         """`calibrate()`: sample `at`'s pose is neutral (the axis stays, if known)."""

@@ -155,7 +155,9 @@ class MotionCore:
             if self._fuses:
                 ori = self.orientation.update_raw(gyr, acc, t)
                 fused, gyr = ori.quat, ori.gyr_rad_s
-            up = acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), _TINY_M_S2)
+            # np.linalg.norm's own arithmetic, without its dispatch (a block's share).
+            norm = np.sqrt(np.add.reduce(acc * acc, axis=1, keepdims=True))
+            up = acc / np.maximum(norm, _TINY_M_S2)
         else:
             raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
         if up.shape[0] != t.shape[0]:

@@ -31,7 +31,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ._filters import first_true, run_lengths, trailing_min_from
+from ._filters import first_true, median_of, run_lengths, trailing_min_from
 from ._settings import SegmenterSettings
 
 __all__ = ["Candidate", "CandidateDetector", "SampleBuffer"]
@@ -153,7 +153,7 @@ class CandidateDetector:
         floor = 0.5 * self.floor_deg
         if not self._excursions:
             return np.full(t_s.shape[0], floor)
-        typical = float(np.median(self._excursions[-s.run_reps :]))
+        typical = median_of(self._excursions[-s.run_reps :])
         scaled = max(floor, s.scale_ratio * typical)
         return np.where(t_s - self._last_end_t > s.set_gap_s, floor, scaled)
 

@@ -21,7 +21,6 @@ than a rep may start from neutral, or off the movement plane): a reposition, the
 side, a slipped strap. `calibrate()` takes the next sample as neutral.
 """
 
-import copy
 import math
 from collections import deque
 from dataclasses import dataclass, replace
@@ -32,7 +31,15 @@ from numpy.typing import NDArray
 
 from hipsense._quat import dot3, quat_conj, rotate
 
-from ._filters import Biquad, Lowpass, butter2_lowpass, first_true, run_lengths, true_runs
+from ._filters import (
+    Biquad,
+    Lowpass,
+    butter2_lowpass,
+    first_true,
+    median,
+    run_lengths,
+    true_runs,
+)
 from ._settings import ReferenceSettings
 
 __all__ = ["AngleBlock", "Calibration", "Reference", "ReferenceSettings", "ReferenceTracker"]
@@ -374,7 +381,7 @@ class ReferenceTracker:
         self._ref_from = 0  # first sample measured from the current reference
         self._bins: deque[tuple[float, ...]] = deque()
         self._bin_total = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-        self._lp_tail = np.full(self._still_lag, math.nan)
+        self._lp_tail: F64Array | None = None
         self._still_run = 0
         self.calibration: Calibration | None = None
         self.trace: list[tuple[float, str]] | None = None
@@ -472,9 +479,10 @@ class ReferenceTracker:
         primary, off, rise = ref.angles(r[:, _U], r[:, _Q])
         if ref.gyro_sign:
             primary = self._blend(primary, r[:, _W], ref)
-        lp_before = copy.copy(self._angle_lp)
+        lp_before = self._angle_lp.state()
         lp = self._angle_lp(primary)
-        still = self._still(lp)
+        lagged = self._lag_rows(lp)
+        still = self._still(lagged)
         runs = run_lengths(still, self._still_run)
         r[:, _LP] = lp
         r[:, _RISE] = rise
@@ -504,14 +512,14 @@ class ReferenceTracker:
             if switched[1] < 0:
                 # The same reference, now blended with the gyroscope from here on: the
                 # angle's low-pass goes on from sample n.
-                self._angle_lp = lp_before
+                self._angle_lp.restore(lp_before)
                 self._angle_lp(primary[:n])
                 self.reference = switched[0]
                 self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
                 self._turned = 0.0
                 switched = None
         self._still_run = int(runs[n - 1])
-        self._lp_tail = self._lag_rows(lp)[n : n + self._still_lag]
+        self._lp_tail = lagged[n : n + self._still_lag]
         out.append(
             AngleBlock(
                 r[:n, _T].copy(),
@@ -561,18 +569,20 @@ class ReferenceTracker:
     def _lag_rows(self, lp: F64Array) -> F64Array:
         """The last `_still_lag` angles before `lp`, then `lp`.
 
-        Where the reference has not seen that many yet, the first angle of `lp` stands in.
+        Before the reference has measured that many, the first angle stands in for them.
         """
-        rows = np.concatenate([self._lp_tail, lp])
-        rows[np.isnan(rows)] = lp[0]
-        return rows
+        tail = self._lp_tail
+        if tail is None:
+            tail = np.full(self._still_lag, lp[0])
+        return np.concatenate([tail, lp])
 
-    def _still(self, lp: F64Array) -> BoolArray:
-        """At rest: the low-passed angle turned slower than `still_dps` over the lag."""
-        rows = self._lag_rows(lp)
-        return np.asarray(
-            np.abs(rows[self._still_lag :] - rows[: -self._still_lag]) < self._still_step
-        )
+    def _still(self, lagged: F64Array) -> BoolArray:
+        """At rest: the low-passed angle turned slower than `still_dps` over the lag.
+
+        `lagged`: the angles with the `_still_lag` before them (`_lag_rows`).
+        """
+        lag = self._still_lag
+        return np.asarray(np.abs(lagged[lag:] - lagged[:-lag]) < self._still_step)
 
     def _search(self, stop: int, out: list[AngleBlock | Calibration]) -> bool:
         """Look for a reference in the samples from the search's start to `stop`.
@@ -845,7 +855,7 @@ class ReferenceTracker:
         # Less the window's median rate: reps turn both ways, so the median is what the
         # gyroscope reads when the limb does not turn (its bias, 2-3 deg/s at start-up on
         # a real unit), and a bias alone would pass for a steady turn about its own axis.
-        gyr = gyr - np.median(gyr, axis=0)
+        gyr = gyr - median(gyr)
         speed = np.sqrt(dot3(gyr * gyr, np.ones(3)))
         moving = gyr[speed > math.radians(self.settings.still_dps)]
         if moving.shape[0] < self.settings.search_every_s * rate:
@@ -1025,7 +1035,7 @@ class ReferenceTracker:
         self._angle_lp.reset()
         self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
         self._turned = 0.0
-        self._lp_tail = np.full(self._still_lag, math.nan)
+        self._lp_tail = None
         self._still_run = 0
         self._ref_from = at
         self._bins = deque()

@@ -45,6 +45,7 @@ from ._detect import (
     T,
 )
 from ._events import Flag, HoldEvent, RepEvent, SetEvent
+from ._filters import median_of
 from ._measure import Measured, measure, smoother
 from ._reference import AngleBlock
 from ._settings import SegmenterSettings
@@ -212,7 +213,7 @@ class Segmenter:
         small = (
             joins
             and bool(self._typical)
-            and ev.rom_deg < self.settings.scale_ratio * float(np.median(self._typical))
+            and ev.rom_deg < self.settings.scale_ratio * median_of(self._typical)
         )
         return self._offer(ev, t_start, small=small)
 

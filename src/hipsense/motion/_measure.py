@@ -89,12 +89,12 @@ def measure(
     if ph is None:
         return None
     top = smooth[ph.i_top : ph.i_leave + 1]
-    base = float(smooth[ph.i_on])
+    # The rest it left, not the dip of its own kick as it set off (see `_phases`).
+    rest = smooth[: ph.i_on + 1]
+    base = float(np.median(rest)) if rest.shape[0] >= _MEDIAN_MIN_N else float(smooth[ph.i_on])
     high = float(top.max()) if top.shape[0] else float(smooth[ph.i_top])
-    exc = high - base
-    level_cut = high - _top_band(exc, targets, settings)
-    held = top[top >= level_cut]
-    level = float(np.median(held)) if held.shape[0] >= _MEDIAN_MIN_N else high
+    # The level held between arrival and departure, not the highest sample (`_phases`).
+    level = float(np.median(top)) if top.shape[0] >= _MEDIAN_MIN_N else high
     rom = level - base
     seg = slice(ph.i_on, ph.i_end + 1)
     tilt = _smooth(off, lowpass)[seg]
@@ -179,7 +179,13 @@ def _phases(
     top = float(th[ip])
     low_out = float(th[: ip + 1].min())
     low_back = float(th[ip : end + 1].min())
-    band = _top_band(top - low_out, targets, s)
+    # The end range is the band below the level the limb keeps between its two peak
+    # speeds, not below the highest sample: a fast arrival and departure overshoot by
+    # the accelerometer's kick (up to half of g at 200 deg/s, 0.3 m from the hip), while
+    # the limb held still in between reads gravity alone.
+    between = th[io : ib + 1]
+    held = min(top, float(np.median(between))) if between.shape[0] >= _MEDIAN_MIN_N else top
+    band = _top_band(held - low_out, targets, s)
     # Onset: the last slow sample near the bottom before the way out's peak speed.
     near_bottom = th[: io + 1] <= low_out + s.top_ratio * (top - low_out)
     slow = np.flatnonzero((v[: io + 1] < f * v_out) & near_bottom)
@@ -189,7 +195,7 @@ def _phases(
     settled = np.flatnonzero((v[ib : end + 1] > -f * v_back) & near_end)
     i_end = ib + int(settled[0]) if settled.size else end
     # The top: slow and within the end-range band, between the two peak speeds.
-    at_top = th[io : ib + 1] >= top - band
+    at_top = between >= held - band
     arrive = np.flatnonzero((v[io : ib + 1] < f * v_out) & at_top)
     leave = np.flatnonzero((v[io : ib + 1] > -f * v_back) & at_top)
     i_top = io + int(arrive[0]) if arrive.size else ip

@@ -21,7 +21,10 @@ decides what each is:
    not doubtful is detected within `lone_rep_s` of its end, or `run_reps` doubtful ones
    come in a row (off the plane, only when all held are alike: ranges and durations
    within `half_ratio` of each other); if neither comes, it is dropped. One such
-   movement on its own is more likely shifting or reaching than a rep;
+   movement on its own is more likely shifting or reaching than a rep. Held reps short
+   of the prescription (partial, hold cut short) count with the rep after them only when
+   alike it or done from its start (where each started, and came back to, within
+   `noise_deg`): the set's movement done short, not fidgeting before the set;
 5. a *rep*, counted at once.
 
 Sets end after `set_gap_s` without a rep, or at a new reference.

@@ -15,7 +15,7 @@ from scipy.signal import butter, lfilter, lfilter_zi
 from hipsense.exercises import load_library
 from hipsense.motion import AngleBlock, Flag, RepEvent, Segmenter, SetEvent, Targets
 
-from .planned import Rep, angle
+from .planned import Rep, angle, min_jerk
 
 RATE = 50.0
 NOISE_DEG = 0.02
@@ -170,6 +170,32 @@ def test_a_lone_doubtful_movement_is_dropped_and_one_before_reps_is_counted() ->
     in_rhythm, _ = first_off_plane(1.5)
     assert len(in_rhythm) == 5
     assert [str(f) for f in in_rhythm[0].flags] == ["off_plane"]
+
+
+def test_a_short_movement_that_does_not_start_and_end_where_the_set_does_is_not_its_rep() -> None:
+    # A movement short of the prescription (10 deg, no hold: partial, hold cut short)
+    # 7 s before a set of 30 deg raises held 5 s. Ending where it started, where the set's
+    # reps start, it is the set's first rep done short and counts with them. Ending 4 deg
+    # below where it started (fidgeting, the limb wandering before it settles) it is no
+    # rep of that set, whose reps confirm it no more than they are like it.
+    targets = Targets.from_exercise(LIB["side-lying-hip-abduction"])
+
+    def short_first(ends_deg: float) -> tuple[list[RepEvent], list[tuple[float, str]]]:
+        t, set_theta, _ = angle([Rep(30.0, hold_s=5.0)] * 4, RATE, lead_s=12.0)
+        short = 10.0 * min_jerk((t - 2.0) / 1.5) - (10.0 - ends_deg) * min_jerk((t - 3.5) / 1.5)
+        # Settling back to the start position after it, slowly (no rep: under the floor).
+        short -= ends_deg * min_jerk((t - 7.0) / 2.0)
+        seg = Segmenter(RATE, targets)
+        seg.trace = []
+        return _reps(_run(seg, _block(set_theta + short))), list(seg.trace)
+
+    from_the_start, _ = short_first(0.0)
+    assert len(from_the_start) == 5
+    assert {str(f) for f in from_the_start[0].flags} >= {"partial", "hold_short"}
+    from_elsewhere, trace = short_first(-4.0)
+    assert len(from_elsewhere) == 4
+    assert all(r.rom_deg == pytest.approx(30.0, abs=1.0) for r in from_elsewhere)
+    assert any("not of the set of the rep after" in what for _, what in trace)
 
 
 def _off_plane_run(reps: list[Rep]) -> tuple[list[RepEvent], list[tuple[float, str]]]:

@@ -21,13 +21,17 @@ decides what each is:
    not doubtful is detected within `lone_rep_s` of its end, or `run_reps` doubtful ones
    come in a row (off the plane, only when all held are alike: ranges and durations
    within `half_ratio` of each other); if neither comes, it is dropped. One such
-   movement on its own is more likely shifting or reaching than a rep;
+   movement on its own is more likely shifting or reaching than a rep. Held reps short
+   of the prescription (partial, hold cut short) count with the rep after them only when
+   alike it or done from its start (where each started, and came back to, within
+   `noise_deg`): the set's movement done short, not fidgeting before the set;
 5. a *rep*, counted at once.
 
 Sets end after `set_gap_s` without a rep, or at a new reference.
 """
 
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,6 +62,16 @@ Event = RepEvent | HoldEvent | SetEvent
 _TRIM_N = 4096
 """Samples dropped at a time from the front of the buffer: copies stay rare."""
 _DOUBTFUL = frozenset({Flag.PARTIAL, Flag.OFF_PLANE, Flag.HOLD_SHORT})
+_SHORT = frozenset({Flag.PARTIAL, Flag.HOLD_SHORT})
+"""Short of the prescription: the range or the hold the set's reps are prescribed."""
+
+
+class _Held(NamedTuple):
+    """A doubtful rep held back, with where it started and ended (deg from neutral)."""
+
+    rep: RepEvent
+    onset_deg: float
+    end_deg: float
 
 
 @dataclass
@@ -110,7 +124,7 @@ class Segmenter:
         self._sets = 0
         self._set: _OpenSet | None = None
         self._last_end_s: float | None = None
-        self._pending: list[RepEvent] = []
+        self._pending: list[_Held] = []
         self._small_run: list[RepEvent] = []  # reps small for their set, held (rule 3)
         self._last_rep: Measured | None = None  # the last rep measured (rule 2)
         self._typical: list[float] = []  # ranges of the set's last reps
@@ -215,7 +229,7 @@ class Segmenter:
             and bool(self._typical)
             and ev.rom_deg < self.settings.scale_ratio * median_of(self._typical)
         )
-        return self._offer(ev, t_start, small=small)
+        return self._offer(_Held(ev, m.onset_deg, m.end_deg), t_start, small=small)
 
     def _implausible(self, m: Measured, lp: F64Array, start: int) -> str:
         """Why the movement is no rep of the exercise at all (rule 1), or ""."""
@@ -261,11 +275,12 @@ class Segmenter:
         assert isinstance(prev, RepEvent)
         return ev.start_s - prev.end_s < s.rebound_s and ev.rom_deg < s.half_ratio * prev.rom_deg
 
-    def _offer(self, rep: RepEvent, detected_s: float, *, small: bool) -> list[Event]:
+    def _offer(self, cand: _Held, detected_s: float, *, small: bool) -> list[Event]:
         """Count a rep, or hold a doubtful one back until it is confirmed (rules 3, 4)."""
         s = self.settings
+        rep = cand.rep
         pending = self._pending
-        if pending and detected_s - pending[-1].end_s > s.lone_rep_s:
+        if pending and detected_s - pending[-1].rep.end_s > s.lone_rep_s:
             self._note(detected_s, f"dropped {len(pending)} held: none confirmed them")
             pending.clear()
         gap = Flag.DATA_GAP in rep.flags
@@ -297,17 +312,39 @@ class Segmenter:
         # Off the plane, doubtful reps confirm each other only when all are alike:
         # fidgeting turns every way, by any amount, for any time, rep after rep, while a
         # patient who compensates does every rep the same way.
-        run = [*pending, rep]
+        run = [*(h.rep for h in pending), rep]
         fidgety = any(Flag.OFF_PLANE in r.flags for r in run) and not _alike(run, s.half_ratio)
         if why and (fidgety or len(pending) + 1 < s.run_reps):
             self._note(rep.start_s, "held: " + why)
-            pending.append(rep)
+            pending.append(cand)
             return []
+        if pending and not why and not self._of_the_set([*pending, cand]):
+            self._note(rep.start_s, f"dropped {len(pending)} held: not of the set of the rep after")
+            pending.clear()
         released: list[Event] = []
         for held in pending:
-            released += self._add(held)
+            released += self._add(held.rep)
         pending.clear()
         return released + self._add(rep)
+
+    def _of_the_set(self, run: list[_Held]) -> bool:
+        """Whether the rep ending `run` may confirm the doubtful ones held before it.
+
+        A rep short of its prescription (partial, its hold cut short) is the set's own
+        movement done short: it is alike the set's reps (ranges and durations within
+        `half_ratio`), or it was done from their start position, on the same support
+        (where each rep started, and each held one came back to, within `noise_deg`).
+        Fidgeting before a set turns by any amount, from wherever the limb happens to be,
+        and is short of any prescription. Reps held only for being off the plane are
+        judged by their likeness in a run (rule 4) instead.
+        """
+        held = run[:-1]
+        if all(_SHORT.isdisjoint(h.rep.flags) for h in held):
+            return True
+        if _alike([h.rep for h in run], self.settings.half_ratio):
+            return True
+        levels = [h.onset_deg for h in run] + [h.end_deg for h in held]
+        return max(levels) - min(levels) <= self.settings.noise_deg
 
     def _set_done(self, rep: RepEvent) -> bool:
         cap = self.targets.reps_per_set
@@ -325,7 +362,7 @@ class Segmenter:
             scanning_from = self._buf.end - 1
         now = float(self._buf.rows(scanning_from, scanning_from + 1)[0, T])
         lone = self.settings.lone_rep_s
-        if self._pending and now - self._pending[-1].end_s > lone:
+        if self._pending and now - self._pending[-1].rep.end_s > lone:
             self._note(now, f"dropped {len(self._pending)} held: none confirmed them")
             self._pending.clear()
         if self._small_run and now - self._small_run[-1].end_s > lone:

@@ -122,7 +122,8 @@ class SegmenterSettings:
     # -- acceptance ------------------------------------------------------------------
     noise_deg: float = 2.0
     """Angles this small are within the sway and wobble of a real thigh at rest; also a
-    held position's tolerance (or 15 % of the angle held, if larger)."""
+    held position's tolerance (or 15 % of the angle held, if larger), and how close the
+    starts of reps done from one support (the limb lying on it between them) agree."""
     off_plane_max_ratio: float = 1.0
     """Swinging off the plane further than this share of the range about the axis (plus
     `noise_deg`) is not a rep of the exercise, however badly done."""

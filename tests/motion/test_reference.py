@@ -11,6 +11,7 @@ import pytest
 
 from hipsense.exercises import ExerciseKind, load_library
 from hipsense.motion import AngleBlock, Calibration, MotionCore, ReferenceTracker, RepEvent
+from hipsense.motion._reference import _moments
 
 from .planned import Rep, angle, min_jerk, stream
 
@@ -248,26 +249,10 @@ def test_a_limb_resting_off_the_plane_has_not_moved_across_it() -> None:
     tracker = ReferenceTracker(RATE)
     along = np.tile(np.concatenate([np.linspace(0.0, 8.0, 25), np.linspace(8.0, 0.0, 25)]), 4)
     across = np.full_like(along, 12.0) + 0.2 * np.sin(np.arange(along.shape[0]))
-    sums = (
-        float(along @ along),
-        float(across @ across),
-        float(along @ across),
-        float(along.shape[0]),
-        float(along.sum()),
-        float(across.sum()),
-    )
-    direction = tracker._direction(*sums)
+    direction = tracker._direction(*_moments(along, across))
     assert direction is not None
     assert abs(direction) < np.radians(5.0)
     # Stirring in place off the plane is too little movement to tell a direction from.
     still = np.full(200, 12.0)
     wobble = 0.3 * np.sin(np.arange(200) / 3.0)
-    sums = (
-        float(wobble @ wobble),
-        float(still @ still),
-        float(wobble @ still),
-        200.0,
-        float(wobble.sum()),
-        float(still.sum()),
-    )
-    assert tracker._direction(*sums) is None
+    assert tracker._direction(*_moments(wobble, still)) is None

@@ -665,21 +665,12 @@ class ReferenceTracker:
     def _bin(self, stop: int) -> None:
         """Sums over the moving samples of the tick that ends at `stop`.
 
-        Primary^2, tilt^2, primary x tilt, and their count (for the window's main
-        direction).
+        `_moments` of their primary and tilt (for the window's main direction).
         """
         a = max(self._ref_from, stop - self._search_n)
         recent = np.array(self._hist.span(a, stop)[:, _LP : _STILL + 1])
         moving = recent[:, 2] < _HALF
-        lp, rise = recent[moving, 0], recent[moving, 1]
-        sums = (
-            float(lp @ lp),
-            float(rise @ rise),
-            float(lp @ rise),
-            float(lp.shape[0]),
-            float(lp.sum()),
-            float(rise.sum()),
-        )
+        sums = _moments(recent[moving, 0], recent[moving, 1])
         self._bins.append(sums)
         total = self._bin_total
         for c in range(len(sums)):
@@ -698,15 +689,7 @@ class ReferenceTracker:
         if rise.shape[0] > _FILTFILT_MIN_N:
             rise = self._find_lp.filtfilt(rise)
         moving = still < _HALF
-        a, e = lp[moving], rise[moving]
-        return self._direction(
-            float(a @ a),
-            float(e @ e),
-            float(a @ e),
-            float(a.shape[0]),
-            float(a.sum()),
-            float(e.sum()),
-        )
+        return self._direction(*_moments(lp[moving], rise[moving]))
 
     def _direction(
         self, saa: float, see: float, sae: float, count: float, sa: float, se: float
@@ -1072,6 +1055,21 @@ class ReferenceTracker:
         )
         self.calibration = cal
         return cal
+
+
+def _moments(a: F64Array, e: F64Array) -> tuple[float, float, float, float, float, float]:
+    """The sums a path's main direction is found from (`_direction`).
+
+    a^2, e^2, a x e, the count, a and e.
+    """
+    return (
+        float(a @ a),
+        float(e @ e),
+        float(a @ e),
+        float(a.shape[0]),
+        float(a.sum()),
+        float(e.sum()),
+    )
 
 
 def _row(rows: F64Array) -> F64Array | None:

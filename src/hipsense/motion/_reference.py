@@ -567,14 +567,8 @@ class ReferenceTracker:
         return stop if not hits.size else stop - rows.shape[0] + int(hits[-1])
 
     def _lag_rows(self, lp: F64Array) -> F64Array:
-        """The last `_still_lag` angles before `lp`, then `lp`.
-
-        Before the reference has measured that many, the first angle stands in for them.
-        """
-        tail = self._lp_tail
-        if tail is None:
-            tail = np.full(self._still_lag, lp[0])
-        return np.concatenate([tail, lp])
+        """The last `_still_lag` angles before `lp`, then `lp` (`_lagged`)."""
+        return _lagged(lp, self._still_lag, self._lp_tail)
 
     def _still(self, lagged: F64Array) -> BoolArray:
         """At rest: the low-passed angle turned slower than `still_dps` over the lag.
@@ -877,8 +871,7 @@ class ReferenceTracker:
         # Rest: the angle moving slower than still_dps (on the low-passed path) for at
         # least rest_min_s.
         lag = max(1, self._still_lag // self._k)
-        slow = np.abs(phi - np.concatenate([np.repeat(phi[:1], lag), phi[:-lag]]))
-        slow = slow < self._still_step
+        slow = np.abs(phi - _lagged(phi, lag, None)[:-lag]) < self._still_step
         # The length of the run of slow samples each lies in: the run so far, plus what
         # is left of it.
         run = run_lengths(slow, 0) + run_lengths(slow[::-1], 0)[::-1] - 1
@@ -1055,6 +1048,15 @@ class ReferenceTracker:
         )
         self.calibration = cal
         return cal
+
+
+def _lagged(x: F64Array, lag: int, before: F64Array | None) -> F64Array:
+    """The `lag` values before `x`, then `x`: `x[i]` lies `lag` after the same index.
+
+    `before`: the stream's `lag` values before this block; None where the stream begins
+    here, and its first value stands in for them.
+    """
+    return np.concatenate([np.full(lag, x[0]) if before is None else before, x])
 
 
 def _moments(a: F64Array, e: F64Array) -> tuple[float, float, float, float, float, float]:

@@ -256,3 +256,26 @@ def test_a_limb_resting_off_the_plane_has_not_moved_across_it() -> None:
     still = np.full(200, 12.0)
     wobble = 0.3 * np.sin(np.arange(200) / 3.0)
     assert tracker._direction(*_moments(wobble, still)) is None
+
+
+def test_a_start_position_taken_at_the_hold_is_given_up_where_the_limb_settles() -> None:
+    # The sensor joins in a 5 s hold, and the rests between the held reps are shorter
+    # than the holds: either end may be the start, and the search takes the one it saw
+    # first, the top. Then the limb settles 25 s at the far end of that reference's range
+    # (longer than anyone holds a rep): the reps start there, so the search runs again,
+    # and the next set is measured from the true start position.
+    held = Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=1.0)
+    first = [held] * 4 + [Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=25.0)]
+    second = [Rep(20.0, out_s=1.0, hold_s=0.0, back_s=1.0, rest_s=1.5)] * 6
+    _, theta_reps, plan = angle(first + second, RATE, lead_s=1.0)
+    n_hold, n_down = round(3.0 * RATE), round(1.5 * RATE)
+    down = 20.0 * (1.0 - min_jerk(np.arange(n_down) / n_down))
+    theta = np.concatenate([np.full(n_hold, 20.0), down, theta_reps])
+    t = np.arange(theta.shape[0]) / RATE
+    gyr, acc = stream(t, theta, seed=17, gyro_bias_dps=(1.0, -1.0, 0.5))
+    events = _run(t, gyr, acc)
+    offset_s = (n_hold + n_down) / RATE
+    fast = [p["start_s"] + offset_s for p in plan[len(first) :]]
+    got = [r for r in _reps(events) if r.start_s > fast[0] - 2.0]
+    assert [r.start_s for r in got] == pytest.approx(fast, abs=0.3)
+    assert [r.rom_deg for r in got] == pytest.approx([20.0] * len(fast), abs=1.5)

@@ -17,8 +17,9 @@ fused orientation instead. The sensor may sit at any rotation on the thigh.
 States: *searching* (samples go to the backlog; a search runs every `search_every_s` of
 samples) and *referenced* (samples come out as angles). A referenced stream goes back to
 searching when the limb settles, longer than any hold, somewhere no rep starts (further
-than a rep may start from neutral, or off the movement plane): a reposition, the other
-side, a slipped strap. `calibrate()` takes the next sample as neutral.
+than a rep may start from neutral, nearer the far end of the movements' range, or off the
+movement plane): a reposition, the other side, a slipped strap, or a neutral first taken
+at the top of held reps. `calibrate()` takes the next sample as neutral.
 """
 
 import math
@@ -67,6 +68,9 @@ _MOVES_MIN = 2
 """Movements from rest to rest over which gyroscope and gravity are compared, at least."""
 _LEVEL_DEG = 90.0 - 1e-9
 """An axis this close to level is level."""
+_NEARER_FAR = 0.5
+"""A pose further from neutral than this share of the movements' range is nearer their
+far end."""
 _FILTFILT_MIN_N = 15
 """Fewer samples than this are too few to smooth forwards and backwards."""
 
@@ -143,6 +147,8 @@ class Reference:
     gyroscope agrees with gravity (`gyro_agreement`); 0: gravity alone."""
     gyro_bias_dps: float = 0.0
     """The rate about the axis at rest, taken off."""
+    range_deg: float = math.inf
+    """The range of the movements it was found from (inf: not found from movements)."""
 
     def elevation(self, up: F64Array) -> F64Array:
         """Signed tilt (deg) out of the movement plane from neutral.
@@ -383,6 +389,7 @@ class ReferenceTracker:
         self._bin_total = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         self._lp_tail: F64Array | None = None
         self._still_run = 0
+        self._away_run = 0
         self.calibration: Calibration | None = None
         self.trace: list[tuple[float, str]] | None = None
         """Set to a list to record each decision: (time, what was decided)."""
@@ -495,12 +502,15 @@ class ReferenceTracker:
         if far_off[far_off.argmax()]:
             gone |= far_off & still & (off > lp)
         k = first_true(gone)
+        # Settled far from neutral for longer than any hold: further than a rep may start,
+        # or nearer the far end of the movements' range than neutral (between sets a limb
+        # settles where its reps start, on its support).
+        far = min(self.rest_max_deg, _NEARER_FAR * ref.range_deg)
+        away_runs = run_lengths(still & (np.abs(lp) > far), self._away_run)
         if runs[runs.argmax()] >= self._moved_n:
-            # At rest off the plane for longer than a rep's top is held; or settled far
-            # from neutral for longer than any hold.
+            # At rest off the plane for longer than a rep's top is held.
             moved = runs >= self._moved_n
-            away = (runs >= self._settled_n) & (np.abs(lp) > self.rest_max_deg)
-            j = first_true((moved & far_off) | away)
+            j = first_true((moved & far_off) | (away_runs >= self._settled_n))
             k = j if k < 0 or 0 <= j < k else k
         n = r.shape[0] if k < 0 else k + 1
         # Not while measuring again what a new reference released: the past's ticks were
@@ -519,6 +529,7 @@ class ReferenceTracker:
                 self._turned = 0.0
                 switched = None
         self._still_run = int(runs[n - 1])
+        self._away_run = int(away_runs[n - 1])
         self._lp_tail = lagged[n : n + self._still_lag]
         out.append(
             AngleBlock(
@@ -739,7 +750,8 @@ class ReferenceTracker:
         if side is None:
             return None
         level, sign, first_rest, still, rests = side
-        near = np.abs(phi - level) <= self.end_band_ratio * self._range(phi)
+        span = self._range(phi)
+        near = np.abs(phi - level) <= self.end_band_ratio * span
         near_k = int(np.flatnonzero(near)[-1])
         up0 = _unit(up_lp[near_k])
         if mode == "heading":
@@ -778,6 +790,7 @@ class ReferenceTracker:
             quat0=_pose(quat[near_k], up0),
             sign=sign if mode == "heading" else 1.0,
             quality=quality,
+            range_deg=span,
         )
         return ref, release
 
@@ -1013,6 +1026,7 @@ class ReferenceTracker:
         self._turned = 0.0
         self._lp_tail = None
         self._still_run = 0
+        self._away_run = 0
         self._ref_from = at
         self._bins = deque()
         self._bin_total = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]

@@ -279,3 +279,24 @@ def test_a_start_position_taken_at_the_hold_is_given_up_where_the_limb_settles()
     got = [r for r in _reps(events) if r.start_s > fast[0] - 2.0]
     assert [r.start_s for r in got] == pytest.approx(fast, abs=0.3)
     assert [r.rom_deg for r in got] == pytest.approx([20.0] * len(fast), abs=1.5)
+
+
+def test_a_limb_swaying_across_the_plane_is_not_at_rest() -> None:
+    # A set about x, then the limb sways 10 deg across the plane and back for 8 s (a
+    # patient shifting, rolling): the angle along the axis does not change, the limb
+    # does. Judged on the angle alone it would be at rest all along, a still spell the
+    # search could take for the start position; judged on both it moves but at the
+    # sway's turning points.
+    t1, th1, _ = angle([Rep(20.0, rest_s=1.5)] * 6, RATE, lead_s=0.3, tail_s=2.0)
+    tt = np.arange(int(8 * RATE)) / RATE
+    sway = 10.0 * np.sin(np.pi * tt) * np.minimum(1.0, tt)
+    t2 = np.arange(tt.shape[0] + int(4 * RATE)) / RATE
+    th2 = np.concatenate([sway * (tt < 7.0), np.zeros(t2.shape[0] - tt.shape[0])])
+    g1, a1 = stream(t1, th1, seed=3)
+    g2, a2 = stream(t2, th2, axis_world=(0.0, 1.0, 0.0), seed=3)
+    t = np.concatenate([t1, t2 + t1[-1] + 1.0 / RATE])
+    cols, _ = _tracker_output(t, np.concatenate([g1, g2]), np.concatenate([a1, a2]), None)
+    swaying = (cols["t_s"] > t1[-1] + 1.5) & (cols["t_s"] < t1[-1] + 6.5)
+    assert np.ptp(cols["primary_deg"][swaying]) < 1.0
+    assert np.max(np.abs(cols["off_plane_deg"][swaying])) > 8.0
+    assert cols["still"][swaying].mean() < 0.2

@@ -374,6 +374,7 @@ class ReferenceTracker:
     def reset(self) -> None:
         """Forget the reference, the history and every filter's state."""
         self._angle_lp = Lowpass(self.settings.lowpass_hz, self.rate_hz)
+        self._rise_lp = Lowpass(self.settings.lowpass_hz, self.rate_hz)
         self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
         self._turned = 0.0
         self._hist = _History(self._backlog_n)
@@ -388,6 +389,7 @@ class ReferenceTracker:
         self._bins: deque[tuple[float, ...]] = deque()
         self._bin_total = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
         self._lp_tail: F64Array | None = None
+        self._rise_tail: F64Array | None = None
         self._still_run = 0
         self._away_run = 0
         self.calibration: Calibration | None = None
@@ -488,8 +490,10 @@ class ReferenceTracker:
             primary = self._blend(primary, r[:, _W], ref)
         lp_before = self._angle_lp.state()
         lp = self._angle_lp(primary)
+        rise_before = self._rise_lp.state()
         lagged = self._lag_rows(lp)
-        still = self._still(lagged)
+        lagged_rise = _lagged(self._rise_lp(rise), self._still_lag, self._rise_tail)
+        still = self._still(lagged, lagged_rise)
         runs = run_lengths(still, self._still_run)
         r[:, _LP] = lp
         r[:, _RISE] = rise
@@ -524,6 +528,8 @@ class ReferenceTracker:
                 # angle's low-pass goes on from sample n.
                 self._angle_lp.restore(lp_before)
                 self._angle_lp(primary[:n])
+                self._rise_lp.restore(rise_before)
+                self._rise_lp(rise[:n])
                 self.reference = switched[0]
                 self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
                 self._turned = 0.0
@@ -531,6 +537,7 @@ class ReferenceTracker:
         self._still_run = int(runs[n - 1])
         self._away_run = int(away_runs[n - 1])
         self._lp_tail = lagged[n : n + self._still_lag]
+        self._rise_tail = lagged_rise[n : n + self._still_lag]
         out.append(
             AngleBlock(
                 r[:n, _T].copy(),
@@ -581,13 +588,17 @@ class ReferenceTracker:
         """The last `_still_lag` angles before `lp`, then `lp` (`_lagged`)."""
         return _lagged(lp, self._still_lag, self._lp_tail)
 
-    def _still(self, lagged: F64Array) -> BoolArray:
-        """At rest: the low-passed angle turned slower than `still_dps` over the lag.
+    def _still(self, lagged: F64Array, lagged_rise: F64Array) -> BoolArray:
+        """At rest: the limb turned slower than `still_dps` over the lag, any way.
 
-        `lagged`: the angles with the `_still_lag` before them (`_lag_rows`).
+        `lagged`, `lagged_rise`: the low-passed angle and tilt out of the plane, with the
+        `_still_lag` before them (`_lagged`). Along the axis or across it: a limb moving
+        across the plane is not at rest.
         """
         lag = self._still_lag
-        return np.asarray(np.abs(lagged[lag:] - lagged[:-lag]) < self._still_step)
+        along = lagged[lag:] - lagged[:-lag]
+        across = lagged_rise[lag:] - lagged_rise[:-lag]
+        return np.asarray(along * along + across * across < self._still_step**2)
 
     def _search(self, stop: int, out: list[AngleBlock | Calibration]) -> bool:
         """Look for a reference in the samples from the search's start to `stop`.
@@ -1022,9 +1033,11 @@ class ReferenceTracker:
     def _restart(self, at: int) -> None:
         """Angles from a new reference begin at absolute sample `at`."""
         self._angle_lp.reset()
+        self._rise_lp.reset()
         self._blend_lp = Lowpass(self.settings.gyro_lowpass_hz, self.rate_hz)
         self._turned = 0.0
         self._lp_tail = None
+        self._rise_tail = None
         self._still_run = 0
         self._away_run = 0
         self._ref_from = at

@@ -23,8 +23,8 @@ decides what each is:
    within `half_ratio` of each other); if neither comes, it is dropped. One such
    movement on its own is more likely shifting or reaching than a rep. Held reps short
    of the prescription (partial, hold cut short) count with the rep after them only when
-   alike it or done from its start (where each started, and came back to, within
-   `noise_deg`): the set's movement done short, not fidgeting before the set;
+   alike it or, in the plane, done from its start (where each started, and came back
+   to, within `noise_deg`): the set's movement done short, not fidgeting before the set;
 5. a *rep*, counted at once.
 
 Sets end after `set_gap_s` without a rep, or at a new reference.
@@ -335,14 +335,19 @@ class Segmenter:
         `half_ratio`), or it was done from their start position, on the same support
         (where each rep started, and each held one came back to, within `noise_deg`).
         Fidgeting before a set turns by any amount, from wherever the limb happens to be,
-        and is short of any prescription. Reps held only for being off the plane are
-        judged by their likeness in a run (rule 4) instead.
+        and is short of any prescription. A held rep off the plane is of the set only when
+        alike it: where it started along the axis says nothing of where it went across.
+        Reps held only for being off the plane are judged by their likeness in a run
+        (rule 4) instead.
         """
         held = run[:-1]
         if all(_SHORT.isdisjoint(h.rep.flags) for h in held):
             return True
         if _alike([h.rep for h in run], self.settings.half_ratio):
             return True
+        if any(Flag.OFF_PLANE in h.rep.flags for h in held):
+            # The levels are along the axis: they say nothing of a turn across it.
+            return False
         levels = [h.onset_deg for h in run] + [h.end_deg for h in held]
         return max(levels) - min(levels) <= self.settings.noise_deg
 

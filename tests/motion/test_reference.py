@@ -300,3 +300,25 @@ def test_a_limb_swaying_across_the_plane_is_not_at_rest() -> None:
     assert np.ptp(cols["primary_deg"][swaying]) < 1.0
     assert np.max(np.abs(cols["off_plane_deg"][swaying])) > 8.0
     assert cols["still"][swaying].mean() < 0.2
+
+
+def test_a_start_position_taken_at_the_hold_is_given_up_when_reps_start_from_elsewhere() -> None:
+    # As above, the search takes the top of the held reps for the start position; then
+    # the limb does a low-amplitude set from the true start, with 3 s rests. It never
+    # settles there for longer than a hold, but rests there, in all, longer than any
+    # hold without coming back to the top: the reps start there, the search runs
+    # again, and the low-amplitude set is counted from the true start position.
+    held = Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=1.0)
+    first = [held] * 4 + [Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=6.0)]
+    second = [Rep(8.0, out_s=1.0, hold_s=0.0, back_s=1.0, rest_s=3.0)] * 8
+    _, theta_reps, plan = angle(first + second, RATE, lead_s=1.0)
+    n_hold, n_down = round(3.0 * RATE), round(1.5 * RATE)
+    down = 20.0 * (1.0 - min_jerk(np.arange(n_down) / n_down))
+    theta = np.concatenate([np.full(n_hold, 20.0), down, theta_reps])
+    t = np.arange(theta.shape[0]) / RATE
+    gyr, acc = stream(t, theta, seed=17, gyro_bias_dps=(1.0, -1.0, 0.5))
+    offset_s = (n_hold + n_down) / RATE
+    small = [p["start_s"] + offset_s for p in plan[len(first) :]]
+    got = [r for r in _reps(_run(t, gyr, acc, [1, 7, 40])) if r.start_s > small[0] - 2.0]
+    assert [r.start_s for r in got] == pytest.approx(small, abs=0.3)
+    assert [r.rom_deg for r in got] == pytest.approx([8.0] * len(small), abs=1.0)

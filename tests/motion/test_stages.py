@@ -14,6 +14,7 @@ from hipsense.motion._filters import (
     Lowpass,
     any_true,
     butter2_lowpass,
+    counts_since,
     first_true,
     largest,
     run_lengths,
@@ -69,6 +70,25 @@ def test_lowpass_and_run_lengths_chunked_equal_whole(seed: int) -> None:
     for i in range(1000):
         expected[i] = (expected[i - 1] + 1 if i else 1) if mask[i] else 0
     np.testing.assert_array_equal(runs_whole, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_counts_since_chunked_equal_whole_and_a_plain_loop(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    reset = rng.random(1000) < 0.05
+    mask = ~reset & (rng.random(1000) < 0.6)
+    whole = counts_since(mask, reset, 3)
+    carry, pieces = 3, []
+    for a, b in _splits(1000, seed + 7):
+        c = counts_since(mask[a:b], reset[a:b], carry)
+        carry = int(c[-1])
+        pieces.append(c)
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+    expected, count = np.zeros(1000, int), 3  # plain loop as the reference
+    for i in range(1000):
+        count = 0 if reset[i] else count + int(mask[i])
+        expected[i] = count
+    np.testing.assert_array_equal(whole, expected)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ __all__ = [
     "Lowpass",
     "any_true",
     "butter2_lowpass",
+    "counts_since",
     "first_true",
     "largest",
     "median",
@@ -332,6 +333,21 @@ def run_lengths(mask: NDArray[np.bool_], carry: int) -> NDArray[np.int64]:
     if first_false and carry:
         runs[:first_false] += carry
     return runs
+
+
+def counts_since(
+    mask: NDArray[np.bool_], reset: NDArray[np.bool_], carry: int
+) -> NDArray[np.int64]:
+    """How many samples of `mask` since the last `reset` one, at each, continuing `carry`.
+
+    A reset sample starts the count again (from itself, if it is in `mask`).
+    """
+    c = np.cumsum(mask, dtype=np.int64)
+    if not reset.any():
+        return c + carry
+    # The count at the last reset, less its own sample: c is non-decreasing.
+    base = np.maximum.accumulate(np.where(reset, c - mask, -1))
+    return np.where(base < 0, c + carry, c - base)
 
 
 def true_runs(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

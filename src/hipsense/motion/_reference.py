@@ -16,10 +16,11 @@ fused orientation instead. The sensor may sit at any rotation on the thigh.
 
 States: *searching* (samples go to the backlog; a search runs every `search_every_s` of
 samples) and *referenced* (samples come out as angles). A referenced stream goes back to
-searching when the limb settles, longer than any hold, somewhere no rep starts (further
-than a rep may start from neutral, nearer the far end of the movements' range, or off the
-movement plane): a reposition, the other side, a slipped strap, or a neutral first taken
-at the top of held reps. `calibrate()` takes the next sample as neutral.
+searching when the limb rests, longer in all than any hold and without coming back to
+neutral, somewhere no rep starts (further than a rep may start from neutral, nearer the
+far end of the movements' range), or settles off the movement plane: a reposition, the
+other side, a slipped strap, or a neutral first taken at the top of held reps.
+`calibrate()` takes the next sample as neutral.
 """
 
 import math
@@ -36,6 +37,7 @@ from ._filters import (
     Biquad,
     Lowpass,
     butter2_lowpass,
+    counts_since,
     first_true,
     median,
     run_lengths,
@@ -506,11 +508,14 @@ class ReferenceTracker:
         if far_off[far_off.argmax()]:
             gone |= far_off & still & (off > lp)
         k = first_true(gone)
-        # Settled far from neutral for longer than any hold: further than a rep may start,
-        # or nearer the far end of the movements' range than neutral (between sets a limb
-        # settles where its reps start, on its support).
+        # At rest away from neutral for longer, in all, than any hold, without coming
+        # back to it: further than a rep may start, or nearer the far end of the
+        # movements' range than neutral. A rep comes back to neutral and a hold is one
+        # stay at the top; between sets a limb settles, and its reps start, on its
+        # support.
         far = min(self.rest_max_deg, _NEARER_FAR * ref.range_deg)
-        away_runs = run_lengths(still & (np.abs(lp) > far), self._away_run)
+        away = np.abs(lp) > far
+        away_runs = counts_since(still & away, ~away, self._away_run)
         if runs[runs.argmax()] >= self._moved_n:
             # At rest off the plane for longer than a rep's top is held.
             moved = runs >= self._moved_n

@@ -245,3 +245,30 @@ def test_a_rep_starts_from_where_the_limb_paused_on_its_way_out() -> None:
     for rep, want in zip(got[5:], plan[6:], strict=True):
         assert rep.rom_deg == pytest.approx(12.0, abs=0.5)
         assert rep.start_s == pytest.approx(want["start_s"], abs=0.2)
+
+
+def test_a_window_begun_on_the_last_reps_way_back_is_measured_from_the_rest() -> None:
+    # A rep's window may begin where the last one's way back was still settling: the
+    # angle rising fast (60 deg/s) out of a 3 deg undershoot, then a rest, then the rep
+    # (35 deg/s at its peak). The fastest sample is the window's first, the last
+    # movement's; the rep's own bell peaks inside the window, so its onset is where it
+    # left the rest (from the window's first sample, its range was 3 deg).
+    from hipsense.motion._measure import measure, smoother
+
+    settings = Segmenter(RATE, Targets.automatic()).settings
+    t_s = np.arange(int(5.0 * RATE)) / RATE
+    settle = -3.0 * np.clip(1.0 - t_s / 0.1, 0.0, 1.0) ** 2
+    start_s, out_s, back_s = 1.5, 0.8, 0.8
+    leave_s = start_s + out_s + 0.2
+    rep = 15.0 * (min_jerk((t_s - start_s) / out_s) - min_jerk((t_s - leave_s) / back_s))
+    th = settle + rep
+    peak = int(th.argmax())
+    end = round((leave_s + back_s + 0.3) * RATE)
+    zeros = np.zeros_like(th)
+    m = measure(
+        t_s, th, zeros, zeros != 0, peak, end, Targets.automatic(), settings, RATE,
+        smoother(RATE, settings),
+    )  # fmt: skip
+    assert m is not None
+    assert m.event.start_s == pytest.approx(start_s, abs=0.1)
+    assert m.event.rom_deg == pytest.approx(15.0, abs=1.0)

@@ -169,8 +169,8 @@ def _phases(
     ip = int(th[: end + 1].argmax())
     if ip == 0 or ip >= end:
         return None
-    io = int(v[: ip + 1].argmax())
-    ib = ip + int(v[ip : end + 1].argmin())
+    io = _peak_speed(v[: ip + 1])
+    ib = ip + _peak_speed(-v[ip : end + 1])
     v_out, v_back = float(v[io]), float(-v[ib])
     if v_out <= 0 or v_back <= 0:
         return None
@@ -321,6 +321,20 @@ def _hold(
         enter_s=ph.onset,
         exit_s=ph.end,
     )
+
+
+def _peak_speed(speed: F64Array) -> int:
+    """Where a movement's speed peaks: its highest maximum inside the window.
+
+    A speed highest at the window's edge belongs to a movement the window cut (the last
+    rep's way back still settling where this one's window begins), not to a bell of its
+    own; if there is no maximum inside, the highest sample.
+    """
+    inside = speed[1:-1]
+    peaks = np.flatnonzero((inside >= speed[:-2]) & (inside >= speed[2:])) + 1
+    if not peaks.size:
+        return int(speed.argmax())
+    return int(peaks[speed[peaks].argmax()])
 
 
 def _min_jerk_tau(level: float) -> float:

@@ -272,3 +272,18 @@ def test_a_window_begun_on_the_last_reps_way_back_is_measured_from_the_rest() ->
     assert m is not None
     assert m.event.start_s == pytest.approx(start_s, abs=0.1)
     assert m.event.rom_deg == pytest.approx(15.0, abs=1.0)
+
+
+@pytest.mark.parametrize(("cut_s", "counted"), [(0.5, 5), (-0.1, 6)])
+def test_a_rep_under_way_when_the_stream_begins_is_not_counted(cut_s: float, counted: int) -> None:
+    # Six 20 deg reps with 1.5 s phases. The stream begins 0.5 s into the first one's way
+    # out (moving at 20 deg/s, faster than a limb at rest): its start was not seen, and it
+    # is not counted. Begun 0.1 s before the limb sets off, the first rep is counted,
+    # from its onset.
+    lead_s = 2.0
+    _, theta, plan = angle([Rep(20.0)] * 6, RATE, lead_s=lead_s)
+    theta = theta[round((lead_s + cut_s) * RATE) :]
+    reps = _reps(_run(Segmenter(RATE, Targets.automatic()), _block(theta), [1, 13, 50]))
+    assert len(reps) == counted
+    starts = [p["start_s"] - lead_s - cut_s for p in plan[len(plan) - counted :]]
+    assert [r.start_s for r in reps] == pytest.approx(starts, abs=0.3)

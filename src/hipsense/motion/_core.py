@@ -109,6 +109,7 @@ class MotionCore:
             settled_s=tg.settled_s,
             rest_min_s=self.settings.reference.rest_min_s,
             pause_s=self.settings.reference.pause_s,
+            still_dps=self.settings.reference.still_dps,
         )
         self.last_angles = AngleBlock.empty()
         # Raw input is fused (VQF) only where the heading may be needed: an axis close to

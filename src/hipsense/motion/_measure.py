@@ -53,6 +53,9 @@ class Measured(NamedTuple):
     """Time spent moving (out and back, without the hold)."""
     swept_off_deg: float
     """How far the off-plane tilt moved during it."""
+    under_way_dps: float
+    """Its speed at the first sample given, if already moving out there (else 0): its
+    onset may not have been seen."""
 
 
 class _Phases(NamedTuple):
@@ -66,6 +69,9 @@ class _Phases(NamedTuple):
     i_leave: int
     v_out: float
     v_back: float
+    under_way_dps: float
+    """Its speed at the first sample, if it was moving out from there (no slow sample
+    before the way out), else 0."""
 
 
 def measure(
@@ -112,6 +118,7 @@ def measure(
             float(smooth[ph.i_end]),
             moving,
             swept,
+            ph.under_way_dps,
         )
     flags = _flags(ph, rom, off_deg, gap, outward, back, hold, targets)
     conc, ecc = (outward, back) if targets.outward_phase == "concentric" else (back, outward)
@@ -134,7 +141,7 @@ def measure(
         top_s=ph.top,
         hold_end_s=ph.leave,
     )
-    return Measured(rep, base, float(smooth[ph.i_end]), moving, swept)
+    return Measured(rep, base, float(smooth[ph.i_end]), moving, swept, ph.under_way_dps)
 
 
 def smoother(rate_hz: float, settings: SegmenterSettings) -> Biquad:
@@ -221,7 +228,19 @@ def _phases(
             if onset < bells < finish:
                 meet = bells
         arrival = departure = meet
-    return _Phases(onset, arrival, departure, finish, i_on, i_end, i_top, i_leave, v_out, v_back)
+    return _Phases(
+        onset,
+        arrival,
+        departure,
+        finish,
+        i_on,
+        i_end,
+        i_top,
+        i_leave,
+        v_out,
+        v_back,
+        0.0 if slow.size else float(v[0]),
+    )
 
 
 def _flags(

@@ -9,7 +9,8 @@ decides what each is:
    detector's shortest phase (`min_phase_s`); swinging off the plane more
    than about the axis (fidgeting turns every way); starting far from neutral or well
    below the rest it started from (walking swings both ways); for a known exercise,
-   going far past its range or taking several times its tempo both ways;
+   going far past its range or taking several times its tempo both ways; under way
+   when the stream began (moving out faster than a limb at rest at its first sample);
 2. a *rebound*, dropped: smaller than `half_ratio` of the rep just before and begun
    within `rebound_s` of its end (a heel bouncing off the bed);
 3. *small for its set*, held back: under `scale_ratio` of the set's typical range (the
@@ -95,6 +96,7 @@ class Segmenter:
         settled_s: float = 20.0,
         rest_min_s: float = 0.4,
         pause_s: float = 2.0,
+        still_dps: float = 4.0,
     ) -> None:
         self.rate_hz = float(rate_hz)
         self.targets = targets
@@ -103,6 +105,7 @@ class Segmenter:
         self._settled_s = settled_s
         self._rest_min_s = rest_min_s
         self._pause_s = pause_s
+        self._still_dps = still_dps
         self._smoother = smoother(self.rate_hz, self.settings)
         self._pre_n = round((2.0 * max(targets.outward_s, targets.return_s) + 1.0) * self.rate_hz)
         self.reset()
@@ -205,6 +208,10 @@ class Segmenter:
             self._note(t_start, "candidate: not measurable")
             return []
         why = self._implausible(m, w[:, LP], c.start - begin)
+        if not why and begin == 0 and m.under_way_dps >= self._still_dps:
+            # Moving faster than a limb at rest where the stream began: its start was
+            # not seen (slower, it was setting off, and its onset is where it began).
+            why = f"under way when the stream began ({m.under_way_dps:.0f} deg/s)"
         if why:
             self._note(t_start, f"not a rep: {why}")
             return []

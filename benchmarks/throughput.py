@@ -4,7 +4,9 @@
 
 A simulated clamshell session at 200 Hz goes through `MotionCore` (orientation,
 calibration, angles, segmentation) four ways: raw 6-axis whole-file and in 20-sample
-blocks, the sensor's quaternions whole-file and in 20-sample blocks.
+blocks, the sensor's quaternions whole-file and in 20-sample blocks. Blocks shorter than
+`CoreSettings.batch_s` (0.25 s) wait in the core and go through its stages together, as
+they would from a radio.
 
 Targets (issue: motion core): >= 1,000,000 samples/s raw whole-file; >= 200,000
 samples/s raw in 20-sample blocks.

@@ -322,3 +322,36 @@ def test_a_start_position_taken_at_the_hold_is_given_up_when_reps_start_from_els
     got = [r for r in _reps(_run(t, gyr, acc, [1, 7, 40])) if r.start_s > small[0] - 2.0]
     assert [r.start_s for r in got] == pytest.approx(small, abs=0.3)
     assert [r.rom_deg for r in got] == pytest.approx([8.0] * len(small), abs=1.0)
+
+
+@pytest.mark.parametrize("sizes", [[1], [3, 7], [40], None])
+def test_calibrate_takes_the_next_sample_as_neutral_whatever_the_blocks(
+    sizes: list[int] | None,
+) -> None:
+    # Six reps from a rest 10 deg up the range; calibrate() is called as the limb rests
+    # there, between two blocks. Short blocks wait in the core (`batch_s`) before they
+    # go through the stages; the pass calibrate() forces comes out with the next
+    # block's events. However the stream is cut, the next sample is neutral, and the
+    # reps are measured from it.
+    _, theta, plan = angle([Rep(20.0, base_deg=10.0)] * 6, RATE, lead_s=3.0)
+    t = np.arange(theta.shape[0]) / RATE
+    gyr, acc = stream(t, theta, seed=5)
+    at = round(2.0 * RATE)
+    core = MotionCore(RATE, None)
+    events: list[object] = []
+    rng = np.random.default_rng(3)
+    for lo, hi in ((0, at), (at, t.shape[0])):
+        a = lo
+        while a < hi:
+            b = hi if sizes is None else min(hi, a + int(rng.choice(sizes)))
+            events += core.update(t[a:b], gyr_rad_s=gyr[a:b], acc_m_s2=acc[a:b])
+            a = b
+        if lo == 0:
+            core.calibrate()
+    events += core.finish()
+    cals = [e for e in events if isinstance(e, Calibration)]
+    assert cals[0].reason == "explicit"
+    assert cals[0].t_s == t[at]
+    reps = _reps(events)
+    assert [r.start_s for r in reps] == pytest.approx([p["start_s"] for p in plan], abs=0.3)
+    assert [r.rom_deg for r in reps] == pytest.approx([20.0] * len(plan), abs=1.5)

@@ -51,6 +51,10 @@ class CoreSettings:
     orientation: OrientationSettings = field(default_factory=OrientationSettings)
     reference: ReferenceSettings = field(default_factory=ReferenceSettings)
     segmentation: SegmenterSettings = field(default_factory=SegmenterSettings)
+    batch_s: float = 0.25
+    """Samples are taken through the stages this much at a time: each pass costs a
+    fixed share (a radio's 20-sample blocks at 200 Hz are 0.1 s), and a rep's event is
+    out 1.5 s after its end at the latest, of which this is a fraction."""
 
 
 class MotionCore:
@@ -111,13 +115,14 @@ class MotionCore:
             pause_s=self.settings.reference.pause_s,
             still_dps=self.settings.reference.still_dps,
         )
-        self.last_angles = AngleBlock.empty()
         # Raw input is fused (VQF) only where the heading may be needed: an axis close to
         # the vertical, or `auto`, whose axis is not known. Elsewhere gravity measures
         # every angle and the gyroscope's fusion is not needed.
         vertical = self.settings.reference.vertical_axis_deg
         tilt = tg.axis_from_vertical_deg
         self._fuses = tilt is None or tilt < vertical
+        self._batch_n = max(1, round(self.settings.batch_s * self.rate_hz))
+        self.reset()
 
     def reset(self) -> None:
         """Forget everything measured; settings and exercise stay."""
@@ -125,9 +130,14 @@ class MotionCore:
         self.reference.reset()
         self.segmenter.reset()
         self.last_angles = AngleBlock.empty()
+        self._queue: list[tuple[F64Array, F64Array, F64Array | None]] = []
+        self._queued = 0
+        self._raw_queued = False
+        self._done: list[MotionEvent] = []  # completed by a pass `calibrate` forced
 
     def calibrate(self) -> None:
         """Take the next sample as the neutral start position."""
+        self._done += self._run_queue()
         self.reference.calibrate()
 
     def update(
@@ -138,20 +148,63 @@ class MotionCore:
         acc_m_s2: F64Array | None = None,
         quat: F64Array | None = None,
     ) -> list[MotionEvent]:
-        """Take a block of samples; return the events it completed, in stream order."""
+        """Take a block of samples; return the events it completed, in stream order.
+
+        Blocks are taken through the stages `CoreSettings.batch_s` at a time: the events
+        of a short block may come with a later one (or `finish()`), never out of order.
+        """
         t = np.asarray(t_s, dtype=np.float64)
-        fused: F64Array | None
+        first: F64Array
+        second: F64Array | None
         if quat is not None:
-            ori = self.orientation.update_quat(quat, t)
+            first, second = np.asarray(quat, dtype=np.float64), None
+            if first.ndim != 2 or first.shape[1] != 4:
+                raise ValueError(f"quat: expected an (n, 4) array, got {first.shape}")
+        elif gyr_rad_s is not None and acc_m_s2 is not None:
+            first = np.asarray(gyr_rad_s, dtype=np.float64)
+            second = np.asarray(acc_m_s2, dtype=np.float64)
+            if second.shape != first.shape or second.ndim != 2 or second.shape[1] != 3:
+                raise ValueError(
+                    "gyr_rad_s, acc_m_s2: expected two (n, 3) arrays, got "
+                    f"{first.shape}, {second.shape}"
+                )
+        else:
+            raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
+        if first.shape[0] != t.shape[0]:
+            raise ValueError(f"t_s: expected {first.shape[0]} times, got {t.shape[0]}")
+        events, self._done = self._done, []
+        if self._queue and self._raw_queued != (second is not None):
+            events += self._run_queue()
+        self._queue.append((t, first, second))
+        self._queued += t.shape[0]
+        self._raw_queued = second is not None
+        if self._queued >= self._batch_n:
+            events += self._run_queue()
+        return events
+
+    def _run_queue(self) -> list[MotionEvent]:
+        """Take the samples waiting through the stages, as one block."""
+        if not self._queue:
+            return []
+        parts, self._queue, self._queued = self._queue, [], 0
+        if len(parts) == 1:
+            t, first, second = parts[0]
+        else:
+            t = np.concatenate([p[0] for p in parts])
+            first = np.concatenate([p[1] for p in parts])
+            raw = [p[2] for p in parts if p[2] is not None]
+            second = np.concatenate(raw) if raw else None
+        return self._run(t, first, second)
+
+    def _run(self, t: F64Array, first: F64Array, second: F64Array | None) -> list[MotionEvent]:
+        """One block through the stages: `first` quaternions, or rates with `second`."""
+        fused: F64Array | None
+        if second is None:
+            ori = self.orientation.update_quat(first, t)
             fused, gyr = ori.quat, ori.gyr_rad_s
             up = up_in_sensor(fused)
-        elif gyr_rad_s is not None and acc_m_s2 is not None:
-            acc = np.asarray(acc_m_s2, dtype=np.float64)
-            gyr = np.asarray(gyr_rad_s, dtype=np.float64)
-            if acc.shape != gyr.shape or acc.ndim != 2 or acc.shape[1] != 3:
-                raise ValueError(
-                    f"gyr_rad_s, acc_m_s2: expected two (n, 3) arrays, got {gyr.shape}, {acc.shape}"
-                )
+        else:
+            acc, gyr = second, first
             fused = None
             if self._fuses:
                 ori = self.orientation.update_raw(gyr, acc, t)
@@ -159,10 +212,6 @@ class MotionCore:
             # np.linalg.norm's own arithmetic, without its dispatch (a block's share).
             norm = np.sqrt(np.add.reduce(acc * acc, axis=1, keepdims=True))
             up = acc / np.maximum(norm, _TINY_M_S2)
-        else:
-            raise ValueError("update: expected gyr_rad_s and acc_m_s2, or quat")
-        if up.shape[0] != t.shape[0]:
-            raise ValueError(f"t_s: expected {up.shape[0]} times, got {t.shape[0]}")
         events: list[MotionEvent] = []
         for item in self.reference.update(t, up, fused, gyr):
             if isinstance(item, Calibration):
@@ -173,8 +222,9 @@ class MotionCore:
         return events
 
     def finish(self) -> list[MotionEvent]:
-        """End of stream: report what is still open."""
-        return list(self.segmenter.finish())
+        """End of stream: the samples still waiting, then what is still open."""
+        events, self._done = self._done, []
+        return events + self._run_queue() + list(self.segmenter.finish())
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,12 @@ def counts_since(
 
     A reset sample starts the count again (from itself, if it is in `mask`).
     """
+    if not mask.any():
+        # Nothing to count (the limb moving, or resting near neutral): the carry, until
+        # the first reset.
+        if not reset.any():
+            return np.full(mask.shape[0], carry, dtype=np.int64)
+        return np.where(np.logical_or.accumulate(reset), 0, carry).astype(np.int64)
     c = np.cumsum(mask, dtype=np.int64)
     if not reset.any():
         return c + carry

@@ -211,7 +211,9 @@ def test_a_noisy_units_rests_are_found(rate_hz: float) -> None:
     # per sample, which turns the angle faster than a resting limb's `still_dps` from one
     # sample to the next. Rests are judged over a fifth of a second, where the noise
     # cannot fake a movement: no rep is lost (judged sample by sample, four of these
-    # eight draws counted 0, 6, 6 and 8 of 10).
+    # eight draws counted 0, 6, 6 and 8 of 10). Where a rep sets off is known to about a
+    # third of a second: its first 0.3 s rise less than 1 deg, twice the noise left after
+    # smoothing (0.5 deg at 25 Hz).
     for seed, rest_s in ((1, 1.0), (2, 1.0), (1, 2.0), (2, 0.6)):
         t, theta, plan = angle([Rep(15.0, rest_s=rest_s)] * 10, rate_hz, lead_s=0.3)
         gyr, acc = stream(t, theta, seed=seed, acc_noise_m_s2=0.15, gyro_noise_dps=2.0)
@@ -220,7 +222,7 @@ def test_a_noisy_units_rests_are_found(rate_hz: float) -> None:
         reps = _reps(events)
         assert len(reps) == len(plan), (seed, rest_s)
         for got, want in zip(reps, plan, strict=True):
-            assert got.start_s == pytest.approx(want["start_s"], abs=0.3)
+            assert got.start_s == pytest.approx(want["start_s"], abs=0.35)
             assert got.rom_deg == pytest.approx(want["rom_deg"], abs=1.5)
 
 

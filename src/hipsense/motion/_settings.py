@@ -113,9 +113,10 @@ class SegmenterSettings:
     # -- measurement -----------------------------------------------------------------
     measure_lowpass_hz: float = 4.0
     """Zero-phase smoothing before the phases are read: keeps a 0.4 s phase's shape."""
-    phase_speed_ratio: float = 0.05
+    phase_speed_ratio: float = 0.1
     """A phase starts and ends where its speed is this share of its peak (given back the
-    time a minimum-jerk movement spends below it)."""
+    time a minimum-jerk movement spends below it): a limb creeps into its end range and
+    trembles there at 5-8 % of its peak speed for tenths of a second."""
     top_ratio: float = 0.2
     """End range: within this share of the excursion of the top (at least 1 deg, or the
     hold's tolerance band for held positions, up to half the excursion)."""

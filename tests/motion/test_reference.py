@@ -357,3 +357,23 @@ def test_calibrate_takes_the_next_sample_as_neutral_whatever_the_blocks(
     reps = _reps(events)
     assert [r.start_s for r in reps] == pytest.approx([p["start_s"] for p in plan], abs=0.3)
     assert [r.rom_deg for r in reps] == pytest.approx([20.0] * len(plan), abs=1.5)
+
+
+def test_a_new_axis_is_measured_from_where_its_set_began_in_the_backlog() -> None:
+    # A wide set about x, then, about y, ten 3 deg reps (too small to show which way they
+    # turn) and four 10 deg ones. The new axis shows only once the wide ones come, more
+    # than a search window after the set began; found again over the whole backlog, the
+    # set is measured about the new axis from its first rep.
+    t1, th1, _ = angle([Rep(30.0, rest_s=1.0)] * 6, RATE, lead_s=0.3, tail_s=20.0)
+    small = [Rep(3.0, out_s=1.0, hold_s=1.0, back_s=1.0, rest_s=2.0)] * 10
+    wide = [Rep(10.0, out_s=1.0, hold_s=1.0, back_s=1.0, rest_s=2.0)] * 4
+    t2, th2, plan = angle(small + wide, RATE, lead_s=0.0)
+    g1, a1 = stream(t1, th1, seed=4)
+    g2, a2 = stream(t2, th2, axis_world=(0.0, 1.0, 0.0), seed=4)
+    offset_s = t1[-1] + 1.0 / RATE
+    t = np.concatenate([t1, t2 + offset_s])
+    events = _run(t, np.concatenate([g1, g2]), np.concatenate([a1, a2]), [1, 7, 40])
+    starts = [p["start_s"] + offset_s for p in plan]
+    got = [r for r in _reps(events) if r.start_s > starts[0] - 2.0]
+    assert [r.start_s for r in got] == pytest.approx(starts, abs=0.3)
+    assert [r.rom_deg for r in got] == pytest.approx([p["rom_deg"] for p in plan], abs=1.0)

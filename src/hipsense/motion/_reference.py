@@ -680,7 +680,21 @@ class ReferenceTracker:
                 continue
             t = float(groups[0][-1])
             self._note(t, f"movements {math.degrees(across):.0f} deg off the axis: a new axis")
-            return found[0], a + found[1] * self._k, j + 1
+            first = a + found[1] * self._k
+            # The new set may have begun before the latest window: found over the whole
+            # backlog about the same axis, it is measured from where it began there.
+            b = self._hist.first + (-self._hist.first) % self._k
+            if b < a:
+                before = _row(self._hist.span(b - 1, b)) if b > self._hist.first else None
+                whole = _coarsen(self._hist.span(b, j + 1), self._k, self._coarse_lowpass(), before)
+                earlier = self._find(*whole[1:], False)
+                if (
+                    earlier is not None
+                    and abs(float(earlier[0].axis @ found[0].axis)) >= self._agree
+                    and b + earlier[1] * self._k < first
+                ):
+                    return earlier[0], b + earlier[1] * self._k, j + 1
+            return found[0], first, j + 1
         return None
 
     def _bin(self, stop: int) -> None:

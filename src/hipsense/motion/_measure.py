@@ -106,7 +106,9 @@ def measure(
     tilt = _smooth(off, lowpass)[seg]
     off_deg = float(tilt.max() - tilt[0]) if tilt.shape[0] else 0.0
     swept = float(np.abs(tilt - tilt[0]).max()) if tilt.shape[0] else 0.0
-    lost = bool(gap[ph.i_on + 1 : ph.i_end + 1].any())
+    # Samples lost between where it began and where it ended (the phases' times, not
+    # their slow samples: a gap as it sets off or comes to rest is within the rep).
+    lost = bool(gap[(t > ph.onset) & (t <= ph.end)].any())
     outward = ph.top - ph.onset
     back = ph.end - ph.leave
     hold = max(0.0, ph.leave - ph.top)
@@ -120,7 +122,7 @@ def measure(
             swept,
             ph.under_way_dps,
         )
-    flags = _flags(ph, rom, off_deg, gap, outward, back, hold, targets)
+    flags = _flags(ph, rom, off_deg, gap, lost, outward, back, hold, targets)
     conc, ecc = (outward, back) if targets.outward_phase == "concentric" else (back, outward)
     rep = RepEvent(
         index=0,
@@ -248,13 +250,13 @@ def _flags(
     rom: float,
     off: float,
     gap: NDArray[np.bool_],
+    lost: bool,
     outward: float,
     back: float,
     hold: float,
     tg: Targets,
 ) -> tuple[Flag, ...]:
     flags: list[Flag] = []
-    lost = bool(gap[ph.i_on + 1 : ph.i_end + 1].any())
     # A phase next to lost samples is not known to be fast or short: the angle jumps
     # across the gap (data_gap says so instead).
     out_seen = not gap[ph.i_on : ph.i_leave + 2].any()

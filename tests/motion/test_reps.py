@@ -287,3 +287,21 @@ def test_a_rep_under_way_when_the_stream_begins_is_not_counted(cut_s: float, cou
     assert len(reps) == counted
     starts = [p["start_s"] - lead_s - cut_s for p in plan[len(plan) - counted :]]
     assert [r.start_s for r in reps] == pytest.approx(starts, abs=0.3)
+
+
+def test_samples_lost_as_a_rep_sets_off_are_lost_within_it() -> None:
+    # Samples lost 0.1 s after a 1.5 s phase began, while it still moved at 6 % of its
+    # peak speed: before the first sample fast enough to tell the phase from the rest,
+    # but after the onset that is measured, so within the rep.
+    lead_s = 2.0
+    _, theta, plan = angle([Rep(20.0)] * 3, RATE, lead_s=lead_s)
+    block = _block(theta)
+    gap = np.zeros(len(block), dtype=bool)
+    gap[round((plan[1]["start_s"] + 0.1) * RATE)] = True
+    block = AngleBlock(
+        block.t_s, block.primary_deg, block.off_plane_deg, block.lowpass_deg, block.still,
+        gap, block.reference,
+    )  # fmt: skip
+    reps = _reps(_run(Segmenter(RATE, Targets.automatic()), block))
+    assert len(reps) == 3
+    assert [Flag.DATA_GAP in r.flags for r in reps] == [False, True, False]

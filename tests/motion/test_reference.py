@@ -72,6 +72,18 @@ def _two_axes_stream():  # type: ignore[no-untyped-def]
     return t, np.concatenate([g1, g2]), np.concatenate([a1, a2])
 
 
+def _joined_in_a_hold(reps: list[Rep], seed: int):  # type: ignore[no-untyped-def]
+    """The sensor joins 3 s before the end of a 20 deg hold; the limb comes down in 1.5 s,
+    then does `reps`. Times, rates, accelerations, the reps' plan and its offset (s)."""
+    _, theta_reps, plan = angle(reps, RATE, lead_s=1.0)
+    n_hold, n_down = round(3.0 * RATE), round(1.5 * RATE)
+    down = 20.0 * (1.0 - min_jerk(np.arange(n_down) / n_down))
+    theta = np.concatenate([np.full(n_hold, 20.0), down, theta_reps])
+    t = np.arange(theta.shape[0]) / RATE
+    gyr, acc = stream(t, theta, seed=seed, gyro_bias_dps=(1.0, -1.0, 0.5))
+    return t, gyr, acc, plan, (n_hold + n_down) / RATE
+
+
 def test_reference_stage_chunked_equals_whole() -> None:
     t, gyr, acc = _two_axes_stream()
     whole, cals = _tracker_output(t, gyr, acc, None)
@@ -191,15 +203,9 @@ def test_a_stream_joined_in_a_hold_takes_the_long_rest_for_the_start_position() 
     # start position: every rep is measured from it, the first descent is none.
     held = Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=1.0)
     reps = [held, Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=25.0), *[held] * 6]
-    _, theta_reps, plan = angle(reps, RATE, lead_s=1.0)
-    n_hold, n_down = round(3.0 * RATE), round(1.5 * RATE)
-    down = 20.0 * (1.0 - min_jerk(np.arange(n_down) / n_down))
-    theta = np.concatenate([np.full(n_hold, 20.0), down, theta_reps])
-    t = np.arange(theta.shape[0]) / RATE
-    gyr, acc = stream(t, theta, seed=13, gyro_bias_dps=(1.0, -1.0, 0.5))
+    t, gyr, acc, plan, offset_s = _joined_in_a_hold(reps, seed=13)
     reps_got = _reps(_run(t, gyr, acc))
     assert len(reps_got) == len(plan)
-    offset_s = (n_hold + n_down) / RATE
     for got, want in zip(reps_got, plan, strict=True):
         assert got.rom_deg == pytest.approx(20.0, abs=1.5)
         assert got.start_s == pytest.approx(want["start_s"] + offset_s, abs=0.3)
@@ -269,14 +275,8 @@ def test_a_start_position_taken_at_the_hold_is_given_up_where_the_limb_settles()
     held = Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=1.0)
     first = [held] * 4 + [Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=25.0)]
     second = [Rep(20.0, out_s=1.0, hold_s=0.0, back_s=1.0, rest_s=1.5)] * 6
-    _, theta_reps, plan = angle(first + second, RATE, lead_s=1.0)
-    n_hold, n_down = round(3.0 * RATE), round(1.5 * RATE)
-    down = 20.0 * (1.0 - min_jerk(np.arange(n_down) / n_down))
-    theta = np.concatenate([np.full(n_hold, 20.0), down, theta_reps])
-    t = np.arange(theta.shape[0]) / RATE
-    gyr, acc = stream(t, theta, seed=17, gyro_bias_dps=(1.0, -1.0, 0.5))
+    t, gyr, acc, plan, offset_s = _joined_in_a_hold(first + second, seed=17)
     events = _run(t, gyr, acc)
-    offset_s = (n_hold + n_down) / RATE
     fast = [p["start_s"] + offset_s for p in plan[len(first) :]]
     got = [r for r in _reps(events) if r.start_s > fast[0] - 2.0]
     assert [r.start_s for r in got] == pytest.approx(fast, abs=0.3)
@@ -313,13 +313,7 @@ def test_a_start_position_taken_at_the_hold_is_given_up_when_reps_start_from_els
     held = Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=1.0)
     first = [held] * 4 + [Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=6.0)]
     second = [Rep(8.0, out_s=1.0, hold_s=0.0, back_s=1.0, rest_s=3.0)] * 8
-    _, theta_reps, plan = angle(first + second, RATE, lead_s=1.0)
-    n_hold, n_down = round(3.0 * RATE), round(1.5 * RATE)
-    down = 20.0 * (1.0 - min_jerk(np.arange(n_down) / n_down))
-    theta = np.concatenate([np.full(n_hold, 20.0), down, theta_reps])
-    t = np.arange(theta.shape[0]) / RATE
-    gyr, acc = stream(t, theta, seed=17, gyro_bias_dps=(1.0, -1.0, 0.5))
-    offset_s = (n_hold + n_down) / RATE
+    t, gyr, acc, plan, offset_s = _joined_in_a_hold(first + second, seed=17)
     small = [p["start_s"] + offset_s for p in plan[len(first) :]]
     got = [r for r in _reps(_run(t, gyr, acc, [1, 7, 40])) if r.start_s > small[0] - 2.0]
     assert [r.start_s for r in got] == pytest.approx(small, abs=0.3)

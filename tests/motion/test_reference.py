@@ -304,20 +304,25 @@ def test_a_limb_swaying_across_the_plane_is_not_at_rest() -> None:
     assert cols["still"][swaying].mean() < 0.2
 
 
-def test_a_start_position_taken_at_the_hold_is_given_up_when_reps_start_from_elsewhere() -> None:
+@pytest.mark.parametrize("small_deg", [8.0, 12.0])
+def test_a_start_position_taken_at_the_hold_is_given_up_when_reps_start_from_elsewhere(
+    small_deg: float,
+) -> None:
     # As above, the search takes the top of the held reps for the start position; then
     # the limb does a low-amplitude set from the true start, with 3 s rests. It never
     # settles there for longer than a hold, but rests there, in all, longer than any
     # hold without coming back to the top: the reps start there, the search runs
-    # again, and the low-amplitude set is counted from the true start position.
+    # again, and the low-amplitude set is counted from the true start position. A
+    # 12 deg rep of a 20 deg set goes over half way back to the top, but not into the
+    # band where a pose is at that end: it does not come back to the top.
     held = Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=1.0)
     first = [held] * 4 + [Rep(20.0, out_s=1.5, hold_s=5.0, back_s=1.5, rest_s=6.0)]
-    second = [Rep(8.0, out_s=1.0, hold_s=0.0, back_s=1.0, rest_s=3.0)] * 8
+    second = [Rep(small_deg, out_s=1.0, hold_s=0.0, back_s=1.0, rest_s=3.0)] * 8
     t, gyr, acc, plan, offset_s = _joined_in_a_hold(first + second, seed=17)
     small = [p["start_s"] + offset_s for p in plan[len(first) :]]
     got = [r for r in _reps(_run(t, gyr, acc, [1, 7, 40])) if r.start_s > small[0] - 2.0]
     assert [r.start_s for r in got] == pytest.approx(small, abs=0.3)
-    assert [r.rom_deg for r in got] == pytest.approx([8.0] * len(small), abs=1.0)
+    assert [r.rom_deg for r in got] == pytest.approx([small_deg] * len(small), abs=1.0)
 
 
 @pytest.mark.parametrize("sizes", [[1], [3, 7], [40], None])
@@ -371,3 +376,4 @@ def test_a_new_axis_is_measured_from_where_its_set_began_in_the_backlog() -> Non
     got = [r for r in _reps(events) if r.start_s > starts[0] - 2.0]
     assert [r.start_s for r in got] == pytest.approx(starts, abs=0.3)
     assert [r.rom_deg for r in got] == pytest.approx([p["rom_deg"] for p in plan], abs=1.0)
+

@@ -510,12 +510,14 @@ class ReferenceTracker:
         k = first_true(gone)
         # At rest away from neutral for longer, in all, than any hold, without coming
         # back to it: further than a rep may start, or nearer the far end of the
-        # movements' range than neutral. A rep comes back to neutral and a hold is one
-        # stay at the top; between sets a limb settles, and its reps start, on its
-        # support.
+        # movements' range than neutral. A rep comes back to neutral (into the band
+        # where a pose is at that end) and a hold is one stay at the top; between sets
+        # a limb settles, and its reps start, on its support, and its small reps there
+        # go part of the way towards the top.
         far = min(self.rest_max_deg, _NEARER_FAR * ref.range_deg)
         away = np.abs(lp) > far
-        away_runs = counts_since(still & away, ~away, self._away_run)
+        back = np.abs(lp) <= self.end_band_ratio * ref.range_deg
+        away_runs = counts_since(still & away, back, self._away_run)
         if runs[runs.argmax()] >= self._moved_n:
             # At rest off the plane for longer than a rep's top is held.
             moved = runs >= self._moved_n

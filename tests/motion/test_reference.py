@@ -377,3 +377,30 @@ def test_a_new_axis_is_measured_from_where_its_set_began_in_the_backlog() -> Non
     assert [r.start_s for r in got] == pytest.approx(starts, abs=0.3)
     assert [r.rom_deg for r in got] == pytest.approx([p["rom_deg"] for p in plan], abs=1.0)
 
+
+@pytest.mark.parametrize("heading0_deg", [0.0, 40.0, -150.0])
+def test_a_turn_about_the_vertical_is_measured_from_neutral_whatever_the_first_heading(
+    heading0_deg: float,
+) -> None:
+    # Fused poses turning about the vertical (an axis the library puts there): the angle
+    # is the heading. A unit fusing on board reports any heading at the start, not
+    # zero; the search measures headings from its window's first pose, and neutral's
+    # must be turned back into the poses' own frame, or every angle is off by the
+    # first heading.
+    t, theta, plan = angle([Rep(20.0, hold_s=1.0, rest_s=1.5)] * 6, RATE, lead_s=1.0)
+    half = np.radians(heading0_deg + theta) / 2.0
+    quat = np.stack([np.cos(half), np.zeros_like(half), np.zeros_like(half), np.sin(half)], 1)
+    noise = np.random.default_rng(4).normal(0.0, 0.002, (t.shape[0], 3))
+    up = np.tile([0.0, 0.0, 1.0], (t.shape[0], 1)) + noise
+    up /= np.linalg.norm(up, axis=1, keepdims=True)
+    gyr = np.zeros((t.shape[0], 3))
+    gyr[1:, 2] = np.radians(np.diff(theta)) * RATE
+    tracker = ReferenceTracker(RATE, axis_from_vertical_deg=0.0)
+    items = tracker.update(t, up, quat, gyr)
+    blocks = [i for i in items if isinstance(i, AngleBlock)]
+    assert any(isinstance(i, Calibration) for i in items), "a reference is found"
+    got_t = np.concatenate([b.t_s for b in blocks])
+    got = np.concatenate([b.primary_deg for b in blocks])
+    # Neutral is the rest pose the limb comes back to, within the search's coarse steps.
+    np.testing.assert_allclose(got, np.interp(got_t, t, theta), atol=0.5)
+    assert got_t[0] <= plan[0]["start_s"]

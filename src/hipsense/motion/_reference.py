@@ -775,7 +775,10 @@ class ReferenceTracker:
             phi = np.degrees(np.arctan2(dot3(up_lp, e2), dot3(up_lp, e1)))
             elev = np.degrees(np.arcsin(np.clip(dot3(up_lp, axis), -1.0, 1.0)))
         else:
-            phi = _wrap(_heading_deg(quat) - _heading_deg(quat[w0 : w0 + 1])[0])
+            # Headings from the window's first pose's; neutral's is turned back into the
+            # fused frame's below, as measuring finds it.
+            heading0 = float(_heading_deg(quat[w0 : w0 + 1])[0])
+            phi = _wrap(_heading_deg(quat) - heading0)
             elev = np.zeros(n)
         # The structure (ends, rests, returns) over all the rows; the axis from the latest.
         side = self._neutral_side(phi, jitter, opens_at_rest, rate)
@@ -811,6 +814,8 @@ class ReferenceTracker:
             e2 = e2 * sign
             level *= sign
             axis = axis * sign
+        else:
+            level = float(_wrap(np.array([level + heading0]))[0])
         ref = Reference(
             mode=mode,
             axis=axis,

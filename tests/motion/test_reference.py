@@ -404,3 +404,37 @@ def test_a_turn_about_the_vertical_is_measured_from_neutral_whatever_the_first_h
     # Neutral is the rest pose the limb comes back to, within the search's coarse steps.
     np.testing.assert_allclose(got, np.interp(got_t, t, theta), atol=0.5)
     assert got_t[0] <= plan[0]["start_s"]
+
+
+def _after_a_one_off(lead_s: float, rest_s: float, reps: int):  # type: ignore[no-untyped-def]
+    """A one-off 60 deg movement (the limb put in place), then `reps` 20 deg reps."""
+    one_off = Rep(60.0, out_s=2.0, hold_s=3.0, back_s=2.0, rest_s=rest_s)
+    t, theta, plan = angle(
+        [one_off] + [Rep(20.0, hold_s=0.5, rest_s=1.0)] * reps, RATE, lead_s=lead_s
+    )
+    gyr, acc = stream(t, theta, seed=9, gyro_bias_dps=(1.0, -2.0, 0.5))
+    return t, gyr, acc, plan[1:]
+
+
+@pytest.mark.parametrize(
+    ("lead_s", "rest_s", "reps"),
+    [
+        # A rest before and after the one-off: the search also looks from each rest in
+        # turn, not only from the first.
+        (3.0, 3.0, 6),
+        # No rest of `pause_s` anywhere: once the one-off is older than the axis window,
+        # it sets an end of the range the latest movements do not reach, and the latest
+        # window is searched alone.
+        (0.3, 1.0, 10),
+    ],
+)
+def test_a_one_off_movement_before_the_set_does_not_hide_it(
+    lead_s: float, rest_s: float, reps: int
+) -> None:
+    # The one-off takes more than 2 % of the backlog, so it sets an end of the range
+    # the search sees; the set's tops never reach that end's band, and the set shows
+    # no returns there. Every rep of the set counts, recovered from the backlog.
+    t, gyr, acc, plan = _after_a_one_off(lead_s, rest_s, reps)
+    got = _reps(_run(t, gyr, acc, [1, 7, 40]))
+    assert [r.start_s for r in got] == pytest.approx([p["start_s"] for p in plan], abs=0.3)
+    assert [r.rom_deg for r in got] == pytest.approx([20.0] * len(plan), abs=1.0)

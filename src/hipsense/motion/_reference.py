@@ -73,6 +73,9 @@ _LEVEL_DEG = 90.0 - 1e-9
 _NEARER_FAR = 0.5
 """A pose further from neutral than this share of the movements' range is nearer their
 far end."""
+_SPAN_PCT = (2.0, 98.0)
+"""The movements' range is between these percentiles of their angles: a kick or a
+moment's overshoot is no end of it."""
 _FILTFILT_MIN_N = 15
 """Fewer samples than this are too few to smooth forwards and backwards."""
 
@@ -610,7 +613,7 @@ class ReferenceTracker:
     def _search(self, stop: int, out: list[AngleBlock | Calibration]) -> bool:
         """Look for a reference in the samples from the search's start to `stop`.
 
-        If there is none, also in those since the limb first rested `pause_s`: what
+        If there is none, also in those since each rest of `pause_s`, earliest first: what
         came before may have been the limb being put in place (turning over, fidgeting).
         """
         c = self._coarse
@@ -619,24 +622,25 @@ class ReferenceTracker:
         opened = self._opens_at_rest and c.end_group - groups[0].shape[0] == c.start_group
         found = self._find(*groups, opened)
         if found is None:
-            rest = self._first_rest(groups[0])
-            if rest > 0:
-                first += rest * self._k
-                up, quat, gyr, jitter = (g[rest:] for g in groups)
+            for cut in self._rests(groups[0]):
+                up, quat, gyr, jitter = (g[cut:] for g in groups)
                 found = self._find(up, quat, gyr, jitter, True)
+                if found is not None:
+                    first += cut * self._k
+                    break
         if found is None:
             return False
         self._start(found[0], first + found[1] * self._k, stop, out)
         return True
 
-    def _first_rest(self, up: F64Array) -> int:
-        """Where (in coarse samples) the limb's first rest of `pause_s` began (0: none)."""
+    def _rests(self, up: F64Array) -> list[int]:
+        """Where (in coarse samples) the limb's rests of `pause_s` began, after the first."""
         lag = max(1, self._still_lag // self._k)
         ahead = np.concatenate([up[lag:], np.repeat(up[-1:], min(lag, up.shape[0]), axis=0)])
         step = np.sqrt(np.sum((ahead - up) ** 2, axis=1))[:-1]
         starts, stops = true_runs(step < math.radians(self._still_step))
         long_enough = np.flatnonzero(stops - starts >= self._moved_rest_n / self._k)
-        return int(starts[long_enough[0]]) + 1 if long_enough.size else 0
+        return [int(starts[i]) + 1 for i in long_enough]
 
     def _check(self, start: int, stop: int) -> tuple[Reference, int, int] | None:
         """Whether the movements up to each tick still turn about the reference's axis.
@@ -783,6 +787,12 @@ class ReferenceTracker:
         # The structure (ends, rests, returns) over all the rows; the axis from the latest.
         side = self._neutral_side(phi, jitter, opens_at_rest, rate)
         if side is None:
+            if w0 > 0 and self._outside_latest(phi, w0):
+                # A one-off movement before the latest window (the limb put in place)
+                # set an end of the range the latest movements do not reach: the
+                # structure of the latest window alone.
+                found = self._find(up_lp[w0:], quat[w0:], gyr[w0:], jitter[w0:], False)
+                return None if found is None else (found[0], found[1] + w0)
             return None
         level, sign, first_rest, still, rests = side
         span = self._range(phi)
@@ -830,6 +840,13 @@ class ReferenceTracker:
             range_deg=span,
         )
         return ref, release
+
+    def _outside_latest(self, phi: F64Array, w0: int) -> bool:
+        """Whether the movements from `w0` on stay out of an end band of all of `phi`."""
+        lo, hi = np.percentile(phi, _SPAN_PCT)
+        lo_w, hi_w = np.percentile(phi[w0:], _SPAN_PCT)
+        band = self.end_band_ratio * float(hi - lo)
+        return bool(lo_w > lo + band or hi_w < hi - band)
 
     def _axis(
         self, up: F64Array, gyr: F64Array, rate: float
@@ -891,7 +908,7 @@ class ReferenceTracker:
         return np.asarray(vecs[:, 2], np.float64)
 
     def _range(self, phi: F64Array) -> float:
-        lo, hi = np.percentile(phi, [2.0, 98.0])
+        lo, hi = np.percentile(phi, _SPAN_PCT)
         return float(hi - lo)
 
     def _neutral_side(
@@ -911,7 +928,7 @@ class ReferenceTracker:
         that is one held position needs the hold at the other end (`hold_min_s`).
         """
         s = self.settings
-        lo, hi = np.percentile(phi, [2.0, 98.0])
+        lo, hi = np.percentile(phi, _SPAN_PCT)
         span = float(hi - lo)
         if span < self.floor_deg:
             return None

@@ -70,7 +70,7 @@ class ReferenceSettings:
     pause_s: float = 2.0
     """A pause longer than this is a rest, not part of a movement: a limb at rest off the
     plane this long beyond the prescribed hold has been put somewhere else (the other
-    thigh, another position); the search also looks from the first such rest (what came
+    thigh, another position); the search also looks from each such rest (what came
     before may have been the limb being put in place); a rep half way down this long
     has ended there."""
 

@@ -634,7 +634,7 @@ class ReferenceTracker:
         return True
 
     def _rests(self, up: F64Array) -> list[int]:
-        """Where (in coarse samples) the limb's rests of `pause_s` began, after the first."""
+        """Where (in coarse samples) each of the limb's rests of `pause_s` began."""
         lag = max(1, self._still_lag // self._k)
         ahead = np.concatenate([up[lag:], np.repeat(up[-1:], min(lag, up.shape[0]), axis=0)])
         step = np.sqrt(np.sum((ahead - up) ** 2, axis=1))[:-1]
@@ -843,8 +843,8 @@ class ReferenceTracker:
 
     def _outside_latest(self, phi: F64Array, w0: int) -> bool:
         """Whether the movements from `w0` on stay out of an end band of all of `phi`."""
-        lo, hi = np.percentile(phi, _SPAN_PCT)
-        lo_w, hi_w = np.percentile(phi[w0:], _SPAN_PCT)
+        lo, hi = _ends(phi)
+        lo_w, hi_w = _ends(phi[w0:])
         band = self.end_band_ratio * float(hi - lo)
         return bool(lo_w > lo + band or hi_w < hi - band)
 
@@ -908,8 +908,8 @@ class ReferenceTracker:
         return np.asarray(vecs[:, 2], np.float64)
 
     def _range(self, phi: F64Array) -> float:
-        lo, hi = np.percentile(phi, _SPAN_PCT)
-        return float(hi - lo)
+        lo, hi = _ends(phi)
+        return hi - lo
 
     def _neutral_side(
         self, phi: F64Array, jitter: F64Array, opens_at_rest: bool, rate: float
@@ -928,8 +928,8 @@ class ReferenceTracker:
         that is one held position needs the hold at the other end (`hold_min_s`).
         """
         s = self.settings
-        lo, hi = np.percentile(phi, _SPAN_PCT)
-        span = float(hi - lo)
+        lo, hi = _ends(phi)
+        span = hi - lo
         if span < self.floor_deg:
             return None
         band = self.end_band_ratio * span
@@ -1166,6 +1166,12 @@ def _pose(quat: F64Array, up: F64Array) -> F64Array:
 def _heading_deg(quat: F64Array) -> F64Array:
     """Heading (deg) of sensor-to-world poses: their twist about the vertical."""
     return np.asarray(np.degrees(2.0 * np.arctan2(quat[:, 3], quat[:, 0])), np.float64)
+
+
+def _ends(phi: F64Array) -> tuple[float, float]:
+    """The two ends of the movements' range (`_SPAN_PCT`), in the angles' unit."""
+    lo, hi = np.percentile(phi, _SPAN_PCT)
+    return float(lo), float(hi)
 
 
 def _wrap(deg: F64Array) -> F64Array:

@@ -213,6 +213,43 @@ async def test_commands_are_validated_and_answered(mosquitto: Mosquitto, tmp_pat
         daemon.cancel()
 
 
+async def test_a_replys_correlation_data_stays_on_that_reply(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    # Publishes share their properties (content type, versions); a reply's correlation
+    # data must not be written into them, or every later event carries it, and a reply
+    # paho packs late (queued behind the in-flight window) carries another's.
+    topics = Topics("gw-9")
+    outbox = Outbox(tmp_path / "outbox.db")
+    async with (
+        MqttPublisher(
+            BrokerConfig(url=mosquitto.url), topics, outbox, command_timeout_s=0.5
+        ) as pub,
+        aiomqtt.Client("127.0.0.1", mosquitto.port, protocol=aiomqtt.ProtocolVersion.V5) as dash,
+    ):
+        await until(lambda: pub.connected)
+        await asyncio.sleep(0.2)  # the gateway's cmd subscription
+        await dash.subscribe("dash/replies", qos=1)
+        await dash.subscribe(f"{topics.prefix}/sessions/#", qos=1)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ResponseTopic = "dash/replies"
+        props.CorrelationData = b"7"
+        await dash.publish(
+            topics.cmd, b'{"request": {"command": "calibrate"}}', qos=1, properties=props
+        )
+        got: dict[str, bytes | None] = {}
+        async for m in dash.messages:
+            got[str(m.topic)] = getattr(m.properties, "CorrelationData", None)
+            if str(m.topic) == "dash/replies":
+                pub.publish_event("sess-1", "s-1", _rep(0))
+            else:
+                break
+    assert got["dash/replies"] == b"7"
+    events = [t for t in got if t.endswith("/events")]
+    assert events, "the event arrived"
+    assert got[events[0]] is None
+
+
 async def test_an_unanswered_command_gets_an_error_reply(
     mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

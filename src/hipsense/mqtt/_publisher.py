@@ -140,10 +140,8 @@ class Command:
             )
 
 
-@functools.cache
-def _props(*, expiry_s: int | None = None) -> Properties:
-    # Cached: paho only reads them when packing, and building them costs more than the
-    # rest of a live frame's publish.
+def _new_props(*, expiry_s: int | None = None) -> Properties:
+    """A publish's properties: content type, versions, expiry."""
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.ContentType = "application/json"
     props.UserProperty = [
@@ -153,6 +151,12 @@ def _props(*, expiry_s: int | None = None) -> Properties:
     if expiry_s is not None:
         props.MessageExpiryInterval = expiry_s
     return props
+
+
+# Shared: building them costs more than the rest of a live frame's publish. Never
+# changed once built: paho reads them when it packs the message, which for a message
+# queued behind the in-flight window is after later publishes were made.
+_props = functools.cache(_new_props)
 
 
 class MqttPublisher:
@@ -554,7 +558,9 @@ class MqttPublisher:
             )
             response_topic = None
         correlation = getattr(props, "CorrelationData", None)
-        rprops = self._props()
+        # Its own properties: the correlation data is this reply's alone (the shared
+        # ones would carry it to every later publish, and to replies still queued).
+        rprops = _new_props() if self._v5 else None
         if rprops is not None and correlation is not None:
             rprops.CorrelationData = correlation
         await client.publish(

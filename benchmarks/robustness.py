@@ -24,9 +24,10 @@ fixed seed (per recording, transform and variant), so a run is deterministic and
   unchanged, as for every transform below. Printed with it: on how many recordings the
   cut falls before the first rep the core finds on the uncropped one, and at most how
   far after its start (the core's start may lead the motion by a sample or two).
-- tempo x0.5, x0.75, x1.5, x2: done 0.5 to 2 times as slowly (time stretched, rates
-  divided, and when slowed the accelerometer's linear part divided by the factor
-  squared), resampled at 25 Hz with the gyro by its integral (`_common.resample`).
+- tempo x0.5, x0.75, x1.5, x2: done 0.5 to 2 times as slowly (time stretched, the
+  movement's rates divided and the gyro's bias kept as recorded, and when slowed the
+  accelerometer's linear part divided by the factor squared), resampled at 25 Hz with
+  the gyro by its integral (`_common.resample`).
 - gyro_bias: a constant bias of 1, 2 and 3 deg/s in a random direction (two each),
   plus a random walk of 0.02 deg/s/sqrt(s): another unit's gyro, not yet calibrated.
 - turned: the unit turned on the thigh by a uniformly random rotation (three), the

@@ -123,6 +123,23 @@ def test_a_bounce_off_the_bed_after_a_rep_is_no_rep() -> None:
     assert any(what.startswith("rebound") for _, what in seg.trace)
 
 
+@pytest.mark.parametrize(("way_s", "counted"), [(0.2, 4), (0.4, 5)])
+def test_a_quick_recoil_after_a_rep_is_no_rep_whatever_its_range(
+    way_s: float, counted: int
+) -> None:
+    # Twenty degrees, more than half the rep it follows: a bounce off the landing is told
+    # by being over sooner than a voluntary rep can be (twice `min_phase_s`, 0.6 s), not
+    # by its range. Out and back in 0.8 s, the same movement is a quick rep, and counts.
+    recoil = Rep(20.0, out_s=way_s, hold_s=0.0, back_s=way_s)
+    reps = [Rep(30.0), Rep(30.0, rest_s=0.1), recoil, Rep(30.0), Rep(30.0)]
+    _, theta, _ = angle(reps, RATE)
+    seg = Segmenter(RATE, Targets.automatic())
+    seg.trace = []
+    got = _reps(_run(seg, _block(theta)))
+    assert len(got) == counted
+    assert any(what.startswith("rebound") for _, what in seg.trace) == (counted == 4)
+
+
 def test_one_small_movement_in_a_set_is_not_a_rep_but_a_small_set_after_a_wide_one_is() -> None:
     # The leg settling between reps of 30 deg (4 deg, once) is dropped; after ten reps of
     # 30 deg, a block of ten of 5 deg (a low-amplitude set) is counted whole.

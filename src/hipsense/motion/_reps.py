@@ -11,8 +11,9 @@ decides what each is:
    below the rest it started from (walking swings both ways); for a known exercise,
    going far past its range or taking several times its tempo both ways; under way
    when the stream began (moving out faster than a limb at rest at its first sample);
-2. a *rebound*, dropped: smaller than `half_ratio` of the rep just before and begun
-   within `rebound_s` of its end (a heel bouncing off the bed);
+2. a *rebound*, dropped: begun within `rebound_s` of the end of the rep just before,
+   and smaller than `half_ratio` of it or over in less than twice `min_phase_s` (a
+   heel bouncing off the bed, the limb recoiling from the landing);
 3. *small for its set*, held back: under `scale_ratio` of the set's typical range (the
    median of its last `run_reps`) and not flagged. It counts in a run of `run_reps` such
    reps, each within `lone_rep_s` of the last (the set's scale has changed: a
@@ -63,6 +64,8 @@ Event = RepEvent | HoldEvent | SetEvent
 _TRIM_N = 4096
 """Samples dropped at a time from the front of the buffer: copies stay rare."""
 _DOUBTFUL = frozenset({Flag.PARTIAL, Flag.OFF_PLANE, Flag.HOLD_SHORT})
+_WAYS = 2
+"""A rep's phases: out and back."""
 _SHORT = frozenset({Flag.PARTIAL, Flag.HOLD_SHORT})
 """Short of the prescription: the range or the hold the set's reps are prescribed."""
 
@@ -273,14 +276,20 @@ class Segmenter:
         return ""
 
     def _rebound(self, m: Measured, last: Measured | None) -> bool:
-        """Small beside the rep just before, and begun as that one ended (rule 2)."""
+        """Begun as the rep just before ended, and small beside it or brief (rule 2)."""
         if last is None:
             return False
         s = self.settings
         ev, prev = m.event, last.event
         assert isinstance(ev, RepEvent)
         assert isinstance(prev, RepEvent)
-        return ev.start_s - prev.end_s < s.rebound_s and ev.rom_deg < s.half_ratio * prev.rom_deg
+        # After it: measured from a new reference, an earlier rep may come later.
+        after = prev.peak_s < ev.start_s < prev.end_s + s.rebound_s
+        small = ev.rom_deg < s.half_ratio * prev.rom_deg
+        # A voluntary rep takes at least `min_phase_s` each way; a bounce off the
+        # landing is out and back sooner, whatever its range, and does not stay out.
+        brief = ev.end_s - ev.start_s < _WAYS * s.min_phase_s
+        return after and (small or brief)
 
     def _offer(self, cand: _Held, detected_s: float, *, small: bool) -> list[Event]:
         """Count a rep, or hold a doubtful one back until it is confirmed (rules 3, 4)."""

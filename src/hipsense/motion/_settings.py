@@ -100,7 +100,8 @@ class SegmenterSettings:
     min_phase_s: float = 0.3
     """No voluntary movement of the thigh is quicker (the fastest reps take 0.35-0.5 s a
     way): a dip at the top that comes back sooner is a heel bouncing or the
-    accelerometer's kick as the leg stops; a whole rep that quick is no rep."""
+    accelerometer's kick as the leg stops; a whole rep that quick is no rep, and right
+    after a rep, a movement over in twice this is the limb recoiling from the landing."""
     baseline_window_s: float = 3.0
     """The rest level is the lowest angle of this trailing window: it follows a slow
     drift of the rest pose instead of remembering one low dip for ever."""

@@ -8,7 +8,8 @@ import pytest
 from scipy import ndimage, signal
 
 from hipsense._quat import quat_conj, rotate
-from hipsense.motion import OrientationEstimator, OrientationSettings
+from hipsense.motion import CoreSettings, MotionCore, OrientationEstimator, OrientationSettings
+from hipsense.motion._decimate import Decimator
 from hipsense.motion._filters import (
     Biquad,
     Lowpass,
@@ -338,3 +339,58 @@ def test_short_block_reductions_equal_numpy() -> None:
     x = np.array([1.0, np.nan, 3.0])
     assert math.isnan(largest(x))  # as x.max(): NaN wins
     assert first_true(np.zeros(0, bool)) == -1
+
+
+def _stream_with_gaps(rate_hz: float, n: int, seed: int) -> np.ndarray:
+    """Rows of time and three noisy columns, with samples lost here and there."""
+    rng = np.random.default_rng(seed)
+    idx = np.arange(n, dtype=np.float64)
+    for lost_at, lost_n in ((137, 1), (411, 7), (412 + 250, 30)):
+        idx[lost_at:] += lost_n
+    t = idx / rate_hz
+    return np.column_stack([t, rng.normal(size=(n, 3))])
+
+
+def _decimated(dec: Decimator, rows: np.ndarray, splits: list[tuple[int, int]]) -> np.ndarray:
+    parts = [dec.update(rows[a:b]) for a, b in splits] + [dec.flush()]
+    return np.concatenate([p for p in parts if p.shape[0]])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_decimator_chunked_equals_whole_bit_for_bit(seed: int) -> None:
+    rows = _stream_with_gaps(200.0, 1000, seed)
+    whole = _decimated(Decimator(4, 200.0), rows, [(0, rows.shape[0])])
+    chunked = _decimated(Decimator(4, 200.0), rows, _splits(rows.shape[0], seed))
+    assert np.array_equal(chunked, whole)
+
+
+def test_decimator_means_groups_that_never_span_lost_samples() -> None:
+    # Reference: numpy's mean of each run between gaps, cut in groups of four (the last
+    # of a run as it is). Tolerance: rounding only (1e-12).
+    rows = _stream_with_gaps(200.0, 1000, 0)
+    got = _decimated(Decimator(4, 200.0), rows, [(0, rows.shape[0])])
+    cuts = np.flatnonzero(np.diff(rows[:, 0]) > 1.5 / 200.0) + 1
+    want = [
+        run[a : a + 4].mean(axis=0)
+        for run in np.split(rows, cuts)
+        for a in range(0, run.shape[0], 4)
+    ]
+    assert got.shape == (len(want), 4)
+    assert len(cuts) == 3  # the three gaps are there to be kept
+    assert np.allclose(got, np.array(want), rtol=0, atol=1e-12)
+
+
+def test_decimator_of_one_passes_rows_through() -> None:
+    rows = _stream_with_gaps(25.0, 100, 0)
+    dec = Decimator(1, 25.0)
+    assert dec.update(rows) is rows
+    assert dec.flush().shape[0] == 0
+
+
+@pytest.mark.parametrize(("rate_hz", "stage_hz"), [(25.0, 25.0), (60.0, 60.0), (200.0, 50.0)])
+def test_the_stages_after_orientation_run_at_50_hz_or_the_rate_below_it(
+    rate_hz: float, stage_hz: float
+) -> None:
+    core = MotionCore(rate_hz, None, settings=CoreSettings())
+    assert core.stage_rate_hz == stage_hz
+    assert core.reference.rate_hz == core.segmenter.rate_hz == stage_hz

@@ -11,6 +11,7 @@ from hipsense._errors import HipsenseError
 from hipsense.exercises import Exercise
 from hipsense.recording import Recording
 
+from ._decimate import Decimator
 from ._events import HoldEvent, RepEvent, SetEvent
 from ._orientation import OrientationEstimator, OrientationSettings
 from ._reference import AngleBlock, Calibration, ReferenceTracker, up_in_sensor
@@ -31,6 +32,8 @@ __all__ = [
 
 F64Array = NDArray[np.float64]
 MotionEvent = Calibration | RepEvent | HoldEvent | SetEvent
+_QUAT_COLS = 4
+"""A pose's columns, last in the decimated rows (`MotionCore._stages`)."""
 _TINY_M_S2 = 1e-9
 """An accelerometer reading of zero (free fall, a broken sensor) has no direction."""
 MIN_RATE_HZ = 20.0
@@ -55,6 +58,11 @@ class CoreSettings:
     """Samples are taken through the stages this much at a time: each pass costs a
     fixed share (a radio's 20-sample blocks at 200 Hz are 0.1 s), and a rep's event is
     out 1.5 s after its end at the latest, of which this is a fraction."""
+    stage_rate_hz: float = 50.0
+    """After orientation, samples are averaged in groups of the largest whole number that
+    keeps at least this rate (`_decimate.py`): the thigh's movement has nothing above a
+    few hertz (phases of 0.35 s at the fastest), 200 Hz shows the stages no more of it
+    than 50 Hz, and costs them four times as much."""
 
 
 class MotionCore:
@@ -92,8 +100,12 @@ class MotionCore:
             self.targets = replace(self.targets, reps_per_set=reps_per_set)
         tg = self.targets
         self.orientation = OrientationEstimator(self.rate_hz, self.settings.orientation)
+        factor = max(1, int(self.rate_hz // self.settings.stage_rate_hz))
+        self._decimator = Decimator(factor, self.rate_hz)
+        self.stage_rate_hz = self.rate_hz / factor
+        """The rate the reference and the segmenter see (`CoreSettings.stage_rate_hz`)."""
         self.reference = ReferenceTracker(
-            self.rate_hz,
+            self.stage_rate_hz,
             self.settings.reference,
             floor_deg=tg.detect_deg,
             rest_max_deg=tg.rest_max_deg,
@@ -106,7 +118,7 @@ class MotionCore:
             axis_from_vertical_deg=tg.axis_from_vertical_deg,
         )
         self.segmenter = Segmenter(
-            self.rate_hz,
+            self.stage_rate_hz,
             tg,
             self.settings.segmentation,
             rest_max_deg=tg.rest_max_deg,
@@ -127,6 +139,10 @@ class MotionCore:
     def reset(self) -> None:
         """Forget everything measured; settings and exercise stay."""
         self.orientation.reset()
+        self._decimator.reset()
+        self._last_quat: F64Array | None = None  # the last fused pose, sign-aligned
+        # What the decimator's rows hold: the accelerometer (raw input), poses.
+        self._layout = (True, False)
         self.reference.reset()
         self.segmenter.reset()
         self.last_angles = AngleBlock.empty()
@@ -137,7 +153,7 @@ class MotionCore:
 
     def calibrate(self) -> None:
         """Take the next sample as the neutral start position."""
-        self._done += self._run_queue()
+        self._done += self._run_queue() + self._flush()
         self.reference.calibrate()
 
     def update(
@@ -202,16 +218,65 @@ class MotionCore:
         if second is None:
             ori = self.orientation.update_quat(first, t)
             fused, gyr = ori.quat, ori.gyr_rad_s
-            up = up_in_sensor(fused)
+            down = None  # gravity comes from the poses
         else:
-            acc, gyr = second, first
+            down, gyr = second, first
             fused = None
             if self._fuses:
-                ori = self.orientation.update_raw(gyr, acc, t)
+                ori = self.orientation.update_raw(gyr, down, t)
                 fused, gyr = ori.quat, ori.gyr_rad_s
+        events: list[MotionEvent] = []
+        layout = (down is not None, fused is not None)
+        if layout != self._layout:
+            # Rows of another kind (raw and quaternions, mixed): the group waiting first.
+            events += self._flush()
+            self._layout = layout
+        cols = [t[:, None], gyr]
+        if down is not None:
+            cols.append(down)
+        if fused is not None:
+            cols.append(self._aligned(fused))
+        return events + self._stages(self._decimator.update(np.hstack(cols)))
+
+    def _aligned(self, quat: F64Array) -> F64Array:
+        """The poses, each with the sign nearest the one before.
+
+        q and -q are one pose, and only alike signs average to the pose between them.
+        """
+        prev = quat[:1] if self._last_quat is None else self._last_quat
+        both = np.concatenate([prev, quat])
+        flips = np.cumprod(np.where(np.sum(both[1:] * both[:-1], axis=1) < 0, -1.0, 1.0))
+        out = quat * flips[:, None]
+        self._last_quat = out[-1:].copy()
+        return np.asarray(out, np.float64)
+
+    def _flush(self) -> list[MotionEvent]:
+        """The samples of the decimator's unfinished group through the stages."""
+        return self._stages(self._decimator.flush())
+
+    def _stages(self, rows: F64Array) -> list[MotionEvent]:
+        """Decimated rows through the reference and the segmenter.
+
+        Columns: time, gyro (3), the accelerometer (3) for raw input, poses (4) if fused
+        (`_layout`).
+        """
+        if rows.shape[0] == 0:
+            return []
+        raw, has_poses = self._layout
+        t = np.ascontiguousarray(rows[:, 0])
+        gyr = np.ascontiguousarray(rows[:, 1:4])
+        fused: F64Array | None = None
+        if has_poses:
+            q = rows[:, -_QUAT_COLS:]
+            fused = np.ascontiguousarray(q / np.linalg.norm(q, axis=1, keepdims=True))
+        if raw:
+            acc = rows[:, 4:7]
             # np.linalg.norm's own arithmetic, without its dispatch (a block's share).
             norm = np.sqrt(np.add.reduce(acc * acc, axis=1, keepdims=True))
             up = acc / np.maximum(norm, _TINY_M_S2)
+        else:
+            assert fused is not None
+            up = up_in_sensor(fused)
         events: list[MotionEvent] = []
         for item in self.reference.update(t, up, fused, gyr):
             if isinstance(item, Calibration):
@@ -224,7 +289,7 @@ class MotionCore:
     def finish(self) -> list[MotionEvent]:
         """End of stream: the samples still waiting, then what is still open."""
         events, self._done = self._done, []
-        return events + self._run_queue() + list(self.segmenter.finish())
+        return events + self._run_queue() + self._flush() + list(self.segmenter.finish())
 
 
 @dataclass(frozen=True)

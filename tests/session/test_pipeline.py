@@ -122,10 +122,16 @@ def test_agrees_with_the_simulated_truth() -> None:
             assert rep.rom_deg == pytest.approx(true["rom_deg"], abs=3.0)
     assert summary.mean_rom_deg == pytest.approx(float(np.mean([r.rom_deg for r in reps])), 0.01)
     assert sum(summary.flags.values()) == sum(len(r.flags) for r in reps)
-    # Live frames: one sample per 50 ms of stream time, in order, none twice.
+    # Live frames: one sample per 50 ms of stream time, in order, none twice: the first
+    # angle of each 50 ms (from the first angle on, once the start position is found),
+    # within one of the stages' sample intervals of its start (they run at 50 Hz here),
+    # save where lost packets emptied it.
     t = np.concatenate([f.t_s for f in frames])
-    assert np.all(np.diff(t) > 0)
-    assert np.median(np.diff(t)) == pytest.approx(0.05, abs=0.002)
+    slots = np.floor(t / p.live_period_s)
+    assert np.all(np.diff(slots) >= 1)
+    late = t - slots * p.live_period_s
+    assert np.mean(late < 1.0 / p.core.stage_rate_hz) > 0.95
+    assert t.shape[0] > 0.95 * (slots[-1] - slots[0] + 1)
     assert t[-1] > result.recording.duration_s - 1.0
     # Lost packets are counted as gaps.
     assert p.tally.gaps > 0

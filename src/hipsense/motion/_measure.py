@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._events import Flag, HoldEvent, RepEvent
-from ._filters import Biquad, butter2_lowpass, true_runs
+from ._filters import Biquad, butter2_lowpass, largest, true_runs
 from ._settings import SegmenterSettings
 from ._targets import Targets
 
@@ -178,8 +178,8 @@ def _phases(
     ip = int(th[: end + 1].argmax())
     if ip == 0 or ip >= end:
         return None
-    io = _peak_speed(v[: ip + 1])
-    ib = ip + _peak_speed(-v[ip : end + 1])
+    io = _peak_speed(v[: ip + 1], s.half_ratio)
+    ib = ip + _peak_speed(-v[ip : end + 1], s.half_ratio)
     v_out, v_back = float(v[io]), float(-v[ib])
     if v_out <= 0 or v_back <= 0:
         return None
@@ -344,17 +344,30 @@ def _hold(
     )
 
 
-def _peak_speed(speed: F64Array) -> int:
-    """Where a movement's speed peaks: its highest maximum inside the window.
+def _peak_speed(speed: F64Array, ratio: float) -> int:
+    """Where a movement's speed peaks (the highest of its maxima that move it far).
+
+    Of the maxima inside the window, those whose movement covers at least `ratio` of
+    the angle the largest one covers.
 
     A speed highest at the window's edge belongs to a movement the window cut (the last
     rep's way back still settling where this one's window begins), not to a bell of its
-    own; if there is no maximum inside, the highest sample.
+    own; if there is no maximum inside, the highest sample. A maximum's movement is the
+    run of speed one way around it: the accelerometer's kick as a fast rep lands, or as
+    the next one sets off, can be quicker than the rep's own way back, but it turns the
+    angle by a few degrees, not by the range.
     """
     inside = speed[1:-1]
     peaks = np.flatnonzero((inside >= speed[:-2]) & (inside >= speed[2:])) + 1
     if not peaks.size:
         return int(speed.argmax())
+    starts, stops = true_runs(speed > 0)
+    if starts.size:
+        # The angle each run of speed one way covers, given to each maximum in it.
+        area = np.add.reduceat(np.maximum(speed, 0.0), starts)
+        run = np.maximum(np.searchsorted(starts, peaks, side="right") - 1, 0)
+        covered = np.where(peaks < stops[run], area[run], 0.0)
+        peaks = peaks[covered >= ratio * largest(covered)]
     return int(peaks[speed[peaks].argmax()])
 
 

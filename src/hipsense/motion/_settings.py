@@ -132,8 +132,9 @@ class SegmenterSettings:
     max_tempo_ratio: float = 3.0
     """Slower than this times the tempo both ways is not a rep (rolling over)."""
     rebound_s: float = 1.0
-    """A rep smaller than `half_ratio` of the one just before, begun within this of its
-    end, is the limb bouncing back (a heel off the bed): a new rep, however small,
+    """A rep begun within this of the end of the one just before, and smaller than
+    `half_ratio` of it or over in less than twice `min_phase_s`, is the limb bouncing
+    back (a heel off the bed, a recoil from the landing): a new rep, however small,
     comes after at least a moment's pause."""
     lone_rep_s: float = 10.0
     """A doubtful rep counts only if another rep comes within this of its end: one such

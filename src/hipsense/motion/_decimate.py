@@ -23,7 +23,8 @@ __all__ = ["GAP_STEPS", "Decimator"]
 
 F64Array = NDArray[np.float64]
 GAP_STEPS = 1.5
-"""A step between samples this many sample intervals long lost samples."""
+"""A step between samples this many sample intervals long lost samples (here, and where
+the reference stage counts the samples lost before each one)."""
 
 
 class Decimator:

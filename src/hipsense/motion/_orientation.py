@@ -10,6 +10,7 @@ from vqf import VQF
 
 from hipsense._quat import interval_rates
 
+from ._decimate import GAP_STEPS
 from ._filters import any_true, largest, run_lengths
 
 __all__ = ["OrientationBlock", "OrientationEstimator", "OrientationSettings"]
@@ -142,7 +143,7 @@ class OrientationEstimator:
         longest = float(t[0]) - first
         if n > 1:
             longest = max(longest, largest(t[1:] - t[:-1]))
-        if longest * self.rate_hz < 1.5:
+        if longest * self.rate_hz < GAP_STEPS:
             # No interval is long enough to hold a lost sample (the usual case, told
             # without per-sample rounding).
             return None

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from hipsense._quat import dot3, quat_conj, rotate
 
+from ._decimate import GAP_STEPS
 from ._filters import (
     Biquad,
     Lowpass,
@@ -51,8 +52,6 @@ F64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 _UP = np.array([0.0, 0.0, 1.0])
 _HALF_TURN_DEG = 180.0
-_GAP_STEPS = 1.5
-"""A sample interval this many periods long lost samples."""
 _SEARCH_HZ = 25.0
 """The search looks at means over samples at about this rate: a thigh's voluntary
 movements lie below 3 Hz, and the real recordings are sampled at 25 Hz."""
@@ -437,7 +436,7 @@ class ReferenceTracker:
         gap = rows[:, _GAP]
         gap[0] = t_s[0] - prev
         np.subtract(t_s[1:], t_s[:-1], out=gap[1:])
-        np.greater(gap, _GAP_STEPS / self.rate_hz, out=gap)
+        np.greater(gap, GAP_STEPS / self.rate_hz, out=gap)
         at = begin
         end = begin + n
         while at < end:

@@ -1,7 +1,7 @@
 """The motion core: samples in, calibrations, reps, holds and sets out."""
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -81,13 +81,8 @@ class MotionCore:
         *,
         variant: str | None = None,
         settings: CoreSettings | None = None,
-        reps_per_set: int | None = None,
     ) -> None:
-        """The core for one exercise (None: `auto`) at `rate_hz`.
-
-        `reps_per_set` is a clinician's prescription of reps a set, when it is not the
-        exercise's own dosage (see `Targets.reps_per_set`).
-        """
+        """The core for one exercise (None: `auto`) at `rate_hz`."""
         self.rate_hz = float(rate_hz)
         self.exercise = exercise
         self.settings = settings if settings is not None else CoreSettings()
@@ -96,8 +91,6 @@ class MotionCore:
             if exercise is not None
             else Targets.automatic()
         )
-        if reps_per_set is not None and self.targets.reps_per_set is not None:
-            self.targets = replace(self.targets, reps_per_set=reps_per_set)
         tg = self.targets
         self.orientation = OrientationEstimator(self.rate_hz, self.settings.orientation)
         factor = max(1, int(self.rate_hz // self.settings.stage_rate_hz))

@@ -803,12 +803,10 @@ class ReferenceTracker:
             elev = np.degrees(np.arccos(np.clip(dot3(up_lp, up0), -1.0, 1.0)))
         elev0 = float(elev[near_k])
         # Released from the first rest at the start position (what came before it was no
-        # rep from there), after the last pose well off the movement plane before that,
-        # and after the limb was last where no rep goes (as measuring would find it:
-        # behind neutral, beyond the range, at rest further off the plane than along
-        # it), from its next rest at neutral.
-        off = np.flatnonzero(np.abs(elev[:first_rest] - elev0) > s.reposition_deg)
-        release = max(first_rest, int(off[-1]) + 1 if off.size else 0)
+        # rep from there), and after the limb was last where no rep goes (as measuring
+        # would find it: behind neutral, beyond the range, at rest further off the plane
+        # than along it), from its next rest at neutral.
+        release = first_rest
         along = sign * (phi - level)
         tilt = np.abs(elev - elev0)
         gone = (along < -self.rest_max_deg) | (along > self.top_max_deg)

@@ -9,7 +9,7 @@ decides what each is:
    detector's shortest phase (`min_phase_s`); swinging off the plane more
    than about the axis (fidgeting turns every way); starting far from neutral or well
    below the rest it started from (walking swings both ways); for a known exercise,
-   going far past its range or taking several times its tempo both ways; under way
+   going far past its range; under way
    when the stream began (moving out faster than a limb at rest at its first sample);
 2. a *rebound*, dropped: begun within `rebound_s` of the end of the rep just before,
    and smaller than `half_ratio` of it or over in less than twice `min_phase_s` (a
@@ -19,7 +19,7 @@ decides what each is:
    reps, each within `lone_rep_s` of the last (the set's scale has changed: a
    low-amplitude block); a rep of the set's size drops it (the leg settling, shifting);
 4. *doubtful*, held back: flagged partial, off the plane or with its hold cut short, with
-   no rep just before it; or past the set's prescribed reps. It counts once a rep that is
+   no rep just before it. It counts once a rep that is
    not doubtful is detected within `lone_rep_s` of its end, or `run_reps` doubtful ones
    come in a row (off the plane, only when all held are alike: ranges and durations
    within `half_ratio` of each other); if neither comes, it is dropped. One such
@@ -267,12 +267,6 @@ class Segmenter:
             return f"held {ev.hold_s:.1f} s: passing through, not holding"
         if rom > tg.top_max_deg:
             return f"range {rom:.1f} deg beyond the exercise's"
-        if isinstance(ev, RepEvent) and Flag.DATA_GAP not in ev.flags:
-            outward = ev.concentric_s if tg.outward_phase == "concentric" else ev.eccentric_s
-            back = ev.eccentric_s if tg.outward_phase == "concentric" else ev.concentric_s
-            slow = s.max_tempo_ratio
-            if outward > slow * tg.outward_s and back > slow * tg.return_s:
-                return f"too slow both ways ({outward:.1f} s, {back:.1f} s)"
         return ""
 
     def _rebound(self, m: Measured, last: Measured | None) -> bool:
@@ -323,8 +317,6 @@ class Segmenter:
         why = ""
         if flagged and not recent:
             why = "doubtful, " + ",".join(map(str, rep.flags))
-        elif not gap and not recent and not pending and self._set_done(rep):
-            why = "past the set's prescribed reps"
         # Off the plane, doubtful reps confirm each other only when all are alike:
         # fidgeting turns every way, by any amount, for any time, rep after rep, while a
         # patient who compensates does every rep the same way.
@@ -366,16 +358,6 @@ class Segmenter:
             return False
         levels = [h.onset_deg for h in run] + [h.end_deg for h in held]
         return max(levels) - min(levels) <= self.settings.noise_deg
-
-    def _set_done(self, rep: RepEvent) -> bool:
-        cap = self.targets.reps_per_set
-        cur = self._set
-        return (
-            cap is not None
-            and cur is not None
-            and rep.start_s - cur.end_s <= self.settings.set_gap_s
-            and len(cur.reps) >= cap
-        )
 
     def _expire(self, scanning_from: int) -> list[Event]:
         """Drop held reps that nothing can confirm any more; close a set after its gap."""

@@ -52,9 +52,8 @@ class ReferenceSettings:
     """An axis within this of the vertical turns gravity by less than half the rep's
     angle (sin 30 deg): such movements are measured by the fused heading."""
     reposition_deg: float = 20.0
-    """Off the movement plane by this much, the limb is in another position: the backlog
-    released with a reference starts after the last such pose, and a referenced limb at
-    rest this far off the plane has been repositioned."""
+    """Off the movement plane by this much, the limb is in another position: a
+    referenced limb at rest this far off the plane has been repositioned."""
     axis_agree_deg: float = 30.0
     """The latest movements turning this far from the axis (over `axis_window_s`) are
     done about another axis: the reference is found again from them. A rep's own wobble
@@ -129,8 +128,6 @@ class SegmenterSettings:
     off_plane_max_ratio: float = 1.0
     """Swinging off the plane further than this share of the range about the axis (plus
     `noise_deg`) is not a rep of the exercise, however badly done."""
-    max_tempo_ratio: float = 3.0
-    """Slower than this times the tempo both ways is not a rep (rolling over)."""
     rebound_s: float = 1.0
     """A rep begun within this of the end of the one just before, and smaller than
     `half_ratio` of it or over in less than twice `min_phase_s`, is the limb bouncing

@@ -59,10 +59,6 @@ class Targets:
     """A held position (isometric hold, stretch) is judged on its time alone: shorter
     than this share of the prescription is short."""
     eccentric_fast_s: float | None = None
-    reps_per_set: int | None = None
-    """Most reps a set is prescribed (the top of a range such as "20 to 30 times"); None
-    for holds and `auto`. A rep past it, on its own after the set's last rep, is held back
-    as doubtful: a patient who goes on in rhythm confirms it, one who fidgets does not."""
     auto: bool = False
     axis_from_vertical_deg: float | None = None
     """The library's angle between the movement axis and the vertical at the start
@@ -96,7 +92,6 @@ class Targets:
             off_plane_deg=limits.get(FormCheck.OFF_PLANE) or 12.0,
             partial_ratio=partial if partial is not None and partial <= 1 else 0.8,
             eccentric_fast_s=limits.get(FormCheck.ECCENTRIC_FAST),
-            reps_per_set=None if ex.kind is ExerciseKind.HOLD else (d.reps_max or d.reps),
             axis_from_vertical_deg=axis_from_vertical_deg(ex),
         )
 

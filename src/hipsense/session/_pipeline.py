@@ -87,16 +87,12 @@ class SessionPipeline:
         self.exercise_id = exercise.id if exercise is not None else "auto"
         self.tracker = tracker
         """Progress against the prescription, shared by the sessions of one prescription."""
-        prescribed = None
         # Reps of an exercise the prescription does not have are not scored against
         # another line of it (they would make a session done right look half done).
         self._tracked = tracker is not None and (exercise is None or tracker.select(exercise.id))
         if tracker is not None and self._tracked:
             tracker.begin(session_id)
-            if exercise is not None:
-                prescribed = tracker.line.line.reps
-        # The core knows when a set is done from the prescription, not the library's dosage.
-        self.core = MotionCore(rate_hz, exercise, variant=variant, reps_per_set=prescribed)
+        self.core = MotionCore(rate_hz, exercise, variant=variant)
         self.live_period_s = 1.0 / live_rate_hz
         self.started_at = started_at if started_at is not None else utc_now()
         self.tally = SessionTally()

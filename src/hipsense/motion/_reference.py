@@ -668,12 +668,6 @@ class ReferenceTracker:
             across = self._across_bins()
             if across is None or math.cos(across) >= self._agree:
                 continue
-            # Confirmed on the tilt low-passed: a fast movement's kicks are no tilt.
-            a = max(self._ref_from, j + 1 - self._window_n)
-            recent = np.array(self._hist.span(a, j + 1)[:, _LP : _STILL + 1])
-            across = self._across(recent)
-            if across is None or math.cos(across) >= self._agree:
-                continue
             # Found again from the latest movements only: they must show the new axis
             # (`returns_min` of them) on their own.
             a = max(self._hist.first, j + 1 - self._window_n)
@@ -722,14 +716,6 @@ class ReferenceTracker:
 
     def _across_bins(self) -> float | None:
         return self._direction(*self._bin_total)
-
-    def _across(self, recent: F64Array) -> float | None:
-        """The main direction of the moving samples' path, on the tilt low-passed."""
-        lp, rise, still = recent[:, 0], recent[:, 1], recent[:, 2]
-        if rise.shape[0] > _FILTFILT_MIN_N:
-            rise = self._find_lp.filtfilt(rise)
-        moving = still < _HALF
-        return self._direction(*_moments(lp[moving], rise[moving]))
 
     def _direction(
         self, saa: float, see: float, sae: float, count: float, sa: float, se: float

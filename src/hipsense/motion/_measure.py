@@ -188,12 +188,14 @@ def _phases(
     top = float(th[ip])
     low_out = float(th[: ip + 1].min())
     low_back = float(th[ip : end + 1].min())
-    # The end range is the band below the level the limb keeps between its two peak
-    # speeds, not below the highest sample: a fast arrival and departure overshoot by
-    # the accelerometer's kick (up to half of g at 200 deg/s, 0.3 m from the hip), while
-    # the limb held still in between reads gravity alone.
+    # The end range is the band below the level the limb keeps near the top between its
+    # two peak speeds, not below the highest sample: a fast arrival and departure
+    # overshoot by the accelerometer's kick (up to half of g at 200 deg/s, 0.3 m from the
+    # hip), while the limb held still in between reads gravity alone. Near the top: a rep
+    # that does not stop there spends half its time between the peak speeds on its way.
     between = th[io : ib + 1]
-    held = min(top, float(np.median(between))) if between.shape[0] >= _MEDIAN_MIN_N else top
+    near = between[between >= top - _top_band(top - low_out, targets, s)]
+    held = min(top, float(np.median(near))) if near.shape[0] >= _MEDIAN_MIN_N else top
     band = _top_band(held - low_out, targets, s)
     # Onset: the last slow sample near the bottom before the way out's peak speed.
     near_bottom = th[: io + 1] <= low_out + s.top_ratio * (top - low_out)

@@ -303,6 +303,7 @@ def test_a_window_begun_on_the_last_reps_way_back_is_measured_from_the_rest() ->
         smoother(RATE, settings),
     )  # fmt: skip
     assert m is not None
+    assert isinstance(m.event, RepEvent)
     assert m.event.start_s == pytest.approx(start_s, abs=0.1)
     assert m.event.rom_deg == pytest.approx(15.0, abs=1.0)
 
@@ -340,6 +341,21 @@ def test_samples_lost_as_a_rep_sets_off_are_lost_within_it() -> None:
     assert [Flag.DATA_GAP in r.flags for r in reps] == [False, True, False]
 
 
+def _measured_whole(t_s: np.ndarray, th: np.ndarray, rate: float) -> RepEvent:
+    """`measure` of a window holding one whole rep (`auto`), from its highest sample."""
+    from hipsense.motion._measure import measure, smoother
+
+    settings = Segmenter(rate, Targets.automatic()).settings
+    zeros = np.zeros_like(th)
+    m = measure(
+        t_s, th, zeros, zeros != 0, int(th.argmax()), th.shape[0] - 1, Targets.automatic(),
+        settings, rate, smoother(rate, settings),
+    )  # fmt: skip
+    assert m is not None
+    assert isinstance(m.event, RepEvent)
+    return m.event
+
+
 def test_a_rep_that_does_not_stop_at_its_top_is_measured_to_it() -> None:
     # A too-fast rep's shape as subject 2 did it (prone extension, 25 Hz, every other
     # sample): a jerk off the rest, the way up in steps, a kick at the top, straight
@@ -347,10 +363,7 @@ def test_a_rep_that_does_not_stop_at_its_top_is_measured_to_it() -> None:
     # speeds is on its way up and down: the top is the level near the highest sample
     # (17 deg once smoothed), with no hold, not the median of that time (12.5 deg, held
     # for 0.6 s).
-    from hipsense.motion._measure import measure, smoother
-
     rate = 25.0
-    settings = Segmenter(rate, Targets.automatic()).settings
     every_other = np.array([
         0.1, 0.1, 0.1, 0.0, 0.0, 0.0, -0.1, 0.0, 0.1, 0.0, -0.7, -1.3, 2.6, 3.6, 3.1, 2.3,
         4.9, 4.2, 5.0, 8.8, 11.2, 12.3, 11.8, 12.6, 14.9, 17.0, 17.2, 13.1, 10.6, 11.9,
@@ -360,23 +373,14 @@ def test_a_rep_that_does_not_stop_at_its_top_is_measured_to_it() -> None:
         np.arange(2 * every_other.size - 1) / 2, np.arange(every_other.size), every_other
     )
     t_s = np.arange(th.shape[0]) / rate
-    zeros = np.zeros_like(th)
-    m = measure(
-        t_s, th, zeros, zeros != 0, int(th.argmax()), th.shape[0] - 1, Targets.automatic(),
-        settings, rate, smoother(rate, settings),
-    )  # fmt: skip
-    assert m is not None
-    assert isinstance(m.event, RepEvent)
-    assert m.event.rom_deg == pytest.approx(17.0, abs=1.0)
-    assert m.event.hold_s < 0.2
+    rep = _measured_whole(t_s, th, rate)
+    assert rep.rom_deg == pytest.approx(17.0, abs=1.0)
+    assert rep.hold_s < 0.2
 
 
 def test_the_top_of_a_held_rep_is_the_level_held_not_the_kicks_around_it() -> None:
     # A 20 deg rep out in 0.6 s, held 3 s, back in 0.6 s; the accelerometer's kicks
     # overshoot by 3 deg for 0.15 s as the limb arrives and leaves.
-    from hipsense.motion._measure import measure, smoother
-
-    settings = Segmenter(RATE, Targets.automatic()).settings
     hold_s = 3.0
     t_s = np.arange(int((3.0 + hold_s) * RATE)) / RATE
     start_s, phase_s = 1.0, 0.6
@@ -384,12 +388,6 @@ def test_the_top_of_a_held_rep_is_the_level_held_not_the_kicks_around_it() -> No
     th = 20.0 * (min_jerk((t_s - start_s) / phase_s) - min_jerk((t_s - leave_s) / phase_s))
     for at_s in (start_s + phase_s, leave_s):
         th += 3.0 * np.clip(1.0 - np.abs(t_s - at_s) / 0.075, 0.0, None)
-    zeros = np.zeros_like(th)
-    m = measure(
-        t_s, th, zeros, zeros != 0, int(th.argmax()), th.shape[0] - 1, Targets.automatic(),
-        settings, RATE, smoother(RATE, settings),
-    )  # fmt: skip
-    assert m is not None
-    assert isinstance(m.event, RepEvent)
-    assert m.event.rom_deg == pytest.approx(20.0, abs=1.0)
-    assert m.event.hold_s == pytest.approx(hold_s, abs=0.4)
+    rep = _measured_whole(t_s, th, RATE)
+    assert rep.rom_deg == pytest.approx(20.0, abs=1.0)
+    assert rep.hold_s == pytest.approx(hold_s, abs=0.4)

@@ -6,6 +6,7 @@ from numpy.typing import NDArray
 __all__ = [
     "axis_angle_quat",
     "dot3",
+    "fixed_matmul3",
     "interval_rates",
     "quat_conj",
     "quat_from_columns",
@@ -99,3 +100,13 @@ def dot3(v: F64Array, axis: F64Array) -> F64Array:
     rows; streaming code needs the same bits whatever the block size.
     """
     return np.asarray(v[:, 0] * axis[0] + v[:, 1] * axis[1] + v[:, 2] * axis[2], np.float64)
+
+
+def fixed_matmul3(v: F64Array, m: F64Array) -> F64Array:
+    """Rows (n, 3) times a 3x3 matrix, each element summed in a fixed order.
+
+    `v @ m` takes another path for a single row than for many (numpy 2.4 with OpenBLAS
+    0.3.31 differs in the last bit), so a stream cut into one-sample blocks would not
+    match the whole.
+    """
+    return np.asarray(v[:, 0:1] * m[0] + v[:, 1:2] * m[1] + v[:, 2:3] * m[2], np.float64)

@@ -17,7 +17,10 @@ from hipsense.motion._filters import (
     butter2_lowpass,
     counts_since,
     first_true,
+    gradient,
     largest,
+    median,
+    percentiles,
     run_lengths,
     trailing_min,
     trailing_min_from,
@@ -339,6 +342,26 @@ def test_short_block_reductions_equal_numpy() -> None:
     x = np.array([1.0, np.nan, 3.0])
     assert math.isnan(largest(x))  # as x.max(): NaN wins
     assert first_true(np.zeros(0, bool)) == -1
+
+
+def test_the_quick_statistics_equal_numpys_bit_for_bit() -> None:
+    """The measurement's and the search's shortcuts give numpy's own bits.
+
+    On the lengths a rep or a search window has, on even and uneven time steps (a real
+    unit's clock jitters), with ties (a unit's angles repeat to its resolution).
+    """
+    rng = np.random.default_rng(5)
+    for n in [*range(2, 40), *rng.integers(40, 3000, size=60).tolist()]:
+        x = rng.normal(scale=30.0, size=n)
+        if n % 3 == 0:
+            x = np.round(x, 1)
+        even = 7.0 + np.arange(n) / 25.0
+        uneven = np.cumsum(rng.uniform(0.03, 0.05, size=n))
+        for t in (even, uneven):
+            assert np.array_equal(gradient(x, t), np.gradient(x, t))
+        for pct in ((2.0, 98.0), (0.0, 100.0), (25.0, 75.0)):
+            assert percentiles(x, pct) == tuple(float(v) for v in np.percentile(x, pct))
+        assert float(median(x)) == float(np.median(x))
 
 
 def _stream_with_gaps(rate_hz: float, n: int, seed: int) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._events import Flag, HoldEvent, RepEvent
-from ._filters import Biquad, butter2_lowpass, largest, true_runs
+from ._filters import Biquad, butter2_lowpass, gradient, largest, median, true_runs
 from ._settings import SegmenterSettings
 from ._targets import Targets
 
@@ -97,10 +97,10 @@ def measure(
     top = smooth[ph.i_top : ph.i_leave + 1]
     # The rest it left, not the dip of its own kick as it set off (see `_phases`).
     rest = smooth[: ph.i_on + 1]
-    base = float(np.median(rest)) if rest.shape[0] >= _MEDIAN_MIN_N else float(smooth[ph.i_on])
+    base = float(median(rest)) if rest.shape[0] >= _MEDIAN_MIN_N else float(smooth[ph.i_on])
     high = float(top.max()) if top.shape[0] else float(smooth[ph.i_top])
     # The level held between arrival and departure, not the highest sample (`_phases`).
-    level = float(np.median(top)) if top.shape[0] >= _MEDIAN_MIN_N else high
+    level = float(median(top)) if top.shape[0] >= _MEDIAN_MIN_N else high
     rom = level - base
     seg = slice(ph.i_on, ph.i_end + 1)
     tilt = _smooth(off, lowpass)[seg]
@@ -174,7 +174,7 @@ def _phases(
     end = min(end, n - 1)
     if end < _MEDIAN_MIN_N:
         return None
-    v = np.gradient(th, t)
+    v = gradient(th, t)
     ip = int(th[: end + 1].argmax())
     if ip == 0 or ip >= end:
         return None
@@ -195,7 +195,7 @@ def _phases(
     # that does not stop there spends half its time between the peak speeds on its way.
     between = th[io : ib + 1]
     near = between[between >= top - _top_band(top - low_out, targets, s)]
-    held = min(top, float(np.median(near))) if near.shape[0] >= _MEDIAN_MIN_N else top
+    held = min(top, float(median(near))) if near.shape[0] >= _MEDIAN_MIN_N else top
     band = _top_band(held - low_out, targets, s)
     # Onset: the last slow sample near the bottom before the way out's peak speed.
     near_bottom = th[: io + 1] <= low_out + s.top_ratio * (top - low_out)
@@ -314,7 +314,7 @@ def _hold(
     rate_hz: float,
 ) -> HoldEvent:
     seg = smooth[ph.i_top : ph.i_leave + 1]
-    level = float(np.median(seg)) if seg.shape[0] else rom
+    level = float(median(seg)) if seg.shape[0] else rom
     band = max(s.noise_deg, _HOLD_BAND_RATIO * rom)
     inside = np.abs(seg - level) <= band
     starts, stops = true_runs(~inside)

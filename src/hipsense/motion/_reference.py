@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from hipsense._quat import dot3, quat_conj, rotate
+from hipsense._quat import dot3, fixed_matmul3, quat_conj, rotate
 
 from ._decimate import GAP_STEPS
 from ._filters import (
@@ -41,6 +41,7 @@ from ._filters import (
     counts_since,
     first_true,
     median,
+    percentiles,
     run_lengths,
     true_runs,
 )
@@ -167,9 +168,9 @@ class Reference:
         Of samples given as up (n, 3) and fused poses (n, 4).
         """
         if self.mode == "gravity":
-            # The three projections in one product (row by row, the same bits however the
-            # stream is cut: tests/motion check it).
-            p = up @ self._basis_t
+            # The three projections in one fixed-order product: the same bits however the
+            # stream is cut (tests/motion check it).
+            p = fixed_matmul3(up, self._basis_t)
             raw = np.degrees(np.arctan2(p[:, 1], p[:, 0]))
             rise = np.degrees(np.arctan2(p[:, 2], np.hypot(p[:, 0], p[:, 1])))
             rise -= self.elevation0_deg
@@ -571,8 +572,8 @@ class ReferenceTracker:
 
     def _blend(self, gravity: F64Array, gyr: F64Array, ref: Reference) -> F64Array:
         """The gravity angle below `gyro_lowpass_hz`, the gyroscope's above it."""
-        # Through the 3x3 product: the same bits however the stream is cut.
-        rate = ref.gyro_sign * (np.degrees((gyr @ ref._basis_t)[:, 2]) - ref.gyro_bias_dps)
+        # In a fixed order: the same bits however the stream is cut.
+        rate = ref.gyro_sign * (np.degrees(dot3(gyr, ref.axis)) - ref.gyro_bias_dps)
         steps = np.empty(rate.shape[0] + 1)
         steps[0] = self._turned
         np.divide(rate, self.rate_hz, out=steps[1:])
@@ -842,7 +843,7 @@ class ReferenceTracker:
         along = vecs[:, 2]
         spread = math.degrees(math.sqrt(max(vals[2], 0.0) / up.shape[0]))
         planar = vals[1] / vals[2] if vals[2] > 0 else math.inf
-        across = _unit(np.cross(mean, along))
+        across = _unit(_cross(mean, along))
         tilt = self.axis_from_vertical_deg
         rates = self._rate_axis(gyr, rate)
         if tilt is None:
@@ -874,7 +875,7 @@ class ReferenceTracker:
                 math.sin(math.radians(tilt)) * across + side * math.cos(math.radians(tilt)) * mean
             )
         e1 = _unit(mean - float(mean @ axis) * axis)
-        e2 = np.cross(axis, e1)
+        e2 = _cross(axis, e1)
         return "gravity", axis, e1, e2, float(1.0 - planar)
 
     def _rate_axis(self, gyr: F64Array, rate: float) -> F64Array | None:
@@ -959,7 +960,7 @@ class ReferenceTracker:
         elif max(longest.values()) >= settled and (longest[-1] != longest[1]):
             side = -1 if longest[-1] > longest[1] else 1
         else:
-            tremor = {e: float(np.median(jitter[still & (ends == e)])) for e in (-1, 1)}
+            tremor = {e: float(median(jitter[still & (ends == e)])) for e in (-1, 1)}
             if tremor[-1] * s.quiet_ratio <= tremor[1]:
                 side = -1
             elif tremor[1] * s.quiet_ratio <= tremor[-1]:
@@ -971,7 +972,7 @@ class ReferenceTracker:
         if longest[-side] < self._hold_min_n * rate / self.rate_hz:
             return None
         mask = still & (ends == side)
-        level = float(np.median(phi[mask]))
+        level = float(median(phi[mask]))
         # Measured from the first rest there, or from the opening if it rested there.
         first = 0 if opens_at_rest and ends[0] == side else int(mask.argmax())
         return level, float(-side), first, still, np.flatnonzero(mask)
@@ -1035,7 +1036,7 @@ class ReferenceTracker:
         starts, stops = starts[keep], stops[keep]
         if starts.shape[0] <= _MOVES_MIN:
             return ref
-        rate = np.degrees((rows[:, _W] @ ref._basis_t)[:, 2])
+        rate = np.degrees(dot3(rows[:, _W], ref.axis))
         bias = float(np.median(rate[slow]))
         turned = np.cumsum(rate - bias) / self.rate_hz
         mid = (starts + stops) // 2
@@ -1139,7 +1140,7 @@ def _pose(quat: F64Array, up: F64Array) -> F64Array:
     """
     if np.isfinite(quat).all():
         return np.array(quat, dtype=np.float64)
-    axis = np.cross(up, _UP)
+    axis = _cross(up, _UP)
     half = 0.5 * math.atan2(float(np.linalg.norm(axis)), float(up @ _UP))
     norm = float(np.linalg.norm(axis))
     vec = axis / norm * math.sin(half) if norm > 0 else np.zeros(3)
@@ -1153,8 +1154,7 @@ def _heading_deg(quat: F64Array) -> F64Array:
 
 def _ends(phi: F64Array) -> tuple[float, float]:
     """The two ends of the movements' range (`_SPAN_PCT`), in the angles' unit."""
-    lo, hi = np.percentile(phi, _SPAN_PCT)
-    return float(lo), float(hi)
+    return percentiles(phi, _SPAN_PCT)
 
 
 def _wrap(deg: F64Array) -> F64Array:
@@ -1166,6 +1166,13 @@ def _wrap(deg: F64Array) -> F64Array:
 
 def _longest_run(mask: BoolArray) -> int:
     return int(run_lengths(mask, 0).max()) if mask.shape[0] else 0
+
+
+def _cross(a: F64Array, b: F64Array) -> F64Array:
+    """`np.cross` of two 3-vectors, bit for bit (without its general-shape dispatch)."""
+    return np.array(
+        [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    )
 
 
 def _unit(v: F64Array) -> F64Array:

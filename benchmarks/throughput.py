@@ -1,12 +1,13 @@
 """Samples per second through the whole motion core, on one core.
 
-    .venv/bin/python benchmarks/throughput.py [--minutes M]
+    .venv/bin/python benchmarks/throughput.py [--reps N] [--runs N]
 
-A simulated clamshell session at 200 Hz goes through `MotionCore` (orientation,
-calibration, angles, segmentation) four ways: raw 6-axis whole-file and in 20-sample
-blocks, the sensor's quaternions whole-file and in 20-sample blocks. Blocks shorter than
-`CoreSettings.batch_s` (0.25 s) wait in the core and go through its stages together, as
-they would from a radio.
+A simulated clamshell session at 200 Hz (one set of `--reps` reps) goes through
+`MotionCore` (orientation, calibration, angles, segmentation) four ways: raw 6-axis
+whole-file and in 20-sample blocks, the sensor's quaternions whole-file and in 20-sample
+blocks. Blocks shorter than `CoreSettings.batch_s` (0.25 s) wait in the core and go
+through its stages together, as they would from a radio. It pins itself to one CPU (the
+targets are per core).
 
 Targets (issue: motion core): >= 1,000,000 samples/s raw whole-file; >= 200,000
 samples/s raw in 20-sample blocks.

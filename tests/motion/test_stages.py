@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import ndimage, signal
 
-from hipsense._quat import quat_conj, rotate
+from hipsense._quat import dot3, fixed_matmul3, quat_conj, rotate
 from hipsense.motion import CoreSettings, MotionCore, OrientationEstimator, OrientationSettings
 from hipsense.motion._decimate import Decimator
 from hipsense.motion._filters import (
@@ -362,6 +362,24 @@ def test_the_quick_statistics_equal_numpys_bit_for_bit() -> None:
         for pct in ((2.0, 98.0), (0.0, 100.0), (25.0, 75.0)):
             assert percentiles(x, pct) == tuple(float(v) for v in np.percentile(x, pct))
         assert float(median(x)) == float(np.median(x))
+
+
+def test_the_projections_are_the_same_bits_for_one_row_as_for_many() -> None:
+    """A stream cut into one-sample blocks projects each sample as the whole stream does.
+
+    (`v @ m` does not: numpy takes another path for a single row.) Against the matrix
+    product, within rounding.
+    """
+    rng = np.random.default_rng(11)
+    v = rng.normal(size=(997, 12))[:, 3:6]  # a strided view, as the history's columns are
+    m = np.linalg.qr(rng.normal(size=(3, 3)))[0]
+    whole = fixed_matmul3(v, m)
+    rows = np.concatenate([fixed_matmul3(v[i : i + 1], m) for i in range(v.shape[0])])
+    assert np.array_equal(rows, whole)
+    np.testing.assert_allclose(whole, v @ m, rtol=0, atol=1e-15)
+    one = np.concatenate([dot3(v[i : i + 1], m[:, 2]) for i in range(v.shape[0])])
+    assert np.array_equal(one, dot3(v, m[:, 2]))
+    np.testing.assert_allclose(one, v @ m[:, 2], rtol=0, atol=1e-15)
 
 
 def _stream_with_gaps(rate_hz: float, n: int, seed: int) -> np.ndarray:

@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from hipsense.exercises import ExerciseKind, load_library
-from hipsense.motion import AngleBlock, Calibration, MotionCore, ReferenceTracker, RepEvent
+from hipsense.motion import (
+    AngleBlock,
+    Calibration,
+    CoreSettings,
+    MotionCore,
+    ReferenceTracker,
+    RepEvent,
+)
 from hipsense.motion._reference import _moments
 
 from .planned import Rep, angle, min_jerk, stream
@@ -132,6 +139,38 @@ def test_no_still_start_with_a_3_dps_gyro_bias_loses_no_reps() -> None:
         first_cal = next(i for i, e in enumerate(events) if isinstance(e, Calibration))
         first_rep = next(i for i, e in enumerate(events) if isinstance(e, RepEvent))
         assert first_cal < first_rep
+
+
+def test_the_set_is_released_from_its_first_rest_on_neutrals_side_of_the_range() -> None:
+    # The limb first rests 3.5 deg up a 10 deg range from where it later settles for
+    # 15 s (subject 1, e1: rests 3 deg off the long rest's level), out of the end band:
+    # the reps made from those rests are the set's, so measuring starts there, not at
+    # the long rest.
+    rate = 25.0
+
+    def move(a: float, b: float, s: float) -> np.ndarray:
+        n = round(s * rate)
+        return np.asarray(a + (b - a) * min_jerk(np.arange(n) / n))
+
+    def rest(a: float, s: float) -> np.ndarray:
+        return np.full(round(s * rate), a)
+
+    parts = [move(3.5, 1.0, 0.3), move(1.0, 3.5, 0.3), rest(3.5, 2.0)]
+    parts += [move(3.5, 10.0, 1.5), rest(10.0, 1.0), move(10.0, 3.5, 1.5), rest(3.5, 1.5)]
+    parts += [move(3.5, 10.0, 1.5), rest(10.0, 1.0), move(10.0, 0.0, 1.5), rest(0.0, 15.0)]
+    for _ in range(3):
+        parts += [move(0.0, 10.0, 1.5), rest(10.0, 1.0), move(10.0, 0.0, 1.5), rest(0.0, 1.5)]
+    phi = np.concatenate(parts)
+    band = CoreSettings().segmentation.scale_ratio  # as the core wires it
+    tracker = ReferenceTracker(rate, end_band_ratio=band)
+    settled_at = int(np.flatnonzero(phi == 0.0)[0])
+    drifted_rest = round(0.6 * rate)
+    for opened_at_rest, first_at_most in ((True, 0), (False, drifted_rest + round(rate))):
+        side = tracker._neutral_side(phi, np.zeros_like(phi), opened_at_rest, rate)
+        assert side is not None
+        level, _, first, _, _ = side
+        assert level == pytest.approx(0.0, abs=0.5)
+        assert first <= first_at_most < settled_at
 
 
 def test_fast_and_wide_reps_are_each_counted_once() -> None:

@@ -789,8 +789,8 @@ class ReferenceTracker:
             # Off the plane: up's tilt from neutral's, as measuring finds it.
             elev = np.degrees(np.arccos(np.clip(dot3(up_lp, up0), -1.0, 1.0)))
         elev0 = float(elev[near_k])
-        # Released from the first rest at the start position (what came before it was no
-        # rep from there), and after the limb was last where no rep goes (as measuring
+        # Released from the first rest on the start position's side (what came before it
+        # was no rep from there), and after the limb was last where no rep goes (as measuring
         # would find it: behind neutral, beyond the range, at rest further off the plane
         # than along it), from its next rest at neutral.
         release = first_rest
@@ -901,7 +901,8 @@ class ReferenceTracker:
         """Where the start position is, and where the limb rests.
 
         Neutral's level, the working direction (+1 up the angle), the first sample at
-        rest there, which samples are at rest, and the indices of those at rest there.
+        rest on its side of the range's middle, which samples are at rest, and the indices
+        of those at rest at neutral.
         None if there is no start position yet.
 
         The start position is the end of the range the limb goes out from and comes back
@@ -973,8 +974,12 @@ class ReferenceTracker:
             return None
         mask = still & (ends == side)
         level = float(median(phi[mask]))
-        # Measured from the first rest there, or from the opening if it rested there.
-        first = 0 if opens_at_rest and ends[0] == side else int(mask.argmax())
+        # Measured from the first rest on neutral's side of the range's middle, or from the
+        # opening if it rested there: between rests, a resting level drifts by more than
+        # the end band (real people: 3-12 deg over a block, on ranges of 9-40 deg).
+        start_end = hi if side > 0 else lo
+        homeward = side * (phi - start_end) > -_NEARER_FAR * span
+        first = 0 if opens_at_rest and homeward[0] else int((still & homeward).argmax())
         return level, float(-side), first, still, np.flatnonzero(mask)
 
     # -- references ----------------------------------------------------------------

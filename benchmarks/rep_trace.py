@@ -2,14 +2,15 @@
 
     .venv/bin/python benchmarks/rep_trace.py [MATCH] [--variant FAMILY:K] [--from S] [--to S]
 
-For each real recording whose name (`s1/e5/test`, `s2/e4/template`, ...) contains MATCH
-(all of them by default), the core runs in `auto` mode as `robustness.py` runs it, with
-its decision traces on, and prints its calibrations, its reps (start, end, range, hold,
-flags, recovered) and each decision of the reference and acceptance stages (why a
-candidate was dropped, held or released; when a reference was found or lost), in time
-order. `--variant crop:3` (or tempo:0, noise:1, ...) runs that robustness variant
-instead, with times given as in the original recording. No target: run it before and
-after a change and diff the two outputs to see which reps moved, and why.
+For each real recording whose name as `robustness.py` prints it (`s1/e5/u3/test.txt`,
+`s2/e4/u3/template_session.txt`, ...) contains MATCH (all of them by default), the core
+runs in `auto` mode as `robustness.py` runs it, with its decision traces on, and prints
+its calibrations, its reps (start, end, range, hold, flags, recovered) and each decision
+of the reference and acceptance stages (why a candidate was dropped, held or released;
+when a reference was found or lost), in time order. `--variant crop:3` (or tempo:0,
+noise:1, ...) runs that robustness variant instead, with times given as in the original
+recording. No target: run it before and after a change and diff the two outputs to see
+which reps moved, and why.
 """
 
 import argparse
@@ -18,13 +19,7 @@ import numpy as np
 
 from hipsense.motion import Calibration, MotionCore, RepEvent
 from hipsense.recording import Recording
-from robustness import DATASETS, build_tasks, load, original, recordings, transform
-
-
-def name_of(subject: str, path: str) -> str:
-    """`s1/e5/test` for a recording's path."""
-    parts = path.split("/")
-    return f"{subject}/{parts[-3]}/{parts[-1].split('_')[0].removesuffix('.txt')}"
+from robustness import DATASETS, build_tasks, load, name_of, original, recordings, transform
 
 
 def trace(rec: Recording, offset_s: float, scale: float) -> list[tuple[float, str]]:
